@@ -1,0 +1,143 @@
+"""Run folders: tables (CSV, Markdown, JSON), a manifest and figures, written atomically.
+
+A run writes into a hidden temporary folder beside its target and renames it into place only when every
+file is complete, so a failed or interrupted run leaves no half-written folder and an earlier folder of the
+same name is replaced whole or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqrtdk.errors import InputError
+
+
+def config_hash(experiment: str, config: Mapping[str, Any]) -> str:
+    """Short hash of the resolved config: runs with different parameters get different folders."""
+    text = json.dumps({"experiment": experiment, "config": config}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def check_writable(out: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{option}: {str(out)!r} is not allowed; it is a file, and a folder is needed")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"{option}: {str(out)!r} is not allowed; {str(probe)!r} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{option}: {str(out)!r} is not allowed; {str(probe)!r} is not writable")
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe value: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value
+
+
+def to_json(document: Any) -> str:
+    return json.dumps(clean(document), indent=2, allow_nan=False) + "\n"
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v)
+                         for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def fmt(value: Any) -> str:
+    """A number as a reader wants it in a table: 5 significant digits, empty when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.5g}"
+    return str(value)
+
+
+def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
+    lines += ["| " + " | ".join(fmt(row[k]) for k in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def versions() -> dict[str, str]:
+    import matplotlib
+    import numpy
+    import scipy
+
+    from sqrtdk import __version__
+
+    return {"sqrtdk": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "matplotlib": matplotlib.__version__}
+
+
+def git_state() -> dict[str, Any] | None:
+    """Commit and dirty flag of the checkout sqrtdk runs from, or None outside a checkout."""
+    source = Path(__file__).resolve().parent.parent
+    if not (source / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def manifest(experiment: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    return {"experiment": experiment, "config": dict(config), "seed": config.get("seed"),
+            "versions": versions(), "git": git_state()}
+
+
+def write_run(folder: Path, files: Mapping[str, Callable[[Path], None]]) -> list[str]:
+    """Create `folder` atomically: each writer writes its file into a temporary folder, then one rename.
+
+    Returns the written paths, sorted.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for name, write in files.items():
+            write(staging / name)
+        if folder.exists():
+            retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
+            os.rename(folder, retired)
+            os.rename(staging, folder)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.rename(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return sorted(str(folder / name) for name in files)
+
+
+def text_writer(text: str) -> Callable[[Path], None]:
+    return lambda path: path.write_text(text, encoding="utf-8")

@@ -1,0 +1,135 @@
+"""The command line: exit codes, one-line errors, the JSON contract, what is written and what is not."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sqrtdk.cli import main
+
+
+def run(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+BAD = [
+    (["variance", "--dim", "0"], "--dim", "'0' is not allowed; d_k must be an integer from 1 to 65536"),
+    (["variance", "--dim", "-3"], "--dim", "'-3' is not allowed"),
+    (["variance", "--dim", "abc"], "--dim", "'abc' is not allowed"),
+    (["variance", "--dim", "70000"], "--dim", "from 1 to 65536"),
+    (["variance", "--dim", "2.5"], "--dim", "'2.5' is not allowed"),
+    (["variance", "--dim", "16,,64"], "--dim", "'16,,64' is not allowed"),
+    (["variance", "--samples", "0"], "--samples", "'0' is not allowed"),
+    (["variance", "--samples", "many"], "--samples", "must be an integer"),
+    (["variance", "--std", "0"], "--std", "'0' is not allowed; the std must be a finite number > 0"),
+    (["variance", "--std", "-1"], "--std", "'-1' is not allowed"),
+    (["variance", "--std", "nan"], "--std", "'nan' is not allowed"),
+    (["variance", "--std", "inf"], "--std", "'inf' is not allowed"),
+    (["variance", "--mean", "nan"], "--mean", "'nan' is not allowed; the mean must be a finite number"),
+    (["variance", "--mean", "-inf"], "--mean", "'-inf' is not allowed"),
+    (["variance", "--seed", "-1"], "--seed", "'-1' is not allowed"),
+    (["variance", "--bogus", "1"], "--bogus", "No such option"),
+    (["check", "--tol", "0"], "--tol", "'0' is not allowed"),
+    (["check", "--tol", "1.5"], "--tol", "< 1"),
+    (["check", "--std", "0"], "--std", "'0' is not allowed"),
+]
+
+
+@pytest.mark.parametrize("argv,option,message", BAD, ids=[" ".join(a) for a, _, _ in BAD])
+def test_bad_input_one_line_exit_2_nothing_written(capsys, tmp_path, argv, option, message):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "earlier.txt").write_text("kept")
+    extra = ["--out", str(out)] if argv[0] == "variance" else []
+    code, stdout, stderr = run(capsys, *argv, *extra)
+    assert code == 2
+    assert stdout == ""
+    assert len(stderr.strip().splitlines()) == 1
+    assert option in stderr and message in stderr
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["earlier.txt"]
+    assert (out / "earlier.txt").read_text() == "kept"
+
+
+def test_out_that_is_a_file(capsys, tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    for out in (target, target / "below"):
+        code, stdout, stderr = run(capsys, "variance", "--samples", "100", "--out", str(out))
+        assert code == 2 and stdout == ""
+        assert "--out" in stderr and "is a file" in stderr and len(stderr.splitlines()) == 1
+    assert target.read_text() == "x"
+
+
+def test_variance_json_contract(capsys, tmp_path):
+    code, stdout, stderr = run(capsys, "variance", "--dim", "64", "--json", "--no-plot", "--out", str(tmp_path))
+    assert code == 0
+    doc = json.loads(stdout)  # exactly one JSON document and nothing else
+    assert set(doc) == {"experiment", "version", "config", "rows", "files"}
+    assert doc["experiment"] == "variance" and doc["config"]["dim"] == [64]
+    rows = {r["scaling"]: r for r in doc["rows"]}
+    assert rows["sqrt"]["variance_ci_low"] < 1 < rows["sqrt"]["variance_ci_high"]
+    assert rows["none"]["variance_ci_low"] < 64 < rows["none"]["variance_ci_high"]
+    assert rows["sqrt"]["variance_ci_high"] - rows["sqrt"]["variance_ci_low"] < 0.02  # +-1% at 99.9%
+    for key in ("d_k", "scaling", "n_scores", "mean", "variance", "variance_ci_low", "variance_ci_high",
+                "theory_mean", "theory_variance", "excess_kurtosis", "theory_excess_kurtosis"):
+        assert key in rows["sqrt"]
+    names = sorted(Path(f).name for f in doc["files"])
+    assert names == ["manifest.json", "rows.csv", "rows.json", "rows.md"]
+    assert all(Path(f).exists() for f in doc["files"])
+    manifest = json.loads(Path(doc["files"][0]).with_name("manifest.json").read_text())
+    assert manifest["config"] == doc["config"] and manifest["seed"] == 0
+    assert {"sqrtdk", "python", "numpy", "scipy", "matplotlib"} <= set(manifest["versions"])
+
+
+def test_variance_figures_and_theory_with_mean(capsys, tmp_path):
+    code, stdout, _ = run(capsys, "variance", "--dim", "16,64", "--std", "2", "--mean", "0.5",
+                          "--samples", "300000", "--json", "--out", str(tmp_path))
+    assert code == 0
+    doc = json.loads(stdout)
+    names = {Path(f).name for f in doc["files"]}
+    assert {"variance_vs_dk.png", "variance_vs_dk.svg", "histogram_dk16.png", "histogram_dk64.svg"} <= names
+    for row in doc["rows"]:
+        assert row["variance_ci_low"] < row["theory_variance"] < row["variance_ci_high"]
+    # different parameters, different folder
+    run(capsys, "variance", "--dim", "16", "--samples", "1000", "--no-plot", "--quiet", "--out", str(tmp_path))
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 2
+
+
+def test_table_on_stdout(capsys, tmp_path):
+    code, stdout, _ = run(capsys, "variance", "--samples", "10000", "--no-plot", "--out", str(tmp_path))
+    assert code == 0 and "99.9% interval" in stdout and "sqrt" in stdout
+    code, stdout, stderr = run(capsys, "variance", "--samples", "10000", "--no-plot", "--quiet",
+                               "--out", str(tmp_path))
+    assert code == 0 and stdout == "" and stderr == ""
+
+
+def test_check_passes(capsys):
+    code, stdout, stderr = run(capsys, "check", "--json")
+    doc = json.loads(stdout)
+    assert code == 0 and all(r["passed"] for r in doc["rows"])
+    assert [r["d_k"] for r in doc["rows"]] == [2**i for i in range(11)]
+
+
+def test_check_can_fail(capsys):
+    code, stdout, stderr = run(capsys, "check", "--std", "1.1", "--dim", "4,64")
+    assert code == 1
+    assert "FAIL" in stdout
+    assert stderr.strip() == "sqrtdk: check failed: the scaled variance's 99.9% interval leaves " \
+                             "[0.95, 1.05] at d_k = 4, 64"
+
+
+def test_cli_import_is_light():
+    code = ("import sys, sqrtdk.cli; heavy = {'numpy', 'scipy', 'matplotlib'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_exits_0(capsys):
+    code, stdout, _ = run(capsys, "variance", "--help")
+    assert code == 0 and "--dim" in stdout

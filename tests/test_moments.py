@@ -1,0 +1,41 @@
+"""Streaming moments against numpy and scipy on the same data."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sqrtdk.moments import Moments, add_in_order, batch_means, block_power_sums
+
+
+def test_power_sums_give_numpy_moments():
+    rng = np.random.default_rng(1)
+    x = rng.gamma(2.0, 3.0, size=(10, 50)).astype(np.float32) + 1000  # large mean, skewed
+    sums = np.zeros(4)
+    for block in np.split(x, 5):
+        sums = add_in_order(sums, block_power_sums(block[None, ...], shift=1006.0))
+    m = Moments.from_power_sums(x.size, sums, shift=1006.0)
+    flat = x.astype(np.float64).ravel()
+    assert m.mean == pytest.approx(flat.mean(), rel=1e-12)
+    assert m.variance == pytest.approx(flat.var(ddof=1), rel=1e-9)
+    assert m.excess_kurtosis == pytest.approx(stats.kurtosis(flat), rel=1e-7)
+    scaled = m.scaled(0.5)
+    assert scaled.variance == pytest.approx(0.25 * m.variance)
+    assert scaled.excess_kurtosis == pytest.approx(m.excess_kurtosis)
+
+
+def test_batch_means_interval_is_t_interval():
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    est = batch_means(2.5, values, 0.95)
+    se = values.std(ddof=1) / 2
+    assert est.se == pytest.approx(se)
+    assert est.ci_high - 2.5 == pytest.approx(stats.t.ppf(0.975, 3) * se)
+
+
+def test_add_in_order_is_sequential():
+    # in float64, ((0 + 1e16) + 1) - 1e16 = 0 but 1e16 - 1e16 + 1 = 1: the order shows in the result
+    rows = np.array([[1e16, 0, 0, 0], [1.0, 0, 0, 0], [-1e16, 0, 0, 0]] * 3)
+    assert add_in_order(np.zeros(4), rows)[0] == 0.0
+    total = np.zeros(4)
+    for row in rows:
+        total = total + row
+    assert np.array_equal(add_in_order(np.zeros(4), rows), total)
