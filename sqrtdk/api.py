@@ -68,11 +68,39 @@ def _check_rows(p: Any, samples: Sequence[Any]) -> list[dict]:
     return rows
 
 
+def _attention(kind: str, level_key: str) -> Experiment:
+    def tasks(p: Any) -> list[dict]:
+        return [{"kind": kind, "d_k": d, "seq_len": n, "samples": p.samples, "mean": p.mean, "std": p.std,
+                 "seed": p.seed, "level": getattr(p, level_key)} for d in p.dim for n in p.seq_len]
+
+    def run_task(**task: Any) -> Any:
+        from sqrtdk.attention import sample_rows
+
+        return sample_rows(**task)
+
+    def rows(p: Any, samples: Sequence[Any]) -> list[dict]:
+        from sqrtdk.attention import attention_rows
+
+        return [row for s in samples for row in attention_rows(s, p.mean, p.std)]
+
+    def figures(p: Any, samples: Sequence[Any], rows: Sequence[dict]) -> dict[str, Callable[[], Any]]:
+        from sqrtdk import attention, plots
+
+        metrics = attention.SATURATION if kind == "saturation" else attention.GRADIENT
+        title = ("Softmax saturation" if kind == "saturation" else "Softmax Jacobian and gradients")
+        return {f"{kind}_vs_dk": lambda: plots.metric_grid(rows, metrics, title, p.mean, p.std)}
+
+    return Experiment(kind, schema.SaturationParams if kind == "saturation" else schema.GradientParams,
+                      tasks, run_task, rows, figures)
+
+
 EXPERIMENTS = {
     "variance": Experiment("variance", schema.VarianceParams, _variance_tasks, _variance_run,
                            _variance_rows, _variance_figures),
     "check": Experiment("check", schema.CheckParams, _variance_tasks, _variance_run, _check_rows,
                         lambda p, s, r: {}),
+    "saturation": _attention("saturation", "threshold"),
+    "gradient": _attention("gradient", "eps"),
 }
 
 
@@ -150,7 +178,7 @@ def run_params(experiment: str, params: Any, progress: Callable[[int, int], None
 
 
 def run(experiment: str, **params: Any) -> Result:
-    """Run `experiment` ("variance", "check") with keyword parameters; lists where the schema sweeps."""
+    """Run `experiment` ("variance", "check", "saturation", "gradient") with keyword parameters; lists where the schema sweeps."""
     if experiment not in EXPERIMENTS:
         from sqrtdk.errors import InputError
 

@@ -142,6 +142,8 @@ def _check(raw: dict[str, Any], json: bool, quiet: bool) -> None:
 
 
 _command("variance", schema.VarianceParams, [OUT, JSON, QUIET, NO_PLOT], _experiment("variance"))
+_command("saturation", schema.SaturationParams, [OUT, JSON, QUIET, NO_PLOT], _experiment("saturation"))
+_command("gradient", schema.GradientParams, [OUT, JSON, QUIET, NO_PLOT], _experiment("gradient"))
 _command("check", schema.CheckParams, [JSON, QUIET], _check)
 
 
@@ -151,7 +153,8 @@ def _table(experiment: str, rows: list[dict]):
     from sqrtdk.output import fmt
 
     def pm(row: dict, key: str) -> str:
-        return f"{fmt(row[key])} ± {fmt(row[key + '_se'])}" if row[key] is not None else ""
+        value, se = row[key], row[key + "_se"]
+        return "" if value is None else f"{value:.5g} ± {se:.2g}"
 
     if experiment == "check":
         table = Table(title="Scaled variance: 99.9% interval against the allowed band")
@@ -162,6 +165,23 @@ def _table(experiment: str, rows: list[dict]):
                           f"[{fmt(r['variance_ci_low'])}, {fmt(r['variance_ci_high'])}]",
                           f"[{fmt(r['allowed_low'])}, {fmt(r['allowed_high'])}]",
                           "pass" if r["passed"] else "FAIL")
+        return table
+    if experiment in ("saturation", "gradient"):
+        from sqrtdk.attention import GRADIENT, SATURATION
+
+        metrics = SATURATION if experiment == "saturation" else GRADIENT
+        extra = ("theory_entropy", "theory_participation") if experiment == "saturation" else ()
+        table = Table(title=f"{experiment.capitalize()}: mean over query rows ± standard error")
+        short = {"entropy_ratio_mean": "H / ln n", "effective_tokens_mean": "exp(H)", "entropy_mean": "H",
+                 "participation_mean": "1/sum p²", "saturated_fraction": "saturated",
+                 "jacobian_diag_max_mean": "max p(1-p)", "vanishing_fraction": "vanishing"}
+        for head in ("d_k", "n", "scaling", "logit sd") + tuple(short.get(m, m.removesuffix("_mean"))
+                                                                for m in metrics) \
+                + tuple(e.replace("theory_", "theory ") for e in extra):
+            table.add_column(head, justify="right")
+        for r in rows:
+            table.add_row(str(r["d_k"]), str(r["seq_len"]), r["scaling"], fmt(r["logit_std"]),
+                          *(pm(r, m) for m in metrics), *(fmt(r[e]) for e in extra))
         return table
     table = Table(title="Scores c·q.k: measured (± standard error) against theory")
     for head in ("d_k", "scaling", "scores", "mean", "theory", "variance", "99.9% interval", "theory",

@@ -119,3 +119,84 @@ def variance_figure(rows: Sequence[dict]):
                        "so their ratios coincide", fontsize=8)
     ax_ratio.grid(True, which="major", alpha=0.3)
     return fig
+
+
+METRIC_LABELS = {
+    "max_prob_mean": "mean of max_j p_j", "entropy_mean": "entropy (nats)",
+    "entropy_ratio_mean": "entropy / ln n", "effective_tokens_mean": "exp(entropy)",
+    "participation_mean": "1 / sum p^2", "saturated_fraction": "fraction with max p >= threshold",
+    "jacobian_fro_mean": "||diag(p) - p p^T||_F", "jacobian_diag_max_mean": "max_j p_j (1 - p_j)",
+    "grad_logits_mean": "||dL/ds_i||", "grad_q_mean": "||dL/dq_i||",
+    "vanishing_fraction": "fraction with ||J||_F < eps",
+}
+THEORY_KEYS = {"entropy_mean": "theory_entropy", "participation_mean": "theory_participation",
+               "jacobian_fro_mean": "uniform_jacobian_fro"}
+LOG_Y = {"effective_tokens_mean", "participation_mean", "jacobian_fro_mean", "jacobian_diag_max_mean",
+         "grad_logits_mean"}
+SEQ_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, mean: float, std: float):
+    """Each metric against d_k (log2 axis), a line per scaling and sequence length, with 95% error bars.
+
+    Dashed: the theory where it holds (random-energy-model forms for entropy and 1/sum p^2; the uniform
+    row's ||J||_F as a reference). Dotted vertical: the d_k where the unscaled logit spread reaches
+    s_c = sqrt(2 ln n), beyond which the softmax freezes onto a few keys.
+    """
+    import matplotlib
+
+    matplotlib.rcParams["svg.hashsalt"] = "sqrtdk"
+    from matplotlib.figure import Figure
+
+    ncols = 3
+    nrows = math.ceil(len(metrics) / ncols)
+    fig = Figure(figsize=(13.0, 3.6 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    seq_lens = sorted({r["seq_len"] for r in rows})
+    scalings = [s for s in SCALING_COLOURS if any(r["scaling"] == s for r in rows)]
+    for ax, metric in zip(axes, metrics):
+        for scaling in scalings:
+            for marker, n in zip(SEQ_MARKERS, seq_lens):
+                sel = sorted((r for r in rows if r["scaling"] == scaling and r["seq_len"] == n
+                              and r[metric] is not None), key=lambda r: r["d_k"])
+                if not sel:
+                    continue
+                d = np.array([r["d_k"] for r in sel], dtype=float)
+                y = np.array([r[metric] for r in sel])
+                err = 1.96 * np.array([r[metric + "_se"] for r in sel])
+                label = SCALING_LABELS[scaling] + (f", n = {n}" if len(seq_lens) > 1 else "")
+                ax.errorbar(d, y, yerr=err, fmt=marker + "-", ms=4, lw=1.2, capsize=2,
+                            color=SCALING_COLOURS[scaling], label=label)
+                key = THEORY_KEYS.get(metric)
+                pts = [(r["d_k"], r[key]) for r in sel if key and r.get(key) is not None]
+                if pts and key == "uniform_jacobian_fro":
+                    if scaling == scalings[0]:
+                        ax.plot(*zip(*pts), ls="--", lw=1.0, color="0.45",
+                                label="uniform row: sqrt(n-1)/n" if n == seq_lens[0] else None)
+                elif pts:
+                    ax.plot(*zip(*pts), ls="--", lw=1.0, color=SCALING_COLOURS[scaling], alpha=0.8,
+                            label="theory (random-energy model)" if n == seq_lens[0] else None)
+        d_all = [r["d_k"] for r in rows]
+        for n in seq_lens:
+            # unscaled logit spread sqrt(d (sigma^4 + sigma^2 mu^2)) reaches sqrt(2 ln n) at d_c
+            d_c = 2 * math.log(n) / (std * std * (std * std + mean * mean)) if n > 1 else 0.0
+            if min(d_all) <= d_c <= max(d_all):
+                ax.axvline(d_c, color=SCALING_COLOURS["none"], ls=":", lw=0.9, alpha=0.7)
+        ax.set_xscale("log", base=2)
+        if metric in LOG_Y:
+            ax.set_yscale("log")
+        ax.set_xlabel("d_k")
+        ax.set_title(METRIC_LABELS[metric], fontsize=10)
+        ax.grid(True, alpha=0.3)
+    handles = {}
+    for ax in axes[:len(metrics)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4, fontsize=8)
+    for ax in axes[len(metrics):]:
+        ax.set_axis_off()
+    d_c = {n: 2 * math.log(n) / (std * std * (std * std + mean * mean)) for n in seq_lens if n > 1}
+    crossing = ", ".join(f"n = {n}: d_k = {v:.3g}" for n, v in d_c.items())
+    fig.suptitle(f"{title}; error bars 95%. The unscaled logit spread reaches s_c = sqrt(2 ln n) at "
+                 f"{crossing} (dotted where in range)", fontsize=10)
+    return fig

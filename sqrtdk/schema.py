@@ -130,6 +130,42 @@ class CheckParams:
     std: float = std_field()
 
 
+def seq_len_field() -> Any:
+    return param((128,), "sequence length n: keys each query attends over (and queries per trial)",
+                 integer(1, 16384, "the sequence length"), sweep=True, metavar="INT")
+
+
+def rows_field() -> Any:
+    return param(2**14, "query rows per point, in whole trials of n rows",
+                 integer(1, MAX_SAMPLES, "the number of query rows"), metavar="INT")
+
+
+@dataclass(frozen=True)
+class SaturationParams:
+    """`sqrtdk saturation`: how far softmax(c Q K^T) concentrates on one key, across d_k and n."""
+    dim: tuple[int, ...] = dim_field((16, 64, 256, 1024))
+    seq_len: tuple[int, ...] = seq_len_field()
+    samples: int = rows_field()
+    seed: int = seed_field()
+    mean: float = mean_field()
+    std: float = std_field()
+    threshold: float = param(0.99, "a row is saturated when its largest weight is at least this",
+                             real("the threshold", lo=0.0, lo_open=True, hi=1.0))
+
+
+@dataclass(frozen=True)
+class GradientParams:
+    """`sqrtdk gradient`: size of the softmax Jacobian and of the gradients through it, across d_k and n."""
+    dim: tuple[int, ...] = dim_field((16, 64, 256, 1024))
+    seq_len: tuple[int, ...] = seq_len_field()
+    samples: int = rows_field()
+    seed: int = seed_field()
+    mean: float = mean_field()
+    std: float = std_field()
+    eps: float = param(1e-3, "a row's gradient vanishes when ||J||_F is below this",
+                       real("eps", lo=0.0, lo_open=True, hi=1.0))
+
+
 def fields(schema: type) -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(schema)
 

@@ -93,3 +93,45 @@ def density_mixture(x: np.ndarray, d_k: int, points: int = 4001) -> np.ndarray:
     x = np.atleast_1d(np.asarray(x, dtype=np.float64))
     log_normal = -0.5 * (x[:, None] ** 2) / r - 0.5 * np.log(2 * math.pi * r)  # (len(x), points)
     return np.exp(special.logsumexp(log_prior + log_normal, axis=1))
+
+
+# ---- softmax of one row of scores: the random-energy-model regime ----
+#
+# Given its query q, a row's logits c q.k_j are iid with spread s^2 = c^2 sigma^2 |q|^2 (the shared part
+# c mu sum_a q_a cancels in the softmax). For iid N(0, s^2) logits with s well below s_c = sqrt(2 ln n)
+# (random-energy-model asymptotics; see REFERENCE.md): E[entropy] ~ ln n - s^2/2 and
+# 1/sum p^2 ~ n exp(-s^2); above s_c the weights freeze onto a few keys. The forms below average these over
+# the query: |q|^2 / sigma^2 is noncentral chi-square with d_k degrees of freedom and noncentrality
+# d_k mu^2 / sigma^2.
+
+def critical_logit_std(n: int) -> float:
+    """s_c = sqrt(2 ln n): the logit spread where n iid normal logits freeze onto a few keys."""
+    return math.sqrt(2 * math.log(n))
+
+
+def logit_std(d_k: int, mean: float, std: float, c: float = 1.0) -> float:
+    """Root-mean-square within-row spread of the logits: sqrt(E[c^2 sigma^2 |q|^2])."""
+    return math.sqrt(c * c * std * std * d_k * (std * std + mean * mean))
+
+
+def rem_entropy(n: int, d_k: int, mean: float, std: float, c: float = 1.0) -> float | None:
+    """E[entropy] ~ ln n - E[s^2]/2, where the spread s is below s_c; None where it is not."""
+    s = logit_std(d_k, mean, std, c)
+    if n < 2 or s >= critical_logit_std(n):
+        return None
+    return math.log(n) - s * s / 2
+
+
+def rem_participation(n: int, d_k: int, mean: float, std: float, c: float = 1.0) -> float | None:
+    """E[1/sum p^2] ~ n E[exp(-s^2)], where 2 s is below s_c (the second moment must not freeze)."""
+    s = logit_std(d_k, mean, std, c)
+    if n < 2 or 2 * s >= critical_logit_std(n):
+        return None
+    t = -c * c * std**4  # exp(-s^2) = exp(t X), X = |q|^2 / sigma^2 ~ noncentral chi^2
+    noncentrality = d_k * mean * mean / (std * std)
+    return n * math.exp(noncentrality * t / (1 - 2 * t)) * (1 - 2 * t) ** (-d_k / 2)
+
+
+def uniform_jacobian_fro(n: int) -> float:
+    """||J||_F for the uniform row p = 1/n: sqrt(n - 1) / n."""
+    return math.sqrt(n - 1) / n

@@ -35,6 +35,14 @@ BAD = [
     (["variance", "--seed", "-1"], "--seed", "'-1' is not allowed"),
     (["variance", "--bogus", "1"], "--bogus", "No such option"),
     (["check", "--tol", "0"], "--tol", "'0' is not allowed"),
+    (["saturation", "--seq-len", "0"], "--seq-len", "'0' is not allowed; the sequence length must be"),
+    (["saturation", "--seq-len", "20000"], "--seq-len", "from 1 to 16384"),
+    (["saturation", "--threshold", "0"], "--threshold", "'0' is not allowed"),
+    (["saturation", "--threshold", "1.5"], "--threshold", "<= 1"),
+    (["saturation", "--dim", "0"], "--dim", "'0' is not allowed"),
+    (["gradient", "--eps", "-1"], "--eps", "'-1' is not allowed"),
+    (["gradient", "--std", "nan"], "--std", "'nan' is not allowed"),
+    (["gradient", "--samples", "0"], "--samples", "'0' is not allowed"),
     (["check", "--tol", "1.5"], "--tol", "< 1"),
     (["check", "--std", "0"], "--std", "'0' is not allowed"),
 ]
@@ -45,7 +53,7 @@ def test_bad_input_one_line_exit_2_nothing_written(capsys, tmp_path, argv, optio
     out = tmp_path / "results"
     out.mkdir()
     (out / "earlier.txt").write_text("kept")
-    extra = ["--out", str(out)] if argv[0] == "variance" else []
+    extra = ["--out", str(out)] if argv[0] != "check" else []
     code, stdout, stderr = run(capsys, *argv, *extra)
     assert code == 2
     assert stdout == ""
@@ -133,3 +141,15 @@ def test_cli_import_is_light():
 def test_help_exits_0(capsys):
     code, stdout, _ = run(capsys, "variance", "--help")
     assert code == 0 and "--dim" in stdout
+
+
+@pytest.mark.parametrize("kind,metric", [("saturation", "max_prob_mean"), ("gradient", "grad_q_mean")])
+def test_attention_commands(capsys, tmp_path, kind, metric):
+    code, stdout, _ = run(capsys, kind, "--dim", "16,256", "--seq-len", "8,32", "--samples", "512",
+                          "--json", "--out", str(tmp_path))
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["experiment"] == kind and len(doc["rows"]) == 2 * 2 * 2
+    for row in doc["rows"]:
+        assert row[metric] is not None and row[metric + "_se"] > 0
+    assert {Path(f).name for f in doc["files"]} >= {f"{kind}_vs_dk.png", f"{kind}_vs_dk.svg", "rows.csv"}
