@@ -197,6 +197,6 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, mean: 
         ax.set_axis_off()
     d_c = {n: 2 * math.log(n) / (std * std * (std * std + mean * mean)) for n in seq_lens if n > 1}
     crossing = ", ".join(f"n = {n}: d_k = {v:.3g}" for n, v in d_c.items())
-    fig.suptitle(f"{title}; error bars 95%. The unscaled logit spread reaches s_c = sqrt(2 ln n) at "
-                 f"{crossing} (dotted where in range)", fontsize=10)
+    fig.suptitle(f"{title} (error bars: 95%)\nDotted, where in range: the unscaled logit spread reaches "
+                 f"s_c = sqrt(2 ln n) ({crossing})", fontsize=10)
     return fig
