@@ -8,7 +8,6 @@ results (the table, or one JSON document with --json); everything else goes to s
 from __future__ import annotations
 
 import inspect
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -194,8 +193,15 @@ def _table(experiment: str, rows: list[dict]):
     return table
 
 
+INTERRUPTED = "sqrtdk: interrupted; nothing was written for the unfinished run"
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so unfinished run folders are removed, then exit 143."""
+
+
 def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -203,7 +209,11 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     code = 0
     try:
-        app(args=argv, prog_name="sqrtdk", standalone_mode=False)
+        returned = app(args=argv, prog_name="sqrtdk", standalone_mode=False)
+        if isinstance(returned, int) and returned:  # typer turns Ctrl-C into a returned 130
+            code = returned
+            if code == 130:
+                print(INTERRUPTED, file=sys.stderr)
     except InputError as error:
         print(f"sqrtdk: error: {error}", file=sys.stderr)
         code = 2
@@ -212,9 +222,9 @@ def main(argv: list[str] | None = None) -> None:
         code = 1
     except typer.Exit as done:
         code = done.exit_code
-    except (KeyboardInterrupt, typer.Abort):
-        print("sqrtdk: interrupted; nothing was written for the unfinished run", file=sys.stderr)
-        code = 130
+    except (KeyboardInterrupt, typer.Abort, Terminated) as stop:
+        print(INTERRUPTED, file=sys.stderr)
+        code = 143 if isinstance(stop, Terminated) else 130
     except OSError as error:
         print(f"sqrtdk: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
               file=sys.stderr)
@@ -226,4 +236,4 @@ def main(argv: list[str] | None = None) -> None:
         print(f"sqrtdk: error: {error.format_message()}", file=sys.stderr)
         code = 2
     sys.stdout.flush()
-    os._exit(code) if code == 130 else sys.exit(code)
+    sys.exit(code)

@@ -141,27 +141,26 @@ def rows_field() -> Any:
 
 
 @dataclass(frozen=True)
-class SaturationParams:
-    """`sqrtdk saturation`: how far softmax(c Q K^T) concentrates on one key, across d_k and n."""
+class AttentionParams:
+    """Shared by saturation and gradient: one attention matrix per trial, statistics per query row."""
     dim: tuple[int, ...] = dim_field((16, 64, 256, 1024))
     seq_len: tuple[int, ...] = seq_len_field()
     samples: int = rows_field()
     seed: int = seed_field()
     mean: float = mean_field()
     std: float = std_field()
+
+
+@dataclass(frozen=True)
+class SaturationParams(AttentionParams):
+    """`sqrtdk saturation`: how far softmax(c Q K^T) concentrates on one key, across d_k and n."""
     threshold: float = param(0.99, "a row is saturated when its largest weight is at least this",
                              real("the threshold", lo=0.0, lo_open=True, hi=1.0))
 
 
 @dataclass(frozen=True)
-class GradientParams:
+class GradientParams(AttentionParams):
     """`sqrtdk gradient`: size of the softmax Jacobian and of the gradients through it, across d_k and n."""
-    dim: tuple[int, ...] = dim_field((16, 64, 256, 1024))
-    seq_len: tuple[int, ...] = seq_len_field()
-    samples: int = rows_field()
-    seed: int = seed_field()
-    mean: float = mean_field()
-    std: float = std_field()
     eps: float = param(1e-3, "a row's gradient vanishes when ||J||_F is below this",
                        real("eps", lo=0.0, lo_open=True, hi=1.0))
 

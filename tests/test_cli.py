@@ -153,3 +153,22 @@ def test_attention_commands(capsys, tmp_path, kind, metric):
     for row in doc["rows"]:
         assert row[metric] is not None and row[metric + "_se"] > 0
     assert {Path(f).name for f in doc["files"]} >= {f"{kind}_vs_dk.png", f"{kind}_vs_dk.svg", "rows.csv"}
+
+
+@pytest.mark.parametrize("signum,code", [(2, 130), (15, 143)])
+def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code):
+    import signal
+    import time
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "earlier.txt").write_text("kept")
+    proc = subprocess.Popen([sys.executable, "-c", "from sqrtdk.cli import main; main()", "variance",
+                             "--dim", "64", "--samples", "100000000000", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # well inside the sampling, which would take hours
+    proc.send_signal(signal.Signals(signum))
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert stderr.strip().splitlines() == ["sqrtdk: interrupted; nothing was written for the unfinished run"]
+    assert sorted(p.name for p in out.iterdir()) == ["earlier.txt"]
