@@ -13,15 +13,14 @@ SCALING_COLOURS = {"none": "#d1495b", "sqrt": "#00798c"}
 SCALING_LABELS = {"none": "unscaled  q.k", "sqrt": "scaled  q.k / sqrt(d_k)"}
 
 
-def new_figure(width: float = 6.4, height: float = 4.2, ncols: int = 1):
+def new_figure(width: float, height: float):
+    """An empty figure (no pyplot, no GUI) whose SVG element ids are stable from run to run."""
     import matplotlib
 
-    matplotlib.rcParams["svg.hashsalt"] = "sqrtdk"  # stable SVG element ids
+    matplotlib.rcParams["svg.hashsalt"] = "sqrtdk"
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
-    axes = fig.subplots(1, ncols)
-    return fig, axes
+    return Figure(figsize=(width, height), layout="constrained")
 
 
 def save(fig, path: Path) -> None:
@@ -43,7 +42,8 @@ def histogram_figure(sample: Any, mean: float, std: float):
     d_k = sample.d_k
     density = sample.counts / (sample.n_scores * np.diff(sample.edges))  # of the unscaled scores
     exact = mean == 0.0
-    fig, (ax_both, ax_log) = new_figure(11.0, 4.2, ncols=2)
+    fig = new_figure(11.0, 4.2)
+    ax_both, ax_log = fig.subplots(1, 2)
 
     def overlay(ax, scaling: str, x_points: int = 800) -> None:
         c = theory.scale(d_k, scaling)
@@ -87,12 +87,7 @@ def histogram_figure(sample: Any, mean: float, std: float):
 
 def variance_figure(rows: Sequence[dict]):
     """Variance against d_k on log-log axes with theory, and below it measured / theory with 99.9% intervals."""
-    from matplotlib.figure import Figure
-
-    import matplotlib
-
-    matplotlib.rcParams["svg.hashsalt"] = "sqrtdk"
-    fig = Figure(figsize=(6.4, 5.6), layout="constrained")
+    fig = new_figure(6.4, 5.6)
     ax, ax_ratio = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.4])
     for offset, scaling in zip((0.97, 1.03), ("none", "sqrt")):
         sel = sorted((r for r in rows if r["scaling"] == scaling), key=lambda r: r["d_k"])
@@ -143,14 +138,9 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, mean: 
     row's ||J||_F as a reference). Dotted vertical: the d_k where the unscaled logit spread reaches
     s_c = sqrt(2 ln n), beyond which the softmax freezes onto a few keys.
     """
-    import matplotlib
-
-    matplotlib.rcParams["svg.hashsalt"] = "sqrtdk"
-    from matplotlib.figure import Figure
-
     ncols = 3
     nrows = math.ceil(len(metrics) / ncols)
-    fig = Figure(figsize=(13.0, 3.6 * nrows + 0.6), layout="constrained")
+    fig = new_figure(13.0, 3.6 * nrows + 0.6)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     seq_lens = sorted({r["seq_len"] for r in rows})
     scalings = [s for s in SCALING_COLOURS if any(r["scaling"] == s for r in rows)]
