@@ -138,12 +138,18 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, mean: 
     row's ||J||_F as a reference). Dotted vertical: the d_k where the unscaled logit spread reaches
     s_c = sqrt(2 ln n), beyond which the softmax freezes onto a few keys.
     """
+    from sqrtdk import theory
+
     ncols = 3
     nrows = math.ceil(len(metrics) / ncols)
     fig = new_figure(13.0, 3.6 * nrows + 0.6)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     seq_lens = sorted({r["seq_len"] for r in rows})
     scalings = [s for s in SCALING_COLOURS if any(r["scaling"] == s for r in rows)]
+    d_all = [r["d_k"] for r in rows]
+    # the unscaled logit spread grows like sqrt(d_k): it reaches s_c at d_k = (s_c / spread at d_k = 1)^2
+    crossings = {n: (theory.critical_logit_std(n) / theory.logit_std(1, mean, std)) ** 2
+                 for n in seq_lens if n > 1}
     for ax, metric in zip(axes, metrics):
         for scaling in scalings:
             for marker, n in zip(SEQ_MARKERS, seq_lens):
@@ -166,10 +172,7 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, mean: 
                 elif pts:
                     ax.plot(*zip(*pts), ls="--", lw=1.0, color=SCALING_COLOURS[scaling], alpha=0.8,
                             label="theory (random-energy model)" if n == seq_lens[0] else None)
-        d_all = [r["d_k"] for r in rows]
-        for n in seq_lens:
-            # unscaled logit spread sqrt(d (sigma^4 + sigma^2 mu^2)) reaches sqrt(2 ln n) at d_c
-            d_c = 2 * math.log(n) / (std * std * (std * std + mean * mean)) if n > 1 else 0.0
+        for d_c in crossings.values():
             if min(d_all) <= d_c <= max(d_all):
                 ax.axvline(d_c, color=SCALING_COLOURS["none"], ls=":", lw=0.9, alpha=0.7)
         ax.set_xscale("log", base=2)
@@ -185,8 +188,7 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, mean: 
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4, fontsize=8)
     for ax in axes[len(metrics):]:
         ax.set_axis_off()
-    d_c = {n: 2 * math.log(n) / (std * std * (std * std + mean * mean)) for n in seq_lens if n > 1}
-    crossing = ", ".join(f"n = {n}: d_k = {v:.3g}" for n, v in d_c.items())
+    crossing = ", ".join(f"n = {n}: d_k = {v:.3g}" for n, v in crossings.items())
     fig.suptitle(f"{title} (error bars: 95%)\nDotted, where in range: the unscaled logit spread reaches "
                  f"s_c = sqrt(2 ln n) ({crossing})", fontsize=10)
     return fig
