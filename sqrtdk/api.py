@@ -3,10 +3,11 @@
     >>> import sqrtdk
     >>> result = sqrtdk.run("variance", dim=[16, 64], seed=0)
     >>> result.rows[1]["variance"]          # scaled variance at d_k = 16
-    >>> result.write("results")             # tables, manifest and figures in results/variance-<hash>/
+    >>> result.write("results/runs")        # tables, manifest and figures in results/runs/variance-<hash>/
 
-Every experiment is a list of independent tasks, each a pure function of its parameters and its spawned
-seed; the command line, the configs and the study scripts all go through `run`.
+Any parameter may be a list: the grid of their values (the cartesian product) is expanded into
+independent tasks, each a pure function of its parameters and its spawned seed. The command line, the
+configs, `reproduce` and the study scripts all go through `run_params`.
 """
 
 from __future__ import annotations
@@ -17,109 +18,168 @@ from pathlib import Path
 from typing import Any
 
 from sqrtdk import output, schema
+from sqrtdk.errors import InputError
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """How one experiment turns its parameters into tasks, rows and figures."""
+    """How one experiment turns a task into measurements, rows and figures."""
     name: str
     schema: type
-    tasks: Callable[[Any], list[dict]]                 # params -> task parameters
-    run_task: Callable[..., Any]                       # task parameters -> task output
-    rows: Callable[[Any, Sequence[Any]], list[dict]]   # params, task outputs -> rows
-    figures: Callable[[Any, Sequence[Any], Sequence[dict]], dict[str, Callable[[], Any]]]
+    run_task: Callable[[Mapping[str, Any]], Any]              # task -> output (pure, seeded)
+    rows: Callable[[Mapping[str, Any], Any], list[dict]]     # task, output -> rows
+    figures: Callable[["Result"], dict[str, Callable[[], Any]]]
+    cost: Callable[[Mapping[str, Any]], float]               # rough relative run time of a task
 
 
-def _variance_tasks(p: Any) -> list[dict]:
-    return [{"d_k": d, "samples": p.samples, "mean": p.mean, "std": p.std, "seed": p.seed} for d in p.dim]
+# ---- variance and check ----
 
-
-def _variance_run(**task: Any) -> Any:
+def _variance_run(task: Mapping[str, Any]) -> Any:
     from sqrtdk.variance import sample_scores
 
-    return sample_scores(**task)
+    return sample_scores(task["dim"], task["samples"], task["mean"], task["std"], task["seed"])
 
 
-def _variance_rows(p: Any, samples: Sequence[Any]) -> list[dict]:
+def _variance_rows(task: Mapping[str, Any], sample: Any) -> list[dict]:
     from sqrtdk.variance import variance_rows
 
-    return [row for s in samples for row in variance_rows(s, p.mean, p.std)]
+    return variance_rows(sample, task["mean"], task["std"])
 
 
-def _variance_figures(p: Any, samples: Sequence[Any], rows: Sequence[dict]) -> dict[str, Callable[[], Any]]:
+def _variance_cost(task: Mapping[str, Any]) -> float:
+    from sqrtdk.variance import block_size
+
+    # per score: 2 d_k flops of product, 2 d_k / n normal draws and a constant for the reduction
+    return task["samples"] * (2 * task["dim"] + 30 * task["dim"] / block_size(task["dim"]) + 30)
+
+
+def _variance_figures(result: "Result") -> dict[str, Callable[[], Any]]:
     from sqrtdk import plots
 
-    figures = {f"histogram_dk{s.d_k}": (lambda s=s: plots.histogram_figure(s, p.mean, p.std)) for s in samples}
-    if len(samples) > 1:
-        figures["variance_vs_dk"] = lambda: plots.variance_figure(rows)
+    figures = {}
+    for task, sample in zip(result.tasks, result.outputs):
+        name = f"histogram_dk{task['dim']}" + result.suffix(task, skip=("dim",))
+        figures[name] = (lambda t=task, s=sample: plots.histogram_figure(s, t["mean"], t["std"],
+                                                                         result.label(t, skip=("dim",))))
+    if len(result.params.dim) > 1:
+        figures["variance_vs_dk"] = lambda: plots.variance_figure(result.rows, result.series_columns("dim"))
     return figures
 
 
-def _check_rows(p: Any, samples: Sequence[Any]) -> list[dict]:
+def _check_rows(task: Mapping[str, Any], sample: Any) -> list[dict]:
     from sqrtdk.variance import variance_rows
 
-    rows = []
-    for s in samples:
-        row = next(r for r in variance_rows(s, p.mean, p.std) if r["scaling"] == "sqrt")
-        passed = bool(1 - p.tol <= row["variance_ci_low"] and row["variance_ci_high"] <= 1 + p.tol)
-        rows.append({"d_k": s.d_k, "n_scores": s.n_scores, "variance": row["variance"],
-                     "variance_ci_low": row["variance_ci_low"], "variance_ci_high": row["variance_ci_high"],
-                     "allowed_low": 1 - p.tol, "allowed_high": 1 + p.tol, "passed": passed})
-    return rows
+    row = next(r for r in variance_rows(sample, task["mean"], task["std"]) if r["scaling"] == "sqrt")
+    tol = task["tol"]
+    passed = bool(1 - tol <= row["variance_ci_low"] and row["variance_ci_high"] <= 1 + tol)
+    return [{"d_k": sample.d_k, "n_scores": sample.n_scores, "variance": row["variance"],
+             "variance_ci_low": row["variance_ci_low"], "variance_ci_high": row["variance_ci_high"],
+             "allowed_low": 1 - tol, "allowed_high": 1 + tol, "passed": passed}]
 
 
-def _attention(kind: str, level_key: str) -> Experiment:
-    def tasks(p: Any) -> list[dict]:
-        return [{"kind": kind, "d_k": d, "seq_len": n, "samples": p.samples, "mean": p.mean, "std": p.std,
-                 "seed": p.seed, "level": getattr(p, level_key)} for d in p.dim for n in p.seq_len]
+# ---- saturation and gradient ----
 
-    def run_task(**task: Any) -> Any:
-        from sqrtdk.attention import sample_rows
+def _attention_run(task: Mapping[str, Any]) -> Any:
+    from sqrtdk.attention import sample_rows
 
-        return sample_rows(**task)
+    kind = "saturation" if "threshold" in task else "gradient"
+    return sample_rows(kind, task["dim"], task["seq_len"], task["samples"], task["mean"], task["std"],
+                       task["seed"], task["threshold"] if kind == "saturation" else task["eps"])
 
-    def rows(p: Any, samples: Sequence[Any]) -> list[dict]:
-        from sqrtdk.attention import attention_rows
 
-        return [row for s in samples for row in attention_rows(s, p.mean, p.std)]
+def _attention_rows(task: Mapping[str, Any], sample: Any) -> list[dict]:
+    from sqrtdk.attention import attention_rows
 
-    def figures(p: Any, samples: Sequence[Any], rows: Sequence[dict]) -> dict[str, Callable[[], Any]]:
+    return attention_rows(sample, task["mean"], task["std"])
+
+
+def _attention_cost(task: Mapping[str, Any]) -> float:
+    # per query row: n logits, each 2 d_k flops and about 60 for the softmax and its statistics
+    return task["samples"] * task["seq_len"] * (2 * task["dim"] + 60)
+
+
+def _attention_figures(kind: str) -> Callable[["Result"], dict[str, Callable[[], Any]]]:
+    def figures(result: "Result") -> dict[str, Callable[[], Any]]:
         from sqrtdk import attention, plots
 
         metrics = attention.SATURATION if kind == "saturation" else attention.GRADIENT
-        title = ("Softmax saturation" if kind == "saturation" else "Softmax Jacobian and gradients")
-        return {f"{kind}_vs_dk": lambda: plots.metric_grid(rows, metrics, title, p.mean, p.std)}
-
-    return Experiment(kind, schema.SaturationParams if kind == "saturation" else schema.GradientParams,
-                      tasks, run_task, rows, figures)
+        title = "Softmax saturation" if kind == "saturation" else "Softmax Jacobian and gradients"
+        out = {}
+        if len(result.params.dim) > 1 or len(result.params.seq_len) == 1:
+            out[f"{kind}_vs_dk"] = lambda: plots.metric_grid(result.rows, metrics, title, "d_k",
+                                                             result.series_columns("dim"))
+        if len(result.params.seq_len) > 1:
+            out[f"{kind}_vs_n"] = lambda: plots.metric_grid(result.rows, metrics, title, "seq_len",
+                                                            result.series_columns("seq_len"))
+        return out
+    return figures
 
 
 EXPERIMENTS = {
-    "variance": Experiment("variance", schema.VarianceParams, _variance_tasks, _variance_run,
-                           _variance_rows, _variance_figures),
-    "check": Experiment("check", schema.CheckParams, _variance_tasks, _variance_run, _check_rows,
-                        lambda p, s, r: {}),
-    "saturation": _attention("saturation", "threshold"),
-    "gradient": _attention("gradient", "eps"),
+    "variance": Experiment("variance", schema.VarianceParams, _variance_run, _variance_rows,
+                           _variance_figures, _variance_cost),
+    "saturation": Experiment("saturation", schema.SaturationParams, _attention_run, _attention_rows,
+                             _attention_figures("saturation"), _attention_cost),
+    "gradient": Experiment("gradient", schema.GradientParams, _attention_run, _attention_rows,
+                           _attention_figures("gradient"), _attention_cost),
+    "check": Experiment("check", schema.CheckParams, _variance_run, _check_rows, lambda result: {},
+                        _variance_cost),
 }
+
+
+def run_task(item: tuple[str, Mapping[str, Any]]) -> Any:
+    """One task of one experiment: what the executors run, here or in a worker process."""
+    experiment, task = item
+    return EXPERIMENTS[experiment].run_task(task)
+
+
+def _task_cost(item: tuple[str, Mapping[str, Any]]) -> float:
+    return EXPERIMENTS[item[0]].cost(item[1])
 
 
 @dataclass
 class Result:
-    """Rows and figures of one run of an experiment."""
+    """Rows and figures of one run of an experiment over its grid of tasks."""
     experiment: str
-    config: dict[str, Any]                  # resolved parameters, JSON-ready
-    rows: list[dict]
+    params: Any = field(repr=False)         # the validated schema instance
+    tasks: list[dict] = field(repr=False)   # one dict of scalar parameters per task, in grid order
     outputs: list[Any] = field(repr=False)  # per-task measurements, in task order
-    params: Any = field(repr=False)
+    rows: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            spec = EXPERIMENTS[self.experiment]
+            coords = schema.varying(self.params)
+            self.rows = [row for task, out in zip(self.tasks, self.outputs)
+                         for row in _with_coords(spec.rows(task, out), task, coords)]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The resolved parameters, TOML- and JSON-ready."""
+        return schema.resolved(self.params)
+
+    def series_columns(self, x: str) -> list[str]:
+        """Row columns of the varying axes other than `x`: what tells apart the lines of a figure."""
+        return [schema.column(f) for f in schema.varying(self.params) if f.name != x]
+
+    def label(self, task: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
+        """'std = 2, seed = 1': the task's values of the varying axes, for titles and legends."""
+        return ", ".join(f"{f.name} = {task[f.name]:g}" if isinstance(task[f.name], float)
+                         else f"{f.name} = {task[f.name]}"
+                         for f in schema.varying(self.params) if f.name not in skip)
+
+    def suffix(self, task: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
+        """'_std2_seed1': the same for file names."""
+        return "".join(f"_{f.name}{task[f.name]:g}" if isinstance(task[f.name], float)
+                       else f"_{f.name}{task[f.name]}"
+                       for f in schema.varying(self.params) if f.name not in skip)
 
     def figures(self) -> dict[str, Callable[[], Any]]:
         """Figure name -> function that draws it (a matplotlib Figure)."""
-        spec = EXPERIMENTS[self.experiment]
-        return spec.figures(self.params, self.outputs, self.rows)
+        return EXPERIMENTS[self.experiment].figures(self)
 
-    def folder_name(self) -> str:
-        return f"{self.experiment}-{output.config_hash(self.experiment, self.config)}"
+    def folder_name(self, stem: str | None = None) -> str:
+        return f"{stem or self.experiment}-{output.config_hash(self.experiment, self.config)}"
 
     def document(self, files: Sequence[str] = ()) -> dict[str, Any]:
         from sqrtdk import __version__
@@ -130,57 +190,104 @@ class Result:
     def to_json(self, files: Sequence[str] = ()) -> str:
         return output.to_json(self.document(files))
 
-    def write(self, out: str | Path, plot: bool = True, folder: str | None = None) -> list[str]:
-        """Write tables, manifest and (with `plot`) figures into out/<folder>, atomically."""
-        writers = {
-            "rows.csv": output.text_writer(output.to_csv(self.rows)),
-            "rows.md": output.text_writer(output.to_markdown(self.rows)),
-            "rows.json": output.text_writer(output.to_json(self.rows)),
-            "manifest.json": output.text_writer(output.to_json(output.manifest(self.experiment, self.config))),
+    def tables(self, manifest: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """File name -> text: the rows as CSV, Markdown and JSON, the resolved config and the manifest.
+
+        `manifest` replaces the default provenance (the git commit) with the caller's."""
+        provenance = {"git": output.git_state()} if manifest is None else dict(manifest)
+        return {
+            "rows.csv": output.to_csv(self.rows),
+            "rows.md": output.to_markdown(self.rows),
+            "rows.json": output.to_json(self.rows),
+            "config.toml": output.to_toml({"experiment": self.experiment, **self.config}),
+            "manifest.json": output.to_json(output.manifest(self.experiment, self.config, provenance)),
         }
+
+    def write(self, out: str | Path, plot: bool = True, folder: str | None = None,
+              manifest: Mapping[str, Any] | None = None, workers: int | None = 1) -> list[str]:
+        """Write tables, config, manifest and (with `plot`) figures into out/<folder>, atomically."""
+        target = Path(out) / (folder or self.folder_name())
+        return write_all([(self, target, manifest)], plot, workers)[0]
+
+
+def write_all(jobs: Sequence[tuple[Result, Path, Mapping[str, Any] | None]], plot: bool = True,
+              workers: int | None = None) -> list[list[str]]:
+    """Write each (result, folder, manifest): tables first, then every figure of every result drawn by
+    `workers` processes at once; each folder appears whole or not at all. Returns each folder's files."""
+    from sqrtdk import executors
+
+    staged: list[Path] = []
+    try:
+        for result, folder, manifest in jobs:
+            staged.append(output.stage(folder))
+            for name, text in result.tables(manifest).items():
+                (staged[-1] / name).write_text(text, encoding="utf-8")
         if plot:
-            for name, draw in self.figures().items():
-                figure = _Lazy(draw)
-                writers[name + ".png"] = figure.save
-                writers[name + ".svg"] = figure.save
-        return output.write_run(Path(out) / (folder or self.folder_name()), writers)
+            figures = [(result, name, staging) for (result, _, _), staging in zip(jobs, staged)
+                       for name in result.figures()]
+            executors.run_all(_render, figures, workers)
+        return [output.commit(staging, folder) for (_, folder, _), staging in zip(jobs, staged)]
+    finally:
+        for staging in staged:
+            output.discard(staging)  # nothing is left of a folder that was not committed
 
 
-class _Lazy:
-    """A figure drawn once, on first save, and saved in the format its path names."""
+def _render(item: tuple[Result, str, Path]) -> None:
+    """Draw one figure of a result and save it as PNG and SVG (in a worker process or here)."""
+    from sqrtdk import plots
 
-    def __init__(self, draw: Callable[[], Any]):
-        self.draw, self.figure = draw, None
-
-    def save(self, path: Path) -> None:
-        from sqrtdk import plots
-
-        if self.figure is None:
-            self.figure = self.draw()
-        plots.save(self.figure, path)
+    result, name, staging = item
+    figure = result.figures()[name]()
+    plots.save(figure, staging / f"{name}.png")
+    plots.save(figure, staging / f"{name}.svg")
 
 
-def parse(experiment: str, raw: Mapping[str, Any], label: Callable[[str], str] = schema.option_name) -> Any:
-    """Typed, validated parameters of `experiment` from raw values (strings, numbers or lists)."""
-    return schema.build(EXPERIMENTS[experiment].schema, raw, label)
+def _with_coords(rows: list[dict], task: Mapping[str, Any], coords: Sequence[Any]) -> list[dict]:
+    """Rows led by the task's values of the varying axes that the rows do not carry already."""
+    lead = {schema.column(f): task[f.name] for f in coords}
+    return [{**{k: v for k, v in lead.items() if k not in row}, **row} for row in rows]
 
 
-def run_params(experiment: str, params: Any, progress: Callable[[int, int], None] | None = None) -> Result:
-    """Run every task of `experiment` for validated `params`, in task order."""
-    spec = EXPERIMENTS[experiment]
-    tasks = spec.tasks(params)
-    outputs = []
-    for i, task in enumerate(tasks):
-        outputs.append(spec.run_task(**task))
-        if progress:
-            progress(i + 1, len(tasks))
-    return Result(experiment, schema.resolved(params), spec.rows(params, outputs), outputs, params)
-
-
-def run(experiment: str, **params: Any) -> Result:
-    """Run `experiment` ("variance", "check", "saturation", "gradient") with keyword parameters; lists where the schema sweeps."""
+def experiment_spec(experiment: str, label: str = "experiment") -> Experiment:
     if experiment not in EXPERIMENTS:
-        from sqrtdk.errors import InputError
+        raise InputError(f"{label}: {schema.show(experiment)} is not allowed; choose from "
+                         f"{', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[experiment]
 
-        raise InputError(f"experiment: {experiment!r} is not allowed; choose from {', '.join(EXPERIMENTS)}")
-    return run_params(experiment, parse(experiment, params, label=lambda k: k))
+
+def parse(experiment: str, raw: Mapping[str, Any], label: Callable[[str], str] = schema.option_name,
+          text: bool = True, base: Any = None) -> Any:
+    """Typed, validated parameters of `experiment` from raw values (command-line text, or typed values)."""
+    return schema.build(experiment_spec(experiment).schema, raw, label, text=text, base=base)
+
+
+def run_many(jobs: Sequence[tuple[str, Any]], workers: int | None = None, scheduler: str | None = None,
+             progress: Callable[[int, int], None] | None = None) -> list[Result]:
+    """Run several (experiment, params) jobs as one pool of tasks, so that workers stay busy across them."""
+    from sqrtdk import executors
+
+    grids = [schema.grid(params) for _, params in jobs]
+    items = [(name, task) for (name, _), tasks in zip(jobs, grids) for task in tasks]
+    outputs = executors.run_all(run_task, items, workers, scheduler, progress, cost=_task_cost)
+    results, start = [], 0
+    for (name, params), tasks in zip(jobs, grids):
+        results.append(Result(name, params, tasks, outputs[start:start + len(tasks)]))
+        start += len(tasks)
+    return results
+
+
+def run_params(experiment: str, params: Any, progress: Callable[[int, int], None] | None = None,
+               workers: int | None = None, scheduler: str | None = None) -> Result:
+    """Run every task of `experiment` for validated `params`; rows come in grid order."""
+    return run_many([(experiment, params)], workers, scheduler, progress)[0]
+
+
+def run(experiment: str, workers: int | None = 1, scheduler: str | None = None, **params: Any) -> Result:
+    """Run `experiment` ("variance", "saturation", "gradient", "check") with keyword parameters.
+
+    Any parameter may be a list (a grid axis). `workers` local processes (None: all cores) or a Dask
+    `scheduler` address run the tasks; the rows are the same whichever runs them.
+    """
+    experiment_spec(experiment)
+    return run_params(experiment, parse(experiment, params, label=lambda k: k, text=False),
+                      workers=workers, scheduler=scheduler)

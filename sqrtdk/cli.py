@@ -50,13 +50,21 @@ def _progress(enabled: bool) -> tuple[Any, Callable[[int, int], None] | None]:
     return bar, lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _run(experiment: str, raw: dict[str, Any], chatty: bool):
+def _workers(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return schema.Integer(1, 1024, "the number of workers").from_text(raw)
+    except InputError as error:
+        raise InputError(f"--workers: {error}") from None
+
+
+def _run(experiment: str, params: Any, chatty: bool, workers: str | None, scheduler: str | None):
     from sqrtdk import api
 
-    params = api.parse(experiment, raw)
     bar, progress = _progress(chatty)
     try:
-        return api.run_params(experiment, params, progress)
+        return api.run_params(experiment, params, progress, _workers(workers), scheduler)
     finally:
         if bar is not None:
             bar.stop()
@@ -65,28 +73,34 @@ def _run(experiment: str, raw: dict[str, Any], chatty: bool):
 def _schema_parameters(schema_cls: type) -> list[inspect.Parameter]:
     parameters = []
     for f in schema.fields(schema_cls):
-        sweep = f.metadata["sweep"]
-        shown = ",".join(map(str, f.default)) if sweep else str(f.default)
-        text = f.metadata["help"] + ("; repeatable, and comma lists" if sweep else "") + f"  [default: {shown}]"
+        shown = ",".join(map(str, f.default))
+        text = f.metadata["help"] + f"; repeatable, and comma lists  [default: {shown}]"
         option = typer.Option(None, schema.option_name(f.name), help=text, metavar=f.metadata["metavar"],
                               show_default=False)
-        annotation = Optional[list[str]] if sweep else Optional[str]
         parameters.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                            annotation=annotation))
+                                            annotation=Optional[list[str]]))
     return parameters
 
 
+def _option(name: str, annotation: Any, default: Any, flag: str, text: str, metavar: str | None = None):
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                             default=typer.Option(default, flag, help=text, metavar=metavar))
+
+
 def _flag(name: str, text: str) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                             default=typer.Option(False, "--" + name.replace("_", "-"), help=text))
+    return _option(name, bool, False, "--" + name.replace("_", "-"), text)
 
 
-OUT = inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=str,
-                        default=typer.Option("results", "--out", metavar="DIR",
-                                             help="results folder; each run writes <experiment>-<hash>/ in it"))
+RUNS = "results/runs"
+OUT = _option("out", str, RUNS, "--out", "folder for ad-hoc runs; each writes <name>-<hash>/ in it", "DIR")
 JSON = _flag("json", "print one JSON document (config, rows, files) on stdout and nothing else")
 QUIET = _flag("quiet", "no table, progress or notes; errors only")
 NO_PLOT = _flag("no_plot", "write the tables and manifest but no figures")
+WORKERS = _option("workers", Optional[str], None, "--workers",
+                  "local worker processes that run the tasks  [default: all cores]", "N")
+SCHEDULER = _option("scheduler", Optional[str], None, "--scheduler",
+                    "run the tasks on this Dask distributed scheduler (needs sqrtdk[dask])", "ADDRESS")
+EXECUTION = [WORKERS, SCHEDULER]
 
 
 def _command(name: str, schema_cls: type, extra: list[inspect.Parameter], body: Callable[..., None]) -> None:
@@ -105,92 +119,177 @@ def _command(name: str, schema_cls: type, extra: list[inspect.Parameter], body: 
     app.command(name)(command)
 
 
+def _finish(result: Any, out: str, stem: str | None, json: bool, quiet: bool, no_plot: bool,
+            chatty: bool, workers: str | None) -> None:
+    files = result.write(out, plot=not no_plot, folder=result.folder_name(stem), workers=_workers(workers))
+    if json:
+        sys.stdout.write(result.to_json(files))
+        if chatty:
+            _console(stderr=True).print(_table(result))
+    elif not quiet:
+        _console().print(_table(result))
+    if chatty:
+        _console(stderr=True).print(f"wrote {Path(files[0]).parent}/ ({len(files)} files)")
+
+
 def _experiment(name: str) -> Callable[..., None]:
-    def body(raw: dict[str, Any], out: str, json: bool, quiet: bool, no_plot: bool) -> None:
+    def body(raw: dict[str, Any], out: str, json: bool, quiet: bool, no_plot: bool, workers: str | None,
+             scheduler: str | None) -> None:
         from sqrtdk import api
         from sqrtdk.output import check_writable
 
-        api.parse(name, raw)  # every value is checked before any work or any write
+        params = api.parse(name, raw)  # every value is checked before any work or any write
+        _workers(workers)
         check_writable(Path(out))
         chatty = _chatty(quiet)
-        result = _run(name, raw, chatty)
-        files = result.write(out, plot=not no_plot)
-        if json:
-            sys.stdout.write(result.to_json(files))
-            if chatty:
-                _console(stderr=True).print(_table(name, result.rows))
-        elif not quiet:
-            _console().print(_table(name, result.rows))
-        if chatty:
-            _console(stderr=True).print(f"wrote {Path(files[0]).parent}/ ({len(files)} files)")
+        result = _run(name, params, chatty, workers, scheduler)
+        _finish(result, out, None, json, quiet, no_plot, chatty, workers)
     return body
 
 
-def _check(raw: dict[str, Any], json: bool, quiet: bool) -> None:
+def _check(raw: dict[str, Any], json: bool, quiet: bool, workers: str | None, scheduler: str | None) -> None:
+    from sqrtdk import api
+
+    params = api.parse("check", raw)
     chatty = _chatty(quiet)
-    result = _run("check", raw, chatty)
+    result = _run("check", params, chatty, workers, scheduler)
     if json:
         sys.stdout.write(result.to_json())
     elif not quiet:
-        _console().print(_table("check", result.rows))
+        _console().print(_table(result))
     failing = [r["d_k"] for r in result.rows if not r["passed"]]
     if failing:
-        tol = result.config["tol"]
-        raise Failed(f"check failed: the scaled variance's 99.9% interval leaves [{1 - tol:g}, {1 + tol:g}] "
+        tols = ", ".join(f"[{1 - t:g}, {1 + t:g}]" for t in params.tol)
+        raise Failed(f"check failed: the scaled variance's 99.9% interval leaves {tols} "
                      f"at d_k = {', '.join(map(str, failing))}")
 
 
-_command("variance", schema.VarianceParams, [OUT, JSON, QUIET, NO_PLOT], _experiment("variance"))
-_command("saturation", schema.SaturationParams, [OUT, JSON, QUIET, NO_PLOT], _experiment("saturation"))
-_command("gradient", schema.GradientParams, [OUT, JSON, QUIET, NO_PLOT], _experiment("gradient"))
-_command("check", schema.CheckParams, [JSON, QUIET], _check)
+_command("variance", schema.VarianceParams, [OUT, JSON, QUIET, NO_PLOT, *EXECUTION], _experiment("variance"))
+_command("saturation", schema.SaturationParams, [OUT, JSON, QUIET, NO_PLOT, *EXECUTION],
+         _experiment("saturation"))
+_command("gradient", schema.GradientParams, [OUT, JSON, QUIET, NO_PLOT, *EXECUTION], _experiment("gradient"))
+_command("check", schema.CheckParams, [JSON, QUIET, *EXECUTION], _check)
 
 
-def _table(experiment: str, rows: list[dict]):
+@app.command("run")
+def run_config(
+    config: str = typer.Argument(..., metavar="CONFIG", help="a TOML config, such as configs/variance_vs_dk.toml"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                             help="override a parameter of the config; repeatable"),
+    out: str = OUT.default, json: bool = JSON.default, quiet: bool = QUIET.default,
+    no_plot: bool = NO_PLOT.default, workers: Optional[str] = WORKERS.default,
+    scheduler: Optional[str] = SCHEDULER.default,
+) -> None:
+    """Run one config (with --set overrides); results go to <out>/<config name>-<hash>/."""
+    from sqrtdk import config as configs
+    from sqrtdk.output import check_writable
+
+    loaded = configs.load(config, configs.parse_sets(set_ or []))
+    _workers(workers)
+    check_writable(Path(out))
+    chatty = _chatty(quiet)
+    result = _run(loaded.experiment, loaded.params, chatty, workers, scheduler)
+    _finish(result, out, loaded.name, json, quiet, no_plot, chatty, workers)
+
+
+@app.command("reproduce")
+def reproduce_command(
+    config_dir: str = typer.Argument("configs", metavar="CONFIG_DIR", help="folder of TOML configs"),
+    out: str = typer.Option("results", "--out", metavar="DIR",
+                            help="canonical results folder: <config name>/ per config and README.md"),
+    check: bool = typer.Option(False, "--check", help="regenerate into a temporary folder and compare the "
+                               "tables with those in --out; exit 1 when they are stale"),
+    quiet: bool = QUIET.default, workers: Optional[str] = WORKERS.default,
+    scheduler: Optional[str] = SCHEDULER.default,
+) -> None:
+    """Run every config and rewrite the results folder and its generated report (README.md)."""
+    from sqrtdk import config as configs
+    from sqrtdk import reproduce
+    from sqrtdk.output import check_writable
+
+    loaded = configs.load_dir(config_dir)
+    target = Path(out)
+    if check and not target.is_dir():
+        raise InputError(f"--out: {out!r} is not allowed with --check; it is not a results folder")
+    executors = _workers(workers)
+    if not check:
+        check_writable(target)
+    chatty = _chatty(quiet)
+    bar, progress = _progress(chatty)
+    try:
+        results = reproduce.run(loaded, executors, scheduler, progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if check:
+        problems = reproduce.check(loaded, results, target)
+        if problems:
+            raise Failed(f"reproduce --check: {len(problems)} file(s) in {out}/ differ from what "
+                         f"{config_dir}/ produces now; run sqrtdk reproduce:\n" + "\n".join(problems))
+        if not quiet:
+            print(f"{out}/ is up to date with {config_dir}/ ({len(loaded)} configs)")
+        return
+    files = reproduce.write(loaded, results, target, workers=executors)
+    if not quiet:
+        for c, result in zip(loaded, results):
+            print(f"{target / c.name}/  {c.experiment}, {len(result.tasks)} tasks, {len(result.rows)} rows")
+        print(f"{target / 'README.md'}  ({len(files)} files written)")
+
+
+def _table(result: Any):
+    """The rows as a person reads them: the varying parameters first, then measured ± se against theory."""
     from rich.table import Table
 
     from sqrtdk.output import fmt
+
+    experiment, rows = result.experiment, result.rows
+    lead = [schema.column(f) for f in schema.varying(result.params)
+            if schema.column(f) not in ("d_k", "seq_len")]
 
     def pm(row: dict, key: str) -> str:
         value, se = row[key], row[key + "_se"]
         return "" if value is None else f"{value:.5g} ± {se:.2g}"
 
+    def table(title: str, heads: tuple[str, ...]) -> Any:
+        t = Table(title=title)
+        for head in (*lead, *heads):
+            t.add_column(head, justify="right")
+        return t
+
+    def add(t: Any, r: dict, *cells: str) -> None:
+        t.add_row(*(fmt(r[c]) for c in lead), *cells)
+
     if experiment == "check":
-        table = Table(title="Scaled variance: 99.9% interval against the allowed band")
-        for head in ("d_k", "scores", "variance", "99.9% interval", "allowed", "verdict"):
-            table.add_column(head, justify="right")
+        t = table("Scaled variance: 99.9% interval against the allowed band",
+                  ("d_k", "scores", "variance", "99.9% interval", "allowed", "verdict"))
         for r in rows:
-            table.add_row(str(r["d_k"]), f"{r['n_scores']:,}", fmt(r["variance"]),
-                          f"[{fmt(r['variance_ci_low'])}, {fmt(r['variance_ci_high'])}]",
-                          f"[{fmt(r['allowed_low'])}, {fmt(r['allowed_high'])}]",
-                          "pass" if r["passed"] else "FAIL")
-        return table
+            add(t, r, str(r["d_k"]), f"{r['n_scores']:,}", fmt(r["variance"]),
+                f"[{fmt(r['variance_ci_low'])}, {fmt(r['variance_ci_high'])}]",
+                f"[{fmt(r['allowed_low'])}, {fmt(r['allowed_high'])}]", "pass" if r["passed"] else "FAIL")
+        return t
     if experiment in ("saturation", "gradient"):
         from sqrtdk.attention import GRADIENT, SATURATION
 
         metrics = SATURATION if experiment == "saturation" else GRADIENT
         extra = ("theory_entropy", "theory_participation") if experiment == "saturation" else ()
-        table = Table(title=f"{experiment.capitalize()}: mean over query rows ± standard error")
         short = {"entropy_ratio_mean": "H / ln n", "effective_tokens_mean": "exp(H)", "entropy_mean": "H",
                  "participation_mean": "1/sum p²", "saturated_fraction": "saturated",
                  "jacobian_diag_max_mean": "max p(1-p)", "vanishing_fraction": "vanishing"}
-        for head in ("d_k", "n", "scaling", "logit sd") + tuple(short.get(m, m.removesuffix("_mean"))
-                                                                for m in metrics) \
-                + tuple(e.replace("theory_", "theory ") for e in extra):
-            table.add_column(head, justify="right")
+        t = table(f"{experiment.capitalize()}: mean over query rows ± standard error",
+                  ("d_k", "n", "scaling", "logit sd", *(short.get(m, m.removesuffix("_mean")) for m in metrics),
+                   *(e.replace("theory_", "theory ") for e in extra)))
         for r in rows:
-            table.add_row(str(r["d_k"]), str(r["seq_len"]), r["scaling"], fmt(r["logit_std"]),
-                          *(pm(r, m) for m in metrics), *(fmt(r[e]) for e in extra))
-        return table
-    table = Table(title="Scores c·q.k: measured (± standard error) against theory")
-    for head in ("d_k", "scaling", "scores", "mean", "theory", "variance", "99.9% interval", "theory",
-                 "excess kurtosis", "theory"):
-        table.add_column(head, justify="right")
+            add(t, r, str(r["d_k"]), str(r["seq_len"]), r["scaling"], fmt(r["logit_std"]),
+                *(pm(r, m) for m in metrics), *(fmt(r[e]) for e in extra))
+        return t
+    t = table("Scores c·q.k: measured (± standard error) against theory",
+              ("d_k", "scaling", "scores", "mean", "theory", "variance", "99.9% interval", "theory",
+               "excess kurtosis", "theory"))
     for r in rows:
-        table.add_row(str(r["d_k"]), r["scaling"], f"{r['n_scores']:,}", pm(r, "mean"), fmt(r["theory_mean"]),
-                      fmt(r["variance"]), f"[{fmt(r['variance_ci_low'])}, {fmt(r['variance_ci_high'])}]",
-                      fmt(r["theory_variance"]), pm(r, "excess_kurtosis"), fmt(r["theory_excess_kurtosis"]))
-    return table
+        add(t, r, str(r["d_k"]), r["scaling"], f"{r['n_scores']:,}", pm(r, "mean"), fmt(r["theory_mean"]),
+            fmt(r["variance"]), f"[{fmt(r['variance_ci_low'])}, {fmt(r['variance_ci_high'])}]",
+            fmt(r["theory_variance"]), pm(r, "excess_kurtosis"), fmt(r["theory_excess_kurtosis"]))
+    return t
 
 
 INTERRUPTED = "sqrtdk: interrupted; nothing was written for the unfinished run"

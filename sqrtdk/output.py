@@ -109,9 +109,52 @@ def git_state() -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
-def manifest(experiment: str, config: Mapping[str, Any]) -> dict[str, Any]:
+def manifest(experiment: str, config: Mapping[str, Any], provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run folder says about how it was made: config, seed, versions and where it came from."""
     return {"experiment": experiment, "config": dict(config), "seed": config.get("seed"),
-            "versions": versions(), "git": git_state()}
+            **provenance, "versions": versions()}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)  # finite floats print as valid TOML (1e-06, 0.5, 1e+16)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def to_toml(table: Mapping[str, Any]) -> str:
+    """A flat table of strings, numbers, booleans and lists of them, as TOML."""
+    return "".join(f"{key} = {_toml_value(value)}\n" for key, value in table.items() if value is not None)
+
+
+def stage(folder: Path) -> Path:
+    """An empty hidden folder beside `folder` to write into before `commit` puts it in place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def commit(staging: Path, folder: Path) -> list[str]:
+    """Put a complete staging folder in place of `folder` (an earlier one is replaced whole); its paths."""
+    if folder.exists():
+        retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
+        os.rename(folder, retired)
+        os.rename(staging, folder)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.rename(staging, folder)
+    return sorted(str(p) for p in folder.iterdir())
+
+
+def discard(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_run(folder: Path, files: Mapping[str, Callable[[Path], None]]) -> list[str]:
@@ -119,25 +162,34 @@ def write_run(folder: Path, files: Mapping[str, Callable[[Path], None]]) -> list
 
     Returns the written paths, sorted.
     """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = stage(folder)
     try:
         for name, write in files.items():
             write(staging / name)
-        if folder.exists():
-            retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
-            os.rename(folder, retired)
-            os.rename(staging, folder)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.rename(staging, folder)
+        return commit(staging, folder)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard(staging)
         raise
-    return sorted(str(folder / name) for name in files)
 
 
 def text_writer(text: str) -> Callable[[Path], None]:
     return lambda path: path.write_text(text, encoding="utf-8")
+
+
+def write_text_atomic(path: Path, text: str) -> str:
+    """Write a file through a temporary name and one rename: readers see the old or the new file, whole."""
+    staging = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        staging.write_text(text, encoding="utf-8")
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    return str(path)
+
+
+def remove_folder(folder: Path) -> None:
+    """Remove a run folder whole: renamed aside first, so it never stands half-deleted under its name."""
+    retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
+    os.rename(folder, retired)
+    shutil.rmtree(retired, ignore_errors=True)

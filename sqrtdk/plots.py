@@ -31,7 +31,7 @@ def save(fig, path: Path) -> None:
         fig.savefig(path, metadata={"Date": None, "Creator": None})
 
 
-def histogram_figure(sample: Any, mean: float, std: float):
+def histogram_figure(sample: Any, mean: float, std: float, label: str = ""):
     """Histogram of scaled and unscaled scores against the exact density and the normal curve.
 
     Left: both on one axis, the unscaled spread sqrt(d_k) times wider. Right: the scaled scores on a log
@@ -63,7 +63,8 @@ def histogram_figure(sample: Any, mean: float, std: float):
     overlay(ax_both, "none")
     overlay(ax_both, "sqrt")
     ax_both.set_xlim(sample.edges[0], sample.edges[-1])
-    ax_both.set_title(f"Scores at d_k = {d_k}: {sample.n_scores:,} draws", fontsize=10)
+    where = f" ({label})" if label else ""
+    ax_both.set_title(f"Scores at d_k = {d_k}{where}: {sample.n_scores:,} draws", fontsize=10)
     ax_both.set_xlabel("score")
     ax_both.set_ylabel("density")
     ax_both.legend(fontsize=7, loc="upper left")
@@ -85,28 +86,54 @@ def histogram_figure(sample: Any, mean: float, std: float):
     return fig
 
 
-def variance_figure(rows: Sequence[dict]):
-    """Variance against d_k on log-log axes with theory, and below it measured / theory with 99.9% intervals."""
+def shade(scaling: str, g: int, count: int) -> tuple[float, float, float]:
+    """The scaling's colour, lightened for the earlier of `count` series so that each line can be told apart."""
+    from matplotlib.colors import to_rgb
+
+    base = np.array(to_rgb(SCALING_COLOURS[scaling]))
+    t = 0.0 if count <= 1 else 0.6 * (1 - g / (count - 1))
+    return tuple(base + (1 - base) * t)
+
+
+def series_of(rows: Sequence[dict], columns: Sequence[str]) -> list[tuple[str, list[dict]]]:
+    """Rows grouped by their values in `columns` (in first-seen order), each group with its legend label."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[c] for c in columns), []).append(row)
+    return [(", ".join(f"{c} = {v:g}" if isinstance(v, float) else f"{c} = {v}" for c, v in zip(columns, key)),
+             group) for key, group in groups.items()]
+
+
+def variance_figure(rows: Sequence[dict], series: Sequence[str] = ()):
+    """Variance against d_k on log-log axes with theory, and below it measured / theory with 99.9% intervals.
+
+    One line per scaling and per combination of the other varying parameters (`series`: row columns).
+    """
     fig = new_figure(6.4, 5.6)
     ax, ax_ratio = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.4])
-    for offset, scaling in zip((0.97, 1.03), ("none", "sqrt")):
-        sel = sorted((r for r in rows if r["scaling"] == scaling), key=lambda r: r["d_k"])
-        d = np.array([r["d_k"] for r in sel], dtype=float)
-        theory_var = np.array([r["theory_variance"] for r in sel])
-        var = np.array([r["variance"] for r in sel])
-        err = np.array([[r["variance"] - r["variance_ci_low"], r["variance_ci_high"] - r["variance"]]
-                        for r in sel]).T
-        colour = SCALING_COLOURS[scaling]
-        ax.plot(d, theory_var, color=colour, lw=1.2, alpha=0.7, label=f"{SCALING_LABELS[scaling]}: theory")
-        ax.plot(d, var, "o", ms=4, color=colour, label=f"{SCALING_LABELS[scaling]}: measured")
-        ax_ratio.errorbar(d * offset, var / theory_var, yerr=err / theory_var, fmt="o", ms=3, color=colour,
-                          capsize=2, label=SCALING_LABELS[scaling])
+    groups = series_of(rows, series)
+    styles = ("-", "--", ":", "-.")
+    for g, (name, group) in enumerate(groups):
+        suffix = f" ({name})" if name else ""
+        for offset, scaling in zip((0.97, 1.03), ("none", "sqrt")):
+            sel = sorted((r for r in group if r["scaling"] == scaling), key=lambda r: r["d_k"])
+            d = np.array([r["d_k"] for r in sel], dtype=float)
+            theory_var = np.array([r["theory_variance"] for r in sel])
+            var = np.array([r["variance"] for r in sel])
+            err = np.array([[r["variance"] - r["variance_ci_low"], r["variance_ci_high"] - r["variance"]]
+                            for r in sel]).T
+            colour = shade(scaling, g, len(groups))
+            ax.plot(d, theory_var, color=colour, lw=1.2, alpha=0.7, ls=styles[g % len(styles)],
+                    label=f"{SCALING_LABELS[scaling]}: theory{suffix}")
+            ax.plot(d, var, "o", ms=4, color=colour, label=f"{SCALING_LABELS[scaling]}: measured{suffix}")
+            ax_ratio.errorbar(d * offset, var / theory_var, yerr=err / theory_var, fmt="o", ms=3, color=colour,
+                              capsize=2, label=SCALING_LABELS[scaling] + suffix)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_ylabel("variance of the score")
     ax.set_title("Var(q.k) grows like d_k; dividing by sqrt(d_k) keeps it flat", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8 if len(groups) == 1 else 6)
     ax_ratio.axhline(1.0, color="0.4", lw=0.8)
     ax_ratio.set_xlabel("d_k")
     ax_ratio.set_ylabel("measured / theory")
@@ -131,54 +158,73 @@ LOG_Y = {"effective_tokens_mean", "participation_mean", "jacobian_fro_mean", "ja
 SEQ_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
-def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, mean: float, std: float):
-    """Each metric against d_k (log2 axis), a line per scaling and sequence length, with 95% error bars.
+X_LABELS = {"d_k": "d_k", "seq_len": "sequence length n"}
+
+
+def freezing_point(row: dict, x: str) -> float | None:
+    """Where along `x` the row's series reaches s_c = sqrt(2 ln n), beyond which the softmax freezes.
+
+    Against d_k the logit spread grows like sqrt(d_k) (s_c fixed by n); against n, s_c = sqrt(2 ln n)
+    grows to meet a fixed spread s at n = exp(s^2 / 2).
+    """
+    s, s_c = row["logit_std"], row["critical_logit_std"]
+    if x == "d_k":
+        return row["d_k"] * (s_c / s) ** 2 if s_c and s > 0 else None
+    return math.exp(s * s / 2)
+
+
+def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str = "d_k",
+                series: Sequence[str] = ("seq_len",)):
+    """Each metric against `x` ("d_k" or "seq_len", log2 axis), a line per scaling and per combination of
+    the `series` columns, with 95% error bars.
 
     Dashed: the theory where it holds (random-energy-model forms for entropy and 1/sum p^2; the uniform
-    row's ||J||_F as a reference). Dotted vertical: the d_k where the unscaled logit spread reaches
+    row's ||J||_F as a reference). Dotted vertical: where the unscaled logit spread reaches
     s_c = sqrt(2 ln n), beyond which the softmax freezes onto a few keys.
     """
-    from sqrtdk import theory
-
     ncols = 3
     nrows = math.ceil(len(metrics) / ncols)
     fig = new_figure(13.0, 3.6 * nrows + 0.6)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    seq_lens = sorted({r["seq_len"] for r in rows})
     scalings = [s for s in SCALING_COLOURS if any(r["scaling"] == s for r in rows)]
-    d_all = [r["d_k"] for r in rows]
-    # the unscaled logit spread grows like sqrt(d_k): it reaches s_c at d_k = (s_c / spread at d_k = 1)^2
-    crossings = {n: (theory.critical_logit_std(n) / theory.logit_std(1, mean, std)) ** 2
-                 for n in seq_lens if n > 1}
+    groups = series_of(rows, series)
+    xs = [r[x] for r in rows]
+    crossings = {}
+    for name, group in groups:
+        unscaled = [r for r in group if r["scaling"] == "none"]
+        point = freezing_point(unscaled[0], x) if unscaled else None
+        if point is not None and min(xs) <= point <= max(xs):
+            crossings[name] = point
     for ax, metric in zip(axes, metrics):
         for scaling in scalings:
-            for marker, n in zip(SEQ_MARKERS, seq_lens):
-                sel = sorted((r for r in rows if r["scaling"] == scaling and r["seq_len"] == n
-                              and r[metric] is not None), key=lambda r: r["d_k"])
+            for g, (name, group) in enumerate(groups):
+                marker = SEQ_MARKERS[g % len(SEQ_MARKERS)]
+                sel = sorted((r for r in group if r["scaling"] == scaling and r[metric] is not None),
+                             key=lambda r: r[x])
                 if not sel:
                     continue
-                d = np.array([r["d_k"] for r in sel], dtype=float)
+                xv = np.array([r[x] for r in sel], dtype=float)
                 y = np.array([r[metric] for r in sel])
                 err = 1.96 * np.array([r[metric + "_se"] for r in sel])
-                label = SCALING_LABELS[scaling] + (f", n = {n}" if len(seq_lens) > 1 else "")
-                ax.errorbar(d, y, yerr=err, fmt=marker + "-", ms=4, lw=1.2, capsize=2,
-                            color=SCALING_COLOURS[scaling], label=label)
+                label = SCALING_LABELS[scaling] + (f", {name}" if name else "")
+                colour = shade(scaling, g, len(groups))
+                ax.errorbar(xv, y, yerr=err, fmt=marker + "-", ms=4, lw=1.2, capsize=2, color=colour,
+                            label=label)
                 key = THEORY_KEYS.get(metric)
-                pts = [(r["d_k"], r[key]) for r in sel if key and r.get(key) is not None]
+                pts = [(r[x], r[key]) for r in sel if key and r.get(key) is not None]
                 if pts and key == "uniform_jacobian_fro":
                     if scaling == scalings[0]:
                         ax.plot(*zip(*pts), ls="--", lw=1.0, color="0.45",
-                                label="uniform row: sqrt(n-1)/n" if n == seq_lens[0] else None)
+                                label="uniform row: sqrt(n-1)/n" if g == 0 else None)
                 elif pts:
-                    ax.plot(*zip(*pts), ls="--", lw=1.0, color=SCALING_COLOURS[scaling], alpha=0.8,
-                            label="theory (random-energy model)" if n == seq_lens[0] else None)
-        for d_c in crossings.values():
-            if min(d_all) <= d_c <= max(d_all):
-                ax.axvline(d_c, color=SCALING_COLOURS["none"], ls=":", lw=0.9, alpha=0.7)
+                    ax.plot(*zip(*pts), ls="--", lw=1.0, color=colour, alpha=0.8,
+                            label="theory (random-energy model)" if g == 0 else None)
+        for point in crossings.values():
+            ax.axvline(point, color=SCALING_COLOURS["none"], ls=":", lw=0.9, alpha=0.7)
         ax.set_xscale("log", base=2)
         if metric in LOG_Y:
             ax.set_yscale("log")
-        ax.set_xlabel("d_k")
+        ax.set_xlabel(X_LABELS[x])
         ax.set_title(METRIC_LABELS[metric], fontsize=10)
         ax.grid(True, alpha=0.3)
     handles = {}
@@ -188,7 +234,8 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, mean: 
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4, fontsize=8)
     for ax in axes[len(metrics):]:
         ax.set_axis_off()
-    crossing = ", ".join(f"n = {n}: d_k = {v:.3g}" for n, v in crossings.items())
-    fig.suptitle(f"{title} (error bars: 95%)\nDotted, where in range: the unscaled logit spread reaches "
-                 f"s_c = sqrt(2 ln n) ({crossing})", fontsize=10)
+    where = ", ".join(f"{name}: {X_LABELS[x].split()[-1]} = {v:.3g}" if name else f"{v:.3g}"
+                      for name, v in crossings.items())
+    note = (f"\nDotted: the unscaled logit spread reaches s_c = sqrt(2 ln n) ({where})" if crossings else "")
+    fig.suptitle(f"{title} (error bars: 95%){note}", fontsize=10)
     return fig

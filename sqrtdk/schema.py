@@ -1,14 +1,16 @@
-"""Parameter schemas: one frozen dataclass per experiment, shared by the command line and the configs.
+"""Parameter schemas: one frozen dataclass per experiment, shared by the command line, the configs and the API.
 
-Each field carries its help text and a parser that turns a raw value (a string from the command line,
-or a TOML value) into the typed value, or raises `InputError` saying what is allowed. Fields marked
-`sweep` take a list (repeated options, comma lists, TOML arrays); the grid of their values is expanded
-into independent tasks.
+Every field holds a tuple of values. A field is a grid axis unless it is marked as a set: the runner expands
+the cartesian product of the axes into independent tasks (one value of each axis per task), while a set
+(for instance the scaling rules compared side by side) goes whole into every task. Each field has a parser
+that turns a raw value into the typed value, or raises `InputError` saying what is allowed; command-line
+text and typed values (TOML, Python) are parsed separately, so a config cannot pass "64" for 64.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,124 +22,209 @@ MAX_DIM = 65536  # largest d_k: a 512 x 65536 float32 block is 128 MiB
 MAX_SAMPLES = 10**12  # scores per point; streaming keeps memory flat, time is the user's
 
 
-# ---- parsers: raw value -> typed value, or InputError("<value> is not allowed; <what is allowed>") ----
+def show(raw: Any) -> str:
+    """A raw value as the user wrote it, with its type where that is what is wrong."""
+    if isinstance(raw, str):
+        return repr(raw)
+    if isinstance(raw, bool):
+        return str(raw).lower()
+    return str(raw)
 
-def _show(raw: Any) -> str:
-    return repr(raw) if isinstance(raw, str) else str(raw)
+
+def _refuse(raw: Any, allowed: str, typed: bool) -> InputError:
+    kind = ""
+    if typed and isinstance(raw, str):
+        kind = " (a string)"
+    elif typed and isinstance(raw, bool):
+        kind = " (a boolean)"
+    elif isinstance(raw, (list, tuple, dict)):
+        kind = " (a list)" if not isinstance(raw, dict) else " (a table)"
+    return InputError(f"{show(raw)}{kind} is not allowed; {allowed}")
 
 
-def integer(lo: int, hi: int, what: str) -> Callable[[Any], int]:
-    def parse(raw: Any) -> int:
+# ---- parsers: raw value -> typed value ----
+
+@dataclass(frozen=True)
+class Integer:
+    lo: int
+    hi: int
+    what: str
+
+    @property
+    def allowed(self) -> str:
+        return f"{self.what} must be an integer from {self.lo} to {self.hi}"
+
+    def _check(self, raw: Any, value: int | None, typed: bool) -> int:
+        if value is None or not self.lo <= value <= self.hi:
+            raise _refuse(raw, self.allowed, typed)
+        return value
+
+    def from_text(self, text: str) -> int:
+        value = None
+        cleaned = text.strip().replace("_", "")
+        try:
+            value = int(cleaned)
+        except ValueError:
+            try:  # accept 1e6 and 1048576.0, but only when it is a whole number
+                as_float = float(cleaned)
+                if math.isfinite(as_float) and as_float == int(as_float):
+                    value = int(as_float)
+            except ValueError:
+                pass
+        return self._check(text, value, typed=False)
+
+    def from_value(self, raw: Any) -> int:
         value = None
         if isinstance(raw, int) and not isinstance(raw, bool):
             value = raw
-        elif isinstance(raw, str):
-            text = raw.strip().replace("_", "")
-            try:
-                value = int(text)
-            except ValueError:
-                try:  # accept 1e6 and 2**20 spelt as 1048576.0, but only when it is a whole number
-                    as_float = float(text)
-                    if math.isfinite(as_float) and as_float == int(as_float):
-                        value = int(as_float)
-                except ValueError:
-                    pass
-        if value is None or not lo <= value <= hi:
-            raise InputError(f"{_show(raw)} is not allowed; {what} must be an integer from {lo} to {hi}")
-        return value
-    return parse
+        elif isinstance(raw, float) and math.isfinite(raw) and raw == int(raw):
+            value = int(raw)  # TOML's 1e6 is a float
+        return self._check(raw, value, typed=True)
 
 
-def real(what: str, lo: float = -math.inf, hi: float = math.inf,
-         lo_open: bool = False, hi_open: bool = False) -> Callable[[Any], float]:
-    def allowed() -> str:
+@dataclass(frozen=True)
+class Real:
+    what: str
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+
+    @property
+    def allowed(self) -> str:
         parts = []
-        if lo > -math.inf:
-            parts.append(f"{'>' if lo_open else '>='} {lo:g}")
-        if hi < math.inf:
-            parts.append(f"{'<' if hi_open else '<='} {hi:g}")
-        return f"{what} must be a finite number" + (" " + " and ".join(parts) if parts else "")
+        if self.lo > -math.inf:
+            parts.append(f"{'>' if self.lo_open else '>='} {self.lo:g}")
+        if self.hi < math.inf:
+            parts.append(f"{'<' if self.hi_open else '<='} {self.hi:g}")
+        return f"{self.what} must be a finite number" + (" " + " and ".join(parts) if parts else "")
 
-    def parse(raw: Any) -> float:
-        value = None
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            value = float(raw)
-        elif isinstance(raw, str):
-            try:
-                value = float(raw.strip())
-            except ValueError:
-                value = None
+    def _check(self, raw: Any, value: float | None, typed: bool) -> float:
         ok = value is not None and math.isfinite(value)
         if ok:
-            ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+            ok = ((value > self.lo if self.lo_open else value >= self.lo)
+                  and (value < self.hi if self.hi_open else value <= self.hi))
         if not ok:
-            raise InputError(f"{_show(raw)} is not allowed; {allowed()}")
+            raise _refuse(raw, self.allowed, typed)
         return value
-    return parse
+
+    def from_text(self, text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            value = None
+        return self._check(text, value, typed=False)
+
+    def from_value(self, raw: Any) -> float:
+        ok = isinstance(raw, (int, float)) and not isinstance(raw, bool)
+        return self._check(raw, float(raw) if ok else None, typed=True)
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple[str, ...]
+    what: str
+
+    @property
+    def allowed(self) -> str:
+        return f"{self.what} must be one of {', '.join(self.options)}"
+
+    def from_text(self, text: str) -> str:
+        value = text.strip()
+        if value not in self.options:
+            raise _refuse(text, self.allowed, typed=False)
+        return value
+
+    def from_value(self, raw: Any) -> str:
+        if not isinstance(raw, str) or raw not in self.options:
+            raise _refuse(raw, self.allowed, typed=not isinstance(raw, str))
+        return raw
+
+
+@dataclass(frozen=True)
+class Flag:
+    what: str
+    TRUE = ("true", "yes", "on", "1")
+    FALSE = ("false", "no", "off", "0")
+
+    @property
+    def allowed(self) -> str:
+        return f"{self.what} must be true or false"
+
+    def from_text(self, text: str) -> bool:
+        value = text.strip().lower()
+        if value in self.TRUE or value in self.FALSE:
+            return value in self.TRUE
+        raise _refuse(text, self.allowed, typed=False)
+
+    def from_value(self, raw: Any) -> bool:
+        if not isinstance(raw, bool):
+            raise _refuse(raw, self.allowed, typed=True)
+        return raw
 
 
 # ---- fields ----
 
-def param(default: Any, help: str, parse: Callable[[Any], Any], sweep: bool = False,
-          metavar: str = "NUMBER") -> Any:
-    """A schema field: `help` is the one-line meaning and unit, `sweep` allows a list of values."""
-    meta = {"help": help, "parse": parse, "sweep": sweep, "metavar": metavar}
-    if sweep:
-        return field(default=tuple(default), metadata=meta)
-    return field(default=default, metadata=meta)
+def param(default: Any, help: str, parser: Any, metavar: str = "NUMBER", column: str | None = None,
+          axis: bool = True) -> Any:
+    """A schema field: `help` is the one-line meaning and unit; `column` names it in rows (default: the
+    field's name); `axis=False` makes it a set that goes whole into every task instead of a grid axis."""
+    values = tuple(default) if isinstance(default, (list, tuple)) else (default,)
+    meta = {"help": help, "parser": parser, "metavar": metavar, "column": column, "axis": axis}
+    return field(default=values, metadata=meta)
 
 
 def dim_field(default: Iterable[int] = (64,)) -> Any:
     return param(tuple(default), "head dimension d_k (entries per query and key vector)",
-                 integer(1, MAX_DIM, "d_k"), sweep=True, metavar="INT")
+                 Integer(1, MAX_DIM, "d_k"), metavar="INT", column="d_k")
 
 
 def seed_field() -> Any:
     return param(0, "root seed; every task draws from its own stream spawned from it",
-                 integer(0, 2**63 - 1, "the seed"), metavar="INT")
+                 Integer(0, 2**63 - 1, "the seed"), metavar="INT")
 
 
 def mean_field() -> Any:
-    return param(0.0, "mean of every entry of q and k", real("the mean"))
+    return param(0.0, "mean of every entry of q and k", Real("the mean"), column="entry_mean")
 
 
 def std_field() -> Any:
     return param(1.0, "standard deviation of every entry of q and k (> 0)",
-                 real("the std", lo=0.0, lo_open=True, hi=1e6))
+                 Real("the std", lo=0.0, lo_open=True, hi=1e6), column="entry_std")
 
 
 @dataclass(frozen=True)
 class VarianceParams:
     """`sqrtdk variance`: moments of q.k for iid N(mean, std^2) entries, scaled and unscaled."""
     dim: tuple[int, ...] = dim_field()
-    samples: int = param(2**21, "scores per d_k (rounded up to whole sampling blocks)",
-                         integer(1, MAX_SAMPLES, "the number of scores"), metavar="INT")
-    seed: int = seed_field()
-    mean: float = mean_field()
-    std: float = std_field()
+    samples: tuple[int, ...] = param(2**21, "scores per d_k (rounded up to whole sampling blocks)",
+                                     Integer(1, MAX_SAMPLES, "the number of scores"), metavar="INT")
+    seed: tuple[int, ...] = seed_field()
+    mean: tuple[float, ...] = mean_field()
+    std: tuple[float, ...] = std_field()
 
 
 @dataclass(frozen=True)
 class CheckParams:
     """`sqrtdk check`: the scaled variance's 99.9% interval must lie inside [1 - tol, 1 + tol]."""
     dim: tuple[int, ...] = dim_field(2**i for i in range(11))
-    samples: int = param(2**20, "scores per d_k (rounded up to whole sampling blocks)",
-                         integer(1, MAX_SAMPLES, "the number of scores"), metavar="INT")
-    seed: int = seed_field()
-    tol: float = param(0.05, "allowed distance of the scaled variance from 1",
-                       real("the tolerance", lo=0.0, lo_open=True, hi=1.0, hi_open=True))
-    mean: float = mean_field()
-    std: float = std_field()
+    samples: tuple[int, ...] = param(2**20, "scores per d_k (rounded up to whole sampling blocks)",
+                                     Integer(1, MAX_SAMPLES, "the number of scores"), metavar="INT")
+    seed: tuple[int, ...] = seed_field()
+    tol: tuple[float, ...] = param(0.05, "allowed distance of the scaled variance from 1",
+                                   Real("the tolerance", lo=0.0, lo_open=True, hi=1.0, hi_open=True))
+    mean: tuple[float, ...] = mean_field()
+    std: tuple[float, ...] = std_field()
 
 
 def seq_len_field() -> Any:
-    return param((128,), "sequence length n: keys each query attends over (and queries per trial)",
-                 integer(1, 16384, "the sequence length"), sweep=True, metavar="INT")
+    return param(128, "sequence length n: keys each query attends over (and queries per trial)",
+                 Integer(1, 16384, "the sequence length"), metavar="INT")
 
 
 def rows_field() -> Any:
     return param(2**14, "query rows per point, in whole trials of n rows",
-                 integer(1, MAX_SAMPLES, "the number of query rows"), metavar="INT")
+                 Integer(1, MAX_SAMPLES, "the number of query rows"), metavar="INT")
 
 
 @dataclass(frozen=True)
@@ -145,24 +232,24 @@ class AttentionParams:
     """Shared by saturation and gradient: one attention matrix per trial, statistics per query row."""
     dim: tuple[int, ...] = dim_field((16, 64, 256, 1024))
     seq_len: tuple[int, ...] = seq_len_field()
-    samples: int = rows_field()
-    seed: int = seed_field()
-    mean: float = mean_field()
-    std: float = std_field()
+    samples: tuple[int, ...] = rows_field()
+    seed: tuple[int, ...] = seed_field()
+    mean: tuple[float, ...] = mean_field()
+    std: tuple[float, ...] = std_field()
 
 
 @dataclass(frozen=True)
 class SaturationParams(AttentionParams):
     """`sqrtdk saturation`: how far softmax(c Q K^T) concentrates on one key, across d_k and n."""
-    threshold: float = param(0.99, "a row is saturated when its largest weight is at least this",
-                             real("the threshold", lo=0.0, lo_open=True, hi=1.0))
+    threshold: tuple[float, ...] = param(0.99, "a row is saturated when its largest weight is at least this",
+                                         Real("the threshold", lo=0.0, lo_open=True, hi=1.0))
 
 
 @dataclass(frozen=True)
 class GradientParams(AttentionParams):
     """`sqrtdk gradient`: size of the softmax Jacobian and of the gradients through it, across d_k and n."""
-    eps: float = param(1e-3, "a row's gradient vanishes when ||J||_F is below this",
-                       real("eps", lo=0.0, lo_open=True, hi=1.0))
+    eps: tuple[float, ...] = param(1e-3, "a row's gradient vanishes when ||J||_F is below this",
+                                   Real("eps", lo=0.0, lo_open=True, hi=1.0))
 
 
 def fields(schema: type) -> tuple[dataclasses.Field, ...]:
@@ -173,48 +260,72 @@ def option_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def parse_value(f: dataclasses.Field, raw: Any) -> Any:
-    """Typed value of field `f` from a raw value; sweep fields take lists and comma lists."""
-    parse = f.metadata["parse"]
-    if not f.metadata["sweep"]:
-        if isinstance(raw, (list, tuple)):
-            raise InputError(f"{_show(list(raw))} is not allowed; a single value is expected here, not a list")
-        return parse(raw)
-    items = raw if isinstance(raw, (list, tuple)) else [raw]
+def column(f: dataclasses.Field) -> str:
+    """The name of field `f` as a column of the rows."""
+    return f.metadata["column"] or f.name
+
+
+def parse_value(f: dataclasses.Field, raw: Any, text: bool) -> tuple:
+    """The tuple of typed values of field `f` from one raw value or a list of them.
+
+    Command-line `text` may be repeated and comma-separated; typed values may be a scalar or a flat list.
+    """
+    parser = f.metadata["parser"]
+    items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
     values: list[Any] = []
     for item in items:
-        if isinstance(item, str):
-            for part in item.split(","):
+        if text:
+            for part in str(item).split(","):
                 if not part.strip():
-                    raise InputError(f"{item!r} is not allowed; give a value or a comma list of values")
-                values.append(parse(part))
+                    raise InputError(f"{show(item)} is not allowed; give a value or a comma list of values")
+                values.append(parser.from_text(part))
+        elif isinstance(item, (list, tuple, dict)):
+            raise _refuse(item, "give a value or a flat list of values", typed=True)
         else:
-            values.append(parse(item))
+            values.append(parser.from_value(item))
     if not values:
-        raise InputError("an empty list is not allowed; give at least one value")
-    return tuple(dict.fromkeys(values))  # keep first occurrence, drop repeats
+        raise InputError(f"an empty list is not allowed; {parser.allowed}: give at least one value")
+    return tuple(dict.fromkeys(values))  # keep first occurrences, drop repeats
 
 
-def build(schema: type, raw: Mapping[str, Any], label: Callable[[str], str] = option_name) -> Any:
-    """An instance of `schema` from raw values; a missing key takes the default.
+def build(schema: type, raw: Mapping[str, Any], label: Callable[[str], str] = option_name,
+          text: bool = True, base: Any = None) -> Any:
+    """An instance of `schema` from raw values; a missing key keeps `base`'s value (default: the default).
 
     `label` names a key in error messages: `--dim` on the command line, `file.toml: key 'dim'` in a config.
     """
     known = {f.name: f for f in fields(schema)}
     unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise InputError(f"{label(unknown[0])}: unknown key; allowed keys are {', '.join(sorted(known))}")
+        raise InputError(f"{label(unknown[0])}: unknown key; allowed keys are {', '.join(known)}")
     values = {}
     for name, raw_value in raw.items():
         if raw_value is None:
             continue
         try:
-            values[name] = parse_value(known[name], raw_value)
+            values[name] = parse_value(known[name], raw_value, text)
         except InputError as error:
             raise InputError(f"{label(name)}: {error}") from None
-    return schema(**values)
+    return dataclasses.replace(base, **values) if base is not None else schema(**values)
+
+
+def grid(params: Any) -> list[dict[str, Any]]:
+    """Tasks: the cartesian product of the axes (first field outermost); sets go whole into each task."""
+    axes = [f for f in fields(type(params)) if f.metadata["axis"]]
+    sets = {f.name: getattr(params, f.name) for f in fields(type(params)) if not f.metadata["axis"]}
+    return [{**dict(zip((f.name for f in axes), combo)), **sets}
+            for combo in itertools.product(*(getattr(params, f.name) for f in axes))]
+
+
+def varying(params: Any) -> list[dataclasses.Field]:
+    """The axes that take more than one value: the coordinates that tell tasks apart."""
+    return [f for f in fields(type(params)) if f.metadata["axis"] and len(getattr(params, f.name)) > 1]
 
 
 def resolved(params: Any) -> dict[str, Any]:
-    """The parameters as plain JSON-ready values (tuples become lists)."""
-    return {name: list(v) if isinstance(v, tuple) else v for name, v in dataclasses.asdict(params).items()}
+    """The parameters as plain TOML- and JSON-ready values: a scalar for one value, else a list."""
+    out = {}
+    for f in fields(type(params)):
+        values = getattr(params, f.name)
+        out[f.name] = values[0] if len(values) == 1 and f.metadata["axis"] else list(values)
+    return out

@@ -79,7 +79,7 @@ def test_variance_json_contract(capsys, tmp_path):
     assert code == 0
     doc = json.loads(stdout)  # exactly one JSON document and nothing else
     assert set(doc) == {"experiment", "version", "config", "rows", "files"}
-    assert doc["experiment"] == "variance" and doc["config"]["dim"] == [64]
+    assert doc["experiment"] == "variance" and doc["config"]["dim"] == 64
     rows = {r["scaling"]: r for r in doc["rows"]}
     assert rows["sqrt"]["variance_ci_low"] < 1 < rows["sqrt"]["variance_ci_high"]
     assert rows["none"]["variance_ci_low"] < 64 < rows["none"]["variance_ci_high"]
@@ -88,7 +88,7 @@ def test_variance_json_contract(capsys, tmp_path):
                 "theory_mean", "theory_variance", "excess_kurtosis", "theory_excess_kurtosis"):
         assert key in rows["sqrt"]
     names = sorted(Path(f).name for f in doc["files"])
-    assert names == ["manifest.json", "rows.csv", "rows.json", "rows.md"]
+    assert names == ["config.toml", "manifest.json", "rows.csv", "rows.json", "rows.md"]
     assert all(Path(f).exists() for f in doc["files"])
     manifest = json.loads(Path(doc["files"][0]).with_name("manifest.json").read_text())
     assert manifest["config"] == doc["config"] and manifest["seed"] == 0
@@ -156,15 +156,17 @@ def test_attention_commands(capsys, tmp_path, kind, metric):
 
 
 @pytest.mark.parametrize("signum,code", [(2, 130), (15, 143)])
-def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code):
+@pytest.mark.parametrize("where", [["--dim", "64"], ["--dim", "64,128,256", "--workers", "2"]],
+                         ids=["in-process", "worker-processes"])
+def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code, where):
     import signal
     import time
 
     out = tmp_path / "results"
     out.mkdir()
     (out / "earlier.txt").write_text("kept")
-    proc = subprocess.Popen([sys.executable, "-c", "from sqrtdk.cli import main; main()", "variance",
-                             "--dim", "64", "--samples", "100000000000", "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-c", "from sqrtdk.cli import main; main()", "variance", *where,
+                             "--samples", "100000000000", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)  # well inside the sampling, which would take hours
     proc.send_signal(signal.Signals(signum))
@@ -172,3 +174,47 @@ def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code):
     assert proc.returncode == code
     assert stderr.strip().splitlines() == ["sqrtdk: interrupted; nothing was written for the unfinished run"]
     assert sorted(p.name for p in out.iterdir()) == ["earlier.txt"]
+
+
+def test_run_config_with_overrides(capsys, tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text('experiment = "saturation"\ndim = [4, 64]\nseq_len = 16\nsamples = 256\n')
+    code, stdout, _ = run(capsys, "run", str(config), "--set", "std=1,2", "--set", "seq_len=8", "--json",
+                          "--no-plot", "--out", str(tmp_path / "runs"))
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["config"]["std"] == [1.0, 2.0] and doc["config"]["seq_len"] == 8
+    assert [(r["entry_std"], r["d_k"], r["scaling"]) for r in doc["rows"][:3]] == [(1.0, 4, "none"), (1.0, 4, "sqrt"),
+                                                                                  (2.0, 4, "none")]
+    folder = Path(doc["files"][0]).parent
+    assert folder.parent == tmp_path / "runs" and folder.name.startswith("sweep-")
+    saved = (folder / "config.toml").read_text()
+    assert 'experiment = "saturation"' in saved and "std = [1.0, 2.0]" in saved
+
+
+RUN_BAD = [
+    ('dim = 4\n', [], "key 'experiment' is missing"),
+    ('experiment = "variance"\ndim = 0\n', [], "key 'dim': 0 is not allowed; d_k must be an integer from 1 to 65536"),
+    ('experiment = "variance"\ndims = 4\n', [], "key 'dims': unknown key"),
+    ('experiment = "variance"\ndim = "4"\n', [], "key 'dim': '4' (a string) is not allowed"),
+    ('experiment = "variance"\n', ["--set", "std=-1"], "--set std: '-1' is not allowed; the std must be"),
+    ('experiment = "variance"\n', ["--set", "stdev=1"], "--set stdev: unknown key"),
+    ('experiment = "variance"\n', ["--workers", "0"], "--workers: '0' is not allowed; the number of workers"),
+]
+
+
+@pytest.mark.parametrize("text,extra,message", RUN_BAD, ids=[m for _, _, m in RUN_BAD])
+def test_run_bad_config_exit_2_nothing_written(capsys, tmp_path, text, extra, message):
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    out = tmp_path / "runs"
+    code, stdout, stderr = run(capsys, "run", str(config), *extra, "--out", str(out))
+    assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1
+    assert message in stderr and "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_run_missing_config_and_folder(capsys, tmp_path):
+    for target, message in ((tmp_path / "none.toml", "no such config file"), (tmp_path, "is a folder")):
+        code, stdout, stderr = run(capsys, "run", str(target), "--out", str(tmp_path / "runs"))
+        assert code == 2 and stdout == "" and message in stderr and len(stderr.strip().splitlines()) == 1

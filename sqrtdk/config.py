@@ -1,0 +1,122 @@
+"""Configs: one TOML file per figure or table, naming the experiment and its parameters.
+
+    experiment = "variance"                 # variance, saturation, gradient or check
+    title = "Var(q.k) against d_k"          # optional: the heading in the generated report
+    description = "..."                     # optional: what the figure asks
+    order = 1                               # optional: the section's place in the report (lower first)
+    dim = [1, 2, 4, 8, 16]                  # any parameter of the experiment; a list is a grid axis
+    samples = 2097152
+
+Parameters go through the experiment's schema (schema.py), the same one its command-line options use, so
+the two cannot drift. Errors name the file and the key; `--set key=value` overrides are parsed as
+command-line text by that schema and named `--set key`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqrtdk import api, schema
+from sqrtdk.errors import InputError
+
+META = ("experiment", "title", "description", "order")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated config."""
+    path: Path
+    experiment: str
+    params: Any          # the experiment's schema instance
+    title: str
+    description: str
+    order: int           # place in the report, lower first; ties by name
+    text: str            # the file as written, comments included
+
+    @property
+    def name(self) -> str:
+        """The config's name, its file name without .toml: the name of its results folder."""
+        return self.path.stem
+
+
+def _read(path: Path) -> tuple[str, dict[str, Any]]:
+    where = str(path)
+    if not path.exists():
+        raise InputError(f"{where}: no such config file; give the path of a TOML config, such as "
+                         "configs/variance_vs_dk.toml")
+    if path.is_dir():
+        raise InputError(f"{where}: is a folder; give the path of one TOML config file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: not a text file; a config is TOML in UTF-8") from None
+    except OSError as error:
+        raise InputError(f"{where}: cannot be read ({error.strerror})") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{where}: not valid TOML: {error}") from None
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, str]:
+    """{'dim': '16,64'} from ['dim=16,64']; a key given twice keeps its last value."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set: {item!r} is not allowed; write key=value, for example --set dim=16,64")
+        out[key.strip()] = value
+    return out
+
+
+def load(path: str | Path, overrides: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config, then apply `--set` overrides (command-line text)."""
+    path = Path(path)
+    text, table = _read(path)
+
+    def key(name: str) -> str:
+        return f"{path}: key {name!r}"
+
+    if "experiment" not in table:
+        raise InputError(f"{path}: key 'experiment' is missing; choose from {', '.join(api.EXPERIMENTS)}")
+    experiment = table["experiment"]
+    spec = api.experiment_spec(experiment, key("experiment")) if isinstance(experiment, str) else None
+    if spec is None:
+        raise InputError(f"{key('experiment')}: {schema.show(experiment)} is not allowed; "
+                         f"choose from {', '.join(api.EXPERIMENTS)}")
+    names = [f.name for f in schema.fields(spec.schema)]
+    for name in table:
+        if name not in META and name not in names:
+            raise InputError(f"{key(name)}: unknown key; allowed keys are {', '.join(META + tuple(names))}")
+    meta = {}
+    for name in ("title", "description"):
+        value = table.get(name, "")
+        if not isinstance(value, str):
+            raise InputError(f"{key(name)}: {schema.show(value)} is not allowed; the {name} must be a string")
+        meta[name] = " ".join(value.split())
+    order = table.get("order", 1000)
+    if not isinstance(order, int) or isinstance(order, bool) or not 0 <= order <= 1000:
+        raise InputError(f"{key('order')}: {schema.show(order)} is not allowed; the order must be an integer "
+                         "from 0 to 1000")
+    raw = {name: value for name, value in table.items() if name not in META}
+    params = api.parse(experiment, raw, label=key, text=False)
+    if overrides:
+        params = api.parse(experiment, overrides, label=lambda name: f"--set {name}", base=params)
+    return Config(path, experiment, params, meta["title"], meta["description"], order, text)
+
+
+def load_dir(folder: str | Path) -> list[Config]:
+    """Every *.toml config in `folder`, in report order, all validated before any is run."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise InputError(f"CONFIG_DIR: {str(folder)!r} is not allowed; it {what}, and a folder of TOML "
+                         "configs is needed")
+    paths = sorted(folder.glob("*.toml"))
+    if not paths:
+        raise InputError(f"CONFIG_DIR: {str(folder)!r} is not allowed; it holds no *.toml config")
+    return sorted((load(p) for p in paths), key=lambda c: (c.order, c.name))

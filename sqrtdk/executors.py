@@ -1,0 +1,127 @@
+"""Where tasks run: in this process, in local worker processes, or on a Dask distributed cluster.
+
+A task is a pure function of its parameters and its spawned seed, so the executor changes only the time
+a sweep takes, never its rows: outputs are put back in task order whatever order they finish in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqrtdk.errors import InputError
+
+Progress = Callable[[int, int], None]
+CONNECT_TIMEOUT = "10s"  # how long to wait for a Dask scheduler to answer
+
+
+def cores() -> int:
+    """Processors this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_all(fn: Callable[[Any], Any], items: Sequence[Any], workers: int | None = None,
+            scheduler: str | None = None, progress: Progress | None = None,
+            cost: Callable[[Any], float] | None = None) -> list[Any]:
+    """[fn(item) for item in items], run by the chosen executor, in item order.
+
+    `fn` must be a module-level function (it is pickled by reference). `cost` estimates an item's run
+    time, so that the longest items start first and the workers finish together.
+    """
+    order = sorted(range(len(items)), key=lambda i: -cost(items[i])) if cost else list(range(len(items)))
+    if scheduler:
+        return _dask(fn, items, order, scheduler, progress)
+    workers = cores() if workers is None else workers
+    if workers <= 1 or len(items) <= 1:
+        return _serial(fn, items, progress)
+    return _processes(fn, items, order, min(workers, len(items)), progress)
+
+
+def _serial(fn: Callable[[Any], Any], items: Sequence[Any], progress: Progress | None) -> list[Any]:
+    outputs = []
+    for item in items:
+        outputs.append(fn(item))
+        if progress:
+            progress(len(outputs), len(items))
+    return outputs
+
+
+def _limit_threads(threads: int) -> None:
+    """Worker start-up: share the cores between workers instead of letting each BLAS take them all, and
+    leave Ctrl-C to the parent, which stops the workers itself."""
+    import signal
+
+    from threadpoolctl import threadpool_limits
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threadpool_limits(threads)
+
+
+def _processes(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], workers: int,
+               progress: Progress | None) -> list[Any]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # forkserver: workers start from a clean single-threaded process, never from a copy of this one's
+    # BLAS threads; the modules a task needs are loaded once in the server
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["numpy", "sqrtdk.api"])
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
+                               initargs=(max(1, cores() // workers),))
+    outputs: list[Any] = [None] * len(items)
+    try:
+        futures = {pool.submit(fn, items[i]): i for i in order}
+        pending, done = set(futures), 0
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                outputs[futures[future]] = future.result()
+                done += 1
+                if progress:
+                    progress(done, len(items))
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
+    return outputs
+
+
+def _stop(pool: Any) -> None:
+    """Stop the workers now (on Ctrl-C, SIGTERM or an error): queued tasks are dropped, running ones killed."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+
+
+def _dask(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], address: str,
+          progress: Progress | None) -> list[Any]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise InputError(f"--scheduler: {address!r} needs Dask, which is not installed; "
+                         "install the extra: pip install 'sqrtdk[dask]'") from None
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise InputError(f"--scheduler: {address!r} is not allowed; no Dask scheduler answered there "
+                         f"({error})") from None
+    try:
+        futures = client.map(fn, [items[i] for i in order], pure=False)
+        index = {future.key: i for future, i in zip(futures, order)}
+        outputs: list[Any] = [None] * len(items)
+        for done, future in enumerate(as_completed(futures), start=1):
+            outputs[index[future.key]] = future.result()
+            if progress:
+                progress(done, len(items))
+        return outputs
+    finally:
+        client.close()

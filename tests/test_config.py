@@ -1,0 +1,104 @@
+"""Configs: the same schema as the command line, errors that name the file and the key, --set overrides."""
+
+import pytest
+
+from sqrtdk import config
+from sqrtdk.errors import InputError
+from sqrtdk.output import to_toml
+from sqrtdk.schema import resolved
+
+
+def write(tmp_path, text, name="c.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_loads_typed_params_and_meta(tmp_path):
+    path = write(tmp_path, '# why\nexperiment = "saturation"\ntitle = "T"\norder = 3\ndim = [4, 16]\n'
+                           'seq_len = 8\nthreshold = 0.9\n')
+    c = config.load(path)
+    assert c.experiment == "saturation" and c.title == "T" and c.order == 3 and c.name == "c"
+    assert c.params.dim == (4, 16) and c.params.seq_len == (8,) and c.params.threshold == (0.9,)
+    assert c.text.startswith("# why")
+
+
+def test_set_overrides_are_parsed_as_command_line_text(tmp_path):
+    path = write(tmp_path, 'experiment = "variance"\ndim = 4\nstd = 2.0\n')
+    c = config.load(path, config.parse_sets(["dim=16,64", "seed=7"]))
+    assert c.params.dim == (16, 64) and c.params.seed == (7,) and c.params.std == (2.0,)
+
+
+def test_resolved_config_round_trips_through_toml(tmp_path):
+    path = write(tmp_path, 'experiment = "gradient"\ndim = [4, 16]\nmean = 0.25\neps = 1e-6\n')
+    c = config.load(path)
+    again = config.load(write(tmp_path, to_toml({"experiment": c.experiment, **resolved(c.params)}), "r.toml"))
+    assert again.params == c.params
+
+
+BAD = [
+    ('dim = 4\n', "key 'experiment' is missing; choose from variance, saturation, gradient, check"),
+    ('experiment = "varience"\n', "key 'experiment': 'varience' is not allowed; choose from variance"),
+    ('experiment = 3\n', "key 'experiment': 3 is not allowed; choose from"),
+    ('experiment = "variance"\ndims = 4\n', "key 'dims': unknown key; allowed keys are experiment, title"),
+    ('experiment = "variance"\ndim = 0\n', "key 'dim': 0 is not allowed; d_k must be an integer from 1 to 65536"),
+    ('experiment = "variance"\ndim = "64"\n', "key 'dim': '64' (a string) is not allowed; d_k must be an integer"),
+    ('experiment = "variance"\nstd = -1.0\n', "key 'std': -1.0 is not allowed; the std must be a finite number > 0"),
+    ('experiment = "variance"\nstd = nan\n', "key 'std': nan is not allowed"),
+    ('experiment = "variance"\nsamples = [[1]]\n', "key 'samples': [1] (a list) is not allowed"),
+    ('experiment = "saturation"\nthreshold = 1.5\n', "key 'threshold': 1.5 is not allowed; the threshold must be"),
+    ('experiment = "saturation"\nseq_len = 0\n', "key 'seq_len': 0 is not allowed; the sequence length must be"),
+    ('experiment = "variance"\ntitle = 5\n', "key 'title': 5 is not allowed; the title must be a string"),
+    ('experiment = "variance"\norder = "first"\n', "key 'order': 'first' is not allowed; the order must be"),
+    ('experiment = "variance"\ndim = [4,\n', "not valid TOML: "),
+    ('experiment = "variance"\n[params]\ndim = 4\n', "key 'params': unknown key"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD, ids=[m.split(";")[0] for _, m in BAD])
+def test_bad_configs_name_file_and_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as error:
+        config.load(path)
+    assert str(error.value).startswith(f"{path}: "), str(error.value)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["dim=0"], "--set dim: '0' is not allowed; d_k must be an integer from 1 to 65536"),
+    (["dims=4"], "--set dims: unknown key; allowed keys are dim, samples, seed, mean, std"),
+    (["dim"], "--set: 'dim' is not allowed; write key=value"),
+    (["=4"], "--set: '=4' is not allowed; write key=value"),
+    (["std=abc"], "--set std: 'abc' is not allowed; the std must be a finite number > 0"),
+])
+def test_bad_set(tmp_path, sets, message):
+    path = write(tmp_path, 'experiment = "variance"\n')
+    with pytest.raises(InputError) as error:
+        config.load(path, config.parse_sets(sets))
+    assert str(error.value).startswith(message)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(InputError, match="no such config file"):
+        config.load(tmp_path / "nope.toml")
+    with pytest.raises(InputError, match="is a folder; give the path of one TOML config file"):
+        config.load(tmp_path)
+    with pytest.raises(InputError, match="holds no \\*.toml config"):
+        config.load_dir(tmp_path)
+    with pytest.raises(InputError, match="it does not exist"):
+        config.load_dir(tmp_path / "nope")
+
+
+def test_directory_in_report_order(tmp_path):
+    write(tmp_path, 'experiment = "variance"\norder = 2\n', "a.toml")
+    write(tmp_path, 'experiment = "variance"\norder = 1\n', "b.toml")
+    write(tmp_path, 'experiment = "variance"\n', "c.toml")
+    assert [c.name for c in config.load_dir(tmp_path)] == ["b", "a", "c"]
+
+
+def test_committed_configs_load():
+    from pathlib import Path
+
+    configs = config.load_dir(Path(__file__).parent.parent / "configs")
+    assert {"variance_vs_dk", "histogram_dk100", "saturation_vs_dk", "gradient_vs_dk"} <= {c.name for c in configs}

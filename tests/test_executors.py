@@ -1,0 +1,52 @@
+"""A sweep gives the same rows whichever executor runs it and in whatever order its tasks finish."""
+
+import pytest
+
+import sqrtdk
+from sqrtdk import executors
+
+SWEEP = {"dim": [4, 64, 256], "seq_len": [8, 64], "samples": 2048, "std": [1.0, 1.5]}
+
+
+@pytest.fixture(scope="module")
+def serial():
+    return {kind: sqrtdk.run(kind, workers=1, **SWEEP).rows for kind in ("saturation", "gradient")}
+
+
+@pytest.mark.parametrize("kind", ["saturation", "gradient"])
+def test_worker_processes_give_identical_rows(serial, kind):
+    assert sqrtdk.run(kind, workers=2, **SWEEP).rows == serial[kind]
+
+
+def test_variance_identical_across_workers():
+    kw = {"dim": [1, 16, 100, 1024], "samples": 2**16, "mean": [0.0, 0.5]}
+    assert sqrtdk.run("variance", workers=2, **kw).rows == sqrtdk.run("variance", workers=1, **kw).rows
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside distributed, not by sqrtdk
+def test_dask_local_cluster_gives_identical_rows(serial):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        for kind in ("saturation", "gradient"):
+            assert sqrtdk.run(kind, scheduler=cluster.scheduler_address, **SWEEP).rows == serial[kind]
+
+
+def test_completion_order_does_not_matter():
+    items = list(range(7))
+    slow_first = executors.run_all(_square_after_nap, items, workers=2, cost=lambda i: i)
+    assert slow_first == [i * i for i in items]
+
+
+def _square_after_nap(i):
+    import time
+
+    time.sleep(0.05 * (7 - i))  # later items finish first
+    return i * i
+
+
+def test_unreachable_scheduler_is_bad_input(monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(sqrtdk.InputError, match="--scheduler: 'tcp://127.0.0.1:1' is not allowed; no Dask"):
+        executors.run_all(abs, [1, 2], scheduler="tcp://127.0.0.1:1")
