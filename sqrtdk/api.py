@@ -291,3 +291,12 @@ def run(experiment: str, workers: int | None = 1, scheduler: str | None = None, 
     experiment_spec(experiment)
     return run_params(experiment, parse(experiment, params, label=lambda k: k, text=False),
                       workers=workers, scheduler=scheduler)
+
+
+def run_config(path: str | Path, workers: int | None = 1, scheduler: str | None = None,
+               **overrides: Any) -> Result:
+    """Run the config at `path` (see config.py), with keyword overrides of its parameters."""
+    from sqrtdk import config
+
+    loaded = config.load(path, overrides, text=False)
+    return run_params(loaded.experiment, loaded.params, workers=workers, scheduler=scheduler)

@@ -73,8 +73,8 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def load(path: str | Path, overrides: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config, then apply `--set` overrides (command-line text)."""
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None, text: bool = True) -> Config:
+    """Read and validate a config, then apply overrides: `--set` text, or typed values with `text=False`."""
     path = Path(path)
     text, table = _read(path)
 
@@ -105,7 +105,8 @@ def load(path: str | Path, overrides: Mapping[str, str] | None = None) -> Config
     raw = {name: value for name, value in table.items() if name not in META}
     params = api.parse(experiment, raw, label=key, text=False)
     if overrides:
-        params = api.parse(experiment, overrides, label=lambda name: f"--set {name}", base=params)
+        label = (lambda name: f"--set {name}") if text else (lambda name: name)
+        params = api.parse(experiment, overrides, label=label, text=text, base=params)
     return Config(path, experiment, params, meta["title"], meta["description"], order, text)
 
 
