@@ -211,7 +211,8 @@ class Result:
 
 
 def write_all(jobs: Sequence[tuple[Result, Path, Mapping[str, Any] | None]], plot: bool = True,
-              workers: int | None = None) -> list[list[str]]:
+              workers: int | None = None, progress: Callable[[int, int], None] | None = None
+              ) -> list[list[str]]:
     """Write each (result, folder, manifest): tables first, then every figure of every result drawn by
     `workers` processes at once; each folder appears whole or not at all. Returns each folder's files."""
     from sqrtdk import executors
@@ -225,7 +226,7 @@ def write_all(jobs: Sequence[tuple[Result, Path, Mapping[str, Any] | None]], plo
         if plot:
             figures = [(result, name, staging) for (result, _, _), staging in zip(jobs, staged)
                        for name in result.figures()]
-            executors.run_all(_render, figures, workers)
+            executors.run_all(_render, figures, workers, progress=progress)
         return [output.commit(staging, folder) for (_, folder, _), staging in zip(jobs, staged)]
     finally:
         for staging in staged:

@@ -39,13 +39,13 @@ def _console(stderr: bool = False):
     return Console(file=stream, width=None if stream.isatty() else 160, soft_wrap=False)
 
 
-def _progress(enabled: bool) -> tuple[Any, Callable[[int, int], None] | None]:
+def _progress(enabled: bool, label: str = "tasks") -> tuple[Any, Callable[[int, int], None] | None]:
     if not enabled:
         return None, None
     from rich.progress import Progress
 
     bar = Progress(console=_console(stderr=True), transient=True)
-    task = bar.add_task("tasks", total=None)
+    task = bar.add_task(label, total=None)
     bar.start()
     return bar, lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -229,7 +229,12 @@ def reproduce_command(
         if not quiet:
             print(f"{out}/ is up to date with {config_dir}/ ({len(loaded)} configs)")
         return
-    files = reproduce.write(loaded, results, target, workers=executors)
+    bar, progress = _progress(chatty, "figures")
+    try:
+        files = reproduce.write(loaded, results, target, workers=executors, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
     if not quiet:
         for c, result in zip(loaded, results):
             print(f"{target / c.name}/  {c.experiment}, {len(result.tasks)} tasks, {len(result.rows)} rows")

@@ -40,7 +40,8 @@ def run(configs: Sequence[Config], workers: int | None = None, scheduler: str | 
 
 
 def write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, plot: bool = True,
-          shown_at: Path | None = None, workers: int | None = None) -> list[str]:
+          shown_at: Path | None = None, workers: int | None = None,
+          progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Write out/<config name>/ for each config and out/README.md; drop canonical folders of removed configs.
 
     `shown_at` is where the report will be read from (links to the configs are relative to it).
@@ -50,7 +51,7 @@ def write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, p
     for config, result in zip(configs, results):
         where = Path(os.path.relpath(config.path.resolve(), shown_at.resolve())).as_posix()
         jobs.append((result, out / config.name, {MARKER: where, "title": config.title}))
-    files = [f for folder in api.write_all(jobs, plot, workers) for f in folder]
+    files = [f for folder in api.write_all(jobs, plot, workers, progress) for f in folder]
     names = {c.name for c in configs}
     for stale in canonical_folders(out):
         if stale.name not in names:
