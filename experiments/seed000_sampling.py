@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(2017)
     estimates = np.array([seed_method(rng, n) for _ in range(repeats)])
     spread = float(estimates.std(ddof=1))
-    kurtosis = theory.score_excess_kurtosis(D_K, 0.0, 1.0)
+    kurtosis = theory.score_excess_kurtosis(D_K)
     naive = math.sqrt((kurtosis + 2) / (n * n))  # sd of a sample variance of n^2 iid draws, variance 1
     say(f"Each run estimates the scaled variance from {n * n:,} scores. Over {repeats} independent runs the "
         f"estimates average {estimates.mean():.5f} and scatter with standard deviation {spread:.2g}. Treating "
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     heading("3. The tails: variance-gamma, not normal")
     tails = []
     for sample in result.outputs:
-        z = (sample.edges - theory.score_mean(D_K, 0.0, 1.0)) / math.sqrt(D_K)  # bin edges in scaled sd
+        z = (sample.edges - theory.score_mean(D_K)) / math.sqrt(D_K)  # bin edges in scaled sd
         inner = (z[:-1] >= -4) & (z[1:] <= 4)
         tails.append((sample.n_scores - sample.counts[inner].sum()) / sample.n_scores)
     tails = np.array(tails)

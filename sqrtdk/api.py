@@ -12,6 +12,7 @@ configs, `reproduce` and the study scripts all go through `run_params`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,44 +33,72 @@ class Experiment:
     cost: Callable[[Mapping[str, Any]], float]               # rough relative run time of a task
 
 
+def source(task: Mapping[str, Any]) -> Any:
+    """The task's sampling.Source: its entries, and the projection layer for projected inputs."""
+    from sqrtdk.sampling import Source
+    from sqrtdk.theory import Entries
+
+    entries = Entries(task.get("dist") or "gaussian", task["mean"], task["std"], task.get("df") or 10.0,
+                      task.get("rho") or 0.0)
+    if task.get("inputs") != "projected":
+        return Source(entries)
+    return Source(entries, "projected", task["d_model"], task["heads"], task["init"], task["init_std"],
+                  bool(task["layernorm"]))
+
+
+def _gain(task: Mapping[str, Any]) -> float | None:
+    gain = task.get("qk_gain")
+    return None if gain in (None, "auto") else gain
+
+
 # ---- variance and check ----
 
 def _variance_run(task: Mapping[str, Any]) -> Any:
     from sqrtdk.variance import sample_scores
 
-    return sample_scores(task["dim"], task["samples"], task["mean"], task["std"], task["seed"])
+    return sample_scores(task["dim"], task["samples"], seed=task["seed"], source=source(task),
+                         cosine="qknorm" in task.get("scaling", ()))
 
 
 def _variance_rows(task: Mapping[str, Any], sample: Any) -> list[dict]:
     from sqrtdk.variance import variance_rows
 
-    return variance_rows(sample, task["mean"], task["std"])
+    return variance_rows(sample, task["scaling"], _gain(task))
 
 
 def _variance_cost(task: Mapping[str, Any]) -> float:
-    from sqrtdk.variance import block_size
+    from sqrtdk.variance import d_k_of, geometry
 
-    # per score: 2 d_k flops of product, 2 d_k / n normal draws and a constant for the reduction
-    return task["samples"] * (2 * task["dim"] + 30 * task["dim"] / block_size(task["dim"]) + 30)
+    src = source(task)
+    d_k = d_k_of(task["dim"], src)
+    layout, n, per_block = geometry(d_k, src)
+    if layout == "sequence":  # per score: the projection shared by the block's heads, and the product
+        return task["samples"] * (4 * src.d_model**2 / (src.heads * n) + 2 * d_k + 30)
+    draws = 2 * d_k * n / per_block  # normal draws per score
+    return task["samples"] * (2 * d_k + 15 * draws + 30)
+
+
+HISTOGRAMS = 16  # a histogram per task for runs of at most this many tasks; larger sweeps get the summary
 
 
 def _variance_figures(result: "Result") -> dict[str, Callable[[], Any]]:
     from sqrtdk import plots
 
     figures = {}
-    for task, sample in zip(result.tasks, result.outputs):
-        name = f"histogram_dk{task['dim']}" + result.suffix(task, skip=("dim",))
-        figures[name] = (lambda t=task, s=sample: plots.histogram_figure(s, t["mean"], t["std"],
-                                                                         result.label(t, skip=("dim",))))
-    if len(result.params.dim) > 1:
+    for task, sample in zip(result.tasks if len(result.tasks) <= HISTOGRAMS else (), result.outputs):
+        name = f"histogram_dk{sample.d_k}" + result.suffix(task, skip=("dim",))
+        figures[name] = (lambda t=task, s=sample: plots.histogram_figure(s, result.label(t, skip=("dim",))))
+    if len({r["d_k"] for r in result.rows}) > 1:
         figures["variance_vs_dk"] = lambda: plots.variance_figure(result.rows, result.series_columns("dim"))
+    elif len(result.tasks) > 1:
+        figures["variance_by_setting"] = lambda: plots.variance_by_setting(result.rows, result.series_columns("dim"))
     return figures
 
 
 def _check_rows(task: Mapping[str, Any], sample: Any) -> list[dict]:
     from sqrtdk.variance import variance_rows
 
-    row = next(r for r in variance_rows(sample, task["mean"], task["std"]) if r["scaling"] == "sqrt")
+    row = variance_rows(sample, ("sqrt",))[0]
     tol = task["tol"]
     passed = bool(1 - tol <= row["variance_ci_low"] and row["variance_ci_high"] <= 1 + tol)
     return [{"d_k": sample.d_k, "n_scores": sample.n_scores, "variance": row["variance"],
@@ -83,19 +112,23 @@ def _attention_run(task: Mapping[str, Any]) -> Any:
     from sqrtdk.attention import sample_rows
 
     kind = "saturation" if "threshold" in task else "gradient"
-    return sample_rows(kind, task["dim"], task["seq_len"], task["samples"], task["mean"], task["std"],
-                       task["seed"], task["threshold"] if kind == "saturation" else task["eps"])
+    return sample_rows(kind, task["dim"], task["seq_len"], task["samples"], seed=task["seed"],
+                       level=task["threshold"] if kind == "saturation" else task["eps"],
+                       scalings=task["scaling"], source=source(task), qk_gain=_gain(task),
+                       ssmax_s=task.get("ssmax_s") or 0.43)
 
 
 def _attention_rows(task: Mapping[str, Any], sample: Any) -> list[dict]:
     from sqrtdk.attention import attention_rows
 
-    return attention_rows(sample, task["mean"], task["std"])
+    return attention_rows(sample)
 
 
 def _attention_cost(task: Mapping[str, Any]) -> float:
-    # per query row: n logits, each 2 d_k flops and about 60 for the softmax and its statistics
-    return task["samples"] * task["seq_len"] * (2 * task["dim"] + 60)
+    # per query row: n logits, each 2 d_k flops and about 60 per rule for the softmax and its statistics
+    src = source(task)
+    d_k = src.d_model // src.heads if src.inputs == "projected" else task["dim"]
+    return task["samples"] * task["seq_len"] * (2 * d_k + 60 * len(task["scaling"]))
 
 
 def _attention_figures(kind: str) -> Callable[["Result"], dict[str, Callable[[], Any]]]:
@@ -104,8 +137,9 @@ def _attention_figures(kind: str) -> Callable[["Result"], dict[str, Callable[[],
 
         metrics = attention.SATURATION if kind == "saturation" else attention.GRADIENT
         title = "Softmax saturation" if kind == "saturation" else "Softmax Jacobian and gradients"
+        d_ks = {r["d_k"] for r in result.rows}
         out = {}
-        if len(result.params.dim) > 1 or len(result.params.seq_len) == 1:
+        if len(d_ks) > 1 or len(result.params.seq_len) == 1:
             out[f"{kind}_vs_dk"] = lambda: plots.metric_grid(result.rows, metrics, title, "d_k",
                                                              result.series_columns("dim"))
         if len(result.params.seq_len) > 1:
@@ -113,6 +147,44 @@ def _attention_figures(kind: str) -> Callable[["Result"], dict[str, Callable[[],
                                                             result.series_columns("seq_len"))
         return out
     return figures
+
+
+# ---- the Scalable-Softmax toy ----
+
+def _toy_run(task: Mapping[str, Any]) -> Any:
+    """The largest weight of softmax over n logits (high, low, ..., low) times each rule's c, computed."""
+    import numpy as np
+
+    from sqrtdk.softmax import softmax
+
+    n = task["seq_len"]
+    logits = np.full(n, task["low"])
+    logits[0] = task["high"]
+    out = {}
+    for rule in task["scaling"]:
+        c = task["ssmax_s"] * math.log(n) if rule == "logn" else 1.0
+        out[rule] = float(softmax(c * logits[None])[0][0, 0])
+    return out
+
+
+def _toy_rows(task: Mapping[str, Any], weights: Mapping[str, float]) -> list[dict]:
+    from sqrtdk import theory
+
+    n, rows = task["seq_len"], []
+    standard = task["high"] == 3.0 and task["low"] == -2.0 and task["ssmax_s"] == theory.SSMAX_S
+    for rule, weight in weights.items():
+        c = task["ssmax_s"] * math.log(n) if rule == "logn" else 1.0
+        published = theory.PUBLISHED_SSMAX[rule].get(n) if standard else None
+        rows.append({"seq_len": n, "scaling": rule, "max_weight": weight,
+                     "theory_max_weight": theory.toy_max_weight(n, task["high"], task["low"], c),
+                     "published_max_weight": published})
+    return rows
+
+
+def _toy_figures(result: "Result") -> dict[str, Callable[[], Any]]:
+    from sqrtdk import plots
+
+    return {"ssmax_toy": lambda: plots.toy_figure(result.rows)} if len(result.tasks) > 1 else {}
 
 
 EXPERIMENTS = {
@@ -124,6 +196,7 @@ EXPERIMENTS = {
                            _attention_figures("gradient"), _attention_cost),
     "check": Experiment("check", schema.CheckParams, _variance_run, _check_rows, lambda result: {},
                         _variance_cost),
+    "toy": Experiment("toy", schema.ToyParams, _toy_run, _toy_rows, _toy_figures, lambda task: task["seq_len"]),
 }
 
 

@@ -1,13 +1,15 @@
 """Saturation and gradient experiments: one attention matrix per trial, statistics per query row.
 
-A trial draws Q and K of shape (n, d_k) with entries iid N(mean, std^2), forms S = c Q K^T and
-P = softmax(S) row by row (softmax.py). The gradient experiment also draws a random upstream gradient
-G (n x n, iid N(0, 1)) and differentiates L = sum_ij G_ij P_ij: dL/dS_i = J_i G_i with J_i = diag(p_i) -
-p_i p_i^T, and dL/dq_i = c (dL/dS_i) K.
+A trial draws n keys and m = min(n, 256) queries of dimension d_k (sampling.py), forms the logits of each
+scaling rule (c Q K^T, or g cos(q_i, k_j) for QK-norm) and P = softmax row by row (softmax.py). The
+gradient experiment also draws a random upstream gradient G (iid N(0, 1), one per logit) and
+differentiates L = sum_ij G_ij P_ij: dL/dS_i = J_i G_i with J_i = diag(p_i) - p_i p_i^T, and
+dL/dq_i = c (dL/dS_i) K, or for QK-norm (g / |q_i|) (I - q^ q^T) sum_j (dL/dS_ij) k^_j.
 
-Rows of one trial share K (and are not independent), so trials are grouped into independent replicates and
-standard errors come from the spread of replicate means (moments.py). All scalings are computed from the
-same draws.
+Rows of one trial share their keys (and are not independent), so trials are grouped into independent
+replicates and standard errors come from the spread of replicate means (moments.py). All rules are
+computed from the same draws. With projected inputs a trial is a sequence of n tokens through a fresh
+layer, and every head's rows count.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import numpy as np
 from sqrtdk import softmax as sm
 from sqrtdk import theory
 from sqrtdk.moments import REPLICATES, add_in_order, batch_means
-from sqrtdk.sampling import qk_blocks, task_seed
+from sqrtdk.sampling import Source, projected_blocks, qk_blocks, task_seed
 
 CHUNK_SCORES = 2**17  # logits per chunk of query rows
 MIN_REPLICATES = 8
+QUERIES = 256  # queries per trial: longer sequences add keys, not rows
 
 SATURATION = ("max_prob_mean", "entropy_mean", "entropy_ratio_mean", "effective_tokens_mean",
               "participation_mean", "saturated_fraction")
@@ -31,13 +34,31 @@ GRADIENT = ("jacobian_fro_mean", "jacobian_diag_max_mean", "grad_logits_mean", "
             "vanishing_fraction")
 
 
-def row_metrics(kind: str, logits: np.ndarray, c: float, k: np.ndarray | None, g: np.ndarray | None,
-                level: float) -> np.ndarray:
+@dataclass(frozen=True)
+class Rule:
+    """A scaling rule as applied to one trial: logits = c * scores, or c * cos(q, k) when normalised."""
+    name: str
+    c: float
+    normalised: bool
+
+
+def rules_for(scalings: tuple[str, ...], d_k: int, n: int, qk_gain: float | None, ssmax_s: float) -> list[Rule]:
+    return [Rule(s, theory.scale(d_k, s, n, qk_gain, ssmax_s), s in theory.NORMALISING) for s in scalings]
+
+
+def row_metrics(kind: str, scores: np.ndarray, rule: Rule, q: np.ndarray, k: np.ndarray,
+                g: np.ndarray | None, level: float) -> np.ndarray:
     """Per-row values of the experiment's metrics, in the order of SATURATION or GRADIENT.
 
-    logits: (trials, rows, n) float64; k: (trials, n, d_k); g like logits. `level` is the threshold
-    (saturation) or eps (gradient). Returns (trials * rows, metrics), trial-major.
+    scores: (t, rows, n) float64 q.k; q: (t, rows, d_k) and k: (t, n, d_k); g like scores. `level` is the
+    threshold (saturation) or eps (gradient). Returns (t * rows, metrics), trial-major.
     """
+    if rule.normalised:
+        q_norm = np.linalg.norm(q, axis=-1)  # (t, rows)
+        k_norm = np.linalg.norm(k, axis=-1)  # (t, n)
+        logits = rule.c * scores / (q_norm[..., :, None] * k_norm[..., None, :])
+    else:
+        logits = rule.c * scores
     p, shifted, log_total = sm.softmax(logits)
     n = logits.shape[-1]
     if kind == "saturation":
@@ -48,8 +69,13 @@ def row_metrics(kind: str, logits: np.ndarray, c: float, k: np.ndarray | None, g
         values = [max_prob, h, ratio, np.exp(h), participation, max_prob >= level]
     else:
         fro = sm.jacobian_fro(p)
-        d_logits = sm.grad_logits(p, g)  # (trials, rows, n)
-        d_q = c * np.matmul(d_logits, k)  # (trials, rows, d_k)
+        d_logits = sm.grad_logits(p, g)  # (t, rows, n)
+        if rule.normalised:
+            v = np.matmul(d_logits, k / k_norm[..., None])  # sum_j dL/dS_ij k^_j: (t, rows, d_k)
+            q_hat = q / q_norm[..., None]
+            d_q = rule.c / q_norm[..., None] * (v - np.einsum("...d,...d->...", q_hat, v)[..., None] * q_hat)
+        else:
+            d_q = rule.c * np.matmul(d_logits, k)  # (t, rows, d_k)
         values = [fro, sm.jacobian_diag_max(p), np.linalg.norm(d_logits, axis=-1),
                   np.linalg.norm(d_q, axis=-1), fro < level]
     return np.stack([v.reshape(-1) for v in values], axis=1)
@@ -57,61 +83,88 @@ def row_metrics(kind: str, logits: np.ndarray, c: float, k: np.ndarray | None, g
 
 @dataclass(frozen=True)
 class RowSample:
-    """Replicate means of every metric at one (d_k, seq_len), per scaling."""
+    """Replicate means of every metric at one (d_k, seq_len), per scaling rule."""
     kind: str
     d_k: int
     seq_len: int
-    scalings: tuple[str, ...]
+    source: Source
+    rules: tuple[Rule, ...]
     n_rows: int
-    replicate_means: np.ndarray  # (replicates, scalings, metrics)
+    replicate_means: np.ndarray  # (replicates, rules, metrics)
+
+    @property
+    def scalings(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.rules)
 
 
-def geometry(samples: int, n: int) -> tuple[int, int]:
+def geometry(samples: int, rows_per_trial: int) -> tuple[int, int]:
     """(replicates, trials per replicate): whole trials, at least MIN_REPLICATES independent replicates."""
-    trials = max(1, math.ceil(samples / n))
+    trials = max(1, math.ceil(samples / rows_per_trial))
     replicates = min(REPLICATES, max(MIN_REPLICATES, trials))
     return replicates, math.ceil(trials / replicates)
 
 
-def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float, std: float, seed: int,
-                level: float, scalings: tuple[str, ...] = theory.SCALINGS,
+def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0.0, std: float = 1.0,
+                seed: int = 0, level: float = 0.99, scalings: tuple[str, ...] = ("none", "sqrt"),
+                source: Source | None = None, qk_gain: float | None = None, ssmax_s: float = theory.SSMAX_S,
                 chunk_scores: int = CHUNK_SCORES) -> RowSample:
     """Measure the `kind` metrics ("saturation" or "gradient") over at least `samples` query rows."""
-    n = seq_len
-    replicates, trials_per_replicate = geometry(samples, n)
-    chunk_trials = max(1, chunk_scores // (n * n))  # whole trials at once when they are small
-    chunk_rows = n if chunk_trials > 1 else max(1, chunk_scores // n)  # else query rows of one trial
+    from sqrtdk.theory import Entries
+
+    source = source or Source(Entries(mean=mean, std=std))
+    projected = source.inputs == "projected"
+    d_k = source.d_model // source.heads if projected else d_k
+    n, m = seq_len, min(seq_len, QUERIES)
+    heads = source.heads if projected else 1
+    replicates, trials_per_replicate = geometry(samples, m * heads)
+    chunk_trials = 1 if projected else max(1, chunk_scores // (m * n))  # whole trials at once when small
+    chunk_rows = m if chunk_trials > 1 else max(1, chunk_scores // (n * heads))  # else rows of one trial
     metrics = SATURATION if kind == "saturation" else GRADIENT
+    rules = rules_for(scalings, d_k, n, qk_gain, ssmax_s)
+    e = source.entries
     # two streams, so that the draws do not depend on how trials and rows are chunked
-    qk_seed, g_seed = task_seed(seed, {"kind": kind, "d_k": d_k, "seq_len": n, "mean": mean,
-                                       "std": std}).spawn(2)
+    key = {"kind": kind, "d_k": d_k, "seq_len": n, "mean": e.mean, "std": e.std, **source.stream_key()}
+    qk_seed, g_seed = task_seed(seed, key).spawn(2)
     qk_rng, g_rng = np.random.default_rng(qk_seed), np.random.default_rng(g_seed)
-    scales = [theory.scale(d_k, s) for s in scalings]
-    means = np.zeros((replicates, len(scalings), len(metrics)))
+    means = np.zeros((replicates, len(rules), len(metrics)))
 
     for r in range(replicates):
-        sums = np.zeros(len(scalings) * len(metrics))
-        for q, k in qk_blocks(qk_rng, trials_per_replicate, n, d_k, mean, std, chunk_trials):
-            for start in range(0, n, chunk_rows):
-                scores = np.matmul(q[:, start:start + chunk_rows], k.transpose(0, 2, 1))  # (t, rows, n)
-                scores = scores.astype(np.float64)
+        sums = np.zeros(len(rules) * len(metrics))
+        if projected:
+            trials = (pair for q, k in projected_blocks(qk_rng, trials_per_replicate, m, n, source)
+                      for pair in [(q[0], k[0])])  # heads stand where trials do: (heads, m, d_k)
+        else:
+            trials = qk_blocks(qk_rng, trials_per_replicate, m, n, d_k, e, chunk_trials)
+        for q, k in trials:
+            for start in range(0, m, chunk_rows):
+                q_rows = q[:, start:start + chunk_rows]
+                scores = np.matmul(q_rows, k.swapaxes(-1, -2)).astype(np.float64)  # (t, rows, n)
                 g = g_rng.standard_normal(scores.shape) if kind == "gradient" else None
-                per_row = np.concatenate([row_metrics(kind, c * scores, c, k, g, level) for c in scales],
-                                         axis=1)  # (t * rows, scalings * metrics)
+                q64, k64 = q_rows.astype(np.float64), k.astype(np.float64)
+                per_row = np.concatenate([row_metrics(kind, scores, rule, q64, k64, g, level) for rule in rules],
+                                         axis=1)  # (t * rows, rules * metrics)
                 sums = add_in_order(sums, per_row)
-        means[r] = (sums / (trials_per_replicate * n)).reshape(len(scalings), len(metrics))
-    return RowSample(kind, d_k, n, tuple(scalings), replicates * trials_per_replicate * n, means)
+        means[r] = (sums / (trials_per_replicate * m * heads)).reshape(len(rules), len(metrics))
+    return RowSample(kind, d_k, n, source, tuple(rules), replicates * trials_per_replicate * m * heads, means)
 
 
-def attention_rows(sample: RowSample, mean: float, std: float) -> list[dict]:
-    """One row per scaling: each metric's mean with its standard error `<name>_se`, and the theory."""
+def attention_rows(sample: RowSample) -> list[dict]:
+    """One row per scaling rule: each metric's mean with its standard error `<name>_se`, and the theory."""
     metrics = SATURATION if sample.kind == "saturation" else GRADIENT
-    n, d_k = sample.seq_len, sample.d_k
+    n, d_k, source = sample.seq_len, sample.d_k, sample.source
     rows = []
-    for i, scaling in enumerate(sample.scalings):
-        c = theory.scale(d_k, scaling)
-        row: dict = {"d_k": d_k, "seq_len": n, "scaling": scaling, "n_rows": sample.n_rows,
-                     "logit_std": theory.logit_std(d_k, mean, std, c),
+    for i, rule in enumerate(sample.rules):
+        direct = source.inputs == "direct"
+        if direct:
+            spread = theory.logit_std(d_k, source.entries, rule.c, rule.normalised)
+        elif rule.normalised:
+            spread = None
+        else:
+            spread = math.sqrt(theory.projected_score_variance(source.d_model, source.heads, n, source.entries,
+                                                               source.init, source.init_std, source.layernorm,
+                                                               rule.c))
+        row: dict = {"d_k": d_k, "seq_len": n, "scaling": rule.name, "n_rows": sample.n_rows,
+                     "logit_std": spread,
                      "critical_logit_std": theory.critical_logit_std(n) if n > 1 else None}
         for j, name in enumerate(metrics):
             values = sample.replicate_means[:, i, j]
@@ -121,8 +174,9 @@ def attention_rows(sample: RowSample, mean: float, std: float) -> list[dict]:
             est = batch_means(float(values.mean()), values, 0.95)
             row[name], row[name + "_se"] = est.value, est.se
         if sample.kind == "saturation":
-            row["theory_entropy"] = theory.rem_entropy(n, d_k, mean, std, c)
-            row["theory_participation"] = theory.rem_participation(n, d_k, mean, std, c)
+            args = (n, d_k, source.entries, rule.c, rule.normalised)
+            row["theory_entropy"] = theory.rem_entropy(*args) if direct else None
+            row["theory_participation"] = theory.rem_participation(*args) if direct else None
         else:
             row["uniform_jacobian_fro"] = theory.uniform_jacobian_fro(n)
         rows.append(row)

@@ -168,6 +168,7 @@ _command("variance", schema.VarianceParams, [OUT, JSON, QUIET, NO_PLOT, *EXECUTI
 _command("saturation", schema.SaturationParams, [OUT, JSON, QUIET, NO_PLOT, *EXECUTION],
          _experiment("saturation"))
 _command("gradient", schema.GradientParams, [OUT, JSON, QUIET, NO_PLOT, *EXECUTION], _experiment("gradient"))
+_command("toy", schema.ToyParams, [OUT, JSON, QUIET, NO_PLOT, *EXECUTION], _experiment("toy"))
 _command("check", schema.CheckParams, [JSON, QUIET, *EXECUTION], _check)
 
 
@@ -253,7 +254,11 @@ def _table(result: Any):
 
     def pm(row: dict, key: str) -> str:
         value, se = row[key], row[key + "_se"]
-        return "" if value is None else f"{value:.5g} ± {se:.2g}"
+        return "" if value is None else f"{value:.5g}" + ("" if se is None else f" ± {se:.2g}")
+
+    def interval(row: dict) -> str:
+        low, high = row["variance_ci_low"], row["variance_ci_high"]
+        return "" if low is None else f"[{fmt(low)}, {fmt(high)}]"
 
     def table(title: str, heads: tuple[str, ...]) -> Any:
         t = Table(title=title)
@@ -271,6 +276,13 @@ def _table(result: Any):
             add(t, r, str(r["d_k"]), f"{r['n_scores']:,}", fmt(r["variance"]),
                 f"[{fmt(r['variance_ci_low'])}, {fmt(r['variance_ci_high'])}]",
                 f"[{fmt(r['allowed_low'])}, {fmt(r['allowed_high'])}]", "pass" if r["passed"] else "FAIL")
+        return t
+    if experiment == "toy":
+        t = table("Largest softmax weight: one logit high, the rest low",
+                  ("n", "scaling", "largest weight", "closed form", "published"))
+        for r in rows:
+            add(t, r, str(r["seq_len"]), r["scaling"], f"{r['max_weight']:.6g}", f"{r['theory_max_weight']:.6g}",
+                fmt(r["published_max_weight"]))
         return t
     if experiment in ("saturation", "gradient"):
         from sqrtdk.attention import GRADIENT, SATURATION
@@ -292,8 +304,8 @@ def _table(result: Any):
                "excess kurtosis", "theory"))
     for r in rows:
         add(t, r, str(r["d_k"]), r["scaling"], f"{r['n_scores']:,}", pm(r, "mean"), fmt(r["theory_mean"]),
-            fmt(r["variance"]), f"[{fmt(r['variance_ci_low'])}, {fmt(r['variance_ci_high'])}]",
-            fmt(r["theory_variance"]), pm(r, "excess_kurtosis"), fmt(r["theory_excess_kurtosis"]))
+            fmt(r["variance"]), interval(r), fmt(r["theory_variance"]), pm(r, "excess_kurtosis"),
+            fmt(r["theory_excess_kurtosis"]))
     return t
 
 

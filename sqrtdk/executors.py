@@ -7,7 +7,9 @@ a sweep takes, never its rows: outputs are put back in task order whatever order
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqrtdk.errors import InputError
@@ -61,6 +63,28 @@ def _limit_threads(threads: int) -> None:
     threadpool_limits(threads)
 
 
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """While workers start, hide the caller's script from multiprocessing.
+
+    Workers run sqrtdk's own functions and never need the script that called them; without this each
+    worker would run that script again (an unguarded script would start itself over, and one read from
+    stdin cannot be found at all).
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    for key in saved:
+        if key == "__spec__":
+            main.__spec__ = None
+        else:
+            del main.__dict__[key]
+    try:
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+
+
 def _processes(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], workers: int,
                progress: Progress | None) -> list[Any]:
     import multiprocessing
@@ -74,7 +98,8 @@ def _processes(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int],
                                initargs=(max(1, cores() // workers),))
     outputs: list[Any] = [None] * len(items)
     try:
-        futures = {pool.submit(fn, items[i]): i for i in order}
+        with _main_module_hidden():  # workers start as tasks are submitted
+            futures = {pool.submit(fn, items[i]): i for i in order}
         pending, done = set(futures), 0
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
-SCALING_COLOURS = {"none": "#d1495b", "sqrt": "#00798c"}
-SCALING_LABELS = {"none": "unscaled  q.k", "sqrt": "scaled  q.k / sqrt(d_k)"}
+SCALING_COLOURS = {"none": "#d1495b", "sqrt": "#00798c", "linear": "#e09f3e", "qknorm": "#55a630",
+                   "logn": "#4b3f72"}
+SCALING_LABELS = {"none": "unscaled  q.k", "sqrt": "scaled  q.k / sqrt(d_k)", "linear": "q.k / d_k",
+                  "qknorm": "QK-norm  g cos(q, k)", "logn": "Scalable-Softmax  s ln n q.k / sqrt(d_k)"}
 
 
 def new_figure(width: float, height: float):
@@ -31,17 +33,20 @@ def save(fig, path: Path) -> None:
         fig.savefig(path, metadata={"Date": None, "Creator": None})
 
 
-def histogram_figure(sample: Any, mean: float, std: float, label: str = ""):
+def histogram_figure(sample: Any, label: str = ""):
     """Histogram of scaled and unscaled scores against the exact density and the normal curve.
 
     Left: both on one axis, the unscaled spread sqrt(d_k) times wider. Right: the scaled scores on a log
-    density axis, where the exact density's exponential tails part from the normal curve.
+    density axis, where the exact density's exponential tails part from the normal curve. The exact
+    density is drawn where it is implemented (independent mean-0 Gaussian entries); the normal curve has
+    the theoretical mean and variance.
     """
     from sqrtdk import theory
+    from sqrtdk.variance import theory_dot
 
-    d_k = sample.d_k
+    d_k, source = sample.d_k, sample.source
     density = sample.counts / (sample.n_scores * np.diff(sample.edges))  # of the unscaled scores
-    exact = mean == 0.0
+    exact = source.inputs == "direct" and theory.has_density(source.entries)
     fig = new_figure(11.0, 4.2)
     ax_both, ax_log = fig.subplots(1, 2)
 
@@ -49,13 +54,13 @@ def histogram_figure(sample: Any, mean: float, std: float, label: str = ""):
         c = theory.scale(d_k, scaling)
         colour = SCALING_COLOURS[scaling]
         edges = c * sample.edges
-        sd = math.sqrt(theory.score_variance(d_k, mean, std, c))
-        mu = theory.score_mean(d_k, mean, std, c)
+        mu, var = theory_dot(d_k, source, sample.block, c)
+        sd = math.sqrt(var)
         x = np.linspace(edges[0], edges[-1], x_points)
         ax.stairs(density / c, edges, fill=True, alpha=0.35, color=colour,
                   label=f"{SCALING_LABELS[scaling]}: measured")
         if exact:
-            ax.plot(x, theory.score_density(x, d_k, std, c), color=colour, lw=1.6,
+            ax.plot(x, theory.score_density(x, d_k, source.entries.std, c), color=colour, lw=1.6,
                     label=f"exact density (variance-gamma), sd {sd:.3g}")
         ax.plot(x, np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)), color=colour,
                 lw=1.0, ls="--", label=f"normal, mean {mu:.3g}, sd {sd:.3g}")
@@ -75,24 +80,38 @@ def histogram_figure(sample: Any, mean: float, std: float, label: str = ""):
     ax_log.set_xlim(c * sample.edges[0], c * sample.edges[-1])
     positive = density[density > 0] / c
     ax_log.set_ylim(0.3 * positive.min() if positive.size else 1e-6, 2 * positive.max())
-    kurtosis = theory.score_excess_kurtosis(d_k, mean, std)
-    ax_log.set_title(f"Scaled scores, log axis: the tails (excess kurtosis {kurtosis:.3g} in theory)",
-                     fontsize=10)
+    kurtosis = theory.score_excess_kurtosis(d_k, source.entries) if source.inputs == "direct" else None
+    told = f"excess kurtosis {kurtosis:.3g} in theory" if kurtosis is not None else "no closed-form kurtosis"
+    ax_log.set_title(f"Scaled scores, log axis: the tails ({told})", fontsize=10)
     ax_log.set_xlabel("score")
     ax_log.legend(fontsize=7, loc="lower center")
     if not exact:
-        fig.suptitle("mean != 0: no closed-form density is implemented; dashed: normal with the exact mean "
-                     "and variance", fontsize=8)
+        fig.suptitle("No closed-form density is implemented for these entries; dashed: the normal curve "
+                     "with the exact mean and variance", fontsize=8)
     return fig
 
 
-def shade(scaling: str, g: int, count: int) -> tuple[float, float, float]:
-    """The scaling's colour, lightened for the earlier of `count` series so that each line can be told apart."""
-    from matplotlib.colors import to_rgb
+SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+RULE_MARKERS = {"none": "o", "sqrt": "s", "linear": "^", "qknorm": "D", "logn": "v"}
+RULE_LINES = {"none": ":", "sqrt": "-", "linear": "-.", "qknorm": "--", "logn": (0, (5, 1, 1, 1))}
 
-    base = np.array(to_rgb(SCALING_COLOURS[scaling]))
-    t = 0.0 if count <= 1 else 0.6 * (1 - g / (count - 1))
-    return tuple(base + (1 - base) * t)
+
+class Style:
+    """How a (rule, series) line looks: colour by rule when the rules outnumber the series (a figure about
+    rules), otherwise colour by series and tell the rules apart by marker and line style."""
+
+    def __init__(self, rules: Sequence[str], groups: Sequence[tuple[str, Any]]):
+        self.by_rule = len(rules) > len(groups) or len(groups) == 1
+        self.groups = len(groups)
+
+    def colour(self, rule: str, g: int) -> str:
+        return SCALING_COLOURS[rule] if self.by_rule else SERIES_COLOURS[g % len(SERIES_COLOURS)]
+
+    def marker(self, rule: str, g: int) -> str:
+        return SEQ_MARKERS[g % len(SEQ_MARKERS)] if self.by_rule else RULE_MARKERS[rule]
+
+    def line(self, rule: str) -> Any:
+        return "-" if self.by_rule else RULE_LINES[rule]
 
 
 def series_of(rows: Sequence[dict], columns: Sequence[str]) -> list[tuple[str, list[dict]]]:
@@ -102,45 +121,6 @@ def series_of(rows: Sequence[dict], columns: Sequence[str]) -> list[tuple[str, l
         groups.setdefault(tuple(row[c] for c in columns), []).append(row)
     return [(", ".join(f"{c} = {v:g}" if isinstance(v, float) else f"{c} = {v}" for c, v in zip(columns, key)),
              group) for key, group in groups.items()]
-
-
-def variance_figure(rows: Sequence[dict], series: Sequence[str] = ()):
-    """Variance against d_k on log-log axes with theory, and below it measured / theory with 99.9% intervals.
-
-    One line per scaling and per combination of the other varying parameters (`series`: row columns).
-    """
-    fig = new_figure(6.4, 5.6)
-    ax, ax_ratio = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.4])
-    groups = series_of(rows, series)
-    styles = ("-", "--", ":", "-.")
-    for g, (name, group) in enumerate(groups):
-        suffix = f" ({name})" if name else ""
-        for offset, scaling in zip((0.97, 1.03), ("none", "sqrt")):
-            sel = sorted((r for r in group if r["scaling"] == scaling), key=lambda r: r["d_k"])
-            d = np.array([r["d_k"] for r in sel], dtype=float)
-            theory_var = np.array([r["theory_variance"] for r in sel])
-            var = np.array([r["variance"] for r in sel])
-            err = np.array([[r["variance"] - r["variance_ci_low"], r["variance_ci_high"] - r["variance"]]
-                            for r in sel]).T
-            colour = shade(scaling, g, len(groups))
-            ax.plot(d, theory_var, color=colour, lw=1.2, alpha=0.7, ls=styles[g % len(styles)],
-                    label=f"{SCALING_LABELS[scaling]}: theory{suffix}")
-            ax.plot(d, var, "o", ms=4, color=colour, label=f"{SCALING_LABELS[scaling]}: measured{suffix}")
-            ax_ratio.errorbar(d * offset, var / theory_var, yerr=err / theory_var, fmt="o", ms=3, color=colour,
-                              capsize=2, label=SCALING_LABELS[scaling] + suffix)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    ax.set_ylabel("variance of the score")
-    ax.set_title("Var(q.k) grows like d_k; dividing by sqrt(d_k) keeps it flat", fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8 if len(groups) == 1 else 6)
-    ax_ratio.axhline(1.0, color="0.4", lw=0.8)
-    ax_ratio.set_xlabel("d_k")
-    ax_ratio.set_ylabel("measured / theory")
-    ax_ratio.set_title("99.9% intervals from independent replicates; scaled and unscaled share their draws, "
-                       "so their ratios coincide", fontsize=8)
-    ax_ratio.grid(True, which="major", alpha=0.3)
-    return fig
 
 
 METRIC_LABELS = {
@@ -158,6 +138,157 @@ LOG_Y = {"effective_tokens_mean", "participation_mean", "jacobian_fro_mean", "ja
 SEQ_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
+def _dot_rules(rows: Sequence[dict]) -> list[str]:
+    return [s for s in SCALING_COLOURS if any(r["scaling"] == s for r in rows)]
+
+
+def variance_figure(rows: Sequence[dict], series: Sequence[str] = ()):
+    """Four panels against d_k (log2 axis), a line per scaling rule and per combination of the other varying
+    parameters (`series`: row columns): the variance with its theory; measured / theory with 99.9%
+    intervals; the mean in units of the spread, E / sd (0 for independent mean-0 entries, growing like
+    sqrt(d_k) when q and k are correlated); and d_k times the excess kurtosis, a constant in theory.
+    """
+    fig = new_figure(12.0, 8.0)
+    (ax, ax_ratio), (ax_mean, ax_kurt) = fig.subplots(2, 2, sharex=True)
+    groups = series_of(rows, series)
+    rules = _dot_rules(rows)
+    style = Style(rules, groups)
+    spots = len(rules) * len(groups)
+    spread = np.linspace(0.92, 1.08, spots) if spots > 1 else [1.0]
+    for g, (name, group) in enumerate(groups):
+        suffix = f" ({name})" if name else ""
+        for i, scaling in enumerate(rules):
+            offset = spread[g * len(rules) + i]
+            sel = sorted((r for r in group if r["scaling"] == scaling), key=lambda r: r["d_k"])
+            if not sel:
+                continue
+            colour, marker = style.colour(scaling, g), style.marker(scaling, g)
+            label = SCALING_LABELS[scaling] + suffix
+            d = np.array([r["d_k"] for r in sel], dtype=float)
+            var = np.array([r["variance"] for r in sel])
+            ax.plot(d, var, marker, ms=4, color=colour, label=label)
+            with_theory = [r for r in sel if r["theory_variance"]]
+            if with_theory:
+                ax.plot([r["d_k"] for r in with_theory], [r["theory_variance"] for r in with_theory], color=colour,
+                        lw=1.0, alpha=0.7, ls=style.line(scaling))
+            bounded = [r for r in with_theory if r["variance_ci_low"] is not None]
+            if bounded:
+                t = np.array([r["theory_variance"] for r in bounded])
+                v = np.array([r["variance"] for r in bounded])
+                err = np.array([[r["variance"] - r["variance_ci_low"], r["variance_ci_high"] - r["variance"]]
+                                for r in bounded]).T / t
+                ax_ratio.errorbar(np.array([r["d_k"] for r in bounded]) * offset, v / t, yerr=err, fmt=marker,
+                                  ms=3, color=colour, capsize=2)
+            z = [(r["d_k"] * offset, r["mean"] / math.sqrt(r["variance"]), 1.96 * r["mean_se"] / math.sqrt(r["variance"]))
+                 for r in sel if r["variance"] > 0]
+            ax_mean.errorbar([x for x, _, _ in z], [y for _, y, _ in z], yerr=[e for _, _, e in z], fmt=marker, ms=3,
+                             color=colour, capsize=2)
+            zt = [(r["d_k"], r["theory_mean"] / math.sqrt(r["theory_variance"])) for r in sel
+                  if r["theory_mean"] is not None and r["theory_variance"]]
+            if zt:
+                ax_mean.plot(*zip(*zt), color=colour, lw=1.0, alpha=0.7)
+            k = [(r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"], 1.96 * r["d_k"] * r["excess_kurtosis_se"])
+                 for r in sel if r["excess_kurtosis"] is not None and r["excess_kurtosis_se"] is not None]
+            if k:
+                ax_kurt.errorbar([x for x, _, _ in k], [y for _, y, _ in k], yerr=[e for _, _, e in k], fmt=marker,
+                                 ms=3, color=colour, capsize=2)
+            kt = [(r["d_k"], r["d_k"] * r["theory_excess_kurtosis"]) for r in sel
+                  if r["theory_excess_kurtosis"] is not None]
+            if kt:
+                ax_kurt.plot(*zip(*kt), color=colour, lw=1.0, alpha=0.7)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_ylabel("variance of the score")
+    ax.set_title("Variance of the score: markers measured, lines theory", fontsize=10)
+    ax_ratio.axhline(1.0, color="0.4", lw=0.8)
+    ax_ratio.set_ylabel("measured / theory")
+    ax_ratio.set_title("Measured / theory, 99.9% intervals (rules that only rescale q.k coincide)", fontsize=10)
+    ax_mean.axhline(0.0, color="0.4", lw=0.8)
+    ax_mean.set_ylabel("mean / sd")
+    growing = any(r["theory_mean"] and r["scaling"] != "qknorm" for r in rows)
+    ax_mean.set_title("Mean / sd grows like sqrt(d_k): the mean like d_k, the spread like sqrt(d_k)" if growing
+                      else "The mean in units of the spread, 95% error bars (lines: theory)", fontsize=10)
+    ax_kurt.axhline(0.0, color="0.4", lw=0.8)
+    ax_kurt.set_ylabel("d_k x excess kurtosis")
+    ax_kurt.set_title("d_k times the excess kurtosis: constant in theory (95% error bars)", fontsize=10)
+    for a in (ax, ax_ratio, ax_mean, ax_kurt):
+        a.grid(True, which="major", alpha=0.3)
+    for a in (ax_mean, ax_kurt):
+        a.set_xlabel("d_k")
+    handles = {}
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+        handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=3, fontsize=7)
+    return fig
+
+
+def variance_by_setting(rows: Sequence[dict], series: Sequence[str]):
+    """One d_k, several settings (inits, distributions, ...): each rule's variance with its 99.9% interval
+    against its theory, per setting, and measured / theory."""
+    fig = new_figure(12.0, 4.8)
+    ax, ax_ratio = fig.subplots(1, 2)
+    groups = series_of(rows, series)
+    rules = _dot_rules(rows)
+    width = 0.8 / len(rules)
+    for i, scaling in enumerate(rules):
+        colour = SCALING_COLOURS[scaling]
+        for g, (_, group) in enumerate(groups):
+            row = next((r for r in group if r["scaling"] == scaling), None)
+            if row is None:
+                continue
+            x = g + (i - (len(rules) - 1) / 2) * width
+            low, high = row["variance_ci_low"], row["variance_ci_high"]
+            err = None if low is None else [[row["variance"] - low], [high - row["variance"]]]
+            ax.errorbar([x], [row["variance"]], yerr=err, fmt="o", ms=4, color=colour, capsize=2,
+                        label=SCALING_LABELS[scaling] if g == 0 else None)
+            if row["theory_variance"]:
+                ax.plot([x - width / 2, x + width / 2], [row["theory_variance"]] * 2, color="0.2", lw=1.4,
+                        label="theory" if i == 0 and g == 0 else None)
+                if err is not None:
+                    t = row["theory_variance"]
+                    ax_ratio.errorbar([x], [row["variance"] / t], yerr=np.array(err) / t, fmt="o", ms=4,
+                                      color=colour, capsize=2)
+    names = [name for name, _ in groups]
+    for a in (ax, ax_ratio):
+        a.set_xticks(range(len(groups)), names, rotation=20, ha="right", fontsize=8)
+        a.grid(True, axis="y", alpha=0.3)
+    ax.set_yscale("log")
+    ax.set_ylabel("variance of the score")
+    d_k = rows[0]["d_k"]
+    ax.set_title(f"Score variance at d_k = {d_k} per setting (bars: theory)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax_ratio.axhline(1.0, color="0.4", lw=0.8)
+    ax_ratio.set_ylabel("measured / theory")
+    ax_ratio.set_title("99.9% intervals from independent replicates", fontsize=10)
+    return fig
+
+
+def toy_figure(rows: Sequence[dict]):
+    """Largest softmax weight against n for the Scalable-Softmax toy: computed, closed form, published."""
+    fig = new_figure(6.4, 4.4)
+    ax = fig.subplots()
+    for scaling in ("none", "logn"):
+        sel = sorted((r for r in rows if r["scaling"] == scaling), key=lambda r: r["seq_len"])
+        if not sel:
+            continue
+        n = [r["seq_len"] for r in sel]
+        colour = SCALING_COLOURS[scaling]
+        name = "softmax" if scaling == "none" else "Scalable-Softmax (s ln n)"
+        ax.plot(n, [r["theory_max_weight"] for r in sel], color=colour, lw=1.2, label=f"{name}: closed form")
+        ax.plot(n, [r["max_weight"] for r in sel], "o", color=colour, ms=5, label=f"{name}: computed")
+        published = [(r["seq_len"], r["published_max_weight"]) for r in sel if r["published_max_weight"] is not None]
+        if published:
+            ax.plot(*zip(*published), "x", color="black", ms=7, label="published" if scaling == "none" else None)
+    ax.set_xscale("log")
+    ax.set_xlabel("n (logits: one high, the rest low)")
+    ax.set_ylabel("largest weight")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_title("One key that stands out: softmax fades with n, Scalable-Softmax holds it", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
 X_LABELS = {"d_k": "d_k", "seq_len": "sequence length n"}
 
 
@@ -168,6 +299,8 @@ def freezing_point(row: dict, x: str) -> float | None:
     grows to meet a fixed spread s at n = exp(s^2 / 2).
     """
     s, s_c = row["logit_std"], row["critical_logit_std"]
+    if s is None:
+        return None
     if x == "d_k":
         return row["d_k"] * (s_c / s) ** 2 if s_c and s > 0 else None
     return math.exp(s * s / 2)
@@ -195,10 +328,10 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
         point = freezing_point(unscaled[0], x) if unscaled else None
         if point is not None and min(xs) <= point <= max(xs):
             crossings[name] = point
+    style = Style(scalings, groups)
     for ax, metric in zip(axes, metrics):
         for scaling in scalings:
             for g, (name, group) in enumerate(groups):
-                marker = SEQ_MARKERS[g % len(SEQ_MARKERS)]
                 sel = sorted((r for r in group if r["scaling"] == scaling and r[metric] is not None),
                              key=lambda r: r[x])
                 if not sel:
@@ -207,9 +340,9 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
                 y = np.array([r[metric] for r in sel])
                 err = 1.96 * np.array([r[metric + "_se"] for r in sel])
                 label = SCALING_LABELS[scaling] + (f", {name}" if name else "")
-                colour = shade(scaling, g, len(groups))
-                ax.errorbar(xv, y, yerr=err, fmt=marker + "-", ms=4, lw=1.2, capsize=2, color=colour,
-                            label=label)
+                colour = style.colour(scaling, g)
+                ax.errorbar(xv, y, yerr=err, fmt=style.marker(scaling, g), ls=style.line(scaling), ms=4, lw=1.2,
+                            capsize=2, color=colour, label=label)
                 key = THEORY_KEYS.get(metric)
                 pts = [(r[x], r[key]) for r in sel if key and r.get(key) is not None]
                 if pts and key == "uniform_jacobian_fro":
@@ -217,8 +350,8 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
                         ax.plot(*zip(*pts), ls="--", lw=1.0, color="0.45",
                                 label="uniform row: sqrt(n-1)/n" if g == 0 else None)
                 elif pts:
-                    ax.plot(*zip(*pts), ls="--", lw=1.0, color=colour, alpha=0.8,
-                            label="theory (random-energy model)" if g == 0 else None)
+                    ax.plot(*zip(*pts), ls=(0, (2, 2)), lw=1.0, color=colour, alpha=0.6,
+                            label="thin dashes: theory (random-energy model)" if g == 0 else None)
         for point in crossings.values():
             ax.axvline(point, color=SCALING_COLOURS["none"], ls=":", lw=0.9, alpha=0.7)
         ax.set_xscale("log", base=2)
@@ -231,11 +364,12 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
     for ax in axes[:len(metrics)]:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4, fontsize=8)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4 if len(handles) < 13 else 5,
+               fontsize=8 if len(handles) < 13 else 7)
     for ax in axes[len(metrics):]:
         ax.set_axis_off()
-    where = ", ".join(f"{name}: {X_LABELS[x].split()[-1]} = {v:.3g}" if name else f"{v:.3g}"
-                      for name, v in crossings.items())
+    axis = X_LABELS[x].split()[-1]
+    where = ", ".join(f"{name}: {axis} = {v:.3g}" if name else f"{axis} = {v:.3g}" for name, v in crossings.items())
     note = (f"\nDotted: the unscaled logit spread reaches s_c = sqrt(2 ln n) ({where})" if crossings else "")
     fig.suptitle(f"{title} (error bars: 95%){note}", fontsize=10)
     return fig

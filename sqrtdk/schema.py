@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqrtdk.errors import InputError
+from sqrtdk.theory import DISTRIBUTIONS, INITS, SCALINGS, SSMAX_S
 
 MAX_DIM = 65536  # largest d_k: a 512 x 65536 float32 block is 128 MiB
 MAX_SAMPLES = 10**12  # scores per point; streaming keeps memory flat, time is the user's
@@ -124,10 +125,11 @@ class Real:
 class Choice:
     options: tuple[str, ...]
     what: str
+    note: str = ""
 
     @property
     def allowed(self) -> str:
-        return f"{self.what} must be one of {', '.join(self.options)}"
+        return f"{self.what} must be one of {', '.join(self.options)}" + (f" ({self.note})" if self.note else "")
 
     def from_text(self, text: str) -> str:
         value = text.strip()
@@ -163,20 +165,45 @@ class Flag:
         return raw
 
 
+@dataclass(frozen=True)
+class RealOrAuto(Real):
+    """A number, or "auto" for a default that depends on the task."""
+
+    @property
+    def allowed(self) -> str:
+        return super().allowed + ', or "auto"'
+
+    def from_text(self, text: str) -> float | str:
+        return "auto" if text.strip() == "auto" else super().from_text(text)
+
+    def from_value(self, raw: Any) -> float | str:
+        return "auto" if raw == "auto" else super().from_value(raw)
+
+
 # ---- fields ----
 
 def param(default: Any, help: str, parser: Any, metavar: str = "NUMBER", column: str | None = None,
-          axis: bool = True) -> Any:
+          axis: bool = True, applies: tuple[Callable[[Mapping[str, Any]], bool], str] | None = None) -> Any:
     """A schema field: `help` is the one-line meaning and unit; `column` names it in rows (default: the
-    field's name); `axis=False` makes it a set that goes whole into every task instead of a grid axis."""
+    field's name); `axis=False` makes it a set that goes whole into every task instead of a grid axis;
+    `applies` = (test on a task, when it applies): elsewhere the field is left out of the task."""
     values = tuple(default) if isinstance(default, (list, tuple)) else (default,)
-    meta = {"help": help, "parser": parser, "metavar": metavar, "column": column, "axis": axis}
+    meta = {"help": help, "parser": parser, "metavar": metavar, "column": column, "axis": axis,
+            "applies": applies}
     return field(default=values, metadata=meta)
+
+
+def _projected(task: Mapping[str, Any]) -> bool:
+    return task.get("inputs") == "projected"
+
+
+DIRECT = (lambda task: not _projected(task), "with direct inputs (with projected ones d_k = d_model / heads)")
+PROJECTED = (_projected, "with inputs projected")
 
 
 def dim_field(default: Iterable[int] = (64,)) -> Any:
     return param(tuple(default), "head dimension d_k (entries per query and key vector)",
-                 Integer(1, MAX_DIM, "d_k"), metavar="INT", column="d_k")
+                 Integer(1, MAX_DIM, "d_k"), metavar="INT", column="d_k", applies=DIRECT)
 
 
 def seed_field() -> Any:
@@ -193,15 +220,73 @@ def std_field() -> Any:
                  Real("the std", lo=0.0, lo_open=True, hi=1e6), column="entry_std")
 
 
+def dist_field() -> Any:
+    return param("gaussian", "distribution of the entries, standardised to --mean and --std",
+                 Choice(DISTRIBUTIONS, "the distribution"), metavar="NAME")
+
+
+def source_fields() -> dict[str, Any]:
+    """Where q and k come from (sampling.Source): entries directly, or tokens through a projection."""
+    return {
+        "df": param(10.0, "degrees of freedom of Student-t entries (> 2 for a finite variance)",
+                    Real("df", lo=2.0, lo_open=True, hi=1e6),
+                    applies=(lambda t: t.get("dist") == "student-t", "with dist student-t")),
+        "rho": param(0.0, "correlation of q_i with k_i, a query with its own key (Gaussian, direct inputs)",
+                     Real("rho", lo=-1.0, hi=1.0, lo_open=True, hi_open=True)),
+        "inputs": param("direct", "direct: iid entries of q and k; projected: tokens x through W_q, W_k",
+                        Choice(("direct", "projected"), "inputs"), metavar="NAME"),
+        "d_model": param(512, "token width; d_k = d_model / heads", Integer(1, MAX_DIM, "d_model"),
+                         metavar="INT", applies=PROJECTED),
+        "heads": param(8, "attention heads; each has d_k = d_model / heads", Integer(1, MAX_DIM, "heads"),
+                       metavar="INT", applies=PROJECTED),
+        "init": param("lecun", "initialisation of W_q and W_k (and their biases)", Choice(INITS, "the init"),
+                      metavar="NAME", applies=PROJECTED),
+        "init_std": param(0.02, "std of the normal init", Real("the init std", lo=0.0, lo_open=True, hi=1e3),
+                          applies=(lambda t: _projected(t) and t.get("init") == "normal",
+                                   "with inputs projected and init normal")),
+        "layernorm": param(False, "layer-normalise each token before the projections", Flag("layernorm"),
+                           metavar="BOOL", applies=PROJECTED),
+    }
+
+
+def scaling_field(options: tuple[str, ...], note: str = "") -> Any:
+    return param(("none", "sqrt"), "scaling rules compared side by side on the same draws",
+                 Choice(options, "the scaling", note), metavar="RULE", axis=False)
+
+
+def qk_gain_field() -> Any:
+    return param("auto", "gain g of the qknorm rule, logits g cos(q, k); auto: sqrt(d_k), variance 1",
+                 RealOrAuto("the gain", lo=0.0, lo_open=True, hi=1e6),
+                 applies=(lambda t: "qknorm" in t.get("scaling", ()), "with scaling qknorm"))
+
+
+def ssmax_field() -> Any:
+    return param(SSMAX_S, "s of the logn rule (Scalable-Softmax): logits q.k / sqrt(d_k) times s ln n",
+                 Real("s", lo=0.0, lo_open=True, hi=1e3),
+                 applies=(lambda t: "logn" in t.get("scaling", ()), "with scaling logn"))
+
+
 @dataclass(frozen=True)
 class VarianceParams:
-    """`sqrtdk variance`: moments of q.k for iid N(mean, std^2) entries, scaled and unscaled."""
+    """`sqrtdk variance`: moments of q.k under each scaling rule, against their closed forms."""
     dim: tuple[int, ...] = dim_field()
     samples: tuple[int, ...] = param(2**21, "scores per d_k (rounded up to whole sampling blocks)",
                                      Integer(1, MAX_SAMPLES, "the number of scores"), metavar="INT")
     seed: tuple[int, ...] = seed_field()
+    dist: tuple[str, ...] = dist_field()
     mean: tuple[float, ...] = mean_field()
     std: tuple[float, ...] = std_field()
+    df: tuple[float, ...] = source_fields()["df"]
+    rho: tuple[float, ...] = source_fields()["rho"]
+    inputs: tuple[str, ...] = source_fields()["inputs"]
+    d_model: tuple[int, ...] = source_fields()["d_model"]
+    heads: tuple[int, ...] = source_fields()["heads"]
+    init: tuple[str, ...] = source_fields()["init"]
+    init_std: tuple[float, ...] = source_fields()["init_std"]
+    layernorm: tuple[bool, ...] = source_fields()["layernorm"]
+    scaling: tuple[str, ...] = scaling_field(tuple(s for s in SCALINGS if s != "logn"),
+                                             "logn needs a sequence length: use it in saturation or gradient")
+    qk_gain: tuple[float | str, ...] = qk_gain_field()
 
 
 @dataclass(frozen=True)
@@ -217,13 +302,13 @@ class CheckParams:
     std: tuple[float, ...] = std_field()
 
 
-def seq_len_field() -> Any:
-    return param(128, "sequence length n: keys each query attends over (and queries per trial)",
-                 Integer(1, 16384, "the sequence length"), metavar="INT")
+def seq_len_field(default: Any = 128, hi: int = 16384) -> Any:
+    return param(default, "sequence length n: keys each query attends over",
+                 Integer(1, hi, "the sequence length"), metavar="INT")
 
 
 def rows_field() -> Any:
-    return param(2**14, "query rows per point, in whole trials of n rows",
+    return param(2**14, "query rows per point, in whole trials (at most 256 queries per trial)",
                  Integer(1, MAX_SAMPLES, "the number of query rows"), metavar="INT")
 
 
@@ -234,8 +319,20 @@ class AttentionParams:
     seq_len: tuple[int, ...] = seq_len_field()
     samples: tuple[int, ...] = rows_field()
     seed: tuple[int, ...] = seed_field()
+    dist: tuple[str, ...] = dist_field()
     mean: tuple[float, ...] = mean_field()
     std: tuple[float, ...] = std_field()
+    df: tuple[float, ...] = source_fields()["df"]
+    rho: tuple[float, ...] = source_fields()["rho"]
+    inputs: tuple[str, ...] = source_fields()["inputs"]
+    d_model: tuple[int, ...] = source_fields()["d_model"]
+    heads: tuple[int, ...] = source_fields()["heads"]
+    init: tuple[str, ...] = source_fields()["init"]
+    init_std: tuple[float, ...] = source_fields()["init_std"]
+    layernorm: tuple[bool, ...] = source_fields()["layernorm"]
+    scaling: tuple[str, ...] = scaling_field(SCALINGS)
+    qk_gain: tuple[float | str, ...] = qk_gain_field()
+    ssmax_s: tuple[float, ...] = ssmax_field()
 
 
 @dataclass(frozen=True)
@@ -250,6 +347,17 @@ class GradientParams(AttentionParams):
     """`sqrtdk gradient`: size of the softmax Jacobian and of the gradients through it, across d_k and n."""
     eps: tuple[float, ...] = param(1e-3, "a row's gradient vanishes when ||J||_F is below this",
                                    Real("eps", lo=0.0, lo_open=True, hi=1.0))
+
+
+@dataclass(frozen=True)
+class ToyParams:
+    """`sqrtdk toy`: Scalable-Softmax's toy, n logits all `low` but one `high`: the largest weight per rule."""
+    seq_len: tuple[int, ...] = seq_len_field((10, 100, 1000, 10000), hi=10**7)
+    high: tuple[float, ...] = param(3.0, "the one logit that stands out", Real("high", lo=-1e3, hi=1e3))
+    low: tuple[float, ...] = param(-2.0, "every other logit", Real("low", lo=-1e3, hi=1e3))
+    scaling: tuple[str, ...] = param(("none", "logn"), "none: plain softmax; logn: logits times s ln n",
+                                     Choice(("none", "logn"), "the scaling"), metavar="RULE", axis=False)
+    ssmax_s: tuple[float, ...] = param(SSMAX_S, "s of the logn rule", Real("s", lo=0.0, lo_open=True, hi=1e3))
 
 
 def fields(schema: type) -> tuple[dataclasses.Field, ...]:
@@ -289,10 +397,11 @@ def parse_value(f: dataclasses.Field, raw: Any, text: bool) -> tuple:
 
 
 def build(schema: type, raw: Mapping[str, Any], label: Callable[[str], str] = option_name,
-          text: bool = True, base: Any = None) -> Any:
+          text: bool = True, base: Any = None, given: Iterable[str] | None = None) -> Any:
     """An instance of `schema` from raw values; a missing key keeps `base`'s value (default: the default).
 
     `label` names a key in error messages: `--dim` on the command line, `file.toml: key 'dim'` in a config.
+    `given` are all the keys the user set (default: those of `raw`), checked for conflicts.
     """
     known = {f.name: f for f in fields(schema)}
     unknown = sorted(set(raw) - set(known))
@@ -306,26 +415,77 @@ def build(schema: type, raw: Mapping[str, Any], label: Callable[[str], str] = op
             values[name] = parse_value(known[name], raw_value, text)
         except InputError as error:
             raise InputError(f"{label(name)}: {error}") from None
-    return dataclasses.replace(base, **values) if base is not None else schema(**values)
+    params = dataclasses.replace(base, **values) if base is not None else schema(**values)
+    check(params, set(raw) if given is None else set(given), label)
+    return params
 
 
-def grid(params: Any) -> list[dict[str, Any]]:
-    """Tasks: the cartesian product of the axes (first field outermost); sets go whole into each task."""
+def _tasks(params: Any) -> list[dict[str, Any]]:
     axes = [f for f in fields(type(params)) if f.metadata["axis"]]
     sets = {f.name: getattr(params, f.name) for f in fields(type(params)) if not f.metadata["axis"]}
     return [{**dict(zip((f.name for f in axes), combo)), **sets}
             for combo in itertools.product(*(getattr(params, f.name) for f in axes))]
 
 
+def _applies(f: dataclasses.Field, task: Mapping[str, Any]) -> bool:
+    rule = f.metadata["applies"]
+    return rule is None or rule[0](task)
+
+
+def grid(params: Any) -> list[dict[str, Any]]:
+    """Tasks: the cartesian product of the axes (first field outermost); sets go whole into each task.
+
+    A field that does not apply to a task (df without Student-t entries, d_model without projected inputs)
+    is None there, and the tasks that become the same are run once.
+    """
+    out, seen = [], set()
+    for task in _tasks(params):
+        for f in fields(type(params)):
+            if not _applies(f, task):
+                task[f.name] = None
+        key = repr(sorted(task.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(task)
+    return out
+
+
+def check(params: Any, given: set[str], label: Callable[[str], str]) -> None:
+    """Refuse settings that cannot go together, naming the key, the value and what is allowed."""
+    tasks = _tasks(params)
+    for f in fields(type(params)):
+        rule = f.metadata["applies"]
+        if f.name in given and rule and not any(rule[0](t) for t in tasks):
+            value = ",".join(map(str, getattr(params, f.name)))
+            raise InputError(f"{label(f.name)}: {value} is not allowed here; it is used only {rule[1]}")
+    for task in tasks:
+        if task.get("rho"):
+            if task.get("inputs") == "projected":
+                raise InputError(f"{label('rho')}: {task['rho']:g} is not allowed with projected inputs; there "
+                                 "queries and keys come from the layer (rho applies to direct inputs)")
+            if task.get("dist") != "gaussian":
+                raise InputError(f"{label('rho')}: {task['rho']:g} is not allowed with dist {task['dist']}; "
+                                 "correlated entries are drawn for Gaussian entries only")
+        if _projected(task) and task["d_model"] % task["heads"]:
+            raise InputError(f"{label('heads')}: {task['heads']} is not allowed with d_model = "
+                             f"{task['d_model']}; the number of heads must divide d_model")
+
+
 def varying(params: Any) -> list[dataclasses.Field]:
-    """The axes that take more than one value: the coordinates that tell tasks apart."""
-    return [f for f in fields(type(params)) if f.metadata["axis"] and len(getattr(params, f.name)) > 1]
+    """The axes that take more than one value across the tasks: the coordinates that tell tasks apart."""
+    tasks = grid(params)
+    return [f for f in fields(type(params))
+            if f.metadata["axis"] and len({repr(t[f.name]) for t in tasks}) > 1]
 
 
 def resolved(params: Any) -> dict[str, Any]:
-    """The parameters as plain TOML- and JSON-ready values: a scalar for one value, else a list."""
+    """The parameters as plain TOML- and JSON-ready values: a scalar for one value, else a list. Fields
+    that apply to no task (df without Student-t entries) are left out, so the result loads back as a config."""
+    tasks = _tasks(params)
     out = {}
     for f in fields(type(params)):
+        if not any(_applies(f, t) for t in tasks):
+            continue
         values = getattr(params, f.name)
         out[f.name] = values[0] if len(values) == 1 and f.metadata["axis"] else list(values)
     return out

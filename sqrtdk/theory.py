@@ -1,67 +1,188 @@
-"""Closed forms for the moments and the density of attention scores.
+"""Closed forms for the moments and the density of attention scores, under every setting sqrtdk samples.
 
 Sources (see also REFERENCE.md of the project):
 - Vaswani et al. 2017, "Attention Is All You Need", sec. 3.2.1 and footnote 4: for independent entries with
   mean 0 and variance 1, q.k = sum_i q_i k_i has mean 0 and variance d_k.
-- Entries with mean mu and std sigma: E[q.k] = d mu^2, Var(q.k) = d (sigma^4 + 2 sigma^2 mu^2).
-- Excess kurtosis of a sum of d iid terms is the excess kurtosis of one term over d; one term is the product
-  q_i k_i of independent entries, whose raw moments multiply: E[(q_i k_i)^n] = E[q_i^n] E[k_i^n].
-  Mean-0, unit-variance Gaussian entries give (9 - 3)/d = 6/d.
+- A score is a sum of d_k iid products q_i k_i, so its mean and variance are d_k times those of one
+  product and its excess kurtosis is that of one product over d_k. The product's raw moments follow from
+  the entries': E[q_i^a k_i^b] = E[q^a] E[k^b] for independent entries, and for Gaussian entries with
+  corr(q_i, k_i) = rho from k = rho q + sqrt(1 - rho^2) z (z independent of q). This gives the closed
+  forms of REFERENCE.md: E[q.k] = d mu^2 and Var(q.k) = d (sigma^4 + 2 sigma^2 mu^2); excess kurtosis
+  (m4_q m4_k - 3) / d for unit-variance mean-0 entries (Gaussian 6/d, Rademacher -2/d, uniform 0.24/d);
+  E[q.k] = d rho and Var(q.k) = d (1 + rho^2) for correlated unit Gaussians (the mean grows like d: the
+  reason muP, Yang et al. 2022, Tensor Programs V, scales by 1/d).
 - Gaussian entries with mean 0 and std sigma: q.k / sigma^2 has the symmetric variance-gamma density
   f(z) = |z|^((d-1)/2) K_((d-1)/2)(|z|) / (2^((d-1)/2) sqrt(pi) Gamma(d/2)),
   equivalently the normal mixture z | r ~ N(0, r) with r = |q|^2 ~ chi^2_d.
+- q and k normalised to unit length (QK-norm): for independent q and k whose entries are iid, symmetric
+  and mean 0, E[cos(q, k)] = 0 and E[cos^2] = sum_i E[q_i^2 / |q|^2] E[k_i^2 / |k|^2] = 1/d exactly.
+- Projections (sec. "projected" below): q = x W_q + b_q per head; the moments follow from the weights'
+  and the tokens' second and fourth moments.
+- Scalable-Softmax (Nakanishi 2025, "Scalable-Softmax Is Superior for Attention"): logits times s ln n.
 
-Functions take the scale c applied to the scores, so a scaled row is the same formula times c^k.
+Functions take the constant c applied to the scores, so a scaled row is the same formula times c^k.
+The module needs numpy only for the density, so the command line can read its names at start-up.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-SCALINGS = ("none", "sqrt")
+DISTRIBUTIONS = ("gaussian", "uniform", "rademacher", "student-t")
+SCALINGS = ("none", "sqrt", "linear", "qknorm", "logn")
+NORMALISING = ("qknorm",)  # rules whose logits do not depend on the length of q and k
+INITS = ("normal", "lecun", "xavier", "torch-linear", "torch-mha")
+SSMAX_S = 0.43  # Nakanishi 2025's s in its toy example
 
 
-def scale(d_k: int, scaling: str) -> float:
-    """The factor c in c * q.k: 1 for `none`, 1/sqrt(d_k) for `sqrt` (Vaswani et al. 2017)."""
+@dataclass(frozen=True)
+class Entries:
+    """How every entry of q and k (or of the tokens x, for projected inputs) is distributed.
+
+    `mean` + `std` * z, with z standardised (mean 0, variance 1) from `dist`; Student-t has `df` degrees of
+    freedom; `rho` is corr(q_i, k_i) between a query and its own key, for Gaussian entries.
+    """
+    dist: str = "gaussian"
+    mean: float = 0.0
+    std: float = 1.0
+    df: float = 10.0
+    rho: float = 0.0
+
+    def moment(self, m: int) -> float:
+        """E[z^m] of the standardised entry; inf where it does not exist (Student-t, m >= df)."""
+        if m % 2:
+            return 0.0 if self.dist != "student-t" or m < self.df else math.inf
+        if self.dist == "gaussian":
+            return float(math.prod(range(m - 1, 0, -2)))  # (m - 1)!!
+        if self.dist == "uniform":  # on [-sqrt 3, sqrt 3]
+            return 3 ** (m / 2) / (m + 1)
+        if self.dist == "rademacher":
+            return 1.0
+        if m >= self.df:
+            return math.inf
+        nu = self.df  # t_nu scaled by sqrt((nu - 2) / nu) to unit variance
+        log_t = (m / 2 * math.log(nu) + math.lgamma((m + 1) / 2) + math.lgamma((nu - m) / 2)
+                 - 0.5 * math.log(math.pi) - math.lgamma(nu / 2))
+        return math.exp(log_t + m / 2 * math.log((nu - 2) / nu))
+
+    def finite_moments(self) -> float:
+        """Orders of moment that exist: all for bounded and Gaussian entries, below df for Student-t."""
+        return self.df if self.dist == "student-t" else math.inf
+
+    def joint_moment(self, i: int, j: int) -> float:
+        """E[a^i b^j] for standardised (a, b) = (q_i, k_i) - mean, over std: b = rho a + sqrt(1 - rho^2) z."""
+        s = math.sqrt(1 - self.rho * self.rho)
+        total = 0.0
+        for m in range(j + 1):
+            weight = math.comb(j, m) * self.rho**m * s ** (j - m)
+            if weight:
+                total += weight * _mul(self.moment(i + m), self.moment(j - m))
+        return total
+
+    def product_moments(self) -> tuple[float, float, float, float]:
+        """E[(q_i k_i)^n] for n = 1..4 (inf where it does not exist)."""
+        mu, sigma = self.mean, self.std
+        out = []
+        for n in range(1, 5):
+            total = 0.0
+            for i in range(n + 1):
+                for j in range(n + 1):
+                    coef = math.comb(n, i) * math.comb(n, j) * mu ** (2 * n - i - j) * sigma ** (i + j)
+                    if coef:
+                        total += _mul(coef, self.joint_moment(i, j))
+            out.append(total)
+        return tuple(out)
+
+    def norm_moments(self, d: int) -> tuple[float, float]:
+        """E|x|^2 and E|x|^4 for a vector of d iid entries."""
+        m2 = self.mean**2 + self.std**2
+        m4 = self.mean**4 + 6 * self.mean**2 * self.std**2 + self.std**4 * self.moment(4)
+        return d * m2, d * m4 + d * (d - 1) * m2 * m2
+
+
+def _mul(a: float, b: float) -> float:
+    """a * b where 0 * inf is 0: a term whose coefficient vanishes does not count."""
+    return 0.0 if a == 0 or b == 0 else a * b
+
+
+def _product_cumulants(entries: Entries) -> tuple[float, float, float]:
+    """Mean, variance and fourth cumulant of one product q_i k_i."""
+    p1, p2, p3, p4 = entries.product_moments()
+    var = p2 - p1 * p1
+    central4 = p4 - 4 * p3 * p1 + 6 * p2 * p1 * p1 - 3 * p1**4 if math.isfinite(p4) else math.inf
+    return p1, var, central4 - 3 * var * var
+
+
+DEFAULT = Entries()
+
+
+def score_mean(d_k: int, entries: Entries = DEFAULT, c: float = 1.0) -> float:
+    """E[c q.k] = c d E[q_i k_i] (= c d mu^2, or c d rho for unit Gaussians)."""
+    return c * d_k * _product_cumulants(entries)[0]
+
+
+def score_variance(d_k: int, entries: Entries = DEFAULT, c: float = 1.0) -> float:
+    """Var(c q.k) = c^2 d Var(q_i k_i) (= c^2 d (sigma^4 + 2 sigma^2 mu^2) for independent entries)."""
+    return c * c * d_k * _product_cumulants(entries)[1]
+
+
+def score_excess_kurtosis(d_k: int, entries: Entries = DEFAULT) -> float | None:
+    """Excess kurtosis of q.k (any scale c): kappa_4 / kappa_2^2 of one product, over d_k; None where the
+    fourth moment does not exist (Student-t with df <= 4)."""
+    _, var, kappa4 = _product_cumulants(entries)
+    return kappa4 / (var * var) / d_k if math.isfinite(kappa4) else None
+
+
+def cosine_variance(d_k: int, entries: Entries = DEFAULT) -> float | None:
+    """Var(cos(q, k)) = 1/d for independent, symmetric, mean-0 iid entries; None otherwise (no closed form)."""
+    return 1.0 / d_k if entries.mean == 0 and entries.rho == 0 else None
+
+
+def cosine_excess_kurtosis(d_k: int, entries: Entries = DEFAULT) -> float | None:
+    """Excess kurtosis of cos(q, k) for isotropic q (mean-0 Gaussian) and an independent k: -6 / (d + 2).
+
+    cos(q, k) is then distributed as one coordinate u_1 of a uniform unit vector, u_1^2 ~ Beta(1/2, (d-1)/2):
+    E[u_1^2] = 1/d, E[u_1^4] = 3 / (d (d + 2)). Bounded by 1, it has lighter tails than a normal curve.
+    """
+    return -6.0 / (d_k + 2) if entries.dist == "gaussian" and entries.mean == 0 and entries.rho == 0 else None
+
+
+def scale(d_k: int, scaling: str, seq_len: int | None = None, qk_gain: float | None = None,
+          ssmax_s: float = SSMAX_S) -> float:
+    """The constant c that multiplies the logits under a scaling rule.
+
+    none: 1; sqrt: 1/sqrt(d_k) (Vaswani et al. 2017); linear: 1/d_k (muP); logn: s ln(n) / sqrt(d_k)
+    (Scalable-Softmax); qknorm: the gain g applied to cos(q, k), by default sqrt(d_k), which is what
+    LayerNorm-ed q and k with the usual 1/sqrt(d_k) give (Dehghani et al. 2023, ViT-22B) and keeps the
+    logits at variance 1 like `sqrt` does for unit-variance entries.
+    """
     if scaling == "none":
         return 1.0
     if scaling == "sqrt":
         return 1.0 / math.sqrt(d_k)
+    if scaling == "linear":
+        return 1.0 / d_k
+    if scaling == "qknorm":
+        return math.sqrt(d_k) if qk_gain is None else qk_gain
+    if scaling == "logn":
+        if seq_len is None:
+            raise ValueError("the logn rule needs a sequence length")
+        return ssmax_s * math.log(seq_len) / math.sqrt(d_k)
     raise ValueError(f"unknown scaling {scaling!r}")
 
 
-def gaussian_raw_moments(mean: float, std: float) -> tuple[float, float, float, float]:
-    """E[x], E[x^2], E[x^3], E[x^4] for x ~ N(mean, std^2)."""
-    m, v = mean, std * std
-    return m, m * m + v, m**3 + 3 * m * v, m**4 + 6 * m * m * v + 3 * v * v
-
-
-def score_mean(d_k: int, mean: float, std: float, c: float = 1.0) -> float:
-    """E[c q.k] = c d mu^2."""
-    return c * d_k * mean * mean
-
-
-def score_variance(d_k: int, mean: float, std: float, c: float = 1.0) -> float:
-    """Var(c q.k) = c^2 d (sigma^4 + 2 sigma^2 mu^2)."""
-    return c * c * d_k * (std**4 + 2 * std * std * mean * mean)
-
-
-def score_excess_kurtosis(d_k: int, mean: float, std: float) -> float:
-    """Excess kurtosis of q.k (any scale c): kappa_4 / kappa_2^2 of one product q_i k_i, over d_k."""
-    p1, p2, p3, p4 = (m * m for m in gaussian_raw_moments(mean, std))  # moments of q_i k_i
-    var = p2 - p1 * p1
-    central4 = p4 - 4 * p3 * p1 + 6 * p2 * p1 * p1 - 3 * p1**4
-    return (central4 / (var * var) - 3.0) / d_k
-
-
 def score_density(z: np.ndarray, d_k: int, std: float = 1.0, c: float = 1.0) -> np.ndarray:
-    """Density of c q.k for mean-0 Gaussian entries with std `std`: variance-gamma, scaled.
+    """Density of c q.k for mean-0 independent Gaussian entries with std `std`: variance-gamma, scaled.
 
     The Bessel closed form is used where it is finite in float64; at large d_k, where K_nu overflows near
     the centre, the same density is computed as its chi-square normal mixture.
     """
+    import numpy as np
     from scipy import special
 
     unit = c * std * std  # c q.k = unit * z with z of unit-variance entries
@@ -79,8 +200,14 @@ def score_density(z: np.ndarray, d_k: int, std: float = 1.0, c: float = 1.0) -> 
     return np.exp(log_f) / unit
 
 
+def has_density(entries: Entries) -> bool:
+    """The exact density is implemented for independent mean-0 Gaussian entries only."""
+    return entries.dist == "gaussian" and entries.mean == 0 and entries.rho == 0
+
+
 def density_mixture(x: np.ndarray, d_k: int, points: int = 4001) -> np.ndarray:
     """Density of q.k (unit-variance Gaussian entries) as E_r[N(x; 0, r)], r ~ chi^2_d: quadrature in ln r."""
+    import numpy as np
     from scipy import special, stats
 
     lo = math.log(stats.chi2.ppf(1e-16, d_k)) - 2.0
@@ -95,6 +222,47 @@ def density_mixture(x: np.ndarray, d_k: int, points: int = 4001) -> np.ndarray:
     return np.exp(special.logsumexp(log_prior + log_normal, axis=1))
 
 
+# ---- projected inputs: q = x W_q + b_q, k = x W_k + b_k, one head of d_k = d_model / h columns ----
+#
+# With W and b of zero mean, independent entries of variance v_w and v_b, and q, k made from tokens x:
+# E[q_a q_b | x] = delta_ab (|x|^2 v_w + v_b), and W_q, W_k independent, so for two different tokens
+# E[(q.k)^2] = d_k (E|x|^2 v_w + v_b)^2, and for a token with itself d_k E[(|x|^2 v_w + v_b)^2]. The mean
+# is 0. A self-attention block of n tokens has n^2 scores, n of them a token with itself.
+
+def init_variances(init: str, d_model: int, init_std: float | None = None) -> tuple[float, float]:
+    """Variances (v_w, v_b) of a (d_model, d_model) projection's weights and biases at initialisation.
+
+    normal: N(0, init_std^2); lecun: N(0, 1/fan_in) (LeCun et al. 1998); xavier: U with variance
+    2/(fan_in + fan_out) = 1/d_model (Glorot and Bengio 2010); torch-linear: nn.Linear's
+    kaiming_uniform(a=sqrt 5) weights and its bias, both U(+-1/sqrt(fan_in)), variance 1/(3 fan_in);
+    torch-mha: nn.MultiheadAttention's packed (3 d_model, d_model) in_proj_weight, xavier_uniform, variance
+    2/(4 d_model), and zero biases.
+    """
+    if init == "normal":
+        return (0.02 if init_std is None else init_std) ** 2, 0.0
+    if init in ("lecun", "xavier"):
+        return 1.0 / d_model, 0.0
+    if init == "torch-linear":
+        return 1.0 / (3 * d_model), 1.0 / (3 * d_model)
+    if init == "torch-mha":
+        return 2.0 / (4 * d_model), 0.0
+    raise ValueError(f"unknown init {init!r}")
+
+
+def projected_score_variance(d_model: int, heads: int, n: int, entries: Entries, init: str,
+                             init_std: float | None, layernorm: bool, c: float = 1.0) -> float:
+    """Var(c q.k) over all n^2 query-key pairs of one head in a self-attention block of n tokens.
+
+    Layer-normalised tokens have |x|^2 = d_model exactly (without the small eps of a real LayerNorm).
+    """
+    d_k = d_model // heads
+    v_w, v_b = init_variances(init, d_model, init_std)
+    x2, x4 = (d_model, d_model**2) if layernorm else entries.norm_moments(d_model)
+    other = d_k * (x2 * v_w + v_b) ** 2
+    itself = d_k * (v_w * v_w * x4 + 2 * v_w * v_b * x2 + v_b * v_b)
+    return c * c * ((n - 1) * other + itself) / n
+
+
 # ---- softmax of one row of scores: the random-energy-model regime ----
 #
 # Given its query q, a row's logits c q.k_j are iid with spread s^2 = c^2 sigma^2 |q|^2 (the shared part
@@ -102,36 +270,64 @@ def density_mixture(x: np.ndarray, d_k: int, points: int = 4001) -> np.ndarray:
 # (random-energy-model asymptotics; see REFERENCE.md): E[entropy] ~ ln n - s^2/2 and
 # 1/sum p^2 ~ n exp(-s^2); above s_c the weights freeze onto a few keys. The forms below average these over
 # the query: |q|^2 / sigma^2 is noncentral chi-square with d_k degrees of freedom and noncentrality
-# d_k mu^2 / sigma^2.
+# d_k mu^2 / sigma^2. Under QK-norm the spread is exactly g^2 / d_k whatever the query.
 
 def critical_logit_std(n: int) -> float:
     """s_c = sqrt(2 ln n): the logit spread where n iid normal logits freeze onto a few keys."""
     return math.sqrt(2 * math.log(n))
 
 
-def logit_std(d_k: int, mean: float, std: float, c: float = 1.0) -> float:
-    """Root-mean-square within-row spread of the logits: sqrt(E[c^2 sigma^2 |q|^2])."""
-    return math.sqrt(c * c * std * std * d_k * (std * std + mean * mean))
+def logit_std(d_k: int, entries: Entries = DEFAULT, c: float = 1.0, normalised: bool = False) -> float:
+    """Root-mean-square within-row spread of the logits: sqrt(E[c^2 sigma^2 |q|^2]), or c / sqrt(d_k) for
+    unit q and k."""
+    if normalised:
+        return c / math.sqrt(d_k)
+    return math.sqrt(c * c * entries.std**2 * d_k * (entries.std**2 + entries.mean**2))
 
 
-def rem_entropy(n: int, d_k: int, mean: float, std: float, c: float = 1.0) -> float | None:
-    """E[entropy] ~ ln n - E[s^2]/2, where the spread s is below s_c; None where it is not."""
-    s = logit_std(d_k, mean, std, c)
-    if n < 2 or s >= critical_logit_std(n):
+def _rem_applies(entries: Entries) -> bool:
+    """The forms need iid Gaussian-like logits within a row: no key correlated with its query."""
+    return entries.rho == 0
+
+
+def rem_entropy(n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0,
+                normalised: bool = False) -> float | None:
+    """E[entropy] ~ ln n - E[s^2]/2, where the spread s is well below s_c (s < s_c / 2: nearer s_c the
+    finite-n corrections reach tens of percent); None elsewhere."""
+    s = logit_std(d_k, entries, c, normalised)
+    if n < 2 or 2 * s >= critical_logit_std(n) or not _rem_applies(entries):
         return None
     return math.log(n) - s * s / 2
 
 
-def rem_participation(n: int, d_k: int, mean: float, std: float, c: float = 1.0) -> float | None:
+def rem_participation(n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0,
+                      normalised: bool = False) -> float | None:
     """E[1/sum p^2] ~ n E[exp(-s^2)], where 2 s is below s_c (the second moment must not freeze)."""
-    s = logit_std(d_k, mean, std, c)
-    if n < 2 or 2 * s >= critical_logit_std(n):
+    s = logit_std(d_k, entries, c, normalised)
+    if n < 2 or 2 * s >= critical_logit_std(n) or not _rem_applies(entries):
         return None
-    t = -c * c * std**4  # exp(-s^2) = exp(t X), X = |q|^2 / sigma^2 ~ noncentral chi^2
-    noncentrality = d_k * mean * mean / (std * std)
+    if normalised:
+        return n * math.exp(-s * s)
+    if entries.dist != "gaussian":
+        return None  # the average over |q|^2 below is the Gaussian one
+    t = -c * c * entries.std**4  # exp(-s^2) = exp(t X), X = |q|^2 / sigma^2 ~ noncentral chi^2
+    noncentrality = d_k * entries.mean**2 / entries.std**2
     return n * math.exp(noncentrality * t / (1 - 2 * t)) * (1 - 2 * t) ** (-d_k / 2)
 
 
 def uniform_jacobian_fro(n: int) -> float:
     """||J||_F for the uniform row p = 1/n: sqrt(n - 1) / n."""
     return math.sqrt(n - 1) / n
+
+
+# ---- the Scalable-Softmax toy: n logits, all `low` but one `high` ----
+
+PUBLISHED_SSMAX = {  # Nakanishi 2025, largest weight for high = 3, low = -2, s = 0.43 (REFERENCE.md)
+    "none": {10: 0.9428, 100: 0.5999, 1000: 0.1293, 10000: 0.0146},
+    "logn": {10: 0.9401, 100: 0.9951, 1000: 0.9996, 10000: 1.0000},
+}
+
+
+def toy_max_weight(n: int, high: float, low: float, c: float) -> float:
+    """Largest softmax weight of n logits c * (high, low, ..., low): 1 / (1 + (n - 1) exp(-c (high - low)))."""
+    return 1.0 / (1.0 + (n - 1) * math.exp(-c * (high - low)))

@@ -1,11 +1,14 @@
-"""The variance experiment: moments of the scores c * q.k, measured against their closed forms.
+"""The variance experiment: moments of the scores c * q.k under each scaling rule, against their closed forms.
 
 For iid entries with mean mu and std sigma, Var(q.k) = d_k (sigma^4 + 2 sigma^2 mu^2) (theory.py);
-dividing by sqrt(d_k) brings it back to sigma^4 + 2 sigma^2 mu^2, independent of d_k.
+dividing by sqrt(d_k) brings it back to sigma^4 + 2 sigma^2 mu^2, independent of d_k, dividing by d_k
+takes it to 0, and QK-norm (cos(q, k) times a gain) makes it independent of sigma as well.
 
 Scores are drawn as blocks S = Q K^T of n queries by n keys (float32 products), reduced block by block
-into float64 power sums, and never held beyond one chunk. The scaled and the unscaled rows come from the
-same draws: one pass, scaled moments being c^k times the unscaled ones.
+into float64 power sums, and never held beyond one chunk. Rules that multiply q.k by a constant share one
+pass (their moments are c^k times the unscaled ones); QK-norm has its own sums of cos(q, k). With
+correlated queries and keys (rho) only a query and its own key are correlated, so each score is one such
+pair. With projected inputs a block is a sequence of tokens through a fresh layer, every head's scores.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import numpy as np
 
 from sqrtdk import theory
 from sqrtdk.moments import REPLICATES, Moments, add_in_order, batch_means, block_power_sums
-from sqrtdk.sampling import qk_blocks, task_seed
+from sqrtdk.sampling import Source, projected_blocks, qk_blocks, task_seed
 
 CHUNK_SCORES = 2**18  # scores per chunk: 1 MiB of float32 scores, a few MiB of float64 work arrays
 HIST_BINS = 120
 HIST_HALF_WIDTH = 6.0  # histogram spans theory mean +- 6 theory std
 LEVEL = 0.999
+PAIRS = 4096  # correlated pairs per block
+TOKENS = 128  # tokens per sequence (projected inputs)
 
 
 def block_size(d_k: int) -> int:
@@ -35,61 +40,170 @@ def block_size(d_k: int) -> int:
 
 
 @dataclass(frozen=True)
-class ScoreSample:
-    """What one task measured about the unscaled scores q.k at one d_k."""
-    d_k: int
-    block: int                       # queries = keys per block
+class Channel:
+    """Streaming moments and histogram of one kind of score: q.k ("dot") or cos(q, k) ("cos")."""
     pooled: Moments                  # all scores
     replicates: tuple[Moments, ...]  # independent replicates, in stream order
-    edges: np.ndarray                # (bins + 1,) histogram edges of q.k
+    edges: np.ndarray                # (bins + 1,) histogram edges
     counts: np.ndarray               # (bins,) scores per bin
     outside: int                     # scores outside the edges
 
+
+@dataclass(frozen=True)
+class ScoreSample:
+    """What one task measured about the scores at one d_k."""
+    d_k: int
+    block: int                       # queries = keys per block; pairs per block; or tokens per sequence
+    source: Source
+    channels: dict[str, Channel]
+
     @property
     def n_scores(self) -> int:
-        return int(self.pooled.n)
+        return int(self.channels["dot"].pooled.n)
+
+    @property
+    def edges(self) -> np.ndarray:
+        return self.channels["dot"].edges
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self.channels["dot"].counts
+
+    @property
+    def outside(self) -> int:
+        return self.channels["dot"].outside
 
 
-def sample_scores(d_k: int, samples: int, mean: float, std: float, seed: int,
-                  chunk_scores: int = CHUNK_SCORES, replicates: int = REPLICATES) -> ScoreSample:
-    """Draw at least `samples` scores q.k in `replicates` equal replicates and reduce them as they stream."""
+def d_k_of(d_k: int, source: Source) -> int:
+    return source.d_model // source.heads if source.inputs == "projected" else d_k
+
+
+def geometry(d_k: int, source: Source) -> tuple[str, int, int]:
+    """(layout, n, scores per block): all pairs of an n x n block, n matched pairs, or a sequence of n tokens."""
+    if source.inputs == "projected":
+        return "sequence", TOKENS, source.heads * TOKENS * TOKENS
+    if source.entries.rho:
+        return "pairs", PAIRS, PAIRS
     n = block_size(d_k)
-    blocks_per_replicate = max(1, math.ceil(samples / (replicates * n * n)))
-    chunk_blocks = max(1, chunk_scores // (n * n))
-    rng = np.random.default_rng(task_seed(seed, {"d_k": d_k, "mean": mean, "std": std}))
+    return "block", n, n * n
 
-    shift = theory.score_mean(d_k, mean, std)
-    spread = math.sqrt(theory.score_variance(d_k, mean, std))
-    edges = shift + np.linspace(-HIST_HALF_WIDTH, HIST_HALF_WIDTH, HIST_BINS + 1) * spread
-    counts = np.zeros(HIST_BINS, dtype=np.int64)
-    per_bin = HIST_BINS / (edges[-1] - edges[0])
 
-    total = np.zeros(4)
-    reps = []
+def theory_dot(d_k: int, source: Source, n: int, c: float = 1.0) -> tuple[float, float]:
+    """Theoretical mean and variance of c q.k for this source."""
+    if source.inputs == "projected":
+        return 0.0, theory.projected_score_variance(source.d_model, source.heads, n, source.entries,
+                                                    source.init, source.init_std, source.layernorm, c)
+    return theory.score_mean(d_k, source.entries, c), theory.score_variance(d_k, source.entries, c)
+
+
+class _Stream:
+    """Power sums about `shift`, replicate by replicate, and a histogram of one kind of score."""
+
+    def __init__(self, shift: float, edges: np.ndarray):
+        self.shift, self.edges = shift, edges
+        self.counts = np.zeros(len(edges) - 1, dtype=np.int64)
+        self.per_bin = (len(edges) - 1) / (edges[-1] - edges[0])
+        self.total, self.sums, self.replicates = np.zeros(4), np.zeros(4), []
+
+    def add(self, scores: np.ndarray) -> None:  # scores: (b, ...) one row per block
+        self.sums = add_in_order(self.sums, block_power_sums(scores, self.shift))
+        index = np.floor((scores.ravel() - self.edges[0]) * self.per_bin).astype(np.int64)
+        self.counts += np.bincount(index[(index >= 0) & (index < len(self.counts))], minlength=len(self.counts))
+
+    def close_replicate(self, count: int) -> None:
+        self.replicates.append(Moments.from_power_sums(count, self.sums, self.shift))
+        self.total = add_in_order(self.total, self.sums[None, :])
+        self.sums = np.zeros(4)
+
+    def channel(self, count: int) -> Channel:
+        pooled = Moments.from_power_sums(count, self.total, self.shift)
+        return Channel(pooled, tuple(self.replicates), self.edges, self.counts, count - int(self.counts.sum()))
+
+
+def _edges(centre: float, spread: float) -> np.ndarray:
+    return centre + np.linspace(-HIST_HALF_WIDTH, HIST_HALF_WIDTH, HIST_BINS + 1) * spread
+
+
+def sample_scores(d_k: int, samples: int, mean: float = 0.0, std: float = 1.0, seed: int = 0,
+                  source: Source | None = None, cosine: bool = False, chunk_scores: int = CHUNK_SCORES,
+                  replicates: int = REPLICATES) -> ScoreSample:
+    """Draw at least `samples` scores in `replicates` equal replicates and reduce them as they stream.
+
+    `source` defaults to iid Gaussian entries with `mean` and `std`; `cosine` also measures cos(q, k).
+    """
+    from sqrtdk.theory import Entries
+
+    source = source or Source(Entries(mean=mean, std=std))
+    d_k = d_k_of(d_k, source)
+    layout, n, per_block = geometry(d_k, source)
+    blocks_per_replicate = max(1, math.ceil(samples / (replicates * per_block)))
+    chunk_blocks = max(1, chunk_scores // per_block)
+    e = source.entries
+    rng = np.random.default_rng(task_seed(seed, {"d_k": d_k, "mean": e.mean, "std": e.std, **source.stream_key()}))
+
+    centre, variance = theory_dot(d_k, source, n)
+    dot = _Stream(centre, _edges(centre, math.sqrt(variance)))
+    cos_var = theory.cosine_variance(d_k, e) if source.inputs == "direct" else None
+    cos = _Stream(0.0, _edges(0.0, math.sqrt(cos_var)) if cos_var else np.linspace(-1, 1, 2 * HIST_BINS + 1))
+
     for _ in range(replicates):
-        sums = np.zeros(4)
-        for q, k in qk_blocks(rng, blocks_per_replicate, n, d_k, mean, std, chunk_blocks):
-            scores = np.matmul(q, k.transpose(0, 2, 1))  # (b, n, n) float32
-            sums = add_in_order(sums, block_power_sums(scores, shift))
-            index = np.floor((scores.ravel() - edges[0]) * per_bin).astype(np.int64)
-            counts += np.bincount(index[(index >= 0) & (index < HIST_BINS)], minlength=HIST_BINS)
-        count = blocks_per_replicate * n * n
-        reps.append(Moments.from_power_sums(count, sums, shift))
-        total = add_in_order(total, sums[None, :])
-    pooled = Moments.from_power_sums(replicates * blocks_per_replicate * n * n, total, shift)
-    return ScoreSample(d_k, n, pooled, tuple(reps), edges, counts, pooled.n - int(counts.sum()))
+        if layout == "sequence":
+            blocks = projected_blocks(rng, blocks_per_replicate, n, n, source)
+        else:
+            blocks = qk_blocks(rng, blocks_per_replicate, n, n, d_k, e, chunk_blocks)
+        for q, k in blocks:
+            if layout == "pairs":
+                scores = np.einsum("bnd,bnd->bn", q, k)  # (b, n): each query with its own key
+            else:
+                scores = np.matmul(q, k.swapaxes(-1, -2))  # (b, n, n) or (1, heads, n, n), float32
+            dot.add(scores)
+            if cosine:
+                q_norm = np.linalg.norm(q, axis=-1)
+                k_norm = np.linalg.norm(k, axis=-1)
+                with np.errstate(divide="ignore", invalid="ignore"):  # a zero vector has no direction
+                    cosines = scores / (q_norm[..., :, None] * k_norm[..., None, :] if layout != "pairs"
+                                        else q_norm * k_norm)
+                cos.add(np.nan_to_num(cosines, nan=0.0))
+        dot.close_replicate(blocks_per_replicate * per_block)
+        if cosine:
+            cos.close_replicate(blocks_per_replicate * per_block)
+    count = replicates * blocks_per_replicate * per_block
+    channels = {"dot": dot.channel(count)}
+    if cosine:
+        channels["cos"] = cos.channel(count)
+    return ScoreSample(d_k, n, source, channels)
 
 
-def variance_rows(sample: ScoreSample, mean: float, std: float, level: float = LEVEL) -> list[dict]:
-    """One row per scaling: measured mean, variance with its interval, kurtosis, and their theory."""
+def variance_rows(sample: ScoreSample, scalings: tuple[str, ...] = ("none", "sqrt"), qk_gain: float | None = None,
+                  level: float = LEVEL) -> list[dict]:
+    """One row per scaling rule: measured mean, variance with its interval, kurtosis, and their theory.
+
+    Where the entries' moments do not exist (Student-t with few degrees of freedom) the estimates whose
+    sampling variance is infinite are left empty: the variance interval needs a finite 4th moment of
+    the entries, the kurtosis a finite 4th, its interval a finite 8th.
+    """
+    finite = sample.source.entries.finite_moments()
     rows = []
-    for scaling in theory.SCALINGS:
-        c = theory.scale(sample.d_k, scaling)
-        pooled = sample.pooled.scaled(c)
-        reps = [m.scaled(c) for m in sample.replicates]
+    for scaling in scalings:
+        normalised = scaling in theory.NORMALISING
+        c = theory.scale(sample.d_k, scaling, qk_gain=qk_gain)
+        channel = sample.channels["cos" if normalised else "dot"]
+        pooled = channel.pooled.scaled(c)
+        reps = [m.scaled(c) for m in channel.replicates]
         mean_est = batch_means(pooled.mean, np.array([m.mean for m in reps]), level)
         var_est = batch_means(pooled.variance, np.array([m.variance for m in reps]), level)
         kurt_est = batch_means(pooled.excess_kurtosis, np.array([m.excess_kurtosis for m in reps]), level)
+        bounded = normalised or finite > 4
+        if normalised:
+            cos_var = theory.cosine_variance(sample.d_k, sample.source.entries)
+            theory_mean = None if cos_var is None else 0.0
+            theory_var = None if cos_var is None else c * c * cos_var
+            theory_kurt = (theory.cosine_excess_kurtosis(sample.d_k, sample.source.entries)
+                           if sample.source.inputs == "direct" else None)
+        else:
+            theory_mean, theory_var = theory_dot(sample.d_k, sample.source, sample.block, c)
+            theory_kurt = (theory.score_excess_kurtosis(sample.d_k, sample.source.entries)
+                           if sample.source.inputs == "direct" else None)
         rows.append({
             "d_k": sample.d_k,
             "scaling": scaling,
@@ -97,13 +211,13 @@ def variance_rows(sample: ScoreSample, mean: float, std: float, level: float = L
             "mean": mean_est.value,
             "mean_se": mean_est.se,
             "variance": var_est.value,
-            "variance_se": var_est.se,
-            "variance_ci_low": var_est.ci_low,
-            "variance_ci_high": var_est.ci_high,
-            "theory_mean": theory.score_mean(sample.d_k, mean, std, c),
-            "theory_variance": theory.score_variance(sample.d_k, mean, std, c),
-            "excess_kurtosis": kurt_est.value,
-            "excess_kurtosis_se": kurt_est.se,
-            "theory_excess_kurtosis": theory.score_excess_kurtosis(sample.d_k, mean, std),
+            "variance_se": var_est.se if bounded else None,
+            "variance_ci_low": var_est.ci_low if bounded else None,
+            "variance_ci_high": var_est.ci_high if bounded else None,
+            "theory_mean": theory_mean,
+            "theory_variance": theory_var,
+            "excess_kurtosis": kurt_est.value if bounded else None,
+            "excess_kurtosis_se": kurt_est.se if normalised or finite > 8 else None,
+            "theory_excess_kurtosis": theory_kurt,
         })
     return [{k: float(v) if isinstance(v, np.floating) else v for k, v in row.items()} for row in rows]

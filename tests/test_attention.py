@@ -6,29 +6,40 @@ import numpy as np
 import pytest
 
 from sqrtdk import theory
-from sqrtdk.attention import GRADIENT, SATURATION, attention_rows, row_metrics, sample_rows
+from sqrtdk.attention import GRADIENT, SATURATION, Rule, attention_rows, row_metrics, sample_rows
+from sqrtdk.sampling import Source
 from sqrtdk.softmax import softmax
+from sqrtdk.theory import Entries
 
 Z = 5.0
+ALL = ("none", "sqrt", "linear", "qknorm", "logn")
 
 
-def rows_of(kind, d_k, n, samples=2**13, mean=0.0, std=1.0, seed=0, level=None, **kw):
+def rows_of(kind, d_k, n, samples=2**13, seed=0, level=None, scalings=("none", "sqrt"), source=None, **kw):
     level = level if level is not None else (0.99 if kind == "saturation" else 1e-3)
-    sample = sample_rows(kind, d_k, n, samples, mean, std, seed, level, **kw)
-    return {r["scaling"]: r for r in attention_rows(sample, mean, std)}
+    sample = sample_rows(kind, d_k, n, samples, seed=seed, level=level, scalings=scalings, source=source, **kw)
+    return {r["scaling"]: r for r in attention_rows(sample)}
 
 
-def test_gradient_norms_match_finite_differences():
-    """||dL/ds_i|| and ||dL/dq_i|| of L = sum_j G_ij softmax(c q_i K^T)_j, by central differences."""
+@pytest.mark.parametrize("rule", [Rule("sqrt", 1 / math.sqrt(5), False), Rule("qknorm", 2.3, True),
+                                  Rule("none", 1.0, False)], ids=lambda r: r.name)
+def test_gradient_norms_match_finite_differences(rule):
+    """||dL/ds_i|| and ||dL/dq_i|| of L = sum_j G_ij softmax(logits(q_i, K))_j, by central differences."""
     rng = np.random.default_rng(4)
-    n, d_k, c = 6, 5, 1 / math.sqrt(5)
+    n, d_k = 6, 5
     q, k, g = rng.normal(size=(n, d_k)), rng.normal(size=(n, d_k)), rng.normal(size=(n, n))
-    values = row_metrics("gradient", c * (q @ k.T)[None], c, k[None], g[None], 1e-3)
+    values = row_metrics("gradient", (q @ k.T)[None], rule, q[None], k[None], g[None], 1e-3)
+
+    def logits(x):  # one query's logits, written out per rule
+        if rule.normalised:
+            return rule.c * (k @ x) / (np.linalg.norm(k, axis=1) * np.linalg.norm(x))
+        return rule.c * (k @ x)
+
     h = 1e-6
     for i in range(n):
-        loss_q = lambda x: float(softmax(c * (x @ k.T)[None])[0][0] @ g[i])  # noqa: E731
+        loss_q = lambda x: float(softmax(logits(x)[None])[0][0] @ g[i])  # noqa: E731
         loss_s = lambda x: float(softmax(x[None])[0][0] @ g[i])  # noqa: E731
-        s_i = c * q[i] @ k.T
+        s_i = logits(q[i])
         d_q = [(loss_q(q[i] + h * e) - loss_q(q[i] - h * e)) / (2 * h) for e in np.eye(d_k)]
         d_s = [(loss_s(s_i + h * e) - loss_s(s_i - h * e)) / (2 * h) for e in np.eye(n)]
         assert values[i, GRADIENT.index("grad_q_mean")] == pytest.approx(np.linalg.norm(d_q), rel=1e-6)
@@ -45,49 +56,106 @@ def test_published_eight_key_figures(d_k, max_prob, diag_max):
     assert abs(grad["jacobian_diag_max_mean"] - diag_max) < Z * grad["jacobian_diag_max_mean_se"] + 0.0005
 
 
-def test_unscaled_saturates_and_scaled_stays_flat():
-    by_d = {d: rows_of("saturation", d, 128, seed=d) for d in (64, 256, 1024)}
+def test_unscaled_saturates_and_normalising_rules_stay_flat():
+    by_d = {d: rows_of("saturation", d, 128, seed=d, scalings=ALL) for d in (64, 256, 1024)}
     for small, large in ((64, 256), (256, 1024)):
         a, b = by_d[small]["none"], by_d[large]["none"]
         se = math.hypot(a["max_prob_mean_se"], b["max_prob_mean_se"])
         assert b["max_prob_mean"] - a["max_prob_mean"] > Z * se  # max weight rises towards 1
         se = math.hypot(a["entropy_mean_se"], b["entropy_mean_se"])
         assert a["entropy_mean"] - b["entropy_mean"] > Z * se  # entropy falls towards 0
-        for metric in ("max_prob_mean", "entropy_mean"):
-            a, b = by_d[small]["sqrt"], by_d[large]["sqrt"]
-            assert abs(a[metric] - b[metric]) < Z * math.hypot(a[metric + "_se"], b[metric + "_se"])
+        for rule in ("sqrt", "logn"):
+            for metric in ("max_prob_mean", "entropy_mean"):
+                a, b = by_d[small][rule], by_d[large][rule]
+                assert abs(a[metric] - b[metric]) < Z * math.hypot(a[metric + "_se"], b[metric + "_se"])
+        a, b = by_d[small]["linear"], by_d[large]["linear"]  # 1/d_k: the softmax goes flat
+        assert b["entropy_ratio_mean"] - a["entropy_ratio_mean"] > Z * math.hypot(a["entropy_ratio_mean_se"],
+                                                                                 b["entropy_ratio_mean_se"])
+
+
+def test_qknorm_approaches_sqrt_as_d_grows():
+    """g cos(q, k) is bounded by g = sqrt(d_k): lighter tails, a flatter softmax at small d_k."""
+    rows = {d: rows_of("saturation", d, 128, seed=d, scalings=("sqrt", "qknorm")) for d in (4, 64, 1024)}
+    gaps = [rows[d]["sqrt"]["max_prob_mean"] - rows[d]["qknorm"]["max_prob_mean"] for d in (4, 64, 1024)]
+    assert gaps[0] > gaps[1] > 0
+    far = rows[1024]
+    assert abs(gaps[2]) < Z * math.hypot(far["sqrt"]["max_prob_mean_se"], far["qknorm"]["max_prob_mean_se"])
+
+
+def test_std_moves_every_rule_but_the_normalising_one():
+    one = rows_of("saturation", 64, 128, seed=5, scalings=ALL)
+    two = rows_of("saturation", 64, 128, seed=5, scalings=ALL, source=Source(Entries(std=2.0)))
+    for rule in ALL:
+        a, b = one[rule]["entropy_mean"], two[rule]["entropy_mean"]
+        se = math.hypot(one[rule]["entropy_mean_se"], two[rule]["entropy_mean_se"])
+        assert (abs(a - b) < Z * se) == (rule == "qknorm"), rule
 
 
 def test_rem_entropy_in_its_regime():
     """Scaled logits at d_k = 1024 have spread ~1; n = 4096 is deep in the random-energy-model regime."""
-    row = rows_of("saturation", 1024, 4096, samples=2**14)["sqrt"]
-    assert theory.rem_entropy(4096, 1024, 0.0, 1.0, 1 / 32) == pytest.approx(math.log(4096) - 0.5)
+    row = rows_of("saturation", 1024, 4096, samples=2**12, scalings=("sqrt", "qknorm"))
+    assert theory.rem_entropy(4096, 1024, c=1 / 32) == pytest.approx(math.log(4096) - 0.5)
     # the asymptotic form is off by about 0.001 at n = 4096 (REFERENCE.md: 7.817 measured, 7.818 predicted)
-    assert abs(row["entropy_mean"] - row["theory_entropy"]) < Z * row["entropy_mean_se"] + 0.002
+    for rule in ("sqrt", "qknorm"):
+        assert abs(row[rule]["entropy_mean"] - row[rule]["theory_entropy"]) < Z * row[rule]["entropy_mean_se"] + 0.002
 
 
 def test_rem_theory_reference_predictions():
     assert math.log(4096) - 0.5 == pytest.approx(7.818, abs=5e-4)
     assert 4096 * math.exp(-1) == pytest.approx(1507, abs=0.5)
     # averaged over the query norm at d_k -> infinity the participation form tends to n exp(-s^2)
-    assert theory.rem_participation(4096, 10**6, 0.0, 1.0, 1e-3) == pytest.approx(4096 * math.exp(-1), rel=1e-5)
+    assert theory.rem_participation(4096, 10**6, c=1e-3) == pytest.approx(4096 * math.exp(-1), rel=1e-5)
+
+
+def test_correlated_query_and_key_saturate_under_sqrt_but_not_linear():
+    """With rho, the own key's logit has mean c d_k rho: sqrt(d_k) rho under sqrt scaling, rho under 1/d_k."""
+    source = Source(Entries(rho=0.5))
+    small = rows_of("saturation", 16, 128, seed=1, scalings=("sqrt", "linear"), source=source)
+    large = rows_of("saturation", 1024, 128, seed=2, scalings=("sqrt", "linear"), source=source)
+    a, b = small["sqrt"], large["sqrt"]
+    assert b["max_prob_mean"] - a["max_prob_mean"] > Z * math.hypot(a["max_prob_mean_se"], b["max_prob_mean_se"])
+    assert b["saturated_fraction"] > 0.9
+    assert large["linear"]["max_prob_mean"] < 0.05 and large["linear"]["theory_entropy"] is None
+
+
+def test_projected_inputs_run_every_head():
+    source = Source(Entries(), "projected", 64, 4, "torch-linear")
+    rows = rows_of("gradient", 0, 32, samples=512, source=source)
+    assert rows["sqrt"]["d_k"] == 16 and rows["sqrt"]["n_rows"] >= 512
+    # torch-linear logits have spread (1/3 + 1/(3 d_model)) after scaling: flatter than the unit case
+    assert rows["sqrt"]["logit_std"] == pytest.approx(1 / 3 + 1 / (3 * 64), rel=0.02)
+    assert all(math.isfinite(rows[r][m]) for r in rows for m in GRADIENT)
+
+
+def test_long_sequences_are_sampled_with_bounded_queries():
+    rows = rows_of("saturation", 64, 16384, samples=64, scalings=("sqrt", "logn"))
+    assert rows["sqrt"]["n_rows"] == 8 * 256  # 8 replicates of one trial of 256 queries
+    assert rows["logn"]["entropy_ratio_mean"] < rows["sqrt"]["entropy_ratio_mean"]
 
 
 def test_huge_unscaled_logits_run_clean():
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is fine
         for kind in ("saturation", "gradient"):
-            rows = rows_of(kind, 65536, 8, samples=64)
+            rows = rows_of(kind, 65536, 8, samples=64, scalings=ALL)
             for row in rows.values():
                 assert all(v is None or math.isfinite(v) for v in row.values() if isinstance(v, float))
     assert rows["none"]["jacobian_fro_mean"] < 0.05
 
 
 @pytest.mark.parametrize("kind", ["saturation", "gradient"])
-def test_deterministic_and_chunk_independent(kind):
-    a = rows_of(kind, 16, 32, samples=2048, seed=1)
-    assert a == rows_of(kind, 16, 32, samples=2048, seed=1)
-    assert a == rows_of(kind, 16, 32, samples=2048, seed=1, chunk_scores=100)
-    assert a != rows_of(kind, 16, 32, samples=2048, seed=2)
+@pytest.mark.parametrize("source", [None, Source(Entries("uniform", rho=0.0)), Source(Entries(rho=0.3))],
+                         ids=["gaussian", "uniform", "rho"])
+def test_deterministic_and_chunk_independent(kind, source):
+    a = rows_of(kind, 16, 32, samples=2048, seed=1, scalings=ALL, source=source)
+    assert a == rows_of(kind, 16, 32, samples=2048, seed=1, scalings=ALL, source=source)
+    assert a == rows_of(kind, 16, 32, samples=2048, seed=1, scalings=ALL, source=source, chunk_scores=100)
+    assert a != rows_of(kind, 16, 32, samples=2048, seed=2, scalings=ALL, source=source)
+
+
+def test_rules_share_draws_and_others_leave_a_rule_alone():
+    alone = rows_of("gradient", 16, 32, samples=512, scalings=("sqrt",))
+    together = rows_of("gradient", 16, 32, samples=512, scalings=ALL)
+    assert alone["sqrt"] == together["sqrt"]
 
 
 def test_one_key_is_documented_not_a_crash():

@@ -67,7 +67,7 @@ def test_bad_configs_name_file_and_key(tmp_path, text, message):
 
 @pytest.mark.parametrize("sets,message", [
     (["dim=0"], "--set dim: '0' is not allowed; d_k must be an integer from 1 to 65536"),
-    (["dims=4"], "--set dims: unknown key; allowed keys are dim, samples, seed, mean, std"),
+    (["dims=4"], "--set dims: unknown key; allowed keys are dim, samples, seed, dist, mean, std"),
     (["dim"], "--set: 'dim' is not allowed; write key=value"),
     (["=4"], "--set: '=4' is not allowed; write key=value"),
     (["std=abc"], "--set std: 'abc' is not allowed; the std must be a finite number > 0"),

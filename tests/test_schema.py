@@ -25,7 +25,7 @@ TYPED_ERRORS = [
     ({"dim": [[1, 2]]}, "key 'dim': [1, 2] (a list) is not allowed; give a value or a flat list of values"),
     ({"dim": []}, "key 'dim': an empty list is not allowed"),
     ({"std": {"a": 1}}, "key 'std': {'a': 1} (a table) is not allowed"),
-    ({"colour": 1}, "key 'colour': unknown key; allowed keys are dim, samples, seed, mean, std"),
+    ({"colour": 1}, "key 'colour': unknown key; allowed keys are dim, samples, seed, dist, mean, std"),
     ({"std": "x"}, "key 'std': 'x' (a string) is not allowed; the std must be a finite number > 0"),
     ({"std": float("nan")}, "key 'std': nan is not allowed"),
 ]
@@ -50,4 +50,7 @@ def test_grid_is_the_cartesian_product_in_field_order():
 
 def test_resolved_writes_a_scalar_for_one_value():
     p = build(VarianceParams, {"dim": "64", "std": "1,2"})
-    assert resolved(p) == {"dim": 64, "samples": 2**21, "seed": 0, "mean": 0.0, "std": [1.0, 2.0]}
+    assert resolved(p) == {"dim": 64, "samples": 2**21, "seed": 0, "dist": "gaussian", "mean": 0.0,
+                           "std": [1.0, 2.0], "rho": 0.0, "inputs": "direct", "scaling": ["none", "sqrt"]}
+    projected = resolved(build(VarianceParams, {"inputs": "projected", "init": "normal"}))
+    assert "dim" not in projected and projected["init_std"] == 0.02 and projected["d_model"] == 512

@@ -1,55 +1,177 @@
-"""Closed forms against brute-force float64 simulation and numerical integration."""
+"""Closed forms against brute-force float64 simulation, numerical integration and REFERENCE.md."""
 
 import math
 
 import numpy as np
 import pytest
-from scipy import integrate, special
+from scipy import integrate, special, stats
 
 from sqrtdk import theory
+from sqrtdk.theory import Entries
 
 Z = 5.0  # standard errors allowed: rare enough across the whole suite
 
 
-def brute_force_scores(d_k, n, mean, std, seed):
+def draw(rng, dist, size, df=10.0):
+    """Standardised entries drawn by numpy and scipy directly, not by sqrtdk's sampling code."""
+    if dist == "gaussian":
+        return rng.normal(size=size)
+    if dist == "uniform":
+        return rng.uniform(-math.sqrt(3), math.sqrt(3), size=size)
+    if dist == "rademacher":
+        return rng.choice([-1.0, 1.0], size=size)
+    return stats.t.rvs(df, size=size, random_state=rng) / math.sqrt(df / (df - 2))
+
+
+def brute_force_scores(d_k, n, e: Entries, seed):
     """n independent dot products, each from its own q and k, in float64: no blocks, no streaming."""
     rng = np.random.default_rng(seed)
-    q = rng.normal(mean, std, size=(n, d_k))
-    k = rng.normal(mean, std, size=(n, d_k))
-    return np.einsum("ij,ij->i", q, k)
+    a = draw(rng, e.dist, (n, d_k), e.df)
+    if e.rho:
+        cov = [[1.0, e.rho], [e.rho, 1.0]]
+        pairs = rng.multivariate_normal([0.0, 0.0], cov, size=(n, d_k))
+        a, b = pairs[..., 0], pairs[..., 1]
+    else:
+        b = draw(rng, e.dist, (n, d_k), e.df)
+    return np.einsum("ij,ij->i", e.mean + e.std * a, e.mean + e.std * b)
 
 
-@pytest.mark.parametrize("d_k,mean,std", [(1, 0.0, 1.0), (3, 0.0, 2.0), (16, 0.5, 1.0), (64, 0.0, 1.0),
-                                          (8, -1.0, 0.5), (256, 0.3, 1.7)])
-def test_mean_and_variance_match_simulation(d_k, mean, std):
-    x = brute_force_scores(d_k, 200_000, mean, std, seed=d_k)
+def kurtosis_and_se(x, batches=20):
+    parts = np.array([stats.kurtosis(b) for b in np.split(x, batches)])
+    return stats.kurtosis(x), parts.std(ddof=1) / math.sqrt(batches)
+
+
+CASES = [(1, Entries()), (3, Entries(std=2.0)), (16, Entries(mean=0.5)), (64, Entries()),
+         (8, Entries(mean=-1.0, std=0.5)), (256, Entries(mean=0.3, std=1.7)),
+         (4, Entries("uniform")), (16, Entries("rademacher", mean=0.5)), (8, Entries("student-t", df=12.0)),
+         (4, Entries(rho=0.5)), (32, Entries(rho=-0.8, mean=0.3, std=1.5)), (2, Entries("uniform", std=3.0))]
+
+
+@pytest.mark.parametrize("d_k,e", CASES, ids=[f"{d}-{e}" for d, e in CASES])
+def test_mean_variance_kurtosis_match_simulation(d_k, e):
+    x = brute_force_scores(d_k, 400_000, e, seed=d_k)
     n = len(x)
-    mu, var = theory.score_mean(d_k, mean, std), theory.score_variance(d_k, mean, std)
+    mu, var = theory.score_mean(d_k, e), theory.score_variance(d_k, e)
     assert abs(x.mean() - mu) < Z * math.sqrt(var / n)
     fourth = np.mean((x - x.mean()) ** 4)
     assert abs(x.var(ddof=1) - var) < Z * math.sqrt((fourth - var**2) / n)
+    kurtosis, se = kurtosis_and_se(x)
+    assert abs(kurtosis - theory.score_excess_kurtosis(d_k, e)) < Z * se
 
 
-@pytest.mark.parametrize("d_k,mean,std", [(1, 0.0, 1.0), (4, 0.0, 1.0), (2, 0.7, 1.0), (16, 1.0, 0.5)])
-def test_excess_kurtosis_matches_simulation(d_k, mean, std):
-    x = brute_force_scores(d_k, 400_000, mean, std, seed=100 + d_k)
-    # standard error of the sample kurtosis from 20 independent batches
-    batches = np.array([np.mean((b - b.mean()) ** 4) / np.var(b) ** 2 - 3 for b in np.split(x, 20)])
-    se = batches.std(ddof=1) / math.sqrt(20)
-    pooled = np.mean((x - x.mean()) ** 4) / np.var(x) ** 2 - 3
-    assert abs(pooled - theory.score_excess_kurtosis(d_k, mean, std)) < Z * se
+def test_reference_closed_forms():
+    for d in (1, 16, 64, 1024):
+        assert theory.score_excess_kurtosis(d) == pytest.approx(6 / d)
+        assert theory.score_excess_kurtosis(d, Entries(std=3.0)) == pytest.approx(6 / d)  # scale-free
+        assert theory.score_excess_kurtosis(d, Entries("rademacher")) == pytest.approx(-2 / d)
+        assert theory.score_excess_kurtosis(d, Entries("uniform")) == pytest.approx(0.24 / d)
+        assert theory.score_mean(d, Entries(rho=0.5)) == pytest.approx(d * 0.5)
+        assert theory.score_variance(d, Entries(rho=0.5)) == pytest.approx(d * 1.25)
+        mu, sigma = 0.7, 1.3
+        assert theory.score_mean(d, Entries(mean=mu, std=sigma)) == pytest.approx(d * mu**2)
+        assert theory.score_variance(d, Entries(mean=mu, std=sigma)) == pytest.approx(
+            d * (sigma**4 + 2 * sigma**2 * mu**2))
 
 
-def test_excess_kurtosis_reference_values():
-    for d_k in (1, 16, 64, 1024):
-        assert theory.score_excess_kurtosis(d_k, 0.0, 1.0) == pytest.approx(6 / d_k)
-        assert theory.score_excess_kurtosis(d_k, 0.0, 3.0) == pytest.approx(6 / d_k)  # scale-free
+@pytest.mark.parametrize("df", [4.5, 6.0, 12.0, 30.0])
+def test_student_t_fourth_moment(df):
+    """m4 of the standardised t is 3 + 6 / (df - 4), scipy's kurtosis plus 3."""
+    e = Entries("student-t", df=df)
+    assert e.moment(2) == pytest.approx(1.0)
+    assert e.moment(4) == pytest.approx(3 + 6 / (df - 4))
+    assert e.moment(4) == pytest.approx(float(stats.t.stats(df, moments="k")) + 3)
+    m4 = e.moment(4)
+    assert theory.score_excess_kurtosis(10, e) == pytest.approx((m4 * m4 - 3) / 10)
 
 
-def test_scale():
+def test_undefined_moments_are_none():
+    assert Entries("student-t", df=4.0).moment(4) == math.inf
+    assert theory.score_excess_kurtosis(16, Entries("student-t", df=3.0)) is None
+    assert theory.score_variance(16, Entries("student-t", df=3.0)) == pytest.approx(16)  # finite for df > 2
+    assert theory.cosine_variance(16, Entries(mean=0.5)) is None
+
+
+@pytest.mark.parametrize("dist", ["gaussian", "uniform", "rademacher"])
+@pytest.mark.parametrize("d_k", [2, 8, 64])
+def test_cosine_variance_is_one_over_d(dist, d_k):
+    rng = np.random.default_rng(d_k)
+    q, k = draw(rng, dist, (200_000, d_k)), draw(rng, dist, (200_000, d_k))
+    with np.errstate(invalid="ignore"):
+        cos = np.einsum("ij,ij->i", q, k) / (np.linalg.norm(q, axis=1) * np.linalg.norm(k, axis=1))
+    cos = cos[np.isfinite(cos)]
+    sq = cos**2
+    assert abs(sq.mean() - theory.cosine_variance(d_k)) < Z * sq.std() / math.sqrt(len(sq))
+
+
+@pytest.mark.parametrize("d_k", [1, 3, 16])
+def test_cosine_kurtosis_of_isotropic_vectors(d_k):
+    rng = np.random.default_rng(30 + d_k)
+    q, k = rng.normal(size=(400_000, d_k)), draw(rng, "rademacher", (400_000, d_k))
+    cos = np.einsum("ij,ij->i", q, k) / (np.linalg.norm(q, axis=1) * np.linalg.norm(k, axis=1))
+    kurtosis, se = kurtosis_and_se(cos)
+    assert abs(kurtosis - theory.cosine_excess_kurtosis(d_k)) < Z * se
+    assert theory.cosine_excess_kurtosis(d_k, Entries("uniform")) is None  # not isotropic
+
+
+def test_scale_rules():
     assert theory.scale(64, "none") == 1.0
     assert theory.scale(64, "sqrt") == 0.125
-    assert theory.score_variance(64, 0.0, 1.0, theory.scale(64, "sqrt")) == pytest.approx(1.0)
+    assert theory.scale(64, "linear") == 1 / 64
+    assert theory.scale(64, "qknorm") == 8.0 and theory.scale(64, "qknorm", qk_gain=3.0) == 3.0
+    assert theory.scale(64, "logn", 1000) == pytest.approx(0.43 * math.log(1000) / 8)
+    assert theory.score_variance(64, c=theory.scale(64, "sqrt")) == pytest.approx(1.0)
+
+
+def test_ssmax_toy_closed_form_reproduces_published():
+    for rule, published in theory.PUBLISHED_SSMAX.items():
+        for n, value in published.items():
+            c = 0.43 * math.log(n) if rule == "logn" else 1.0
+            assert theory.toy_max_weight(n, 3.0, -2.0, c) == pytest.approx(value, abs=5e-5)  # 4 decimals
+
+
+INITS = [("normal", 0.05, False, Entries()), ("lecun", None, False, Entries()), ("lecun", None, True, Entries(std=3.0)),
+         ("xavier", None, False, Entries(mean=0.5)), ("torch-linear", None, False, Entries()),
+         ("torch-mha", None, True, Entries("uniform", mean=1.0)), ("torch-linear", None, False, Entries("rademacher"))]
+
+
+@pytest.mark.parametrize("init,init_std,layernorm,e", INITS, ids=[f"{i}-{ln}-{e.dist}-{e.mean}" for i, _, ln, e in INITS])
+def test_projected_variance_matches_simulation(init, init_std, layernorm, e):
+    """A head's scores over all pairs of a sequence, one fresh layer per replicate, in float64."""
+    d_model, heads, n, replicates = 64, 4, 16, 400
+    d_k = d_model // heads
+    rng = np.random.default_rng(11)
+    bound = {"torch-linear": 1 / math.sqrt(d_model), "torch-mha": math.sqrt(6 / (4 * d_model)),
+             "xavier": math.sqrt(6 / (2 * d_model))}
+
+    def layer():
+        if init == "normal":
+            return rng.normal(0, init_std, (d_model, d_model)), np.zeros(d_model)
+        if init == "lecun":
+            return rng.normal(0, 1 / math.sqrt(d_model), (d_model, d_model)), np.zeros(d_model)
+        w = rng.uniform(-bound[init], bound[init], (d_model, d_model))
+        b = rng.uniform(-bound[init], bound[init], d_model) if init == "torch-linear" else np.zeros(d_model)
+        return w, b
+
+    estimates = []
+    for _ in range(replicates):
+        x = e.mean + e.std * draw(rng, e.dist, (n, d_model))
+        if layernorm:
+            x = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+        (w_q, b_q), (w_k, b_k) = layer(), layer()
+        q, k = (x @ w_q + b_q)[:, :d_k], (x @ w_k + b_k)[:, :d_k]  # head 0
+        estimates.append(np.mean((q @ k.T) ** 2))  # the mean is 0
+    estimates = np.array(estimates)
+    truth = theory.projected_score_variance(d_model, heads, n, e, init, init_std, layernorm)
+    assert abs(estimates.mean() - truth) < Z * estimates.std(ddof=1) / math.sqrt(replicates)
+
+
+def test_init_variances_are_the_documented_ones():
+    d = 512
+    assert theory.init_variances("lecun", d) == (1 / d, 0.0)
+    assert theory.init_variances("xavier", d) == (2 / (d + d), 0.0)
+    assert theory.init_variances("torch-linear", d) == pytest.approx(((1 / math.sqrt(d)) ** 2 / 3,) * 2)
+    assert theory.init_variances("torch-mha", d) == pytest.approx((6 / (3 * d + d) / 3, 0.0))  # (3d, d) xavier
+    assert theory.init_variances("normal", d, 0.02) == pytest.approx((0.0004, 0.0))
 
 
 @pytest.mark.parametrize("d_k", [2, 3, 10, 64, 150])
@@ -67,7 +189,7 @@ def test_density_d1_is_k0_over_pi():
                                        (4096, 0.5, 1.0)])
 def test_density_is_normalised_with_theory_variance(d_k, std, c):
     f = lambda z: theory.score_density(np.array([z]), d_k, std, c)[0]  # noqa: E731
-    sd = math.sqrt(theory.score_variance(d_k, 0.0, std, c))
+    sd = math.sqrt(theory.score_variance(d_k, Entries(std=std), c))
     total = 2 * integrate.quad(f, 0, 40 * sd, limit=400)[0]
     second = 2 * integrate.quad(lambda z: z * z * f(z), 0, 40 * sd, limit=400)[0]
     assert total == pytest.approx(1.0, abs=1e-6)
@@ -76,13 +198,11 @@ def test_density_is_normalised_with_theory_variance(d_k, std, c):
 
 def test_density_matches_simulated_histogram():
     d_k = 4
-    x = brute_force_scores(d_k, 400_000, 0.0, 1.0, seed=7)
+    x = brute_force_scores(d_k, 400_000, Entries(), seed=7)
     edges = np.linspace(-6, 6, 25)
     counts, _ = np.histogram(x, edges)
     expected = np.array([integrate.quad(lambda z: theory.score_density(np.array([z]), d_k)[0], a, b)[0]
                          for a, b in zip(edges[:-1], edges[1:])]) * len(x)
-    from scipy import stats
-
     keep = expected > 20
     chi2 = np.sum((counts[keep] - expected[keep]) ** 2 / expected[keep])
     assert stats.chi2.sf(chi2, keep.sum()) > 1e-4
