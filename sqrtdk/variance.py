@@ -26,7 +26,7 @@ CHUNK_SCORES = 2**18  # scores per chunk: 1 MiB of float32 scores, a few MiB of 
 HIST_BINS = 120
 HIST_HALF_WIDTH = 6.0  # histogram spans theory mean +- 6 theory std
 LEVEL = 0.999
-PAIRS = 4096  # correlated pairs per block
+PAIR_ENTRIES = 2**18  # entries of q per block of correlated pairs (a few MiB)
 TOKENS = 128  # tokens per sequence (projected inputs)
 
 
@@ -83,7 +83,8 @@ def geometry(d_k: int, source: Source) -> tuple[str, int, int]:
     if source.inputs == "projected":
         return "sequence", TOKENS, source.heads * TOKENS * TOKENS
     if source.entries.rho:
-        return "pairs", PAIRS, PAIRS
+        pairs = int(min(4096, max(16, PAIR_ENTRIES // d_k)))  # each pair costs 2 d_k draws: small blocks at large d_k
+        return "pairs", pairs, pairs
     n = block_size(d_k)
     return "block", n, n * n
 

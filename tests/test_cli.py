@@ -45,6 +45,33 @@ BAD = [
     (["gradient", "--samples", "0"], "--samples", "'0' is not allowed"),
     (["check", "--tol", "1.5"], "--tol", "< 1"),
     (["check", "--std", "0"], "--std", "'0' is not allowed"),
+    (["variance", "--dist", "cauchy"], "--dist", "'cauchy' is not allowed; the distribution must be one of gaussian, "
+                                                 "uniform, rademacher, student-t"),
+    (["variance", "--dist", "student-t", "--df", "2"], "--df", "'2' is not allowed; df must be a finite number > 2"),
+    (["variance", "--df", "5"], "--df", "5.0 is not allowed here; it is used only with dist student-t"),
+    (["variance", "--rho", "1"], "--rho", "'1' is not allowed; rho must be a finite number > -1 and < 1"),
+    (["variance", "--rho", "0.5", "--dist", "uniform"], "--rho", "0.5 is not allowed with dist uniform; correlated"),
+    (["saturation", "--rho", "0.5", "--inputs", "projected"], "--rho", "0.5 is not allowed with projected inputs"),
+    (["variance", "--scaling", "logn"], "--scaling", "'logn' is not allowed; the scaling must be one of none, sqrt, "
+                                                     "linear, qknorm (logn needs a sequence length"),
+    (["gradient", "--scaling", "sqrt,bogus"], "--scaling", "'bogus' is not allowed; the scaling must be one of"),
+    (["saturation", "--qk-gain", "2"], "--qk-gain", "2.0 is not allowed here; it is used only with scaling qknorm"),
+    (["saturation", "--scaling", "qknorm", "--qk-gain", "-1"], "--qk-gain", "'-1' is not allowed; the gain must be"),
+    (["saturation", "--ssmax-s", "0.5"], "--ssmax-s", "0.5 is not allowed here; it is used only with scaling logn"),
+    (["variance", "--inputs", "projected", "--dim", "64"], "--dim", "64 is not allowed here; it is used only with "
+                                                                    "direct inputs"),
+    (["variance", "--inputs", "projected", "--heads", "3"], "--heads", "3 is not allowed with d_model = 512; the "
+                                                                       "number of heads must divide d_model"),
+    (["variance", "--d-model", "256"], "--d-model", "256 is not allowed here; it is used only with inputs projected"),
+    (["variance", "--inputs", "projected", "--init", "he"], "--init", "'he' is not allowed; the init must be one of"),
+    (["variance", "--inputs", "projected", "--init-std", "0.1"], "--init-std", "used only with inputs projected and "
+                                                                              "init normal"),
+    (["variance", "--inputs", "projected", "--layernorm", "maybe"], "--layernorm", "'maybe' is not allowed; "
+                                                                                   "layernorm must be true or false"),
+    (["variance", "--inputs", "sideways"], "--inputs", "'sideways' is not allowed; inputs must be one of direct, "
+                                                       "projected"),
+    (["toy", "--seq-len", "0"], "--seq-len", "'0' is not allowed"),
+    (["toy", "--scaling", "sqrt"], "--scaling", "'sqrt' is not allowed; the scaling must be one of none, logn"),
 ]
 
 
