@@ -27,7 +27,7 @@ class Experiment:
     """How one experiment turns a task into measurements, rows and figures."""
     name: str
     schema: type
-    run_task: Callable[[Mapping[str, Any]], Any]              # task -> output (pure, seeded)
+    run_task: Callable[[Mapping[str, Any], bool], Any]        # task, figures wanted -> output (pure, seeded)
     rows: Callable[[Mapping[str, Any], Any], list[dict]]     # task, output -> rows
     figures: Callable[["Result"], dict[str, Callable[[], Any]]]
     cost: Callable[[Mapping[str, Any]], float]               # rough relative run time of a task
@@ -53,11 +53,11 @@ def _gain(task: Mapping[str, Any]) -> float | None:
 
 # ---- variance and check ----
 
-def _variance_run(task: Mapping[str, Any]) -> Any:
+def _variance_run(task: Mapping[str, Any], figures: bool = True) -> Any:
     from sqrtdk.variance import sample_scores
 
     return sample_scores(task["dim"], task["samples"], seed=task["seed"], source=source(task),
-                         cosine="qknorm" in task.get("scaling", ()))
+                         cosine="qknorm" in task.get("scaling", ()), histogram=figures)
 
 
 def _variance_rows(task: Mapping[str, Any], sample: Any) -> list[dict]:
@@ -71,7 +71,7 @@ def _variance_cost(task: Mapping[str, Any]) -> float:
 
     src = source(task)
     d_k = d_k_of(task["dim"], src)
-    layout, n, per_block = geometry(d_k, src)
+    layout, n, per_block = geometry(d_k, src, task["samples"])
     if layout == "sequence":  # per score: the projection shared by the block's heads, and the product
         return task["samples"] * (4 * src.d_model**2 / (src.heads * n) + 2 * d_k + 30)
     draws = 2 * d_k * n / per_block  # normal draws per score
@@ -108,7 +108,7 @@ def _check_rows(task: Mapping[str, Any], sample: Any) -> list[dict]:
 
 # ---- saturation and gradient ----
 
-def _attention_run(task: Mapping[str, Any]) -> Any:
+def _attention_run(task: Mapping[str, Any], figures: bool = True) -> Any:
     from sqrtdk.attention import sample_rows
 
     kind = "saturation" if "threshold" in task else "gradient"
@@ -151,7 +151,7 @@ def _attention_figures(kind: str) -> Callable[["Result"], dict[str, Callable[[],
 
 # ---- the Scalable-Softmax toy ----
 
-def _toy_run(task: Mapping[str, Any]) -> Any:
+def _toy_run(task: Mapping[str, Any], figures: bool = True) -> Any:
     """The largest weight of softmax over n logits (high, low, ..., low) times each rule's c, computed."""
     import numpy as np
 
@@ -200,13 +200,13 @@ EXPERIMENTS = {
 }
 
 
-def run_task(item: tuple[str, Mapping[str, Any]]) -> Any:
+def run_task(item: tuple[str, Mapping[str, Any], bool]) -> Any:
     """One task of one experiment: what the executors run, here or in a worker process."""
-    experiment, task = item
-    return EXPERIMENTS[experiment].run_task(task)
+    experiment, task, figures = item
+    return EXPERIMENTS[experiment].run_task(task, figures)
 
 
-def _task_cost(item: tuple[str, Mapping[str, Any]]) -> float:
+def _task_cost(item: tuple[str, Mapping[str, Any], bool]) -> float:
     return EXPERIMENTS[item[0]].cost(item[1])
 
 
@@ -336,12 +336,15 @@ def parse(experiment: str, raw: Mapping[str, Any], label: Callable[[str], str] =
 
 
 def run_many(jobs: Sequence[tuple[str, Any]], workers: int | None = None, scheduler: str | None = None,
-             progress: Callable[[int, int], None] | None = None) -> list[Result]:
-    """Run several (experiment, params) jobs as one pool of tasks, so that workers stay busy across them."""
+             progress: Callable[[int, int], None] | None = None, figures: bool = True) -> list[Result]:
+    """Run several (experiment, params) jobs as one pool of tasks, so that workers stay busy across them.
+
+    `figures=False` skips what only the figures need (the histograms): the rows are the same.
+    """
     from sqrtdk import executors
 
     grids = [schema.grid(params) for _, params in jobs]
-    items = [(name, task) for (name, _), tasks in zip(jobs, grids) for task in tasks]
+    items = [(name, task, figures) for (name, _), tasks in zip(jobs, grids) for task in tasks]
     outputs = executors.run_all(run_task, items, workers, scheduler, progress, cost=_task_cost)
     results, start = [], 0
     for (name, params), tasks in zip(jobs, grids):
@@ -351,9 +354,9 @@ def run_many(jobs: Sequence[tuple[str, Any]], workers: int | None = None, schedu
 
 
 def run_params(experiment: str, params: Any, progress: Callable[[int, int], None] | None = None,
-               workers: int | None = None, scheduler: str | None = None) -> Result:
+               workers: int | None = None, scheduler: str | None = None, figures: bool = True) -> Result:
     """Run every task of `experiment` for validated `params`; rows come in grid order."""
-    return run_many([(experiment, params)], workers, scheduler, progress)[0]
+    return run_many([(experiment, params)], workers, scheduler, progress, figures)[0]
 
 
 def run(experiment: str, workers: int | None = 1, scheduler: str | None = None, **params: Any) -> Result:

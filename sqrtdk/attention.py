@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sqrtdk import softmax as sm
 from sqrtdk import theory
 from sqrtdk.moments import REPLICATES, add_in_order, batch_means
 from sqrtdk.sampling import Source, projected_blocks, qk_blocks, task_seed
@@ -27,6 +26,7 @@ from sqrtdk.sampling import Source, projected_blocks, qk_blocks, task_seed
 CHUNK_SCORES = 2**17  # logits per chunk of query rows
 MIN_REPLICATES = 8
 QUERIES = 256  # queries per trial: longer sequences add keys, not rows
+CUT = 30.0  # logits this far below a row's largest get weight 0 (see row_metrics)
 
 SATURATION = ("max_prob_mean", "entropy_mean", "entropy_ratio_mean", "effective_tokens_mean",
               "participation_mean", "saturated_fraction")
@@ -46,39 +46,61 @@ def rules_for(scalings: tuple[str, ...], d_k: int, n: int, qk_gain: float | None
     return [Rule(s, theory.scale(d_k, s, n, qk_gain, ssmax_s), s in theory.NORMALISING) for s in scalings]
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise sum of a * b over the last axis, accumulated in float64 (rows of up to 16384 float32 terms)."""
+    return np.einsum("...j,...j->...", a, b, dtype=np.float64)
+
+
 def row_metrics(kind: str, scores: np.ndarray, rule: Rule, q: np.ndarray, k: np.ndarray,
                 g: np.ndarray | None, level: float) -> np.ndarray:
     """Per-row values of the experiment's metrics, in the order of SATURATION or GRADIENT.
 
-    scores: (t, rows, n) float64 q.k; q: (t, rows, d_k) and k: (t, n, d_k); g like scores. `level` is the
-    threshold (saturation) or eps (gradient). Returns (t * rows, metrics), trial-major.
+    scores: (t, rows, n) q.k, float32 from the sampler (float64 works too); q: (t, rows, d_k) and
+    k: (t, n, d_k); g like scores. `level` is the threshold (saturation) or eps (gradient). Returns
+    (t * rows, metrics) float64, trial-major.
+
+    The softmax is never normalised where it need not be: with s = c (scores - max) <= 0 and
+    e = exp(s), Z = sum e, the largest weight is 1/Z, the entropy ln Z - sum(e s)/Z and sum p^2 is
+    sum(e^2)/Z^2 (c > 0 for every rule, so the max of the logits is c times the max of the scores).
     """
     if rule.normalised:
         q_norm = np.linalg.norm(q, axis=-1)  # (t, rows)
         k_norm = np.linalg.norm(k, axis=-1)  # (t, n)
-        logits = rule.c * scores / (q_norm[..., :, None] * k_norm[..., None, :])
+        shifted = scores * (rule.c / (q_norm[..., :, None] * k_norm[..., None, :]))
+        shifted -= shifted.max(axis=-1, keepdims=True)
     else:
-        logits = rule.c * scores
-    p, shifted, log_total = sm.softmax(logits)
-    n = logits.shape[-1]
+        shifted = scores - scores.max(axis=-1, keepdims=True)
+        shifted *= shifted.dtype.type(rule.c)
+    # Weights below e^-CUT times the largest are set to 0 instead of computed: n e^-30 < 2e-9 for n <= 16384,
+    # far below float32 rounding, and float32 arithmetic on the subnormal numbers they would otherwise
+    # produce runs a hundred times slower.
+    e = np.zeros_like(shifted)
+    np.exp(shifted, out=e, where=shifted >= -CUT)  # (t, rows, n), in [0, 1], the largest 1
+    total = e.sum(axis=-1, dtype=np.float64)
+    n = scores.shape[-1]
     if kind == "saturation":
-        max_prob = p.max(axis=-1)
-        h = sm.entropy(p, shifted, log_total)
+        h = np.log(total) - _dot(e, shifted) / total
         ratio = h / math.log(n) if n > 1 else np.full_like(h, np.nan)  # undefined with one key
-        participation = 1.0 / np.einsum("...j,...j->...", p, p)
-        values = [max_prob, h, ratio, np.exp(h), participation, max_prob >= level]
+        max_prob = 1.0 / total
+        values = [max_prob, h, ratio, np.exp(h), total * total / _dot(e, e), max_prob >= level]
     else:
-        fro = sm.jacobian_fro(p)
-        d_logits = sm.grad_logits(p, g)  # (t, rows, n)
+        p = e
+        p /= total[..., None].astype(p.dtype)
+        p2 = p * p
+        s2, s3 = p2.sum(axis=-1, dtype=np.float64), _dot(p2, p)
+        fro = np.sqrt(np.maximum(s2 - 2 * s3 + s2 * s2, 0.0))  # rounding can dip a hair below 0
+        np.subtract(p, p2, out=p2)  # p (1 - p)
+        diag_max = p2.max(axis=-1)
+        d_logits = g - _dot(p, g)[..., None].astype(g.dtype)  # J g = p * (g - p.g)
+        d_logits *= p
         if rule.normalised:
             v = np.matmul(d_logits, k / k_norm[..., None])  # sum_j dL/dS_ij k^_j: (t, rows, d_k)
             q_hat = q / q_norm[..., None]
             d_q = rule.c / q_norm[..., None] * (v - np.einsum("...d,...d->...", q_hat, v)[..., None] * q_hat)
         else:
             d_q = rule.c * np.matmul(d_logits, k)  # (t, rows, d_k)
-        values = [fro, sm.jacobian_diag_max(p), np.linalg.norm(d_logits, axis=-1),
-                  np.linalg.norm(d_q, axis=-1), fro < level]
-    return np.stack([v.reshape(-1) for v in values], axis=1)
+        values = [fro, diag_max, np.sqrt(_dot(d_logits, d_logits)), np.sqrt(_dot(d_q, d_q)), fro < level]
+    return np.stack([np.asarray(v, dtype=np.float64).reshape(-1) for v in values], axis=1)
 
 
 @dataclass(frozen=True)
@@ -108,7 +130,13 @@ def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0
                 seed: int = 0, level: float = 0.99, scalings: tuple[str, ...] = ("none", "sqrt"),
                 source: Source | None = None, qk_gain: float | None = None, ssmax_s: float = theory.SSMAX_S,
                 chunk_scores: int = CHUNK_SCORES) -> RowSample:
-    """Measure the `kind` metrics ("saturation" or "gradient") over at least `samples` query rows."""
+    """Measure the `kind` metrics ("saturation" or "gradient") over at least `samples` query rows.
+
+    Each replicate has its own two random streams (queries and keys; the upstream gradient), spawned from
+    the task's, so the draws depend neither on how trials and rows are chunked nor on how many threads
+    run the replicates.
+    """
+    from sqrtdk import executors
     from sqrtdk.theory import Entries
 
     source = source or Source(Entries(mean=mean, std=std))
@@ -122,13 +150,11 @@ def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0
     metrics = SATURATION if kind == "saturation" else GRADIENT
     rules = rules_for(scalings, d_k, n, qk_gain, ssmax_s)
     e = source.entries
-    # two streams, so that the draws do not depend on how trials and rows are chunked
     key = {"kind": kind, "d_k": d_k, "seq_len": n, "mean": e.mean, "std": e.std, **source.stream_key()}
-    qk_seed, g_seed = task_seed(seed, key).spawn(2)
-    qk_rng, g_rng = np.random.default_rng(qk_seed), np.random.default_rng(g_seed)
-    means = np.zeros((replicates, len(rules), len(metrics)))
+    streams = task_seed(seed, key).spawn(replicates)
 
-    for r in range(replicates):
+    def replicate(r: int, stop) -> np.ndarray:
+        qk_rng, g_rng = (np.random.default_rng(s) for s in streams[r].spawn(2))
         sums = np.zeros(len(rules) * len(metrics))
         if projected:
             trials = (pair for q, k in projected_blocks(qk_rng, trials_per_replicate, m, n, source)
@@ -137,14 +163,17 @@ def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0
             trials = qk_blocks(qk_rng, trials_per_replicate, m, n, d_k, e, chunk_trials)
         for q, k in trials:
             for start in range(0, m, chunk_rows):
+                if stop.is_set():
+                    raise executors.Stopped
                 q_rows = q[:, start:start + chunk_rows]
-                scores = np.matmul(q_rows, k.swapaxes(-1, -2)).astype(np.float64)  # (t, rows, n)
-                g = g_rng.standard_normal(scores.shape) if kind == "gradient" else None
-                q64, k64 = q_rows.astype(np.float64), k.astype(np.float64)
-                per_row = np.concatenate([row_metrics(kind, scores, rule, q64, k64, g, level) for rule in rules],
+                scores = np.matmul(q_rows, k.swapaxes(-1, -2))  # (t, rows, n) float32
+                g = g_rng.standard_normal(scores.shape, dtype=np.float32) if kind == "gradient" else None
+                per_row = np.concatenate([row_metrics(kind, scores, rule, q_rows, k, g, level) for rule in rules],
                                          axis=1)  # (t * rows, rules * metrics)
                 sums = add_in_order(sums, per_row)
-        means[r] = (sums / (trials_per_replicate * m * heads)).reshape(len(rules), len(metrics))
+        return (sums / (trials_per_replicate * m * heads)).reshape(len(rules), len(metrics))
+
+    means = np.array(executors.map_replicates(replicate, replicates))  # (replicates, rules, metrics)
     return RowSample(kind, d_k, n, source, tuple(rules), replicates * trials_per_replicate * m * heads, means)
 
 

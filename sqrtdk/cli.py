@@ -59,12 +59,13 @@ def _workers(raw: str | None) -> int | None:
         raise InputError(f"--workers: {error}") from None
 
 
-def _run(experiment: str, params: Any, chatty: bool, workers: str | None, scheduler: str | None):
+def _run(experiment: str, params: Any, chatty: bool, workers: str | None, scheduler: str | None,
+         figures: bool = True):
     from sqrtdk import api
 
     bar, progress = _progress(chatty)
     try:
-        return api.run_params(experiment, params, progress, _workers(workers), scheduler)
+        return api.run_params(experiment, params, progress, _workers(workers), scheduler, figures)
     finally:
         if bar is not None:
             bar.stop()
@@ -142,7 +143,7 @@ def _experiment(name: str) -> Callable[..., None]:
         _workers(workers)
         check_writable(Path(out))
         chatty = _chatty(quiet)
-        result = _run(name, params, chatty, workers, scheduler)
+        result = _run(name, params, chatty, workers, scheduler, figures=not no_plot)
         _finish(result, out, None, json, quiet, no_plot, chatty, workers)
     return body
 
@@ -152,7 +153,7 @@ def _check(raw: dict[str, Any], json: bool, quiet: bool, workers: str | None, sc
 
     params = api.parse("check", raw)
     chatty = _chatty(quiet)
-    result = _run("check", params, chatty, workers, scheduler)
+    result = _run("check", params, chatty, workers, scheduler, figures=False)
     if json:
         sys.stdout.write(result.to_json())
     elif not quiet:
@@ -189,7 +190,7 @@ def run_config(
     _workers(workers)
     check_writable(Path(out))
     chatty = _chatty(quiet)
-    result = _run(loaded.experiment, loaded.params, chatty, workers, scheduler)
+    result = _run(loaded.experiment, loaded.params, chatty, workers, scheduler, figures=not no_plot)
     _finish(result, out, loaded.name, json, quiet, no_plot, chatty, workers)
 
 
@@ -218,7 +219,7 @@ def reproduce_command(
     chatty = _chatty(quiet)
     bar, progress = _progress(chatty)
     try:
-        results = reproduce.run(loaded, executors, scheduler, progress)
+        results = reproduce.run(loaded, executors, scheduler, progress, figures=not check)
     finally:
         if bar is not None:
             bar.stop()

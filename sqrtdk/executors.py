@@ -16,6 +16,40 @@ from sqrtdk.errors import InputError
 
 Progress = Callable[[int, int], None]
 CONNECT_TIMEOUT = "10s"  # how long to wait for a Dask scheduler to answer
+_task_threads: int | None = None  # threads one task may use; None: all cores (set in worker processes)
+
+
+class Stopped(Exception):
+    """Raised inside a replicate when the run is being stopped (Ctrl-C, SIGTERM or an error elsewhere)."""
+
+
+def map_replicates(fn: Callable[[int, Any], Any], count: int) -> list[Any]:
+    """[fn(r, stop) for r in range(count)], on this task's share of the cores, in replicate order.
+
+    Replicates are independent (each has its own random stream), so they run on threads: numpy releases
+    the GIL in its loops and in BLAS. BLAS is held to one thread meanwhile, so the two do not compete.
+    `fn` should call `stop.is_set()` between blocks and raise `Stopped`: an interrupted run then ends
+    within one block instead of finishing every started replicate.
+    """
+    import threading
+
+    stop = threading.Event()
+    threads = min(_task_threads or cores(), count)
+    if threads <= 1:
+        return [fn(r, stop) for r in range(count)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        pool = ThreadPoolExecutor(threads)
+        try:
+            return list(pool.map(lambda r: fn(r, stop), range(count)))
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def cores() -> int:
@@ -53,14 +87,16 @@ def _serial(fn: Callable[[Any], Any], items: Sequence[Any], progress: Progress |
 
 
 def _limit_threads(threads: int) -> None:
-    """Worker start-up: share the cores between workers instead of letting each BLAS take them all, and
-    leave Ctrl-C to the parent, which stops the workers itself."""
+    """Worker start-up: share the cores between workers instead of letting each task's threads and BLAS
+    take them all, and leave Ctrl-C to the parent, which stops the workers itself."""
     import signal
 
     from threadpoolctl import threadpool_limits
 
+    global _task_threads
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(threads)
+    _task_threads = threads
 
 
 @contextmanager

@@ -84,14 +84,13 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def versions() -> dict[str, str]:
-    import matplotlib
-    import numpy
-    import scipy
+    """Versions of the packages that made the numbers and figures (read from metadata, nothing imported)."""
+    from importlib.metadata import version
 
     from sqrtdk import __version__
 
-    return {"sqrtdk": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
-            "scipy": scipy.__version__, "matplotlib": matplotlib.__version__}
+    return {"sqrtdk": __version__, "python": platform.python_version(),
+            **{name: version(name) for name in ("numpy", "scipy", "matplotlib")}}
 
 
 def git_state() -> dict[str, Any] | None:

@@ -45,6 +45,8 @@ def histogram_figure(sample: Any, label: str = ""):
     from sqrtdk.variance import theory_dot
 
     d_k, source = sample.d_k, sample.source
+    if sample.counts is None:
+        raise ValueError("this sample was drawn without a histogram (figures=False): run it again to draw it")
     density = sample.counts / (sample.n_scores * np.diff(sample.edges))  # of the unscaled scores
     exact = source.inputs == "direct" and theory.has_density(source.entries)
     fig = new_figure(11.0, 4.2)

@@ -30,13 +30,18 @@ PAIR_ENTRIES = 2**18  # entries of q per block of correlated pairs (a few MiB)
 TOKENS = 128  # tokens per sequence (projected inputs)
 
 
-def block_size(d_k: int) -> int:
-    """Queries (and keys) per block.
+def block_size(d_k: int, samples: int = 2**40, replicates: int = REPLICATES) -> int:
+    """Queries (and keys) per block: n = 2 d_k, between 16 and 512, and no larger than one block per
+    replicate needs (so that a small run is not rounded up to 64 large blocks).
 
-    Larger blocks draw fewer random numbers per score (2 d_k / n) but share each q and k among more scores,
-    which correlates them; n ~ d_k / 2 balances the two. The intervals are valid for any n.
+    A block of n queries and n keys costs 2 d_k n normal draws for n^2 scores: larger blocks draw less per
+    score, but their scores share each q and k and carry less information each (for mean-0 entries the
+    variance of the estimated Var(q.k) is (2 d^2 + 6 d + 4 d n) / N over N scores). The time to a given
+    precision, (2 d t_draw / n + 2 d t_flop + t_reduce) (2 d^2 + 4 d n), is least near n = d sqrt(t_draw /
+    (2 d t_flop + t_reduce)), about 2 d_k on the machines sqrtdk is measured on. The intervals are valid
+    for any n.
     """
-    return int(min(256, max(8, d_k // 2)))
+    return int(max(16, min(512, 2 * d_k, math.isqrt(max(1, samples // replicates)))))
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,8 @@ class Channel:
     """Streaming moments and histogram of one kind of score: q.k ("dot") or cos(q, k) ("cos")."""
     pooled: Moments                  # all scores
     replicates: tuple[Moments, ...]  # independent replicates, in stream order
-    edges: np.ndarray                # (bins + 1,) histogram edges
-    counts: np.ndarray               # (bins,) scores per bin
+    edges: np.ndarray | None         # (bins + 1,) histogram edges; None when no histogram was asked for
+    counts: np.ndarray | None        # (bins,) scores per bin
     outside: int                     # scores outside the edges
 
 
@@ -78,14 +83,14 @@ def d_k_of(d_k: int, source: Source) -> int:
     return source.d_model // source.heads if source.inputs == "projected" else d_k
 
 
-def geometry(d_k: int, source: Source) -> tuple[str, int, int]:
+def geometry(d_k: int, source: Source, samples: int = 2**40, replicates: int = REPLICATES) -> tuple[str, int, int]:
     """(layout, n, scores per block): all pairs of an n x n block, n matched pairs, or a sequence of n tokens."""
     if source.inputs == "projected":
         return "sequence", TOKENS, source.heads * TOKENS * TOKENS
     if source.entries.rho:
         pairs = int(min(4096, max(16, PAIR_ENTRIES // d_k)))  # each pair costs 2 d_k draws: small blocks at large d_k
         return "pairs", pairs, pairs
-    n = block_size(d_k)
+    n = block_size(d_k, samples, replicates)
     return "block", n, n * n
 
 
@@ -98,27 +103,35 @@ def theory_dot(d_k: int, source: Source, n: int, c: float = 1.0) -> tuple[float,
 
 
 class _Stream:
-    """Power sums about `shift`, replicate by replicate, and a histogram of one kind of score."""
+    """Power sums about `shift` and a histogram of one kind of score, for one replicate."""
 
-    def __init__(self, shift: float, edges: np.ndarray):
-        self.shift, self.edges = shift, edges
-        self.counts = np.zeros(len(edges) - 1, dtype=np.int64)
-        self.per_bin = (len(edges) - 1) / (edges[-1] - edges[0])
-        self.total, self.sums, self.replicates = np.zeros(4), np.zeros(4), []
+    def __init__(self, shift: float, edges: np.ndarray | None):
+        self.shift, self.sums = shift, np.zeros(4)
+        self.edges = edges
+        self.counts = None if edges is None else np.zeros(len(edges) + 1, dtype=np.int64)  # and both outsides
 
     def add(self, scores: np.ndarray) -> None:  # scores: (b, ...) one row per block
         self.sums = add_in_order(self.sums, block_power_sums(scores, self.shift))
-        index = np.floor((scores.ravel() - self.edges[0]) * self.per_bin).astype(np.int64)
-        self.counts += np.bincount(index[(index >= 0) & (index < len(self.counts))], minlength=len(self.counts))
+        if self.counts is not None:
+            bins = len(self.edges) - 1
+            # bin + 1, clipped to [0, bins + 1]: 0 and bins + 1 collect what falls outside the edges
+            where = (scores.ravel() - np.float32(self.edges[0])) * np.float32(bins / (self.edges[-1] - self.edges[0]))
+            where += np.float32(1)
+            np.clip(where, 0, bins + 1, out=where)
+            self.counts += np.bincount(where.astype(np.int32), minlength=bins + 2)
 
-    def close_replicate(self, count: int) -> None:
-        self.replicates.append(Moments.from_power_sums(count, self.sums, self.shift))
-        self.total = add_in_order(self.total, self.sums[None, :])
-        self.sums = np.zeros(4)
 
-    def channel(self, count: int) -> Channel:
-        pooled = Moments.from_power_sums(count, self.total, self.shift)
-        return Channel(pooled, tuple(self.replicates), self.edges, self.counts, count - int(self.counts.sum()))
+def _channel(streams: list[_Stream], per_replicate: int, edges: np.ndarray | None) -> Channel:
+    """Pool the replicates in order (fixed addition order: the same result for any thread count)."""
+    total = np.zeros(4)
+    for stream in streams:
+        total = add_in_order(total, stream.sums[None, :])
+    pooled = Moments.from_power_sums(per_replicate * len(streams), total, streams[0].shift)
+    replicates = tuple(Moments.from_power_sums(per_replicate, s.sums, s.shift) for s in streams)
+    if edges is None:
+        return Channel(pooled, replicates, None, None, 0)
+    counts = np.sum([s.counts for s in streams], axis=0)
+    return Channel(pooled, replicates, edges, counts[1:-1], int(counts[0] + counts[-1]))
 
 
 def _edges(centre: float, spread: float) -> np.ndarray:
@@ -126,33 +139,41 @@ def _edges(centre: float, spread: float) -> np.ndarray:
 
 
 def sample_scores(d_k: int, samples: int, mean: float = 0.0, std: float = 1.0, seed: int = 0,
-                  source: Source | None = None, cosine: bool = False, chunk_scores: int = CHUNK_SCORES,
-                  replicates: int = REPLICATES) -> ScoreSample:
+                  source: Source | None = None, cosine: bool = False, histogram: bool = True,
+                  chunk_scores: int = CHUNK_SCORES, replicates: int = REPLICATES) -> ScoreSample:
     """Draw at least `samples` scores in `replicates` equal replicates and reduce them as they stream.
 
-    `source` defaults to iid Gaussian entries with `mean` and `std`; `cosine` also measures cos(q, k).
+    `source` defaults to iid Gaussian entries with `mean` and `std`; `cosine` also measures cos(q, k);
+    `histogram` counts the scores into bins for the figures. Each replicate has its own random stream
+    (spawned from the task's), so replicates run on threads and give the same numbers on any number.
     """
+    from sqrtdk import executors
     from sqrtdk.theory import Entries
 
     source = source or Source(Entries(mean=mean, std=std))
     d_k = d_k_of(d_k, source)
-    layout, n, per_block = geometry(d_k, source)
+    layout, n, per_block = geometry(d_k, source, samples, replicates)
     blocks_per_replicate = max(1, math.ceil(samples / (replicates * per_block)))
     chunk_blocks = max(1, chunk_scores // per_block)
     e = source.entries
-    rng = np.random.default_rng(task_seed(seed, {"d_k": d_k, "mean": e.mean, "std": e.std, **source.stream_key()}))
+    streams = task_seed(seed, {"d_k": d_k, "mean": e.mean, "std": e.std, **source.stream_key()}).spawn(replicates)
 
     centre, variance = theory_dot(d_k, source, n)
-    dot = _Stream(centre, _edges(centre, math.sqrt(variance)))
+    dot_edges = _edges(centre, math.sqrt(variance)) if histogram else None
     cos_var = theory.cosine_variance(d_k, e) if source.inputs == "direct" else None
-    cos = _Stream(0.0, _edges(0.0, math.sqrt(cos_var)) if cos_var else np.linspace(-1, 1, 2 * HIST_BINS + 1))
+    cos_edges = (_edges(0.0, math.sqrt(cos_var)) if cos_var else np.linspace(-1, 1, 2 * HIST_BINS + 1)) \
+        if histogram else None
 
-    for _ in range(replicates):
+    def replicate(r: int, stop) -> tuple[_Stream, _Stream]:
+        rng = np.random.default_rng(streams[r])
+        dot, cos = _Stream(centre, dot_edges), _Stream(0.0, cos_edges)
         if layout == "sequence":
             blocks = projected_blocks(rng, blocks_per_replicate, n, n, source)
         else:
             blocks = qk_blocks(rng, blocks_per_replicate, n, n, d_k, e, chunk_blocks)
         for q, k in blocks:
+            if stop.is_set():
+                raise executors.Stopped
             if layout == "pairs":
                 scores = np.einsum("bnd,bnd->bn", q, k)  # (b, n): each query with its own key
             else:
@@ -165,13 +186,13 @@ def sample_scores(d_k: int, samples: int, mean: float = 0.0, std: float = 1.0, s
                     cosines = scores / (q_norm[..., :, None] * k_norm[..., None, :] if layout != "pairs"
                                         else q_norm * k_norm)
                 cos.add(np.nan_to_num(cosines, nan=0.0))
-        dot.close_replicate(blocks_per_replicate * per_block)
-        if cosine:
-            cos.close_replicate(blocks_per_replicate * per_block)
-    count = replicates * blocks_per_replicate * per_block
-    channels = {"dot": dot.channel(count)}
+        return dot, cos
+
+    parts = executors.map_replicates(replicate, replicates)
+    per_replicate = blocks_per_replicate * per_block
+    channels = {"dot": _channel([dot for dot, _ in parts], per_replicate, dot_edges)}
     if cosine:
-        channels["cos"] = cos.channel(count)
+        channels["cos"] = _channel([cos for _, cos in parts], per_replicate, cos_edges)
     return ScoreSample(d_k, n, source, channels)
 
 

@@ -53,7 +53,7 @@ def test_check_passes_then_catches_stale_results(capsys, project):
     assert code == 0 and "is up to date" in out and err == ""
 
     # a config edited without regenerating
-    (configs / "a_variance.toml").write_text(CONFIGS["a_variance.toml"].replace("samples = 20000", "samples = 30000"))
+    (configs / "a_variance.toml").write_text(CONFIGS["a_variance.toml"].replace("samples = 20000", "samples = 200000"))
     code, out, err = cli(capsys, "reproduce", str(configs), "--out", str(results), "--check", "--quiet")
     assert code == 1 and out == ""
     assert "a_variance/rows.csv: line 2 differs" in err and "a_variance/config.toml" in err
