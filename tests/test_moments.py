@@ -23,6 +23,14 @@ def test_power_sums_give_numpy_moments():
     assert scaled.excess_kurtosis == pytest.approx(m.excess_kurtosis)
 
 
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 8, 15, 16, 31, 63, 64, 200])
+@pytest.mark.parametrize("p", [0.6, 0.975, 0.9995])
+def test_t_quantile_against_scipy(p, df):
+    from sqrtdk.moments import t_quantile
+
+    assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-10)
+
+
 def test_batch_means_interval_is_t_interval():
     values = np.array([1.0, 2.0, 3.0, 4.0])
     est = batch_means(2.5, values, 0.95)
