@@ -63,10 +63,10 @@ def runs(cmds: dict[str, list[str]], repeat: int) -> dict[str, list[tuple[float,
     return out
 
 
-def summary(values: list[float]) -> str:
+def summary(values: list[float], spec: str = ".3g") -> str:
     if len(values) == 1:
-        return f"{values[0]:.3g}"
-    return f"{statistics.median(values):.3g} ({min(values):.3g} to {max(values):.3g})"
+        return format(values[0], spec)
+    return f"{statistics.median(values):{spec}} ({min(values):{spec}} to {max(values):{spec}})"
 
 
 def sqrtdk_json(args: list[str], out: Path) -> dict:
@@ -108,9 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     seed_wall = [w for w, _ in pair["seed"]]
     ours_wall = [w for w, _ in pair["sqrtdk"]]
     ratios = [b / a for (a, _), (b, _) in zip(pair["seed"], pair["sqrtdk"])]
-    row(f"seed method, {seed_n**2:.0e} scores: wall s", summary(seed_wall), f"peak {summary([m for _, m in pair['seed']])} MiB")
+    row(f"seed method, {seed_n**2:.0e} scores: wall s", summary(seed_wall), f"peak {summary([m for _, m in pair['seed']], '.0f')} MiB")
     row(f"sqrtdk variance, {scores:.0e} scores: wall s", summary(ours_wall),
-        f"peak {summary([m for _, m in pair['sqrtdk']])} MiB")
+        f"peak {summary([m for _, m in pair['sqrtdk']], '.0f')} MiB")
     row("sqrtdk / seed method, wall", summary(ratios), "target <= 0.3")
     doc = sqrtdk_json(["variance", "--dim", str(D_K), "--samples", str(scores)], tmp)
     scaled = next(r for r in doc["rows"] if r["scaling"] == "sqrt")
