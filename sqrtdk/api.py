@@ -336,15 +336,20 @@ def parse(experiment: str, raw: Mapping[str, Any], label: Callable[[str], str] =
 
 
 def run_many(jobs: Sequence[tuple[str, Any]], workers: int | None = None, scheduler: str | None = None,
-             progress: Callable[[int, int], None] | None = None, figures: bool = True) -> list[Result]:
+             progress: Callable[[int, int], None] | None = None, figures: bool = True,
+             limits: tuple[float | None, float | None] = (None, None)) -> list[Result]:
     """Run several (experiment, params) jobs as one pool of tasks, so that workers stay busy across them.
 
-    `figures=False` skips what only the figures need (the histograms): the rows are the same.
+    `figures=False` skips what only the figures need (the histograms): the rows are the same. A run whose
+    estimated memory or time exceeds `limits` (GiB, minutes; resources.py) is refused before any work.
     """
-    from sqrtdk import executors
+    from sqrtdk import executors, resources
 
     grids = [schema.grid(params) for _, params in jobs]
     items = [(name, task, figures) for (name, _), tasks in zip(jobs, grids) for task in tasks]
+    at_once = 1 if scheduler else max(1, min(executors.cores() if workers is None else workers, len(items)))
+    resources.check([(name, tasks) for (name, _), tasks in zip(jobs, grids)], at_once,
+                    max(1, executors.cores() // at_once), *limits)
     outputs = executors.run_all(run_task, items, workers, scheduler, progress, cost=_task_cost)
     results, start = [], 0
     for (name, params), tasks in zip(jobs, grids):
@@ -354,9 +359,10 @@ def run_many(jobs: Sequence[tuple[str, Any]], workers: int | None = None, schedu
 
 
 def run_params(experiment: str, params: Any, progress: Callable[[int, int], None] | None = None,
-               workers: int | None = None, scheduler: str | None = None, figures: bool = True) -> Result:
+               workers: int | None = None, scheduler: str | None = None, figures: bool = True,
+               limits: tuple[float | None, float | None] = (None, None)) -> Result:
     """Run every task of `experiment` for validated `params`; rows come in grid order."""
-    return run_many([(experiment, params)], workers, scheduler, progress, figures)[0]
+    return run_many([(experiment, params)], workers, scheduler, progress, figures, limits)[0]
 
 
 def run(experiment: str, workers: int | None = 1, scheduler: str | None = None, **params: Any) -> Result:

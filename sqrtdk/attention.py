@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sqrtdk import theory
+from sqrtdk.softmax import fro_from_rest
 from sqrtdk.moments import REPLICATES, add_in_order, batch_means
 from sqrtdk.sampling import Source, projected_blocks, qk_blocks, task_seed
 
@@ -84,13 +85,16 @@ def row_metrics(kind: str, scores: np.ndarray, rule: Rule, q: np.ndarray, k: np.
         max_prob = 1.0 / total
         values = [max_prob, h, ratio, np.exp(h), total * total / _dot(e, e), max_prob >= level]
     else:
+        e2 = e * e  # >= e^-60 where e > 0: no subnormals
+        # the largest e is exactly 1, so the other weights' sums are (sum - 1) / Z^k in float64, and
+        # softmax.fro_from_rest keeps nearly one-hot rows exact
+        rest2, rest3 = (e2.sum(axis=-1, dtype=np.float64) - 1) / total**2, (_dot(e2, e) - 1) / total**3
+        fro = fro_from_rest((total - 1) / total, rest2, rest3)
         p = e
         p /= total[..., None].astype(p.dtype)
-        p2 = p * p
-        s2, s3 = p2.sum(axis=-1, dtype=np.float64), _dot(p2, p)
-        fro = np.sqrt(np.maximum(s2 - 2 * s3 + s2 * s2, 0.0))  # rounding can dip a hair below 0
-        np.subtract(p, p2, out=p2)  # p (1 - p)
-        diag_max = p2.max(axis=-1)
+        np.multiply(p, p, out=e2)
+        np.subtract(p, e2, out=e2)  # p (1 - p)
+        diag_max = e2.max(axis=-1)
         d_logits = g - _dot(p, g)[..., None].astype(g.dtype)  # J g = p * (g - p.g)
         d_logits *= p
         if rule.normalised:
@@ -145,8 +149,10 @@ def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0
     n, m = seq_len, min(seq_len, QUERIES)
     heads = source.heads if projected else 1
     replicates, trials_per_replicate = geometry(samples, m * heads)
-    chunk_trials = 1 if projected else max(1, chunk_scores // (m * n))  # whole trials at once when small
-    chunk_rows = m if chunk_trials > 1 else max(1, chunk_scores // (n * heads))  # else rows of one trial
+    # Rows per chunk follow from the geometry alone, so the float32 products (whose rounding may depend on
+    # how many rows one BLAS call gets) are the same whatever `chunk_scores` is; it only batches trials.
+    chunk_rows = m if m * n * heads <= CHUNK_SCORES else max(1, CHUNK_SCORES // (n * heads))
+    chunk_trials = max(1, chunk_scores // (m * n)) if chunk_rows == m and not projected else 1
     metrics = SATURATION if kind == "saturation" else GRADIENT
     rules = rules_for(scalings, d_k, n, qk_gain, ssmax_s)
     e = source.entries

@@ -59,13 +59,28 @@ def _workers(raw: str | None) -> int | None:
         raise InputError(f"--workers: {error}") from None
 
 
+def _limits(max_memory: str | None, max_time: str | None) -> tuple[float | None, float | None]:
+    """--max-memory GiB and --max-time minutes, checked like every other option."""
+    out = []
+    for raw, option, what in ((max_memory, "--max-memory", "the memory limit in GiB"),
+                              (max_time, "--max-time", "the time limit in minutes")):
+        if raw is None:
+            out.append(None)
+            continue
+        try:
+            out.append(schema.Real(what, lo=0.0, lo_open=True, hi=1e9).from_text(raw))
+        except InputError as error:
+            raise InputError(f"{option}: {error}") from None
+    return out[0], out[1]
+
+
 def _run(experiment: str, params: Any, chatty: bool, workers: str | None, scheduler: str | None,
-         figures: bool = True):
+         figures: bool = True, limits: tuple[float | None, float | None] = (None, None)):
     from sqrtdk import api
 
     bar, progress = _progress(chatty)
     try:
-        return api.run_params(experiment, params, progress, _workers(workers), scheduler, figures)
+        return api.run_params(experiment, params, progress, _workers(workers), scheduler, figures, limits)
     finally:
         if bar is not None:
             bar.stop()
@@ -101,7 +116,11 @@ WORKERS = _option("workers", Optional[str], None, "--workers",
                   "local worker processes that run the tasks  [default: all cores]", "N")
 SCHEDULER = _option("scheduler", Optional[str], None, "--scheduler",
                     "run the tasks on this Dask distributed scheduler (needs sqrtdk[dask])", "ADDRESS")
-EXECUTION = [WORKERS, SCHEDULER]
+MAX_MEMORY = _option("max_memory", Optional[str], None, "--max-memory",
+                     "refuse a run whose tasks would hold more than this many GiB at once  [default: 8]", "GIB")
+MAX_TIME = _option("max_time", Optional[str], None, "--max-time",
+                   "refuse a run estimated to take longer than this many minutes  [default: 120]", "MINUTES")
+EXECUTION = [WORKERS, SCHEDULER, MAX_MEMORY, MAX_TIME]
 
 
 def _command(name: str, schema_cls: type, extra: list[inspect.Parameter], body: Callable[..., None]) -> None:
@@ -120,9 +139,24 @@ def _command(name: str, schema_cls: type, extra: list[inspect.Parameter], body: 
     app.command(name)(command)
 
 
+def _writing(out: str):
+    """Turn a failed write (a full disk, a folder that vanished) into one line naming --out."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def guard():
+        try:
+            yield
+        except OSError as error:
+            raise InputError(f"--out: {out!r} is not allowed; writing the results there failed "
+                             f"({error.strerror or error}); nothing was written") from None
+    return guard()
+
+
 def _finish(result: Any, out: str, stem: str | None, json: bool, quiet: bool, no_plot: bool,
             chatty: bool, workers: str | None) -> None:
-    files = result.write(out, plot=not no_plot, folder=result.folder_name(stem), workers=_workers(workers))
+    with _writing(out):
+        files = result.write(out, plot=not no_plot, folder=result.folder_name(stem), workers=_workers(workers))
     if json:
         sys.stdout.write(result.to_json(files))
         if chatty:
@@ -135,25 +169,27 @@ def _finish(result: Any, out: str, stem: str | None, json: bool, quiet: bool, no
 
 def _experiment(name: str) -> Callable[..., None]:
     def body(raw: dict[str, Any], out: str, json: bool, quiet: bool, no_plot: bool, workers: str | None,
-             scheduler: str | None) -> None:
+             scheduler: str | None, max_memory: str | None, max_time: str | None) -> None:
         from sqrtdk import api
         from sqrtdk.output import check_writable
 
         params = api.parse(name, raw)  # every value is checked before any work or any write
         _workers(workers)
+        limits = _limits(max_memory, max_time)
         check_writable(Path(out))
         chatty = _chatty(quiet)
-        result = _run(name, params, chatty, workers, scheduler, figures=not no_plot)
+        result = _run(name, params, chatty, workers, scheduler, figures=not no_plot, limits=limits)
         _finish(result, out, None, json, quiet, no_plot, chatty, workers)
     return body
 
 
-def _check(raw: dict[str, Any], json: bool, quiet: bool, workers: str | None, scheduler: str | None) -> None:
+def _check(raw: dict[str, Any], json: bool, quiet: bool, workers: str | None, scheduler: str | None,
+           max_memory: str | None, max_time: str | None) -> None:
     from sqrtdk import api
 
     params = api.parse("check", raw)
     chatty = _chatty(quiet)
-    result = _run("check", params, chatty, workers, scheduler, figures=False)
+    result = _run("check", params, chatty, workers, scheduler, figures=False, limits=_limits(max_memory, max_time))
     if json:
         sys.stdout.write(result.to_json())
     elif not quiet:
@@ -180,7 +216,8 @@ def run_config(
                                              help="override a parameter of the config; repeatable"),
     out: str = OUT.default, json: bool = JSON.default, quiet: bool = QUIET.default,
     no_plot: bool = NO_PLOT.default, workers: Optional[str] = WORKERS.default,
-    scheduler: Optional[str] = SCHEDULER.default,
+    scheduler: Optional[str] = SCHEDULER.default, max_memory: Optional[str] = MAX_MEMORY.default,
+    max_time: Optional[str] = MAX_TIME.default,
 ) -> None:
     """Run one config (with --set overrides); results go to <out>/<config name>-<hash>/."""
     from sqrtdk import config as configs
@@ -188,9 +225,10 @@ def run_config(
 
     loaded = configs.load(config, configs.parse_sets(set_ or []))
     _workers(workers)
+    limits = _limits(max_memory, max_time)
     check_writable(Path(out))
     chatty = _chatty(quiet)
-    result = _run(loaded.experiment, loaded.params, chatty, workers, scheduler, figures=not no_plot)
+    result = _run(loaded.experiment, loaded.params, chatty, workers, scheduler, figures=not no_plot, limits=limits)
     _finish(result, out, loaded.name, json, quiet, no_plot, chatty, workers)
 
 
@@ -202,7 +240,8 @@ def reproduce_command(
     check: bool = typer.Option(False, "--check", help="regenerate into a temporary folder and compare the "
                                "tables with those in --out; exit 1 when they are stale"),
     quiet: bool = QUIET.default, workers: Optional[str] = WORKERS.default,
-    scheduler: Optional[str] = SCHEDULER.default,
+    scheduler: Optional[str] = SCHEDULER.default, max_memory: Optional[str] = MAX_MEMORY.default,
+    max_time: Optional[str] = MAX_TIME.default,
 ) -> None:
     """Run every config and rewrite the results folder and its generated report (README.md)."""
     from sqrtdk import config as configs
@@ -214,12 +253,13 @@ def reproduce_command(
     if check and not target.is_dir():
         raise InputError(f"--out: {out!r} is not allowed with --check; it is not a results folder")
     executors = _workers(workers)
+    limits = _limits(max_memory, max_time)
     if not check:
         check_writable(target)
     chatty = _chatty(quiet)
     bar, progress = _progress(chatty)
     try:
-        results = reproduce.run(loaded, executors, scheduler, progress, figures=not check)
+        results = reproduce.run(loaded, executors, scheduler, progress, figures=not check, limits=limits)
     finally:
         if bar is not None:
             bar.stop()
@@ -233,7 +273,8 @@ def reproduce_command(
         return
     bar, progress = _progress(chatty, "figures")
     try:
-        files = reproduce.write(loaded, results, target, workers=executors, progress=progress)
+        with _writing(out):
+            files = reproduce.write(loaded, results, target, workers=executors, progress=progress)
     finally:
         if bar is not None:
             bar.stop()

@@ -34,9 +34,10 @@ NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 
 
 def run(configs: Sequence[Config], workers: int | None = None, scheduler: str | None = None,
-        progress: Callable[[int, int], None] | None = None, figures: bool = True) -> list[api.Result]:
+        progress: Callable[[int, int], None] | None = None, figures: bool = True,
+        limits: tuple[float | None, float | None] = (None, None)) -> list[api.Result]:
     """Every config's result, its tasks all run as one pool (`figures=False`: tables only)."""
-    return api.run_many([(c.experiment, c.params) for c in configs], workers, scheduler, progress, figures)
+    return api.run_many([(c.experiment, c.params) for c in configs], workers, scheduler, progress, figures, limits)
 
 
 def write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, plot: bool = True,

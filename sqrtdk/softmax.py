@@ -3,7 +3,8 @@
 For logits s of one row (one query over n keys), p = softmax(s):
 - entropy H = -sum_j p_j ln p_j = lse(s) - sum_j p_j s_j (log-sum-exp, so no log of an underflowed 0);
 - participation 1 / sum_j p_j^2;
-- Jacobian J = diag(p) - p p^T, never formed: ||J||_F^2 = sum p^2 - 2 sum p^3 + (sum p^2)^2;
+- Jacobian J = diag(p) - p p^T, never formed: ||J||_F^2 = sum p^2 - 2 sum p^3 + (sum p^2)^2, evaluated
+  with the largest weight split off so that nearly one-hot rows keep their digits;
 - for L = sum_j g_j p_j, dL/ds = J g = p * (g - p.g).
 Every function works on a batch of rows: arrays (..., n), float64; the last axis runs over keys.
 """
@@ -29,12 +30,24 @@ def entropy(p: np.ndarray, shifted: np.ndarray, log_total: np.ndarray) -> np.nda
     return log_total - np.einsum("...j,...j->...", p, shifted)
 
 
+def fro_from_rest(delta: np.ndarray, s2: np.ndarray, s3: np.ndarray) -> np.ndarray:
+    """||J||_F from the row's largest weight p_max = 1 - delta and the sums s2, s3 of the squares and cubes
+    of the other weights.
+
+    sum p^2 - 2 sum p^3 + (sum p^2)^2 with p_max = 1 - delta expanded is
+    (1 - delta)^2 delta^2 + s2 (1 + 2 (1 - delta)^2) + s2^2 - 2 s3: every term is small when the row is
+    nearly one-hot, so nothing cancels (the unexpanded form loses all digits there).
+    """
+    m = 1 - delta
+    return np.sqrt(np.maximum(m * m * delta * delta + s2 * (1 + 2 * m * m) + s2 * s2 - 2 * s3, 0.0))
+
+
 def jacobian_fro(p: np.ndarray) -> np.ndarray:
-    """||diag(p) - p p^T||_F per row, from sum p^2 - 2 sum p^3 + (sum p^2)^2."""
-    p2 = p * p
-    s2 = p2.sum(axis=-1)
-    s3 = np.einsum("...j,...j->...", p2, p)
-    return np.sqrt(np.maximum(s2 - 2 * s3 + s2 * s2, 0.0))  # rounding can dip a hair below 0
+    """||diag(p) - p p^T||_F per row, never forming J (fro_from_rest)."""
+    rest = p.copy()
+    np.put_along_axis(rest, p.argmax(axis=-1)[..., None], 0.0, axis=-1)  # every weight but the largest
+    r2 = rest * rest
+    return fro_from_rest(rest.sum(axis=-1), r2.sum(axis=-1), np.einsum("...j,...j->...", r2, rest))
 
 
 def jacobian_diag_max(p: np.ndarray) -> np.ndarray:

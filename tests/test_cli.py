@@ -245,3 +245,82 @@ def test_run_missing_config_and_folder(capsys, tmp_path):
     for target, message in ((tmp_path / "none.toml", "no such config file"), (tmp_path, "is a folder")):
         code, stdout, stderr = run(capsys, "run", str(target), "--out", str(tmp_path / "runs"))
         assert code == 2 and stdout == "" and message in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def _in_a_terminal(argv, env_extra):
+    """Run the command line with stdout and stderr on a pseudo-terminal; return what it printed."""
+    import os
+    import pty
+
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "200", **env_extra}
+    env.pop("NO_COLOR", None) if "NO_COLOR" not in env_extra else None
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", "from sqrtdk.cli import main; main()", *argv], stdout=follower,
+                            stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=120)
+    os.close(leader)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def _colours(text):
+    """The colour parameters (30-38, 40-48, 90-97, 100-107) of the SGR escape sequences in `text`."""
+    import re
+
+    params = [p for seq in re.findall(r"\x1b\[([0-9;]*)m", text) for p in seq.split(";") if p]
+    return [p for p in params if p[:1] in "349" and len(p) >= 2 and (p[0] in "34" or p.startswith(("9", "10")))]
+
+
+def test_colour_only_at_a_terminal_and_never_with_no_color(tmp_path):
+    argv = ["variance", "--dim", "4", "--samples", "1000", "--no-plot", "--out", str(tmp_path)]
+    code, text = _in_a_terminal(argv, {})
+    assert code == 0 and _colours(text) and "99.9% interval" in text
+    code, text = _in_a_terminal(argv, {"NO_COLOR": "1"})
+    assert code == 0 and not _colours(text) and "99.9% interval" in text
+    piped = subprocess.run([sys.executable, "-c", "from sqrtdk.cli import main; main()", *argv], capture_output=True,
+                           text=True)
+    assert piped.returncode == 0 and "\x1b[" not in piped.stdout + piped.stderr and piped.stderr == ""
+
+
+def test_json_stays_valid_when_warnings_are_printed(tmp_path):
+    code = ("import warnings; warnings.warn('something to say'); "
+            "from sqrtdk.cli import main; main()")
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code, "saturation", "--dim", "4", "--seq-len", "8",
+                           "--samples", "64", "--json", "--no-plot", "--out", str(tmp_path)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0
+    assert "something to say" in done.stderr
+    assert json.loads(done.stdout)["experiment"] == "saturation"
+
+
+@pytest.mark.parametrize("signum,code", [(2, 130), (15, 143)])
+def test_interrupted_reproduce_leaves_earlier_results(tmp_path, signum, code):
+    import signal
+    import time
+
+    configs, out = tmp_path / "configs", tmp_path / "results"
+    configs.mkdir()
+    (configs / "fast.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 1000\n')
+    assert subprocess.run([sys.executable, "-c", "from sqrtdk.cli import main; main()", "reproduce", str(configs),
+                           "--out", str(out), "--quiet"]).returncode == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (configs / "slow.toml").write_text('experiment = "gradient"\ndim = [64, 128]\nsamples = 100000000\n')
+    proc = subprocess.Popen([sys.executable, "-c", "from sqrtdk.cli import main; main()", "reproduce", str(configs),
+                             "--out", str(out), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(4)
+    proc.send_signal(signal.Signals(signum))
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code and stdout == ""
+    assert stderr.strip().splitlines() == ["sqrtdk: interrupted; nothing was written for the unfinished run"]
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
