@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqrtdk import output, schema
+from sqrtdk import output, schema, theory
 from sqrtdk.errors import InputError
 
 
@@ -30,7 +30,7 @@ class Experiment:
     run_task: Callable[[Mapping[str, Any], bool], Any]        # task, figures wanted -> output (pure, seeded)
     rows: Callable[[Mapping[str, Any], Any], list[dict]]     # task, output -> rows
     figures: Callable[["Result"], dict[str, Callable[[], Any]]]
-    cost: Callable[[Mapping[str, Any]], float]               # rough relative run time of a task
+    cost: Callable[[Mapping[str, Any]], float]               # estimated seconds of a task (resources.py)
 
 
 def source(task: Mapping[str, Any]) -> Any:
@@ -64,18 +64,6 @@ def _variance_rows(task: Mapping[str, Any], sample: Any) -> list[dict]:
     from sqrtdk.variance import variance_rows
 
     return variance_rows(sample, task["scaling"], _gain(task))
-
-
-def _variance_cost(task: Mapping[str, Any]) -> float:
-    from sqrtdk.variance import d_k_of, geometry
-
-    src = source(task)
-    d_k = d_k_of(task["dim"], src)
-    layout, n, per_block = geometry(d_k, src, task["samples"])
-    if layout == "sequence":  # per score: the projection shared by the block's heads, and the product
-        return task["samples"] * (4 * src.d_model**2 / (src.heads * n) + 2 * d_k + 30)
-    draws = 2 * d_k * n / per_block  # normal draws per score
-    return task["samples"] * (2 * d_k + 15 * draws + 30)
 
 
 HISTOGRAMS = 16  # a histogram per task for runs of at most this many tasks; larger sweeps get the summary
@@ -115,20 +103,13 @@ def _attention_run(task: Mapping[str, Any], figures: bool = True) -> Any:
     return sample_rows(kind, task["dim"], task["seq_len"], task["samples"], seed=task["seed"],
                        level=task["threshold"] if kind == "saturation" else task["eps"],
                        scalings=task["scaling"], source=source(task), qk_gain=_gain(task),
-                       ssmax_s=task.get("ssmax_s") or 0.43)
+                       ssmax_s=task.get("ssmax_s") or theory.SSMAX_S)
 
 
 def _attention_rows(task: Mapping[str, Any], sample: Any) -> list[dict]:
     from sqrtdk.attention import attention_rows
 
     return attention_rows(sample)
-
-
-def _attention_cost(task: Mapping[str, Any]) -> float:
-    # per query row: n logits, each 2 d_k flops and about 60 per rule for the softmax and its statistics
-    src = source(task)
-    d_k = src.d_model // src.heads if src.inputs == "projected" else task["dim"]
-    return task["samples"] * task["seq_len"] * (2 * d_k + 60 * len(task["scaling"]))
 
 
 def _attention_figures(kind: str) -> Callable[["Result"], dict[str, Callable[[], Any]]]:
@@ -151,6 +132,11 @@ def _attention_figures(kind: str) -> Callable[["Result"], dict[str, Callable[[],
 
 # ---- the Scalable-Softmax toy ----
 
+def _toy_c(task: Mapping[str, Any], rule: str) -> float:
+    """The toy's logit factor: 1 for plain softmax, s ln n for Scalable-Softmax (no d_k to divide by)."""
+    return task["ssmax_s"] * math.log(task["seq_len"]) if rule == "logn" else 1.0
+
+
 def _toy_run(task: Mapping[str, Any], figures: bool = True) -> Any:
     """The largest weight of softmax over n logits (high, low, ..., low) times each rule's c, computed."""
     import numpy as np
@@ -162,18 +148,15 @@ def _toy_run(task: Mapping[str, Any], figures: bool = True) -> Any:
     logits[0] = task["high"]
     out = {}
     for rule in task["scaling"]:
-        c = task["ssmax_s"] * math.log(n) if rule == "logn" else 1.0
-        out[rule] = float(softmax(c * logits[None])[0][0, 0])
+        out[rule] = float(softmax(_toy_c(task, rule) * logits[None])[0][0, 0])
     return out
 
 
 def _toy_rows(task: Mapping[str, Any], weights: Mapping[str, float]) -> list[dict]:
-    from sqrtdk import theory
-
     n, rows = task["seq_len"], []
     standard = task["high"] == 3.0 and task["low"] == -2.0 and task["ssmax_s"] == theory.SSMAX_S
     for rule, weight in weights.items():
-        c = task["ssmax_s"] * math.log(n) if rule == "logn" else 1.0
+        c = _toy_c(task, rule)
         published = theory.PUBLISHED_SSMAX[rule].get(n) if standard else None
         rows.append({"seq_len": n, "scaling": rule, "max_weight": weight,
                      "theory_max_weight": theory.toy_max_weight(n, task["high"], task["low"], c),
@@ -187,15 +170,23 @@ def _toy_figures(result: "Result") -> dict[str, Callable[[], Any]]:
     return {"ssmax_toy": lambda: plots.toy_figure(result.rows)} if len(result.tasks) > 1 else {}
 
 
+def _seconds(kind: str) -> Callable[[Mapping[str, Any]], float]:
+    def cost(task: Mapping[str, Any]) -> float:
+        from sqrtdk import resources
+
+        return resources.ESTIMATES[kind](task, 1)[1]
+    return cost
+
+
 EXPERIMENTS = {
     "variance": Experiment("variance", schema.VarianceParams, _variance_run, _variance_rows,
-                           _variance_figures, _variance_cost),
+                           _variance_figures, _seconds("variance")),
     "saturation": Experiment("saturation", schema.SaturationParams, _attention_run, _attention_rows,
-                             _attention_figures("saturation"), _attention_cost),
+                             _attention_figures("saturation"), _seconds("saturation")),
     "gradient": Experiment("gradient", schema.GradientParams, _attention_run, _attention_rows,
-                           _attention_figures("gradient"), _attention_cost),
+                           _attention_figures("gradient"), _seconds("gradient")),
     "check": Experiment("check", schema.CheckParams, _variance_run, _check_rows, lambda result: {},
-                        _variance_cost),
+                        _seconds("check")),
     "toy": Experiment("toy", schema.ToyParams, _toy_run, _toy_rows, _toy_figures, lambda task: task["seq_len"]),
 }
 
