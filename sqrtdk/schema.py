@@ -472,10 +472,13 @@ def check(params: Any, given: set[str], label: Callable[[str], str]) -> None:
 
 
 def varying(params: Any) -> list[dataclasses.Field]:
-    """The axes that take more than one value across the tasks: the coordinates that tell tasks apart."""
+    """The axes that take more than one value across the tasks: the coordinates that tell tasks apart.
+
+    A field that is only absent from some tasks (init_std beside inits other than normal) does not count.
+    """
     tasks = grid(params)
     return [f for f in fields(type(params))
-            if f.metadata["axis"] and len({repr(t[f.name]) for t in tasks}) > 1]
+            if f.metadata["axis"] and len({repr(t[f.name]) for t in tasks if t[f.name] is not None}) > 1]
 
 
 def resolved(params: Any) -> dict[str, Any]:
