@@ -77,9 +77,11 @@ def _variance_figures(result: "Result") -> dict[str, Callable[[], Any]]:
         name = f"histogram_dk{sample.d_k}" + result.suffix(task, skip=("dim",))
         figures[name] = (lambda t=task, s=sample: plots.histogram_figure(s, result.label(t, skip=("dim",))))
     if len({r["d_k"] for r in result.rows}) > 1:
-        figures["variance_vs_dk"] = lambda: plots.variance_figure(result.rows, result.series_columns("dim"))
+        figures["variance_vs_dk"] = lambda: plots.variance_figure(result.rows, result.series_columns("dim"),
+                                                                  result.setting())
     elif len(result.tasks) > 1:
-        figures["variance_by_setting"] = lambda: plots.variance_by_setting(result.rows, result.series_columns("dim"))
+        figures["variance_by_setting"] = lambda: plots.variance_by_setting(result.rows, result.series_columns("dim"),
+                                                                           result.setting())
     return figures
 
 
@@ -122,10 +124,10 @@ def _attention_figures(kind: str) -> Callable[["Result"], dict[str, Callable[[],
         out = {}
         if len(d_ks) > 1 or len(result.params.seq_len) == 1:
             out[f"{kind}_vs_dk"] = lambda: plots.metric_grid(result.rows, metrics, title, "d_k",
-                                                             result.series_columns("dim"))
+                                                             result.series_columns("dim"), result.setting())
         if len(result.params.seq_len) > 1:
             out[f"{kind}_vs_n"] = lambda: plots.metric_grid(result.rows, metrics, title, "seq_len",
-                                                            result.series_columns("seq_len"))
+                                                            result.series_columns("seq_len"), result.setting())
         return out
     return figures
 
@@ -225,6 +227,20 @@ class Result:
     def series_columns(self, x: str) -> list[str]:
         """Row columns of the varying axes other than `x`: what tells apart the lines of a figure."""
         return [schema.column(f) for f in schema.varying(self.params) if f.name != x]
+
+    def setting(self) -> str:
+        """'rho = 0.5, d_model = 512': the single values that differ from the schema's defaults (not the
+        sample count, seed or scaling rules), for figure titles."""
+        varying = {f.name for f in schema.varying(self.params)}
+        parts = []
+        for f in schema.fields(type(self.params)):
+            values = {t[f.name] for t in self.tasks if t[f.name] is not None}
+            if (f.name in varying or f.name in ("samples", "seed") or not f.metadata["axis"] or len(values) != 1
+                    or getattr(self.params, f.name) == f.default):
+                continue
+            value = values.pop()
+            parts.append(f"{f.name} = {value:g}" if isinstance(value, float) else f"{f.name} = {value}")
+        return ", ".join(parts)
 
     def label(self, task: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
         """'std = 2, seed = 1': the task's values of the varying axes, for titles and legends."""

@@ -144,7 +144,7 @@ def _dot_rules(rows: Sequence[dict]) -> list[str]:
     return [s for s in SCALING_COLOURS if any(r["scaling"] == s for r in rows)]
 
 
-def variance_figure(rows: Sequence[dict], series: Sequence[str] = ()):
+def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: str = ""):
     """Four panels against d_k (log2 axis), a line per scaling rule and per combination of the other varying
     parameters (`series`: row columns): the variance with its theory; measured / theory with 99.9%
     intervals; the mean in units of the spread, E / sd (0 for independent mean-0 entries, growing like
@@ -221,10 +221,12 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = ()):
     for handle, label in zip(*ax.get_legend_handles_labels()):
         handles.setdefault(label, handle)
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=3, fontsize=7)
+    if setting:
+        fig.suptitle(setting, fontsize=10)
     return fig
 
 
-def variance_by_setting(rows: Sequence[dict], series: Sequence[str]):
+def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: str = ""):
     """One d_k, several settings (inits, distributions, ...): each rule's variance with its 99.9% interval
     against its theory, per setting, and measured / theory."""
     fig = new_figure(12.0, 4.8)
@@ -258,6 +260,8 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str]):
     ax.set_ylabel("variance of the score")
     d_k = rows[0]["d_k"]
     ax.set_title(f"Score variance at d_k = {d_k} per setting (bars: theory)", fontsize=10)
+    if setting:
+        fig.suptitle(setting, fontsize=10)
     ax.legend(fontsize=7)
     ax_ratio.axhline(1.0, color="0.4", lw=0.8)
     ax_ratio.set_ylabel("measured / theory")
@@ -309,7 +313,7 @@ def freezing_point(row: dict, x: str) -> float | None:
 
 
 def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str = "d_k",
-                series: Sequence[str] = ("seq_len",)):
+                series: Sequence[str] = ("seq_len",), setting: str = ""):
     """Each metric against `x` ("d_k" or "seq_len", log2 axis), a line per scaling and per combination of
     the `series` columns, with 95% error bars.
 
@@ -373,5 +377,6 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
     axis = X_LABELS[x].split()[-1]
     where = ", ".join(f"{name}: {axis} = {v:.3g}" if name else f"{axis} = {v:.3g}" for name, v in crossings.items())
     note = (f"\nDotted: the unscaled logit spread reaches s_c = sqrt(2 ln n) ({where})" if crossings else "")
-    fig.suptitle(f"{title} (error bars: 95%){note}", fontsize=10)
+    context = f", {setting}" if setting else ""
+    fig.suptitle(f"{title}{context} (error bars: 95%){note}", fontsize=10)
     return fig

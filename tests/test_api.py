@@ -1,0 +1,47 @@
+"""The Python API that the command line, reproduce and the study scripts share."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import sqrtdk
+
+
+def test_run_grid_rows_and_coordinates():
+    result = sqrtdk.run("saturation", dim=[4, 16], seq_len=8, std=[1.0, 2.0], samples=64)
+    assert len(result.tasks) == 4 and len(result.rows) == 8
+    assert [(r["d_k"], r["entry_std"], r["scaling"]) for r in result.rows[:3]] == [(4, 1.0, "none"), (4, 1.0, "sqrt"),
+                                                                                 (4, 2.0, "none")]
+    assert result.config["std"] == [1.0, 2.0] and result.config["seq_len"] == 8
+    assert result.setting() == "seq_len = 8"
+    assert set(result.figures()) == {"saturation_vs_dk"}
+    assert json.loads(result.to_json())["rows"] == json.loads(json.dumps(result.rows))
+
+
+def test_setting_names_fixed_non_default_values():
+    result = sqrtdk.run("variance", dim=[4, 8], rho=0.5, samples=1000, scaling=["sqrt", "linear"])
+    assert result.setting() == "rho = 0.5"
+    assert sqrtdk.run("variance", dim=4, samples=1000).setting() == "dim = 4"
+
+
+def test_run_config_with_overrides(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('experiment = "gradient"\ndim = [4, 16]\nseq_len = 8\nsamples = 64\n')
+    result = sqrtdk.run_config(config, dim=[8], eps=1e-6)
+    assert result.experiment == "gradient" and {r["d_k"] for r in result.rows} == {8}
+    assert result.config["eps"] == 1e-6
+
+
+def test_write_without_figures(tmp_path):
+    result = sqrtdk.run("variance", dim=[4, 8], samples=1000)
+    files = result.write(tmp_path, plot=False)
+    assert {Path(f).name for f in files} == {"rows.csv", "rows.md", "rows.json", "config.toml", "manifest.json"}
+    assert Path(files[0]).parent.name.startswith("variance-")
+
+
+def test_bad_parameters_raise_the_one_error_type():
+    with pytest.raises(sqrtdk.InputError, match="experiment: 'varience' is not allowed; choose from variance"):
+        sqrtdk.run("varience")
+    with pytest.raises(sqrtdk.InputError, match="dim: '64' \\(a string\\) is not allowed"):
+        sqrtdk.run("variance", dim="64")
