@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -139,18 +140,14 @@ def _command(name: str, schema_cls: type, extra: list[inspect.Parameter], body: 
     app.command(name)(command)
 
 
-def _writing(out: str):
+@contextmanager
+def _writing(out: str) -> Iterator[None]:
     """Turn a failed write (a full disk, a folder that vanished) into one line naming --out."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def guard():
-        try:
-            yield
-        except OSError as error:
-            raise InputError(f"--out: {out!r} is not allowed; writing the results there failed "
-                             f"({error.strerror or error}); nothing was written") from None
-    return guard()
+    try:
+        yield
+    except OSError as error:
+        raise InputError(f"--out: {out!r} is not allowed; writing the results there failed "
+                         f"({error.strerror or error}); nothing was written") from None
 
 
 def _finish(result: Any, out: str, stem: str | None, json: bool, quiet: bool, no_plot: bool,

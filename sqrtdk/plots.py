@@ -140,7 +140,8 @@ LOG_Y = {"effective_tokens_mean", "participation_mean", "jacobian_fro_mean", "ja
 SEQ_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
-def _dot_rules(rows: Sequence[dict]) -> list[str]:
+def rules_in(rows: Sequence[dict]) -> list[str]:
+    """The scaling rules the rows hold, in the order of SCALING_COLOURS."""
     return [s for s in SCALING_COLOURS if any(r["scaling"] == s for r in rows)]
 
 
@@ -153,7 +154,7 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     fig = new_figure(12.0, 8.0)
     (ax, ax_ratio), (ax_mean, ax_kurt) = fig.subplots(2, 2, sharex=True)
     groups = series_of(rows, series)
-    rules = _dot_rules(rows)
+    rules = rules_in(rows)
     style = Style(rules, groups)
     spots = len(rules) * len(groups)
     spread = np.linspace(0.92, 1.08, spots) if spots > 1 else [1.0]
@@ -232,7 +233,7 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
     fig = new_figure(12.0, 4.8)
     ax, ax_ratio = fig.subplots(1, 2)
     groups = series_of(rows, series)
-    rules = _dot_rules(rows)
+    rules = rules_in(rows)
     width = 0.8 / len(rules)
     for i, scaling in enumerate(rules):
         colour = SCALING_COLOURS[scaling]
@@ -325,7 +326,7 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
     nrows = math.ceil(len(metrics) / ncols)
     fig = new_figure(13.0, 3.6 * nrows + 0.6)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    scalings = [s for s in SCALING_COLOURS if any(r["scaling"] == s for r in rows)]
+    scalings = rules_in(rows)
     groups = series_of(rows, series)
     xs = [r[x] for r in rows]
     crossings = {}

@@ -34,10 +34,9 @@ def _variance(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
         held = 4 * (2 * src.d_model**2 + 3 * n * src.d_model) + 40 * per_block
         draws = (2 * src.d_model**2 + n * src.d_model) / per_block
         flops = 4 * n * src.d_model**2 / per_block + 2 * d_k
-    else:
-        queries = n if layout == "block" else n  # pairs: n queries and their n keys
-        held = blocks * (4 * 2 * queries * d_k + 40 * per_block)
-        draws, flops = 2 * d_k * queries / per_block, 2 * d_k
+    else:  # n queries and n keys per block (all pairs, or n matched pairs)
+        held = blocks * (4 * 2 * n * d_k + 40 * per_block)
+        draws, flops = 2 * d_k * n / per_block, 2 * d_k
     rules = 1 + ("qknorm" in task.get("scaling", ()))
     seconds = task["samples"] * (draws * DRAW_NS + flops * FLOP_NS + rules * SCORE_NS) * 1e-9
     return held * threads, seconds
