@@ -270,6 +270,20 @@ class Result:
     def to_json(self, files: Sequence[str] = ()) -> str:
         return output.to_json(self.document(files))
 
+    def histograms(self) -> list[dict]:
+        """The histogram counts behind the figures, one entry per task that has them (task index, the
+        counts per bin and the scores outside the bins): the figures' data, kept beside the tables."""
+        return [{"task": i, "counts": [int(c) for c in out.counts], "outside": int(out.outside)}
+                for i, out in enumerate(self.outputs) if getattr(out, "counts", None) is not None]
+
+    def with_values(self, rows: list[dict], histograms: Sequence[Mapping[str, Any]] | None) -> "Result":
+        """The same result with other values of its rows and histogram counts (reproduce keeps the
+        committed ones where they agree with a fresh run)."""
+        outputs = list(self.outputs)
+        for h in histograms or ():
+            outputs[h["task"]] = _with_counts(outputs[h["task"]], h["counts"], h["outside"])
+        return Result(self.experiment, self.params, self.tasks, outputs, [dict(r) for r in rows])
+
     def tables(self, manifest: Mapping[str, Any] | None = None) -> dict[str, str]:
         """File name -> text: the rows as CSV, Markdown and JSON, the resolved config and the manifest.
 
@@ -290,11 +304,24 @@ class Result:
         return write_all([(self, target, manifest)], plot, workers)[0]
 
 
+def _with_counts(sample: Any, counts: Sequence[int], outside: int) -> Any:
+    """A variance sample whose score histogram holds `counts` (and `outside`) instead of its own."""
+    import dataclasses
+
+    import numpy as np
+
+    dot = dataclasses.replace(sample.channels["dot"], counts=np.array(counts, dtype=np.int64), outside=outside)
+    return dataclasses.replace(sample, channels={**sample.channels, "dot": dot})
+
+
 def write_all(jobs: Sequence[tuple[Result, Path, Mapping[str, Any] | None]], plot: bool = True,
-              workers: int | None = None, progress: Callable[[int, int], None] | None = None
-              ) -> list[list[str]]:
+              workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+              unchanged: str = "replace") -> list[list[str]]:
     """Write each (result, folder, manifest): tables first, then every figure of every result drawn by
-    `workers` processes at once; each folder appears whole or not at all. Returns each folder's files."""
+    `workers` processes at once; each folder appears whole or not at all. Returns each folder's files
+    (with `unchanged="keep"`, for folders that reproduce owns, a folder whose files would come out
+    identical is left untouched and returns none, and any other is replaced whole; otherwise an earlier
+    folder's files that this run does not write are kept)."""
     from sqrtdk import executors
 
     staged: list[Path] = []
@@ -303,11 +330,16 @@ def write_all(jobs: Sequence[tuple[Result, Path, Mapping[str, Any] | None]], plo
             staged.append(output.stage(folder))
             for name, text in result.tables(manifest).items():
                 (staged[-1] / name).write_text(text, encoding="utf-8")
+            if plot and result.histograms():  # the data of the histogram figures, beside them
+                (staged[-1] / "histograms.json").write_text(output.to_json(result.histograms()), encoding="utf-8")
         if plot:
             figures = [(result, name, staging) for (result, _, _), staging in zip(jobs, staged)
                        for name in result.figures()]
             executors.run_all(_render, figures, workers, progress=progress)
-        return [output.commit(staging, folder) for (_, folder, _), staging in zip(jobs, staged)]
+        if unchanged == "keep":  # canonical folders: untouched when identical, otherwise replaced whole
+            return [[] if output.same_folder(staging, folder) else output.commit(staging, folder)
+                    for (_, folder, _), staging in zip(jobs, staged)]
+        return [output.commit(staging, folder, keep_earlier=True) for (_, folder, _), staging in zip(jobs, staged)]
     finally:
         for staging in staged:
             output.discard(staging)  # nothing is left of a folder that was not committed

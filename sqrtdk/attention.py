@@ -29,6 +29,8 @@ MIN_REPLICATES = 8
 QUERIES = 256  # queries per trial: longer sequences add keys, not rows
 CUT = 30.0  # logits this far below a row's largest get weight 0 (see row_metrics)
 
+FRACTIONS = ("saturated_fraction", "vanishing_fraction")  # shares of rows: Wilson intervals inside [0, 1]
+LEVEL = 0.95  # the level of the fractions' intervals and of the figures' error bars
 SATURATION = ("max_prob_mean", "entropy_mean", "entropy_ratio_mean", "effective_tokens_mean",
               "participation_mean", "saturated_fraction")
 GRADIENT = ("jacobian_fro_mean", "jacobian_diag_max_mean", "grad_logits_mean", "grad_q_mean",
@@ -116,6 +118,7 @@ class RowSample:
     source: Source
     rules: tuple[Rule, ...]
     n_rows: int
+    n_trials: int                # independent trials (sets of keys) behind the rows
     replicate_means: np.ndarray  # (replicates, rules, metrics)
 
     @property
@@ -180,7 +183,30 @@ def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0
         return (sums / (trials_per_replicate * m * heads)).reshape(len(rules), len(metrics))
 
     means = np.array(executors.map_replicates(replicate, replicates))  # (replicates, rules, metrics)
-    return RowSample(kind, d_k, n, source, tuple(rules), replicates * trials_per_replicate * m * heads, means)
+    trials = replicates * trials_per_replicate  # the heads of one sequence share its tokens: one trial
+    return RowSample(kind, d_k, n, source, tuple(rules), trials * m * heads, trials, means)
+
+
+def fraction_interval(p: float, se: float, n_rows: int, n_trials: int, replicates: int,
+                      level: float) -> tuple[float, float]:
+    """Wilson's score interval (Wilson 1927) for a share p of rows, on an effective sample size.
+
+    Rows of one trial share their keys, so the share's information is that of n_eff = p (1 - p) / se^2
+    independent rows (se from the replicates), between the number of independent trials and of rows; when
+    no row or every row crosses, se is 0 and n_eff is taken as the trials (the smallest it can be). The
+    interval never leaves [0, 1] and is not empty at p = 0. The quantile is Student's t on the
+    replicates' degrees of freedom, as for the other intervals.
+    """
+    from sqrtdk.moments import t_quantile
+
+    z = t_quantile(0.5 + level / 2, replicates - 1)
+    if 0 < p < 1 and se > 0:
+        n = min(max(p * (1 - p) / (se * se), n_trials), n_rows)
+    else:
+        n = n_trials
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (0.0 if p == 0 else max(0.0, centre - half)), (1.0 if p == 1 else min(1.0, centre + half))
 
 
 def attention_rows(sample: RowSample) -> list[dict]:
@@ -199,15 +225,18 @@ def attention_rows(sample: RowSample) -> list[dict]:
                                                                source.init, source.init_std, source.layernorm,
                                                                rule.c))
         row: dict = {"d_k": d_k, "seq_len": n, "scaling": rule.name, "n_rows": sample.n_rows,
-                     "logit_std": spread,
+                     "replicates": len(sample.replicate_means), "logit_std": spread,
                      "critical_logit_std": theory.critical_logit_std(n) if n > 1 else None}
         for j, name in enumerate(metrics):
             values = sample.replicate_means[:, i, j]
             if np.isnan(values).any():
                 row[name], row[name + "_se"] = None, None
                 continue
-            est = batch_means(float(values.mean()), values, 0.95)
+            est = batch_means(float(values.mean()), values, LEVEL)
             row[name], row[name + "_se"] = est.value, est.se
+            if name in FRACTIONS:
+                row[name + "_ci_low"], row[name + "_ci_high"] = fraction_interval(
+                    est.value, est.se, sample.n_rows, sample.n_trials, len(values), LEVEL)
         if sample.kind == "saturation":
             args = (n, d_k, source.entries, rule.c, rule.normalised)
             row["theory_entropy"] = theory.rem_entropy(*args) if direct else None

@@ -1,9 +1,17 @@
-"""Streaming moments with honest intervals from independent replicates (batch means).
+"""Streaming moments with honest intervals from independent replicates.
 
 Scores of one Q.K^T block share rows and columns, so they are not independent: the iid standard error
 would be too small. Each task is therefore split into R replicates drawn from disjoint parts of its
-stream; a replicate's estimate is independent of the others', and the standard error of a pooled estimate
-is sd(replicate estimates) / sqrt(R), with Student-t quantiles on R - 1 degrees of freedom.
+stream, and the intervals use Student-t quantiles on R - 1 degrees of freedom.
+
+- A mean of per-row values (attention metrics) is linear in the data: its standard error is
+  sd(replicate means) / sqrt(R) (batch means).
+- A variance or a kurtosis is a ratio of power sums, so the estimate of a small replicate is biased and
+  centred on that replicate's own mean, while the pooled estimate uses all data about the grand mean: the
+  spread of replicate estimates understates the pooled estimate's. Their standard error is the
+  delete-one-replicate jackknife of the pooled estimator (Efron and Stein 1981; Efron and Tibshirani
+  1993, ch. 11): each replicate's power sums removed in turn from the pooled ones,
+  se^2 = (R - 1)/R sum_r (theta_(-r) - mean theta_(-r))^2. For a mean it equals batch means exactly.
 
 Power sums are accumulated in float64 about a shift close to the mean (the theoretical mean), so that the
 central moments do not suffer from cancellation when the mean is large against the spread. Sums are added
@@ -13,6 +21,7 @@ block by block in a fixed order, which makes them independent of the chunk size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,6 +120,20 @@ def t_quantile(p: float, df: int) -> float:
         if abs(step) < 1e-14 * max(1.0, abs(t)):
             break
     return t
+
+
+def jackknife(statistic: Callable[[Moments], float], total: np.ndarray, sums: np.ndarray, per_replicate: float,
+              shift: float, level: float) -> Estimate:
+    """`statistic` of the pooled power sums `total` about `shift`, with the delete-one-replicate jackknife
+    standard error and a t_(R-1) interval; sums: (R, 4), the replicates' power sums, `per_replicate`
+    values each, adding up to `total`."""
+    r = len(sums)
+    value = statistic(Moments.from_power_sums(per_replicate * r, total, shift))
+    left_out = np.array([statistic(Moments.from_power_sums(per_replicate * (r - 1), total - row, shift))
+                         for row in sums])
+    se = float(math.sqrt((r - 1) / r * np.sum((left_out - left_out.mean()) ** 2)))
+    half = t_quantile(0.5 + level / 2, r - 1) * se
+    return Estimate(value, se, value - half, value + half)
 
 
 def batch_means(value: float, replicate_values: np.ndarray, level: float) -> Estimate:

@@ -61,7 +61,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
-    for row in rows:
+    for row in clean(list(rows)):  # NaN and infinities empty, as in JSON
         writer.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v)
                          for k, v in row.items()})
     return buffer.getvalue()
@@ -140,8 +140,14 @@ def stage(folder: Path) -> Path:
     return staging
 
 
-def commit(staging: Path, folder: Path) -> list[str]:
-    """Put a complete staging folder in place of `folder` (an earlier one is replaced whole); its paths."""
+def commit(staging: Path, folder: Path, keep_earlier: bool = False) -> list[str]:
+    """Put a complete staging folder in place of `folder`; its paths. An earlier folder is replaced whole,
+    or with `keep_earlier` its files that the new run did not write are carried over (a rerun with
+    --no-plot keeps the earlier run's figures)."""
+    if keep_earlier and folder.is_dir():
+        for earlier in folder.iterdir():
+            if earlier.is_file() and not (staging / earlier.name).exists():
+                shutil.copy2(earlier, staging / earlier.name)
     if folder.exists():
         retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
         os.rename(folder, retired)
@@ -150,6 +156,24 @@ def commit(staging: Path, folder: Path) -> list[str]:
     else:
         os.rename(staging, folder)
     return sorted(str(p) for p in folder.iterdir())
+
+
+def same_folder(staging: Path, folder: Path) -> bool:
+    """Whether `folder` holds exactly the files of `staging`, byte for byte (manifests: apart from the
+    versions of the packages, which describe the machine)."""
+    if not folder.is_dir():
+        return False
+    names = sorted(p.name for p in staging.iterdir())
+    if names != sorted(p.name for p in folder.iterdir()):
+        return False
+    for name in names:
+        new, old = (staging / name).read_bytes(), (folder / name).read_bytes()
+        if name == "manifest.json" and new != old:
+            new, old = (json.dumps({k: v for k, v in json.loads(b).items() if k != "versions"}).encode()
+                        for b in (new, old))
+        if new != old:
+            return False
+    return True
 
 
 def discard(staging: Path) -> None:

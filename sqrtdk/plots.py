@@ -140,6 +140,20 @@ LOG_Y = {"effective_tokens_mean", "participation_mean", "jacobian_fro_mean", "ja
 SEQ_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
+def error_bars(rows: Sequence[dict], metric: str) -> np.ndarray:
+    """(2, len(rows)) distances below and above each value to the ends of its 95% interval: the fractions'
+    Wilson interval where the rows have one, otherwise Student's t on the replicates' degrees of freedom
+    times the standard error (not 1.96: with 8 replicates that would cover about 90%)."""
+    from sqrtdk.attention import LEVEL
+    from sqrtdk.moments import t_quantile
+
+    if metric + "_ci_low" in rows[0]:
+        return np.array([[r[metric] - r[metric + "_ci_low"] for r in rows],
+                         [r[metric + "_ci_high"] - r[metric] for r in rows]])
+    half = np.array([t_quantile(0.5 + LEVEL / 2, r["replicates"] - 1) * r[metric + "_se"] for r in rows])
+    return np.array([half, half])
+
+
 def rules_in(rows: Sequence[dict]) -> list[str]:
     """The scaling rules the rows hold, in the order of SCALING_COLOURS."""
     return [s for s in SCALING_COLOURS if any(r["scaling"] == s for r in rows)]
@@ -151,6 +165,9 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     intervals; the mean in units of the spread, E / sd (0 for independent mean-0 entries, growing like
     sqrt(d_k) when q and k are correlated); and d_k times the excess kurtosis, a constant in theory.
     """
+    from sqrtdk.moments import REPLICATES, t_quantile
+
+    t95 = t_quantile(0.975, REPLICATES - 1)  # the variance experiment's replicates
     fig = new_figure(12.0, 8.0)
     (ax, ax_ratio), (ax_mean, ax_kurt) = fig.subplots(2, 2, sharex=True)
     groups = series_of(rows, series)
@@ -182,7 +199,7 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                                 for r in bounded]).T / t
                 ax_ratio.errorbar(np.array([r["d_k"] for r in bounded]) * offset, v / t, yerr=err, fmt=marker,
                                   ms=3, color=colour, capsize=2)
-            z = [(r["d_k"] * offset, r["mean"] / math.sqrt(r["variance"]), 1.96 * r["mean_se"] / math.sqrt(r["variance"]))
+            z = [(r["d_k"] * offset, r["mean"] / math.sqrt(r["variance"]), t95 * r["mean_se"] / math.sqrt(r["variance"]))
                  for r in sel if r["variance"] > 0]
             ax_mean.errorbar([x for x, _, _ in z], [y for _, y, _ in z], yerr=[e for _, _, e in z], fmt=marker, ms=3,
                              color=colour, capsize=2)
@@ -190,11 +207,15 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                   if r["theory_mean"] is not None and r["theory_variance"]]
             if zt:
                 ax_mean.plot(*zip(*zt), color=colour, lw=1.0, alpha=0.7)
-            k = [(r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"], 1.96 * r["d_k"] * r["excess_kurtosis_se"])
+            k = [(r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"], t95 * r["d_k"] * r["excess_kurtosis_se"])
                  for r in sel if r["excess_kurtosis"] is not None and r["excess_kurtosis_se"] is not None]
             if k:
                 ax_kurt.errorbar([x for x, _, _ in k], [y for _, y, _ in k], yerr=[e for _, _, e in k], fmt=marker,
                                  ms=3, color=colour, capsize=2)
+            bare = [(r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"]) for r in sel
+                    if r["excess_kurtosis"] is not None and r["excess_kurtosis_se"] is None]
+            if bare:  # heavy tails: the estimate without an interval (it would not cover)
+                ax_kurt.plot(*zip(*bare), marker, ms=3, color=colour, mfc="none")
             kt = [(r["d_k"], r["d_k"] * r["theory_excess_kurtosis"]) for r in sel
                   if r["theory_excess_kurtosis"] is not None]
             if kt:
@@ -213,7 +234,9 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                       else "The mean in units of the spread, 95% error bars (lines: theory)", fontsize=10)
     ax_kurt.axhline(0.0, color="0.4", lw=0.8)
     ax_kurt.set_ylabel("d_k x excess kurtosis")
-    ax_kurt.set_title("d_k times the excess kurtosis: constant in theory (95% error bars)", fontsize=10)
+    hollow = any(r["excess_kurtosis"] is not None and r["excess_kurtosis_se"] is None for r in rows)
+    ax_kurt.set_title("d_k times the excess kurtosis: constant in theory"
+                      + (" (95% bars; hollow: no interval)" if hollow else " (95% error bars)"), fontsize=10)
     for a in (ax, ax_ratio, ax_mean, ax_kurt):
         a.grid(True, which="major", alpha=0.3)
     for a in (ax_mean, ax_kurt):
@@ -345,7 +368,7 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
                     continue
                 xv = np.array([r[x] for r in sel], dtype=float)
                 y = np.array([r[metric] for r in sel])
-                err = 1.96 * np.array([r[metric + "_se"] for r in sel])
+                err = error_bars(sel, metric)
                 label = SCALING_LABELS[scaling] + (f", {name}" if name else "")
                 colour = style.colour(scaling, g)
                 ax.errorbar(xv, y, yerr=err, fmt=style.marker(scaling, g), ls=style.line(scaling), ms=4, lw=1.2,

@@ -11,6 +11,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqrtdk.theory import REM_ACCURACY
+
 HEADER = """# sqrtdk results
 
 Attention divides its scores by sqrt(d_k) because, for query and key entries that are independent with
@@ -113,7 +115,8 @@ def _coverage_sentence(rows: Sequence[dict]) -> list[str]:
     if not judged:
         return []
     where = "; not at " + ", ".join(f"d_k = {r['d_k']} ({RULE_NAMES[r['scaling']]})" for r in missed[:6]) if missed else ""
-    return [f"The 99.9% interval, from independent replicates, contains the theory in {hit} of {judged} rows{where}."]
+    return [f"The 99.9% interval (jackknife over independent replicates) contains the theory in {hit} of {judged} "
+            f"rows{where}."]
 
 
 def read_variance(result) -> list[str]:
@@ -186,6 +189,11 @@ def _read_variance_vs_dk(prefix: str, rows: Sequence[dict], detailed: bool) -> l
             out.append(f"d_k times the excess kurtosis is {kurt[0]['d_k'] * kurt[0]['theory_excess_kurtosis']:.3g} in "
                        f"theory at every d_k; the measurement is within 3 standard errors of it at {len(near)} of "
                        f"{len(kurt)} values of d_k.")
+        elif any(r["excess_kurtosis"] is not None and r["theory_excess_kurtosis"] is not None for r in scaled):
+            bare = [r for r in scaled if r["excess_kurtosis"] is not None and r["theory_excess_kurtosis"] is not None]
+            out.append(f"d_k times the excess kurtosis is {bare[0]['d_k'] * bare[0]['theory_excess_kurtosis']:.3g} in "
+                       f"theory at every d_k and measures {between([r['d_k'] * r['excess_kurtosis'] for r in bare], '.3g')}; "
+                       "no standard error is given for such heavy tails (its interval would cover too rarely).")
         elif not any(r["excess_kurtosis"] is not None for r in scaled):
             out.append("The excess kurtosis does not exist for these entries (fourth moment infinite): left empty.")
     return out
@@ -202,7 +210,7 @@ def _tails(row: dict) -> str:
         return "heavier tails than a normal curve"
     if k + 3 * se < 0:
         return "lighter tails than a normal curve"
-    return "no measurable departure from a normal curve"
+    return "within 3 standard errors of a normal curve's 0"
 
 
 def _read_one_variance(prefix: str, none: dict, scaled: dict) -> list[str]:
@@ -282,8 +290,9 @@ def _unscaled_saturation(rows: Sequence[dict], threshold: float) -> list[str]:
     rem = [r for r in _by(rows, "sqrt") if r["theory_entropy"] is not None]
     if rem:
         r = rem[-1]
-        line += (f"; scaled, the random-energy-model entropy ln n - E[s^2]/2 is {r['theory_entropy']:.3f}, "
-                 f"measured {r['entropy_mean']:.3f} ± {r['entropy_mean_se']:.2g}")
+        line += (f"; scaled, the random-energy-model entropy ln n - E[s^2]/2 (asymptotic, shown where it holds "
+                 f"to {REM_ACCURACY:.0%}) is {r['theory_entropy']:.3f}, measured {r['entropy_mean']:.3f} "
+                 f"± {r['entropy_mean_se']:.2g}")
     return [line + "."]
 
 

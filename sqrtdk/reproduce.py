@@ -1,16 +1,27 @@
 """`sqrtdk reproduce`: every config in configs/ run into results/<config name>/, and the generated report.
 
 The canonical folders are pure functions of the configs and the code: their manifests name the config
-file instead of a git commit, figures carry no dates, and the tables are byte-identical from run to run.
-`check` regenerates the tables into a temporary folder and compares them with the committed ones.
+file instead of a git commit, figures carry no dates, and two regenerations on one machine are
+byte-identical. Across machines they are not: the float32 products come from BLAS kernels chosen for the
+CPU (AVX2, AVX-512, ...), whose summation orders move the pooled statistics by about 1e-6 relative
+(measured: at most 5.5e-6, on standard errors, between the SkylakeX, Haswell and Prescott kernels), and a
+number printed to five digits can then round the other way.
+
+So staleness is judged on values, not text. The committed rows (rows.json) are compared with fresh ones
+number by number (`same_value`): a number with a standard error in its row may move by SE_FRACTION of
+it, any other by REL_FLOOR of its size (100 times the cross-CPU spread, and still below a tenth of the
+smallest relative standard error a table reports, about 1.5e-3); whole numbers, flags and text must be
+equal. The Markdown and CSV tables, and the report, must then be exactly what the committed rows
+render to. Writing follows the same rule: where the fresh values agree with the committed ones, the
+folder is rendered from the committed values (rows and histogram counts), so a rerun on another CPU
+rewrites nothing; where they do not, from the fresh ones.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,17 +31,9 @@ from sqrtdk.config import Config
 
 TABLES = ("rows.csv", "rows.md", "rows.json", "config.toml")
 MARKER = "config_file"  # a manifest key that only canonical folders have
-
-# Two regenerations on the same machine are byte-identical. Across machines, the float32 products come
-# from BLAS kernels chosen for the CPU (AVX2, AVX-512, ...), whose different summation orders move the
-# pooled statistics by about 1e-6 relative (measured: at most 5.5e-6, on standard errors, between the
-# SkylakeX, Haswell and Prescott kernels). A number therefore matches when it is within REL_TOL of the
-# committed one, 20 times that spread and still 10 times below the smallest relative standard error any
-# table reports (about 1.5e-3, the variance at 2^21 scores), or, for a number printed to a few digits,
-# when it is one unit of its last digit away (a rounding that fell the other way). Whole numbers (counts,
-# d_k, n) and all text must match exactly.
-REL_TOL = 1e-4
-NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
+REL_FLOOR = 1e-4
+SE_FRACTION = 0.1  # a number with a standard error: a tenth of it (a real change moves it by several)
+COUNT_FLOOR = 2    # histogram counts: scores that a rounding moved across a bin edge (plus REL_FLOOR)
 
 
 def run(configs: Sequence[Config], workers: int | None = None, scheduler: str | None = None,
@@ -40,25 +43,114 @@ def run(configs: Sequence[Config], workers: int | None = None, scheduler: str | 
     return api.run_many([(c.experiment, c.params) for c in configs], workers, scheduler, progress, figures, limits)
 
 
+# ---- values ----
+
+def standard_error(row: dict, column: str) -> float | None:
+    """The standard error that belongs to `column` of `row`: its `_se` column, or for an interval's end
+    (`x_ci_low`, `x_ci_high`) that of x."""
+    for suffix in ("_ci_low", "_ci_high"):
+        if column.endswith(suffix):
+            column = column[: -len(suffix)]
+    se = row.get(column + "_se")
+    return se if isinstance(se, float) and math.isfinite(se) else None
+
+
+def same_value(committed: Any, fresh: Any, se: float | None = None) -> bool:
+    """Whether a fresh value agrees with the committed one: floats within the tolerance (see the module
+    docstring), every other value (int, bool, str, None) equal and of the same type."""
+    if isinstance(committed, float) and isinstance(fresh, float):
+        allowed = REL_FLOOR * max(abs(committed), abs(fresh))
+        if se is not None:
+            allowed = max(allowed, SE_FRACTION * se)
+        return abs(committed - fresh) <= allowed
+    return type(committed) is type(fresh) and committed == fresh
+
+
+def _json(value: Any) -> Any:
+    """A value as it reads back from JSON (NaN and infinities as None, tuples as lists)."""
+    return json.loads(output.to_json(value))
+
+
+def compare_rows(committed: list[dict], fresh: list[dict]) -> str | None:
+    """None when the rows agree value by value, else the first difference (row, column, values)."""
+    fresh = _json(fresh)
+    if len(committed) != len(fresh):
+        return f"{len(committed)} rows committed, {len(fresh)} now"
+    for number, (old, new) in enumerate(zip(committed, fresh), start=1):
+        if list(old) != list(new):
+            return f"row {number}: columns committed {list(old)}, now {list(new)}"
+        for column, value in old.items():
+            se = standard_error(old, column)
+            if not same_value(value, new[column], se):
+                allowed = "" if not isinstance(value, float) or not isinstance(new[column], float) else (
+                    f" (allowed: {max(REL_FLOOR * max(abs(value), abs(new[column])), SE_FRACTION * (se or 0)):.3g})")
+                return f"row {number}, column {column!r}: committed {value!r}, now {new[column]!r}{allowed}"
+    return None
+
+
+def compare_histograms(committed: list[dict], fresh: list[dict]) -> str | None:
+    """None when every histogram's counts agree within COUNT_FLOOR + REL_FLOOR of each count."""
+    if [h["task"] for h in committed] != [h["task"] for h in fresh]:
+        return "histograms of other tasks"
+    for old, new in zip(committed, fresh):
+        if len(old["counts"]) != len(new["counts"]):
+            return f"task {old['task']}: {len(old['counts'])} bins committed, {len(new['counts'])} now"
+        pairs = list(zip(old["counts"], new["counts"])) + [(old["outside"], new["outside"])]
+        for a, b in pairs:
+            if abs(a - b) > COUNT_FLOOR + REL_FLOOR * max(a, b):
+                return f"task {old['task']}: a bin holds {a} scores committed, {b} now"
+    return None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def settle(result: api.Result, committed: Path) -> api.Result:
+    """`result` with the committed values in place of the fresh ones where the two agree (rows and, when
+    both have them, histogram counts); the fresh result otherwise."""
+    rows = _read_json(committed / "rows.json")
+    if not isinstance(rows, list) or compare_rows(rows, result.rows) is not None:
+        return result
+    fresh, histograms = result.histograms(), _read_json(committed / "histograms.json")
+    if fresh and histograms is not None:
+        if compare_histograms(histograms, fresh) is not None:
+            return result
+        return result.with_values(rows, histograms)
+    return result.with_values(rows, None)
+
+
+# ---- writing ----
+
 def write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, plot: bool = True,
           shown_at: Path | None = None, workers: int | None = None,
           progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Write out/<config name>/ for each config and out/README.md; drop canonical folders of removed configs.
 
-    `shown_at` is where the report will be read from (links to the configs are relative to it).
+    Values that agree with those already in `out` are kept (see `settle`), and a folder or report whose
+    files come out identical is left untouched. Returns the paths written. `shown_at` is where the report
+    will be read from (links to the configs are relative to it).
     """
     shown_at = shown_at or out
+    owned = {folder.name for folder in canonical_folders(out)}
+    settled = [settle(result, out / config.name) if config.name in owned else result
+               for config, result in zip(configs, results)]
     jobs = []
-    for config, result in zip(configs, results):
+    for config, result in zip(configs, settled):
         where = Path(os.path.relpath(config.path.resolve(), shown_at.resolve())).as_posix()
         jobs.append((result, out / config.name, {MARKER: where, "title": config.title}))
-    files = [f for folder in api.write_all(jobs, plot, workers, progress) for f in folder]
+    files = [f for folder in api.write_all(jobs, plot, workers, progress, unchanged="keep") for f in folder]
     names = {c.name for c in configs}
     for stale in canonical_folders(out):
         if stale.name not in names:
             output.remove_folder(stale)
-    text = report.render(configs, results, shown_at)
-    files.append(output.write_text_atomic(out / "README.md", text))
+    text = report.render(configs, settled, shown_at)
+    readme = out / "README.md"
+    if not readme.exists() or readme.read_text(encoding="utf-8") != text:
+        files.append(output.write_text_atomic(readme, text))
     return files
 
 
@@ -74,74 +166,64 @@ def canonical_folders(out: Path) -> list[Path]:
     return found
 
 
+# ---- the staleness check ----
+
 def check(configs: Sequence[Config], results: Sequence[api.Result], committed: Path) -> list[str]:
-    """Files of `committed` that differ from a fresh regeneration, each with its first difference."""
-    with tempfile.TemporaryDirectory(prefix="sqrtdk-check-") as tmp:
-        fresh = Path(tmp)
-        write(configs, results, fresh, plot=False, shown_at=committed)
-        problems = []
-        for config in configs:
-            for name in TABLES + ("manifest.json",):
-                problem = compare(fresh / config.name / name, committed / config.name / name)
-                if problem:
-                    problems.append(f"{committed / config.name / name}: {problem}")
-        names = {c.name for c in configs}
-        problems += [f"{folder}: no config makes this folder any more" for folder in canonical_folders(committed)
-                     if folder.name not in names]
-        problem = compare(fresh / "README.md", committed / "README.md")
+    """Problems with `committed` against a fresh regeneration, one line each (file, then what differs)."""
+    problems = []
+    settled = []
+    for config, result in zip(configs, results):
+        folder = committed / config.name
+        rows = _read_json(folder / "rows.json")
+        if not isinstance(rows, list):
+            problems.append(f"{folder / 'rows.json'}: missing or not a JSON list of rows")
+            settled.append(result)
+            continue
+        problem = compare_rows(rows, result.rows)
         if problem:
-            problems.append(f"{committed / 'README.md'}: {problem}")
+            problems.append(f"{folder / 'rows.json'}: {problem}")
+            settled.append(result)
+            continue
+        kept = result.with_values(rows, None)
+        settled.append(kept)
+        where = Path(os.path.relpath(config.path.resolve(), committed.resolve())).as_posix()
+        tables = kept.tables({MARKER: where, "title": config.title})
+        for name in TABLES + ("manifest.json",):
+            problem = compare_text(tables[name], folder / name)
+            if problem:
+                what = "not what rows.json renders to" if name in ("rows.csv", "rows.md") else "differs"
+                problems.append(f"{folder / name}: {what}: {problem}")
+        for figure in kept.figures():
+            for suffix in (".png", ".svg"):
+                if not (folder / (figure + suffix)).is_file():
+                    problems.append(f"{folder / (figure + suffix)}: missing")
+    names = {c.name for c in configs}
+    problems += [f"{folder}: no config makes this folder any more" for folder in canonical_folders(committed)
+                 if folder.name not in names]
+    text = report.render(configs, settled, committed)
+    problem = compare_text(text, committed / "README.md")
+    if problem:
+        problems.append(f"{committed / 'README.md'}: differs: {problem}")
     return problems
 
 
-def compare(fresh: Path, committed: Path) -> str | None:
-    """None when `committed` matches `fresh` (see REL_TOL), else the first difference."""
+def compare_text(fresh: str, committed: Path) -> str | None:
+    """None when the file `committed` holds exactly `fresh` (manifests: apart from the versions), else
+    the first line that differs."""
     if not committed.exists():
         return "missing"
-    new, old = fresh.read_text(encoding="utf-8"), committed.read_text(encoding="utf-8")
-    if fresh.name == "manifest.json":  # versions describe the machine that ran it, not the result
-        new, old = (json.dumps({k: v for k, v in json.loads(t).items() if k != "versions"}, indent=1)
-                    for t in (new, old))
-    if new == old:
+    old = committed.read_text(encoding="utf-8")
+    if committed.name == "manifest.json":  # versions describe the machine that ran it, not the result
+        fresh, old = (json.dumps({k: v for k, v in json.loads(t).items() if k != "versions"}, indent=1)
+                      for t in (fresh, old))
+    if fresh == old:
         return None
-    new_lines, old_lines = new.splitlines(), old.splitlines()
-    rounded = fresh.suffix == ".md"  # Markdown prints numbers to a few digits; CSV and JSON print them whole
+    new_lines, old_lines = fresh.splitlines(), old.splitlines()
     for number, (a, b) in enumerate(zip(new_lines, old_lines), start=1):
-        if not same_line(a, b, rounded):
-            return f"line {number} differs: committed {_clip(b)!r}, now {_clip(a)!r}"
-    if len(new_lines) != len(old_lines):
-        return f"{len(old_lines)} lines committed, {len(new_lines)} now"
-    return None
-
-
-def same_line(a: str, b: str, rounded: bool = False) -> bool:
-    """Equal text, and numbers equal within REL_TOL or, where `rounded`, one unit in their last digit."""
-    if a == b:
-        return True
-    if NUMBER.split(a) != NUMBER.split(b):
-        return False
-    return all(_same_number(x, y, rounded) for x, y in zip(NUMBER.findall(a), NUMBER.findall(b)))
-
-
-def _same_number(a: str, b: str, rounded: bool) -> bool:
-    if a == b:
-        return True
-    if not any(c in a + b for c in ".eE"):
-        return False  # whole numbers must match exactly
-    x, y = float(a), float(b)
-    allowed = REL_TOL * max(abs(x), abs(y))
-    if rounded:
-        allowed = max(allowed, (1 + 1e-9) * max(_last_digit(a), _last_digit(b)))
-    return abs(x - y) <= allowed
-
-
-def _last_digit(text: str) -> float:
-    """The value of one unit in the last printed digit of a number written with a decimal point."""
-    mantissa, _, exponent = text.lower().partition("e")
-    decimals = len(mantissa.partition(".")[2])
-    return 10.0 ** (int(exponent or 0) - decimals) if "." in mantissa else 0.0
+        if a != b:
+            return f"line {number}: committed {_clip(b)!r}, now {_clip(a)!r}"
+    return f"{len(old_lines)} lines committed, {len(new_lines)} now"
 
 
 def _clip(text: str, width: int = 100) -> str:
     return text if len(text) <= width else text[:width] + "..."
-

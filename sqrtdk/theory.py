@@ -277,39 +277,80 @@ def critical_logit_std(n: int) -> float:
     return math.sqrt(2 * math.log(n))
 
 
-def logit_std(d_k: int, entries: Entries = DEFAULT, c: float = 1.0, normalised: bool = False) -> float:
+def logit_std(d_k: int, entries: Entries = DEFAULT, c: float = 1.0, normalised: bool = False) -> float | None:
     """Root-mean-square within-row spread of the logits: sqrt(E[c^2 sigma^2 |q|^2]), or c / sqrt(d_k) for
-    unit q and k."""
+    unit q and k whose entries are mean 0 and independent (with a mean or a correlated own key the cosines
+    of one row have no closed-form spread: None)."""
     if normalised:
-        return c / math.sqrt(d_k)
+        return c / math.sqrt(d_k) if entries.mean == 0 and entries.rho == 0 else None
     return math.sqrt(c * c * entries.std**2 * d_k * (entries.std**2 + entries.mean**2))
 
 
-def _rem_applies(entries: Entries) -> bool:
-    """The forms need iid Gaussian-like logits within a row: no key correlated with its query."""
-    return entries.rho == 0
+# Where the random-energy-model forms hold to REM_ACCURACY (relative), as a largest spread s / s_c by
+# sequence length: (smallest n, largest s / s_c) steps, measured against brute-force float64 simulation of
+# iid N(0, s^2) logits (tests/test_theory.py checks every step's edge). Below n = 8 the finite-n
+# corrections exceed it at any useful spread. The participation's domain is narrower: the mean of
+# 1 / sum p^2 parts from n exp(-s^2) (Jensen's gap) long before the second moment freezes at s_c / 2.
+REM_ACCURACY = 0.02
+REM_DOMAIN = {"entropy": ((8, 0.3), (64, 0.4), (1024, 0.5)),
+              "participation": ((8, 0.1), (64, 0.2))}
+REM_QKNORM_MIN_D_K = 32  # below it, cosines are too far from normal (bounded by 1) for the forms
+REM_SPREAD_QUANTILE = 0.9  # rows whose query norm is at this quantile must still lie in the domain
+
+
+def rem_domain(n: int, metric: str) -> float | None:
+    """The largest s / s_c at which the `metric` form holds to REM_ACCURACY for n keys; None if nowhere."""
+    limit = None
+    for smallest, fraction in REM_DOMAIN[metric]:
+        if n >= smallest:
+            limit = fraction
+    return limit
+
+
+def _upper_spread(d_k: int, entries: Entries, c: float, normalised: bool) -> float | None:
+    """The within-row logit spread of a query whose norm is at the REM_SPREAD_QUANTILE: the rows that
+    decide whether the forms hold when |q| varies (|q|^2 / sigma^2 is noncentral chi-square)."""
+    if normalised:
+        return logit_std(d_k, entries, c, normalised)
+    from scipy import stats
+
+    noncentrality = d_k * entries.mean**2 / entries.std**2
+    x = (stats.ncx2.ppf(REM_SPREAD_QUANTILE, d_k, noncentrality) if noncentrality
+         else stats.chi2.ppf(REM_SPREAD_QUANTILE, d_k))
+    return c * entries.std**2 * math.sqrt(x)
+
+
+def rem_applies(metric: str, n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0,
+                normalised: bool = False) -> bool:
+    """Whether the random-energy-model form of `metric` holds to REM_ACCURACY here: Gaussian entries with
+    no correlated own key (the forms need iid normal logits within a row), mean-0 entries and
+    d_k >= REM_QKNORM_MIN_D_K under QK-norm, and the spread inside rem_domain(n, metric)."""
+    limit = rem_domain(n, metric) if n >= 2 else None
+    if limit is None or entries.dist != "gaussian" or entries.rho != 0:
+        return False
+    if normalised and (entries.mean != 0 or d_k < REM_QKNORM_MIN_D_K):
+        return False
+    spread = _upper_spread(d_k, entries, c, normalised)
+    return spread is not None and spread <= limit * critical_logit_std(n)
 
 
 def rem_entropy(n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0,
                 normalised: bool = False) -> float | None:
-    """E[entropy] ~ ln n - E[s^2]/2, where the spread s is well below s_c (s < s_c / 2: nearer s_c the
-    finite-n corrections reach tens of percent); None elsewhere."""
-    s = logit_std(d_k, entries, c, normalised)
-    if n < 2 or 2 * s >= critical_logit_std(n) or not _rem_applies(entries):
+    """E[entropy] ~ ln n - E[s^2]/2 where it holds (rem_applies); None elsewhere."""
+    if not rem_applies("entropy", n, d_k, entries, c, normalised):
         return None
+    s = logit_std(d_k, entries, c, normalised)
+    assert s is not None
     return math.log(n) - s * s / 2
 
 
 def rem_participation(n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0,
                       normalised: bool = False) -> float | None:
-    """E[1/sum p^2] ~ n E[exp(-s^2)], where 2 s is below s_c (the second moment must not freeze)."""
-    s = logit_std(d_k, entries, c, normalised)
-    if n < 2 or 2 * s >= critical_logit_std(n) or not _rem_applies(entries):
+    """E[1/sum p^2] ~ n E[exp(-s^2)] where it holds (rem_applies); None elsewhere."""
+    if not rem_applies("participation", n, d_k, entries, c, normalised):
         return None
     if normalised:
-        return n * math.exp(-s * s)
-    if entries.dist != "gaussian":
-        return None  # the average over |q|^2 below is the Gaussian one
+        return n * math.exp(-c * c / d_k)
     t = -c * c * entries.std**4  # exp(-s^2) = exp(t X), X = |q|^2 / sigma^2 ~ noncentral chi^2
     noncentrality = d_k * entries.mean**2 / entries.std**2
     return n * math.exp(noncentrality * t / (1 - 2 * t)) * (1 - 2 * t) ** (-d_k / 2)

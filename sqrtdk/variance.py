@@ -19,13 +19,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from sqrtdk import theory
-from sqrtdk.moments import REPLICATES, Moments, add_in_order, batch_means, block_power_sums
+from sqrtdk.moments import REPLICATES, Moments, add_in_order, block_power_sums, jackknife
 from sqrtdk.sampling import Source, projected_blocks, qk_blocks, task_seed
 
 CHUNK_SCORES = 2**18  # scores per chunk: 1 MiB of float32 scores, a few MiB of float64 work arrays
 HIST_BINS = 120
 HIST_HALF_WIDTH = 6.0  # histogram spans theory mean +- 6 theory std
 LEVEL = 0.999
+# The kurtosis standard error needs finite moments of order 8 of the entries in theory, and in practice
+# many more: with Student-t entries its 95% interval covered 86.7% at df = 10, 92.4% at df = 17 and 94.1%
+# at df = 30 (1000 seeds each, d_k = 1, 2^19 scores; binomial sd 0.7-1.1 points). Below df = 30 it is left
+# empty.
+KURTOSIS_SE_MIN_DF = 30
 PAIR_ENTRIES = 2**18  # entries of q per block of correlated pairs (a few MiB)
 TOKENS = 128  # tokens per sequence (projected inputs)
 
@@ -48,7 +53,9 @@ def block_size(d_k: int, samples: int = 2**40, replicates: int = REPLICATES) -> 
 class Channel:
     """Streaming moments and histogram of one kind of score: q.k ("dot") or cos(q, k) ("cos")."""
     pooled: Moments                  # all scores
-    replicates: tuple[Moments, ...]  # independent replicates, in stream order
+    shift: float                     # the power sums are of score - shift
+    total: np.ndarray                # (4,) power sums of all scores
+    sums: np.ndarray                 # (replicates, 4) power sums of each independent replicate, in stream order
     edges: np.ndarray | None         # (bins + 1,) histogram edges; None when no histogram was asked for
     counts: np.ndarray | None        # (bins,) scores per bin
     outside: int                     # scores outside the edges
@@ -126,12 +133,13 @@ def _channel(streams: list[_Stream], per_replicate: int, edges: np.ndarray | Non
     total = np.zeros(4)
     for stream in streams:
         total = add_in_order(total, stream.sums[None, :])
-    pooled = Moments.from_power_sums(per_replicate * len(streams), total, streams[0].shift)
-    replicates = tuple(Moments.from_power_sums(per_replicate, s.sums, s.shift) for s in streams)
+    shift = streams[0].shift
+    pooled = Moments.from_power_sums(per_replicate * len(streams), total, shift)
+    sums = np.array([s.sums for s in streams])
     if edges is None:
-        return Channel(pooled, replicates, None, None, 0)
+        return Channel(pooled, shift, total, sums, None, None, 0)
     counts = np.sum([s.counts for s in streams], axis=0)
-    return Channel(pooled, replicates, edges, counts[1:-1], int(counts[0] + counts[-1]))
+    return Channel(pooled, shift, total, sums, edges, counts[1:-1], int(counts[0] + counts[-1]))
 
 
 def _edges(centre: float, spread: float) -> np.ndarray:
@@ -202,7 +210,8 @@ def variance_rows(sample: ScoreSample, scalings: tuple[str, ...] = ("none", "sqr
 
     Where the entries' moments do not exist (Student-t with few degrees of freedom) the estimates whose
     sampling variance is infinite are left empty: the variance interval needs a finite 4th moment of
-    the entries, the kurtosis a finite 4th, its interval a finite 8th.
+    the entries, the kurtosis a finite 4th, and its interval (KURTOSIS_SE_MIN_DF) far more than the 8th.
+    Standard errors are the jackknife of the pooled estimators over replicates (moments.py).
     """
     finite = sample.source.entries.finite_moments()
     rows = []
@@ -210,11 +219,14 @@ def variance_rows(sample: ScoreSample, scalings: tuple[str, ...] = ("none", "sqr
         normalised = scaling in theory.NORMALISING
         c = theory.scale(sample.d_k, scaling, qk_gain=qk_gain)
         channel = sample.channels["cos" if normalised else "dot"]
-        pooled = channel.pooled.scaled(c)
-        reps = [m.scaled(c) for m in channel.replicates]
-        mean_est = batch_means(pooled.mean, np.array([m.mean for m in reps]), level)
-        var_est = batch_means(pooled.variance, np.array([m.variance for m in reps]), level)
-        kurt_est = batch_means(pooled.excess_kurtosis, np.array([m.excess_kurtosis for m in reps]), level)
+        per_replicate = channel.pooled.n / len(channel.sums)
+
+        def estimate(statistic):
+            return jackknife(statistic, channel.total, channel.sums, per_replicate, channel.shift, level)
+
+        mean_est = estimate(lambda m, c=c: m.scaled(c).mean)
+        var_est = estimate(lambda m, c=c: m.scaled(c).variance)
+        kurt_est = estimate(lambda m: m.excess_kurtosis)
         bounded = normalised or finite > 4
         if normalised:
             cos_var = theory.cosine_variance(sample.d_k, sample.source.entries)
@@ -239,7 +251,7 @@ def variance_rows(sample: ScoreSample, scalings: tuple[str, ...] = ("none", "sqr
             "theory_mean": theory_mean,
             "theory_variance": theory_var,
             "excess_kurtosis": kurt_est.value if bounded else None,
-            "excess_kurtosis_se": kurt_est.se if normalised or finite > 8 else None,
+            "excess_kurtosis_se": kurt_est.se if normalised or finite >= KURTOSIS_SE_MIN_DF else None,
             "theory_excess_kurtosis": theory_kurt,
         })
     return [{k: float(v) if isinstance(v, np.floating) else v for k, v in row.items()} for row in rows]

@@ -31,6 +31,19 @@ def test_rewrite_replaces_folder_whole(tmp_path):
 
 def test_tables():
     rows = [{"d_k": 4, "variance": 1.0000001, "kurtosis": float("nan")}]
-    assert to_csv(rows) == "d_k,variance,kurtosis\n4,1.0000001,nan\n"
+    assert to_csv(rows) == "d_k,variance,kurtosis\n4,1.0000001,\n"  # empty, as null in JSON
     assert "| 4 | 1 |  |" in to_markdown(rows)
     assert '"kurtosis": null' in to_json(rows)
+
+
+def test_rerun_without_figures_keeps_the_earlier_figures(tmp_path):
+    """A rerun of the same parameters with --no-plot writes the tables again and loses nothing."""
+    import sqrtdk
+
+    result = sqrtdk.run("variance", dim=[4, 8], samples=1000)
+    first = {p.name for p in map(__import__("pathlib").Path, result.write(tmp_path))}
+    assert "variance_vs_dk.png" in first
+    again = sqrtdk.run("variance", dim=[4, 8], samples=1000).write(tmp_path, plot=False)
+    folder = tmp_path / result.folder_name()
+    assert {p.name for p in folder.iterdir()} == first
+    assert {str(folder / name) for name in first} == set(again)

@@ -1,11 +1,12 @@
 """reproduce: canonical folders and report from configs, byte-identical reruns, and the staleness check."""
 
 import json
+import math
 
 import pytest
 
 from sqrtdk.cli import main
-from sqrtdk.reproduce import same_line
+from sqrtdk.reproduce import same_value, standard_error
 
 CONFIGS = {
     "a_variance.toml": 'experiment = "variance"\ntitle = "Variance"\norder = 1\ndim = [4, 16]\nsamples = 20000\n',
@@ -56,28 +57,97 @@ def test_check_passes_then_catches_stale_results(capsys, project):
     (configs / "a_variance.toml").write_text(CONFIGS["a_variance.toml"].replace("samples = 20000", "samples = 200000"))
     code, out, err = cli(capsys, "reproduce", str(configs), "--out", str(results), "--check", "--quiet")
     assert code == 1 and out == ""
-    assert "a_variance/rows.csv: line 2 differs" in err and "a_variance/config.toml" in err
+    assert "a_variance/rows.json: row 1, column 'n_scores': committed 32768, now 212992" in err
     assert "b_saturation" not in err
 
 
-def test_check_tolerates_last_digit_noise_but_not_real_change(capsys, project):
+def rewrite_rows(folder, change):
+    """Rewrite folder/rows.json with change(row index, column, value) applied to every float, and the
+    Markdown and CSV rendered from the new rows, as a machine that computed those values would."""
+    from sqrtdk import output
+
+    rows = json.loads((folder / "rows.json").read_text())
+    rows = [{k: change(i, k, v) if isinstance(v, float) else v for k, v in row.items()} for i, row in enumerate(rows)]
+    (folder / "rows.json").write_text(output.to_json(rows))
+    (folder / "rows.md").write_text(output.to_markdown(rows))
+    (folder / "rows.csv").write_text(output.to_csv(rows))
+    return rows
+
+
+def boundary_neighbour(x, digits=5):
+    """A value just across the nearest rounding boundary of x at `digits` significant digits: it prints
+    differently from x, and lies within 5e-5 of it, relative."""
+    exponent = math.floor(math.log10(abs(x))) - digits + 1
+    unit = 10.0 ** exponent
+    boundary = (math.floor(x / unit) + 0.5) * unit
+    return boundary + math.copysign(1e-3 * unit, boundary - x)
+
+
+def test_other_cpus_numbers_are_current_and_left_untouched(capsys, project):
+    """Every float moved by 1e-6 relative (another CPU's BLAS), or a value put across a rounding boundary
+    of its printed digits: check passes, and reproduce rewrites nothing."""
     configs, results = project
     cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")
-    csv = results / "a_variance" / "rows.csv"
-    original = csv.read_text()
-    header, first, *rest = original.splitlines()
-    cells = first.split(",")
-    column = header.split(",").index("variance")
-    value = float(cells[column])
+    sign = {}
+    rewrite_rows(results / "a_variance", lambda i, k, v: v * (1 + 1e-6 * sign.setdefault((i, k), (-1) ** len(sign))))
+    moved = rewrite_rows(results / "b_saturation",
+                         lambda i, k, v: boundary_neighbour(v) if i == 0 and k == "entropy_mean" else v * (1 - 1e-6))
+    assert f"{moved[0]['entropy_mean']:.5g}" in (results / "b_saturation" / "rows.md").read_text()
+    tables = {k: v for k, v in snapshot(results).items() if k.endswith((".json", ".md", ".csv"))}
+    code, out, err = cli(capsys, "reproduce", str(configs), "--out", str(results), "--check")
+    assert code == 0 and err == "", err
+    # the figures are redrawn from the values kept (as the machine that made them drew them) ...
+    assert cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")[0] == 0
+    before = snapshot(results)
+    assert {k: v for k, v in before.items() if k in tables and k != "README.md"} == \
+        {k: v for k, v in tables.items() if k != "README.md"}
+    # ... and from then on nothing is rewritten: a clean `git status` on the other machine
+    assert cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")[0] == 0
+    assert snapshot(results) == before
 
-    cells[column] = repr(value * (1 + 1e-7))  # what another CPU's BLAS kernel may give
-    csv.write_text("\n".join([header, ",".join(cells), *rest]) + "\n")
-    assert cli(capsys, "reproduce", str(configs), "--out", str(results), "--check", "--quiet")[0] == 0
 
-    cells[column] = repr(value * 1.001)  # a change in the numbers
-    csv.write_text("\n".join([header, ",".join(cells), *rest]) + "\n")
+def test_a_real_change_is_caught_and_rewritten(capsys, project):
+    configs, results = project
+    cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")
+    fresh = snapshot(results)
+    rows = json.loads((results / "a_variance" / "rows.json").read_text())
+    se = rows[1]["variance_se"]
+    rewrite_rows(results / "a_variance", lambda i, k, v: v + 3 * se if (i, k) == (1, "variance") else v)
     code, _, err = cli(capsys, "reproduce", str(configs), "--out", str(results), "--check", "--quiet")
-    assert code == 1 and "a_variance/rows.csv: line 2 differs" in err
+    assert code == 1
+    assert f"a_variance/rows.json: row 2, column 'variance': committed {rows[1]['variance'] + 3 * se!r}" in err
+    cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")
+    assert snapshot(results) == fresh  # rewritten from the fresh values
+
+
+def test_tables_must_render_the_committed_rows(capsys, project):
+    configs, results = project
+    cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")
+    md = results / "a_variance" / "rows.md"
+    lines = md.read_text().splitlines()
+    lines[2] = lines[2].replace("| 4 |", "| 5 |", 1)
+    md.write_text("\n".join(lines) + "\n")
+    code, _, err = cli(capsys, "reproduce", str(configs), "--out", str(results), "--check", "--quiet")
+    assert code == 1 and "a_variance/rows.md: not what rows.json renders to: line 3" in err
+
+
+def test_histogram_counts_are_kept_within_rounding(capsys, project):
+    configs, results = project
+    cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")
+    path = results / "a_variance" / "histograms.json"
+    histograms = json.loads(path.read_text())
+    histograms[0]["counts"][60] += 1  # a score that another CPU put across a bin edge
+    path.write_text(json.dumps(histograms, indent=2) + "\n")
+    kept = path.read_bytes()
+    cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")  # redrawn from the kept counts
+    assert path.read_bytes() == kept
+    before = snapshot(results)
+    cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")
+    assert snapshot(results) == before
+    histograms[0]["counts"][60] += 1000
+    path.write_text(json.dumps(histograms, indent=2) + "\n")
+    cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")
+    assert json.loads(path.read_text())[0]["counts"][60] == histograms[0]["counts"][60] - 1001
 
 
 def test_removed_config_removes_its_folder(capsys, project):
@@ -116,18 +186,29 @@ def test_report_reads_the_numbers(capsys, project):
     assert "[`a_variance.toml`](../configs/a_variance.toml)" in report
 
 
-@pytest.mark.parametrize("a,b,rounded,same", [
-    ("x,1.0000001,3", "x,1.0000002,3", False, True),  # relative 1e-7
-    ("x,1.0,3", "x,1.001,3", False, False),           # relative 1e-3
-    ("0.944 of ln n", "0.945 of ln n", True, True),   # a rounding that fell the other way
-    ("0.944 of ln n", "0.945 of ln n", False, False),
-    ("0.944 of ln n", "0.946 of ln n", True, False),
-    ("n = 128", "n = 129", True, False),              # whole numbers match exactly
-    ("d_k = 64", "d_k = 64 ", False, False),
-    ("1e-06", "1.00000001e-06", False, True),
+@pytest.mark.parametrize("committed,fresh,se,same", [
+    (1.0000001, 1.0000002, None, True),        # relative 1e-7: BLAS
+    (1.0, 1.001, None, False),                 # relative 1e-3, no standard error
+    (65506.50006, 65506.49999571, None, True),  # prints 65507 and 65506: a rounding boundary
+    (0.5, 0.5 + 3 * 0.01, 0.01, False),         # three standard errors
+    (0.5, 0.5 + 0.05 * 0.01, 0.01, True),       # a twentieth of one
+    (0.0, 1e-300, None, False),                # nothing to scale by: exact
+    (128, 129, None, False),                   # whole numbers match exactly
+    (128, 128.0, None, False),                 # and keep their type
+    (True, False, None, False),
+    (None, None, None, True),
+    ("sqrt", "sqrt ", None, False),
 ])
-def test_same_line(a, b, rounded, same):
-    assert same_line(a, b, rounded) is same
+def test_same_value(committed, fresh, se, same):
+    assert same_value(committed, fresh, se) is same
+
+
+def test_standard_errors_belong_to_their_columns():
+    row = {"variance": 1.0, "variance_se": 0.01, "variance_ci_low": 0.97, "theory_variance": 1.0,
+           "saturated_fraction_ci_high": 0.1, "saturated_fraction_se": 0.02}
+    assert standard_error(row, "variance") == standard_error(row, "variance_ci_low") == 0.01
+    assert standard_error(row, "saturated_fraction_ci_high") == 0.02
+    assert standard_error(row, "theory_variance") is None and standard_error(row, "variance_se") is None
 
 
 def test_committed_results_are_reproduce_output():

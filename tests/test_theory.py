@@ -206,3 +206,46 @@ def test_density_matches_simulated_histogram():
     keep = expected > 20
     chi2 = np.sum((counts[keep] - expected[keep]) ** 2 / expected[keep])
     assert stats.chi2.sf(chi2, keep.sum()) > 1e-4
+
+
+def _rem_simulated(n: int, s: float, rows: int, seed: int) -> tuple[float, float, float, float]:
+    """Mean entropy and mean 1 / sum p^2 of iid N(0, s^2) logits, with standard errors: plain float64."""
+    x = np.random.default_rng(seed).normal(0.0, s, (rows, n))
+    x -= x.max(axis=1, keepdims=True)
+    p = np.exp(x)
+    p /= p.sum(axis=1, keepdims=True)
+    h = -(p * np.log(p, where=p > 0, out=np.zeros_like(p))).sum(axis=1)
+    part = 1 / (p * p).sum(axis=1)
+    return h.mean(), h.std(ddof=1) / math.sqrt(rows), part.mean(), part.std(ddof=1) / math.sqrt(rows)
+
+
+@pytest.mark.parametrize("metric,n,fraction", [
+    ("entropy", 8, 0.3), ("entropy", 63, 0.3), ("entropy", 64, 0.4), ("entropy", 1023, 0.4),
+    ("entropy", 1024, 0.5), ("entropy", 4096, 0.5),
+    ("participation", 8, 0.1), ("participation", 63, 0.1), ("participation", 64, 0.2),
+    ("participation", 4096, 0.2),
+])
+def test_rem_forms_hold_to_their_accuracy_at_the_edges_of_their_domain(metric, n, fraction):
+    """At the largest spread each step of REM_DOMAIN allows, the form is within REM_ACCURACY of brute force."""
+    s = fraction * theory.critical_logit_std(n)
+    d_k = 64  # a fixed spread s: QK-norm logits g cos(q, k) with g = s sqrt(d_k)
+    form = {"entropy": theory.rem_entropy, "participation": theory.rem_participation}[metric]
+    predicted = form(n, d_k, c=s * math.sqrt(d_k), normalised=True)
+    assert predicted is not None
+    h, h_se, part, part_se = _rem_simulated(n, s, max(2000, 2**22 // n), seed=n)
+    measured, se = (h, h_se) if metric == "entropy" else (part, part_se)
+    assert abs(predicted - measured) <= theory.REM_ACCURACY * measured + 3 * se
+    # just past the edge, no theory
+    assert form(n, d_k, c=1.02 * s * math.sqrt(d_k), normalised=True) is None
+
+
+def test_rem_forms_are_empty_outside_their_domain():
+    assert theory.rem_entropy(7, 64, c=0.01, normalised=True) is None  # too few keys
+    unit = Entries()
+    assert theory.rem_entropy(128, 64, unit, c=1 / 8) is not None
+    for entries in (Entries("student-t", df=3.0), Entries("uniform"), Entries(rho=0.5)):
+        assert theory.rem_entropy(128, 64, entries, c=1 / 8) is None  # logits not iid normal in a row
+    assert theory.rem_entropy(128, 16, unit, c=4.0, normalised=True) is None  # QK-norm, d_k < 32
+    assert theory.rem_entropy(128, 64, Entries(mean=1.0), c=8.0, normalised=True) is None
+    assert theory.logit_std(64, Entries(mean=1.0), 8.0, normalised=True) is None
+    assert theory.rem_participation(16, 64, unit, c=1 / 8) is None  # s = 1 at n = 16: 28% off

@@ -1,0 +1,95 @@
+"""Every interval sqrtdk reports covers its level: hits counted over many seeds against an exact truth.
+
+A count of k hits in N seeds has binomial sd sqrt(level (1 - level) / N); each test allows 3 of them
+either way, so a test fails by chance about 3 times in 1000, and an interval that covers 90% instead of
+95% fails at N = 1000 (7 sd). The truths are closed forms (theory.py, tested against simulation in
+test_theory.py) or, for the attention rows, one-dimensional integrals over the chi-square law of |q|^2 at
+n = 2 keys, where a row's weights depend only on the difference of its two logits.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+from sqrtdk import theory
+from sqrtdk.attention import attention_rows, sample_rows
+from sqrtdk.moments import t_quantile
+from sqrtdk.sampling import Source
+from sqrtdk.theory import Entries
+from sqrtdk.variance import sample_scores, variance_rows
+
+
+def assert_covers(hits: int, seeds: int, level: float) -> None:
+    sd = math.sqrt(level * (1 - level) / seeds)
+    assert abs(hits / seeds - level) <= 3 * sd, f"{hits}/{seeds} = {hits / seeds:.3f}, level {level} +- {sd:.3f}"
+
+
+@pytest.mark.parametrize("d_k,samples,entries,column,level,seeds", [
+    (16, 2**14, Entries(mean=1.0), "variance", 0.95, 1000),             # replicates about the grand mean
+    (4, 2**16, Entries(mean=0.5, std=2.0), "excess_kurtosis", 0.95, 600),
+    (16, 2**14, Entries("student-t", df=6.0), "variance", 0.99, 600),
+])
+def test_variance_and_kurtosis_intervals_cover(d_k, samples, entries, column, level, seeds):
+    truth = {"variance": theory.score_variance(d_k, entries),
+             "excess_kurtosis": theory.score_excess_kurtosis(d_k, entries)}[column]
+    hits = 0
+    for seed in range(seeds):
+        sample = sample_scores(d_k, samples, seed=seed, source=Source(entries), histogram=False)
+        row = variance_rows(sample, ("none",), level=level)[0]
+        half = t_quantile(0.5 + level / 2, len(sample.channels["dot"].sums) - 1) * row[column + "_se"]
+        hits += abs(row[column] - truth) <= half
+        if column == "variance":
+            assert row["variance_ci_high"] - row["variance"] == pytest.approx(half)
+    assert_covers(hits, seeds, level)
+
+
+def two_key_truth(d_k: int, c: float, weight_of_gap) -> float:
+    """E[f(x_1 - x_2)] for the logits of one query over two keys, unit Gaussian entries: given q the gap
+    c q.(k_1 - k_2) is N(0, 2 c^2 |q|^2), and |q|^2 is chi-square with d_k degrees of freedom."""
+    def given_r(r: float) -> float:
+        sd = c * math.sqrt(2 * r)
+        inner = integrate.quad(lambda z: weight_of_gap(sd * z) * stats.norm.pdf(z), -12, 12, limit=200)[0]
+        return inner * stats.chi2.pdf(r, d_k)
+    return integrate.quad(given_r, 0, np.inf, limit=200)[0]
+
+
+@pytest.mark.parametrize("kind,threshold,samples", [
+    ("saturation", 0.99, 512),   # p = 0.0027: most runs count 0 to 3 rows
+    ("saturation", 0.9, 512),    # p = 0.12
+    ("gradient", 1e-2, 512),     # p = 0.0007: ||J||_F = 2 p_1 p_2 < eps
+])
+def test_fraction_intervals_cover_and_stay_in_0_1(kind, threshold, samples):
+    d_k, c, seeds = 16, 0.25, 500
+    if kind == "saturation":  # max p >= t  <=>  |gap| >= ln(t / (1 - t))
+        edge, column = math.log(threshold / (1 - threshold)), "saturated_fraction"
+    else:                     # ||J||_F = 2 p_1 p_2 = 1 / (1 + cosh(gap)) < eps  <=>  |gap| > arccosh(1 / eps - 1)
+        edge, column = math.acosh(1 / threshold - 1), "vanishing_fraction"
+    truth = 2 * integrate.quad(lambda r: stats.norm.sf(edge / (c * math.sqrt(2 * r))) * stats.chi2.pdf(r, d_k),
+                               0, np.inf)[0]
+    hits = 0
+    for seed in range(seeds):
+        row = attention_rows(sample_rows(kind, d_k, 2, samples, seed=seed, level=threshold, scalings=("sqrt",)))[0]
+        low, high = row[column + "_ci_low"], row[column + "_ci_high"]
+        assert 0 <= low <= row[column] <= high <= 1
+        hits += low <= truth <= high
+    assert_covers(hits, seeds, 0.95)
+
+
+def test_figure_error_bars_use_t_on_few_replicates():
+    """Eight replicates: mean +- t_7 se covers 95%; the normal 1.96 would cover about 91%."""
+    from sqrtdk.plots import error_bars
+
+    d_k, c, seeds = 16, 0.25, 800
+    truth = two_key_truth(d_k, c, lambda gap: special.expit(abs(gap)))  # the larger of two weights
+    hits = normal_hits = 0
+    for seed in range(seeds):
+        row = attention_rows(sample_rows("saturation", d_k, 2, 16, seed=seed, scalings=("sqrt",)))[0]
+        assert row["replicates"] == 8
+        half = error_bars([row], "max_prob_mean")[1][0]
+        assert half == pytest.approx(t_quantile(0.975, 7) * row["max_prob_mean_se"])
+        hits += abs(row["max_prob_mean"] - truth) <= half
+        normal_hits += abs(row["max_prob_mean"] - truth) <= 1.96 * row["max_prob_mean_se"]
+    assert_covers(hits, seeds, 0.95)
+    assert normal_hits < hits
