@@ -9,9 +9,9 @@ number printed to five digits can then round the other way.
 
 So staleness is judged on values, not text. The committed rows (rows.json) are compared with fresh ones
 number by number (`same_value`): a number with a standard error in its row may move by SE_FRACTION of
-it, any other by REL_FLOOR of its size (100 times the cross-CPU spread, and still below a tenth of the
-smallest relative standard error a table reports, about 1.5e-3); whole numbers, flags and text must be
-equal. The Markdown and CSV tables, and the report, must then be exactly what the committed rows
+it, a standard error by SE_REL_FLOOR of its size, any other number by REL_FLOOR of its size (100 times the
+cross-CPU spread, and still below a tenth of the smallest relative standard error a table reports, about
+1.5e-3); whole numbers, flags and text must be equal. The Markdown and CSV tables, and the report, must then be exactly what the committed rows
 render to. Writing follows the same rule: where the fresh values agree with the committed ones, the
 folder is rendered from the committed values (rows and histogram counts), so a rerun on another CPU
 rewrites nothing; where they do not, from the fresh ones.
@@ -33,6 +33,11 @@ TABLES = ("rows.csv", "rows.md", "rows.json", "config.toml")
 MARKER = "config_file"  # a manifest key that only canonical folders have
 REL_FLOOR = 1e-4
 SE_FRACTION = 0.1  # a number with a standard error: a tenth of it (a real change moves it by several)
+# A standard error is itself uncertain by 1/sqrt(2 (R - 1)) of its size (9% with 64 replicates), and where
+# a metric hardly varies (the entropy of a nearly uniform row) its replicates differ by little more than
+# float32 rounding, which the BLAS kernel moves (8.8e-6 relative measured between kernels): standard errors
+# may move by 1e-3 of their size, a hundred times less than their own uncertainty.
+SE_REL_FLOOR = 1e-3
 COUNT_FLOOR = 2    # histogram counts: scores that a rounding moved across a bin edge (plus REL_FLOOR)
 
 
@@ -55,14 +60,17 @@ def standard_error(row: dict, column: str) -> float | None:
     return se if isinstance(se, float) and math.isfinite(se) else None
 
 
-def same_value(committed: Any, fresh: Any, se: float | None = None) -> bool:
-    """Whether a fresh value agrees with the committed one: floats within the tolerance (see the module
-    docstring), every other value (int, bool, str, None) equal and of the same type."""
+def allowance(committed: float, fresh: float, se: float | None = None, relative: float = REL_FLOOR) -> float:
+    """How far a fresh float may lie from the committed one (see the module docstring)."""
+    allowed = relative * max(abs(committed), abs(fresh))
+    return max(allowed, SE_FRACTION * se) if se is not None else allowed
+
+
+def same_value(committed: Any, fresh: Any, se: float | None = None, relative: float = REL_FLOOR) -> bool:
+    """Whether a fresh value agrees with the committed one: floats within `allowance`, every other value
+    (int, bool, str, None) equal and of the same type."""
     if isinstance(committed, float) and isinstance(fresh, float):
-        allowed = REL_FLOOR * max(abs(committed), abs(fresh))
-        if se is not None:
-            allowed = max(allowed, SE_FRACTION * se)
-        return abs(committed - fresh) <= allowed
+        return abs(committed - fresh) <= allowance(committed, fresh, se, relative)
     return type(committed) is type(fresh) and committed == fresh
 
 
@@ -81,9 +89,10 @@ def compare_rows(committed: list[dict], fresh: list[dict]) -> str | None:
             return f"row {number}: columns committed {list(old)}, now {list(new)}"
         for column, value in old.items():
             se = standard_error(old, column)
-            if not same_value(value, new[column], se):
-                allowed = "" if not isinstance(value, float) or not isinstance(new[column], float) else (
-                    f" (allowed: {max(REL_FLOOR * max(abs(value), abs(new[column])), SE_FRACTION * (se or 0)):.3g})")
+            relative = SE_REL_FLOOR if column.endswith("_se") else REL_FLOOR
+            if not same_value(value, new[column], se, relative):
+                allowed = (f" (allowed: ±{allowance(value, new[column], se, relative):.3g})"
+                           if isinstance(value, float) and isinstance(new[column], float) else "")
                 return f"row {number}, column {column!r}: committed {value!r}, now {new[column]!r}{allowed}"
     return None
 

@@ -27,7 +27,7 @@ def assert_covers(hits: int, seeds: int, level: float) -> None:
 
 
 @pytest.mark.parametrize("d_k,samples,entries,column,level,seeds", [
-    (16, 2**14, Entries(mean=1.0), "variance", 0.95, 1000),             # replicates about the grand mean
+    (16, 2**14, Entries(mean=1.0), "variance", 0.95, 800),             # replicates about the grand mean
     (4, 2**16, Entries(mean=0.5, std=2.0), "excess_kurtosis", 0.95, 600),
     (16, 2**14, Entries("student-t", df=6.0), "variance", 0.99, 600),
 ])
@@ -61,7 +61,7 @@ def two_key_truth(d_k: int, c: float, weight_of_gap) -> float:
     ("gradient", 1e-2, 512),     # p = 0.0007: ||J||_F = 2 p_1 p_2 < eps
 ])
 def test_fraction_intervals_cover_and_stay_in_0_1(kind, threshold, samples):
-    d_k, c, seeds = 16, 0.25, 500
+    d_k, c, seeds = 16, 0.25, 400
     if kind == "saturation":  # max p >= t  <=>  |gap| >= ln(t / (1 - t))
         edge, column = math.log(threshold / (1 - threshold)), "saturated_fraction"
     else:                     # ||J||_F = 2 p_1 p_2 = 1 / (1 + cosh(gap)) < eps  <=>  |gap| > arccosh(1 / eps - 1)

@@ -31,6 +31,15 @@ def project(tmp_path):
     return configs, tmp_path / "results"
 
 
+@pytest.fixture
+def variance_project(tmp_path):
+    """The variance config alone: for the tests that need histograms and rows, not two experiments."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "a_variance.toml").write_text(CONFIGS["a_variance.toml"])
+    return configs, tmp_path / "results"
+
+
 def snapshot(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -106,8 +115,8 @@ def test_other_cpus_numbers_are_current_and_left_untouched(capsys, project):
     assert snapshot(results) == before
 
 
-def test_a_real_change_is_caught_and_rewritten(capsys, project):
-    configs, results = project
+def test_a_real_change_is_caught_and_rewritten(capsys, variance_project):
+    configs, results = variance_project
     cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")
     fresh = snapshot(results)
     rows = json.loads((results / "a_variance" / "rows.json").read_text())
@@ -120,8 +129,8 @@ def test_a_real_change_is_caught_and_rewritten(capsys, project):
     assert snapshot(results) == fresh  # rewritten from the fresh values
 
 
-def test_tables_must_render_the_committed_rows(capsys, project):
-    configs, results = project
+def test_tables_must_render_the_committed_rows(capsys, variance_project):
+    configs, results = variance_project
     cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")
     md = results / "a_variance" / "rows.md"
     lines = md.read_text().splitlines()
@@ -131,8 +140,8 @@ def test_tables_must_render_the_committed_rows(capsys, project):
     assert code == 1 and "a_variance/rows.md: not what rows.json renders to: line 3" in err
 
 
-def test_histogram_counts_are_kept_within_rounding(capsys, project):
-    configs, results = project
+def test_histogram_counts_are_kept_within_rounding(capsys, variance_project):
+    configs, results = variance_project
     cli(capsys, "reproduce", str(configs), "--out", str(results), "--quiet")
     path = results / "a_variance" / "histograms.json"
     histograms = json.loads(path.read_text())
