@@ -16,7 +16,8 @@ import os
 import platform
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,17 @@ def config_hash(experiment: str, config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+NAME_MAX = 255  # bytes in one file name, on every common file system
+
+
 def check_writable(out: Path, option: str = "--out") -> None:
     """Refuse, before any work, an output folder that is a file or cannot be created or written."""
+    too_long = [part for part in out.parts if len(os.fsencode(part)) > NAME_MAX]
+    if too_long:
+        raise InputError(f"{option}: {str(out)[:60]!r}... is not allowed; the name {too_long[0][:40]!r}... is "
+                         f"longer than {NAME_MAX} bytes")
+    if out.is_symlink() and not out.exists():
+        raise InputError(f"{option}: {str(out)!r} is not allowed; it is a link to nothing")
     if out.exists() and not out.is_dir():
         raise InputError(f"{option}: {str(out)!r} is not allowed; it is a file, and a folder is needed")
     probe = out
@@ -131,6 +141,117 @@ def to_toml(table: Mapping[str, Any]) -> str:
     return "".join(f"{key} = {_toml_value(value)}\n" for key, value in table.items() if value is not None)
 
 
+# ---- ownership and atomic replacement ----
+#
+# sqrtdk replaces only what it can prove it made: a folder holding a manifest.json that names an
+# experiment and sqrtdk's version (every run folder has one), or a report that starts with its header.
+# A folder is committed by one atomic exchange of names where the OS has it (Linux renameat2), else by
+# two renames whose intermediate state the next run repairs; writers to one place take turns (an
+# exclusive lock on the parent folder), so concurrent identical runs both succeed.
+
+def made_by_sqrtdk(folder: Path) -> bool:
+    """Whether `folder` is a run folder that sqrtdk wrote (its manifest names an experiment and sqrtdk)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(manifest, dict) and isinstance(manifest.get("experiment"), str)
+            and isinstance(manifest.get("versions"), dict) and "sqrtdk" in manifest["versions"])
+
+
+def check_replaceable(folder: Path, option: str) -> None:
+    """Refuse, before any work, a target that exists and that sqrtdk did not make."""
+    if len(os.fsencode(folder.name)) > NAME_MAX:
+        raise InputError(f"{option}: the folder name {folder.name[:40]!r}... would be longer than {NAME_MAX} bytes; "
+                         "give the config a shorter name")
+    if (folder.exists() or folder.is_symlink()) and (folder.is_symlink() or not folder.is_dir()
+                                                     or not made_by_sqrtdk(folder)):
+        raise InputError(f"{option}: {str(folder)!r} would be replaced, and sqrtdk did not make it "
+                         "(no sqrtdk manifest.json in it); move it away or choose another name")
+
+
+_held: dict[str, tuple[int, int]] = {}  # folders this process has locked: path -> (fd, depth)
+
+
+@contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (created if needed): other sqrtdk processes writing into it
+    wait. Re-entrant within this process."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    key = str(folder.resolve())
+    if key in _held:
+        fd, depth = _held[key]
+        _held[key] = (fd, depth + 1)
+    else:
+        fd = os.open(key, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _held[key] = (fd, 1)
+    try:
+        yield
+    finally:
+        fd, depth = _held[key]
+        if depth == 1:
+            del _held[key]
+            os.close(fd)  # closing the descriptor releases the lock
+        else:
+            _held[key] = (fd, depth - 1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(parent: Path) -> None:
+    """Remove what killed runs left in `parent`: staging (`.x.partial-PID`), retired (`.x.old-PID`) and
+    removed (`.x.gone-PID`) folders and files of processes that no longer run. A retired folder whose target is missing (a kill
+    between the two renames of a commit) is put back first, so no result is ever lost."""
+    import re
+
+    debris = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old|gone)-(?P<pid>\d+)$")
+    try:
+        entries = sorted(parent.iterdir())
+    except OSError:
+        return
+    for path in entries:
+        found = debris.match(path.name)
+        if not found or int(found["pid"]) == os.getpid() or _alive(int(found["pid"])):
+            continue
+        target = parent / found["name"]
+        if found["kind"] == "old" and not target.exists():
+            os.rename(path, target)
+        elif path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the names `a` and `b` in one atomic step (Linux renameat2 with RENAME_EXCHANGE); False where
+    the OS or its file system has no such call."""
+    import ctypes
+    import errno
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 def stage(folder: Path) -> Path:
     """An empty hidden folder beside `folder` to write into before `commit` puts it in place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -143,18 +264,24 @@ def stage(folder: Path) -> Path:
 def commit(staging: Path, folder: Path, keep_earlier: bool = False) -> list[str]:
     """Put a complete staging folder in place of `folder`; its paths. An earlier folder is replaced whole,
     or with `keep_earlier` its files that the new run did not write are carried over (a rerun with
-    --no-plot keeps the earlier run's figures)."""
-    if keep_earlier and folder.is_dir():
-        for earlier in folder.iterdir():
-            if earlier.is_file() and not (staging / earlier.name).exists():
-                shutil.copy2(earlier, staging / earlier.name)
-    if folder.exists():
-        retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
-        os.rename(folder, retired)
-        os.rename(staging, folder)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.rename(staging, folder)
+    --no-plot keeps the earlier run's figures). Refuses to replace what sqrtdk did not make."""
+    with locked(folder.parent):
+        sweep(folder.parent)
+        if folder.exists() or folder.is_symlink():
+            check_replaceable(folder, "--out")
+            if keep_earlier:
+                for earlier in folder.iterdir():
+                    if earlier.is_file() and not (staging / earlier.name).exists():
+                        shutil.copy2(earlier, staging / earlier.name)
+            if _exchange(staging, folder):
+                shutil.rmtree(staging, ignore_errors=True)  # it holds the earlier folder now
+            else:  # a kill between the renames leaves .<name>.old-PID, which sweep() puts back
+                retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
+                os.rename(folder, retired)
+                os.rename(staging, folder)
+                shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.rename(staging, folder)
     return sorted(str(p) for p in folder.iterdir())
 
 
@@ -180,25 +307,6 @@ def discard(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_run(folder: Path, files: Mapping[str, Callable[[Path], None]]) -> list[str]:
-    """Create `folder` atomically: each writer writes its file into a temporary folder, then one rename.
-
-    Returns the written paths, sorted.
-    """
-    staging = stage(folder)
-    try:
-        for name, write in files.items():
-            write(staging / name)
-        return commit(staging, folder)
-    except BaseException:
-        discard(staging)
-        raise
-
-
-def text_writer(text: str) -> Callable[[Path], None]:
-    return lambda path: path.write_text(text, encoding="utf-8")
-
-
 def write_text_atomic(path: Path, text: str) -> str:
     """Write a file through a temporary name and one rename: readers see the old or the new file, whole."""
     staging = path.with_name(f".{path.name}.partial-{os.getpid()}")
@@ -212,7 +320,10 @@ def write_text_atomic(path: Path, text: str) -> str:
 
 
 def remove_folder(folder: Path) -> None:
-    """Remove a run folder whole: renamed aside first, so it never stands half-deleted under its name."""
-    retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
+    """Remove a run folder that sqrtdk made, whole: renamed aside first (a name no sweep restores, since
+    its target is meant to go), so it never stands half-deleted under its name."""
+    if not made_by_sqrtdk(folder):
+        raise InputError(f"{str(folder)!r} was not made by sqrtdk; it is left alone")
+    retired = folder.parent / f".{folder.name}.gone-{os.getpid()}"
     os.rename(folder, retired)
     shutil.rmtree(retired, ignore_errors=True)

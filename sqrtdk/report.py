@@ -25,6 +25,15 @@ This file and every folder beside it are written by `sqrtdk reproduce` from the 
 """
 
 
+def is_report(path: Path) -> bool:
+    """Whether `path` holds a report that sqrtdk wrote (it starts with the report's heading)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.readline() == HEADER.splitlines(keepends=True)[0]
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def render(configs: Sequence, results: Sequence, shown_at: Path) -> str:
     """The report for `configs` and their `results`, with links relative to the folder `shown_at`."""
     parts = [HEADER, "## Contents\n"]

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqrtdk import api, output, report
 from sqrtdk.config import Config
+from sqrtdk.errors import InputError
 
 TABLES = ("rows.csv", "rows.md", "rows.json", "config.toml")
 MARKER = "config_file"  # a manifest key that only canonical folders have
@@ -144,6 +145,29 @@ def write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, p
     will be read from (links to the configs are relative to it).
     """
     shown_at = shown_at or out
+    with output.locked(out):  # a second reproduce into the same folder waits for this one
+        output.sweep(out)
+        return _write(configs, results, out, plot, shown_at, workers, progress)
+
+
+def check_targets(configs: Sequence[Config], out: Path) -> None:
+    """Refuse, before any work, to write where something that sqrtdk did not make would be replaced: a
+    config's results folder, or a README.md that is not its report."""
+    for config in configs:
+        target = out / config.name
+        if (target.exists() or target.is_symlink()) and not (target.is_dir() and not target.is_symlink()
+                                                           and output.made_by_sqrtdk(target)):
+            raise InputError(f"{config.path}: this config's results folder {str(target)!r} exists and sqrtdk "
+                             "did not make it; rename the config or move that folder away")
+    readme = out / "README.md"
+    if (readme.exists() or readme.is_symlink()) and not (readme.is_file() and report.is_report(readme)):
+        raise InputError(f"--out: {str(out)!r} is not allowed; its README.md is not a report sqrtdk wrote, "
+                         "and reproduce would replace it")
+
+
+def _write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, plot: bool, shown_at: Path,
+           workers: int | None, progress: Callable[[int, int], None] | None) -> list[str]:
+    check_targets(configs, out)  # again under the lock: something may have appeared meanwhile
     owned = {folder.name for folder in canonical_folders(out)}
     settled = [settle(result, out / config.name) if config.name in owned else result
                for config, result in zip(configs, results)]
@@ -167,6 +191,8 @@ def canonical_folders(out: Path) -> list[Path]:
     """Folders in `out` that reproduce wrote (their manifest names a config file)."""
     found = []
     for manifest in sorted(out.glob("*/manifest.json")):
+        if manifest.parent.name.startswith("."):  # staging and retired folders are not results
+            continue
         try:
             if MARKER in json.loads(manifest.read_text(encoding="utf-8")):
                 found.append(manifest.parent)

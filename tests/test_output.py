@@ -1,32 +1,81 @@
 """Run folders are written whole or not at all."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from sqrtdk.output import to_csv, to_json, to_markdown, write_run
+import sqrtdk
+from sqrtdk import api
+from sqrtdk.errors import InputError
+from sqrtdk.output import commit, stage, sweep, to_csv, to_json, to_markdown
 
 
-def test_failed_write_leaves_nothing_and_keeps_earlier(tmp_path):
-    folder = tmp_path / "variance-abc"
-    write_run(folder, {"a.txt": lambda p: p.write_text("first")})
+def dead_pid():
+    """The process id of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
-    def boom(path):
-        path.write_text("half")
+
+def test_failed_write_leaves_nothing_and_keeps_earlier(tmp_path, monkeypatch):
+    result = sqrtdk.run("variance", dim=[4, 8], samples=1000)
+    folder = Path(result.write(tmp_path)[0]).parent
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def boom(item):
         raise RuntimeError("disk full")
 
+    monkeypatch.setattr(api, "_render", boom)
     with pytest.raises(RuntimeError):
-        write_run(folder, {"a.txt": lambda p: p.write_text("second"), "b.txt": boom})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["variance-abc"]
-    assert (folder / "a.txt").read_text() == "first"
-    assert not (folder / "b.txt").exists()
+        result.write(tmp_path, workers=1)
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no staging folder left
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
-def test_rewrite_replaces_folder_whole(tmp_path):
-    folder = tmp_path / "run"
-    write_run(folder, {"old.txt": lambda p: p.write_text("x")})
-    files = write_run(folder, {"new.txt": lambda p: p.write_text("y")})
-    assert files == [str(folder / "new.txt")]
+def test_commit_exchanges_a_folder_whole_and_refuses_what_sqrtdk_did_not_make(tmp_path):
+    made = tmp_path / "run"
+    made.mkdir()
+    (made / "manifest.json").write_text(json.dumps({"experiment": "variance", "versions": {"sqrtdk": "0"}}))
+    (made / "old.txt").write_text("x")
+    staging = stage(made)
+    (staging / "manifest.json").write_text((made / "manifest.json").read_text())
+    assert commit(staging, made) == [str(made / "manifest.json")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-    assert [p.name for p in folder.iterdir()] == ["new.txt"]
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    staging = stage(mine)
+    with pytest.raises(InputError, match="sqrtdk did not make it"):
+        commit(staging, mine)
+    assert (mine / "notes.txt").read_text() == "the user's"
+
+
+def test_sweep_puts_back_a_folder_a_kill_left_retired_and_removes_debris(tmp_path):
+    pid = dead_pid()
+    (tmp_path / f".run.old-{pid}").mkdir()  # killed between the two renames of a commit
+    (tmp_path / f".run.old-{pid}" / "rows.csv").write_text("kept")
+    (tmp_path / f".other.partial-{pid}").mkdir()
+    (tmp_path / f".README.md.partial-{pid}").write_text("half")
+    (tmp_path / f".live.partial-{os.getpid()}").mkdir()  # this process's own: not debris
+    sweep(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".live.partial-{os.getpid()}", "run"]
+    assert (tmp_path / "run" / "rows.csv").read_text() == "kept"
+
+
+def test_two_identical_runs_at_once_both_succeed(tmp_path):
+    command = [sys.executable, "-m", "sqrtdk", "variance", "--dim", "8", "--samples", "4096",
+               "--out", str(tmp_path), "--quiet", "--workers", "1"]
+    runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    (folder,) = tmp_path.iterdir()
+    assert {"rows.json", "manifest.json", "histogram_dk8.png"} <= {p.name for p in folder.iterdir()}
 
 
 def test_tables():
@@ -38,10 +87,8 @@ def test_tables():
 
 def test_rerun_without_figures_keeps_the_earlier_figures(tmp_path):
     """A rerun of the same parameters with --no-plot writes the tables again and loses nothing."""
-    import sqrtdk
-
     result = sqrtdk.run("variance", dim=[4, 8], samples=1000)
-    first = {p.name for p in map(__import__("pathlib").Path, result.write(tmp_path))}
+    first = {Path(p).name for p in result.write(tmp_path)}
     assert "variance_vs_dk.png" in first
     again = sqrtdk.run("variance", dim=[4, 8], samples=1000).write(tmp_path, plot=False)
     folder = tmp_path / result.folder_name()
