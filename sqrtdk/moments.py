@@ -66,6 +66,10 @@ class Moments:
         """Moments of c * x."""
         return Moments(self.n, c * self.mean, c**2 * self.m2, c**3 * self.m3, c**4 * self.m4)
 
+    def affine(self, c: float, b: float) -> "Moments":
+        """Moments of c * x + b."""
+        return Moments(self.n, c * self.mean + b, c**2 * self.m2, c**3 * self.m3, c**4 * self.m4)
+
     @property
     def variance(self) -> float:
         """Unbiased sample variance."""

@@ -28,6 +28,7 @@ from sqrtdk.theory import Entries
 
 def task_seed(seed: int, task: Mapping[str, Any]) -> np.random.SeedSequence:
     """The seed sequence of one task: the root `seed` spawned at a stable hash of the task's parameters."""
+    task = {k: v + 0.0 if isinstance(v, float) else v for k, v in task.items()}  # -0.0 is 0.0
     digest = hashlib.sha256(json.dumps(task, sort_keys=True).encode()).digest()
     key = tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4))
     return np.random.SeedSequence(seed, spawn_key=key)
@@ -77,11 +78,12 @@ def _affine(z: np.ndarray, mean: float, std: float) -> np.ndarray:
 
 
 def qk_blocks(rng: np.random.Generator, n_blocks: int, n_q: int, n_k: int, d_k: int, entries: Entries,
-              chunk_blocks: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+              chunk_blocks: int, standardised: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (q, k) for `n_blocks` blocks of n_q queries and n_k keys, at most `chunk_blocks` at a time.
 
     q: (b, n_q, d_k), k: (b, n_k, d_k), float32. Each block draws its queries then its keys, so the stream
     is the same for every `chunk_blocks`. With rho, key t (t < n_q) is correlated with query t.
+    `standardised`: the draws a, b before q = mean + std a and k = mean + std b.
     """
     done = 0
     s = math.sqrt(1 - entries.rho**2)
@@ -92,7 +94,10 @@ def qk_blocks(rng: np.random.Generator, n_blocks: int, n_q: int, n_k: int, d_k: 
         if entries.rho:
             m = min(n_q, n_k)
             k[:, :m] = np.float32(entries.rho) * q[:, :m] + np.float32(s) * k[:, :m]
-        yield _affine(q, entries.mean, entries.std), _affine(k, entries.mean, entries.std)
+        if standardised:
+            yield q, k
+        else:
+            yield _affine(q, entries.mean, entries.std), _affine(k, entries.mean, entries.std)
         done += b
 
 

@@ -452,6 +452,12 @@ def grid(params: Any) -> list[dict[str, Any]]:
 
 def check(params: Any, given: set[str], label: Callable[[str], str]) -> None:
     """Refuse settings that cannot go together, naming the key, the value and what is allowed."""
+    axes = [f for f in fields(type(params)) if f.metadata["axis"] and len(getattr(params, f.name)) > 1]
+    size = math.prod(len(getattr(params, f.name)) for f in axes)
+    if size > MAX_TASKS:  # refused before the product is built
+        lists = " x ".join(f"{len(getattr(params, f.name))} ({label(f.name)})" for f in axes)
+        raise InputError(f"{label(axes[0].name)}: a grid of {lists} = {size:,} tasks is not allowed; at most "
+                         f"{MAX_TASKS:,} tasks in one run")
     tasks = _tasks(params)
     for f in fields(type(params)):
         rule = f.metadata["applies"]
@@ -466,9 +472,54 @@ def check(params: Any, given: set[str], label: Callable[[str], str]) -> None:
             if task.get("dist") != "gaussian":
                 raise InputError(f"{label('rho')}: {task['rho']:g} is not allowed with dist {task['dist']}; "
                                  "correlated entries are drawn for Gaussian entries only")
+        if task.get("std") is not None and task.get("mean") is not None:
+            _check_domain(task, label)
         if _projected(task) and task["d_model"] % task["heads"]:
             raise InputError(f"{label('heads')}: {task['heads']} is not allowed with d_model = "
                              f"{task['d_model']}; the number of heads must divide d_model")
+
+
+# The domain in which every result is computed in a precision that holds (tests/test_domain.py sweeps it).
+# Direct entries are reduced in units of std^2 about d mean^2 (variance.py), so any mean and std work
+# until float64 cannot keep the spread of q.k beside its mean (|mean| / std = MAX_MEAN_RATIO: the
+# kurtosis theory then keeps 4 digits) or until the fourth moment of q.k leaves float64 (its variance
+# between 1e-150 and 1e150). The attention experiments form the logits in float32, as a model does: there
+# the variance of q.k must lie between 1e-60 and 1e60 (the products stay normal float32). Projected tokens go
+# through a float32 layer as they would in a model: their spread must survive float32 (|mean| / std up to
+# 1e3, 4 digits) and their scale must stay far from its range.
+MAX_TASKS = 100_000
+MAX_MEAN_RATIO = 1e6
+MAX_MEAN_RATIO_PROJECTED = 1e3
+SCORE_VARIANCE_RANGE = (1e-150, 1e150)
+LOGIT_VARIANCE_RANGE = (1e-60, 1e60)
+TOKEN_SQUARE_RANGE = (1e-8, 1e8)
+
+
+def _check_domain(task: Mapping[str, Any], label: Callable[[str], str]) -> None:
+    mean, std = task["mean"], task["std"]
+    projected = _projected(task)
+    ratio = abs(mean) / std
+    limit = MAX_MEAN_RATIO_PROJECTED if projected else MAX_MEAN_RATIO
+    if ratio > limit:
+        raise InputError(f"{label('mean')}: {mean:g} is not allowed with std = {std:g}; |mean| / std must be at "
+                         f"most {limit:g}, beyond which the entries' spread is lost beside their mean "
+                         f"({'float32, as in the layer' if projected else 'float64'})")
+    if projected:
+        square = mean * mean + std * std
+        lo, hi = TOKEN_SQUARE_RANGE
+        if not lo <= square <= hi:
+            raise InputError(f"{label('std')}: {std:g} is not allowed with mean = {mean:g} and projected inputs; "
+                             f"the tokens' mean square mean^2 + std^2 = {square:.3g} must lie between {lo:g} and "
+                             f"{hi:g} (float32 layers)")
+        return
+    variance = task["dim"] * std * std * (std * std + 2 * mean * mean)
+    lo, hi = LOGIT_VARIANCE_RANGE if "seq_len" in task else SCORE_VARIANCE_RANGE
+    if not lo <= variance <= hi:
+        name, value = ("mean", mean) if variance > hi and abs(mean) > std else ("std", std)
+        raise InputError(f"{label(name)}: {value:g} is not allowed with "
+                         f"{'std' if name == 'mean' else 'mean'} = {std if name == 'mean' else mean:g} at "
+                         f"d_k = {task['dim']}; the variance of q.k, d_k (std^4 + 2 std^2 mean^2) = {variance:.3g}, "
+                         f"must lie between {lo:g} and {hi:g} ({'float32 logits' if 'seq_len' in task else 'its fourth moment must be a float64'})")
 
 
 def varying(params: Any) -> list[dataclasses.Field]:

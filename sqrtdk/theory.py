@@ -84,19 +84,27 @@ class Entries:
                 total += weight * _mul(self.moment(i + m), self.moment(j - m))
         return total
 
-    def product_moments(self) -> tuple[float, float, float, float]:
-        """E[(q_i k_i)^n] for n = 1..4 (inf where it does not exist)."""
-        mu, sigma = self.mean, self.std
-        out = []
-        for n in range(1, 5):
+    def product_central_moments(self) -> tuple[float, float, float, float]:
+        """Mean and 2nd to 4th central moments of one product q_i k_i (inf where they do not exist).
+
+        With q_i = mu + sigma a and k_i = mu + sigma b, q_i k_i - E = sigma^2 u with
+        u = lam (a + b) + (a b - rho), lam = mu / sigma: the central moments are sigma^(2m) E[u^m], expanded
+        in the joint moments of (a, b). No large raw moments are subtracted from each other, so they hold
+        for any mean (E[x^2] - E[x]^2 would lose every digit once mu^2 >> sigma^2).
+        """
+        lam, rho = self.mean / self.std, self.rho if self.dist == "gaussian" else 0.0
+        out = [self.mean**2 + rho * self.std**2]
+        for m in range(2, 5):
             total = 0.0
-            for i in range(n + 1):
-                for j in range(n + 1):
-                    coef = math.comb(n, i) * math.comb(n, j) * mu ** (2 * n - i - j) * sigma ** (i + j)
-                    if coef:
-                        total += _mul(coef, self.joint_moment(i, j))
-            out.append(total)
-        return tuple(out)
+            for k in range(m + 1):  # lam^k (a + b)^k (a b - rho)^(m - k)
+                for i in range(k + 1):
+                    for l in range(m - k + 1):
+                        coef = (math.comb(m, k) * lam**k * math.comb(k, i) * math.comb(m - k, l)
+                                * (-rho) ** (m - k - l))
+                        if coef:
+                            total += _mul(coef, self.joint_moment(i + l, k - i + l))
+            out.append(self.std ** (2 * m) * total)
+        return out[0], out[1], out[2], out[3]
 
     def norm_moments(self, d: int) -> tuple[float, float]:
         """E|x|^2 and E|x|^4 for a vector of d iid entries."""
@@ -112,10 +120,8 @@ def _mul(a: float, b: float) -> float:
 
 def _product_cumulants(entries: Entries) -> tuple[float, float, float]:
     """Mean, variance and fourth cumulant of one product q_i k_i."""
-    p1, p2, p3, p4 = entries.product_moments()
-    var = p2 - p1 * p1
-    central4 = p4 - 4 * p3 * p1 + 6 * p2 * p1 * p1 - 3 * p1**4 if math.isfinite(p4) else math.inf
-    return p1, var, central4 - 3 * var * var
+    mean, m2, _, m4 = entries.product_central_moments()
+    return mean, m2, m4 - 3 * m2 * m2 if math.isfinite(m4) else math.inf
 
 
 DEFAULT = Entries()

@@ -23,6 +23,7 @@ from sqrtdk.moments import REPLICATES, Moments, add_in_order, block_power_sums, 
 from sqrtdk.sampling import Source, projected_blocks, qk_blocks, task_seed
 
 CHUNK_SCORES = 2**18  # scores per chunk: 1 MiB of float32 scores, a few MiB of float64 work arrays
+CHUNK_DRAWS = 2**22   # draws per chunk: 16 MiB of float32 entries
 HIST_BINS = 120
 HIST_HALF_WIDTH = 6.0  # histogram spans theory mean +- 6 theory std
 LEVEL = 0.999
@@ -52,13 +53,15 @@ def block_size(d_k: int, samples: int = 2**40, replicates: int = REPLICATES) -> 
 @dataclass(frozen=True)
 class Channel:
     """Streaming moments and histogram of one kind of score: q.k ("dot") or cos(q, k) ("cos")."""
-    pooled: Moments                  # all scores
-    shift: float                     # the power sums are of score - shift
+    pooled: Moments                  # all scores, in the units u (below)
+    shift: float                     # the power sums are of u - shift
     total: np.ndarray                # (4,) power sums of all scores
     sums: np.ndarray                 # (replicates, 4) power sums of each independent replicate, in stream order
     edges: np.ndarray | None         # (bins + 1,) histogram edges; None when no histogram was asked for
     counts: np.ndarray | None        # (bins,) scores per bin
     outside: int                     # scores outside the edges
+    unit: float = 1.0                # the power sums and `pooled` are of u, with score = unit * u + offset
+    offset: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,13 @@ def geometry(d_k: int, source: Source, samples: int = 2**40, replicates: int = R
     return "block", n, n * n
 
 
+def chunk_size(d_k: int, layout: str, n: int, per_block: int, chunk_scores: int = CHUNK_SCORES) -> int:
+    """Blocks drawn at once: at most `chunk_scores` scores and CHUNK_DRAWS draws (at large d_k a block of
+    a few pairs holds millions of draws), at least one block. The rows do not depend on it."""
+    draws = 2 * n * d_k if layout != "sequence" else 1
+    return max(1, min(chunk_scores // per_block, CHUNK_DRAWS // draws))
+
+
 def theory_dot(d_k: int, source: Source, n: int, c: float = 1.0) -> tuple[float, float]:
     """Theoretical mean and variance of c q.k for this source."""
     if source.inputs == "projected":
@@ -122,13 +132,32 @@ class _Stream:
         if self.counts is not None:
             bins = len(self.edges) - 1
             # bin + 1, clipped to [0, bins + 1]: 0 and bins + 1 collect what falls outside the edges
-            where = (scores.ravel() - np.float32(self.edges[0])) * np.float32(bins / (self.edges[-1] - self.edges[0]))
-            where += np.float32(1)
+            t = scores.dtype.type
+            where = (scores.ravel() - t(self.edges[0])) * t(bins / (self.edges[-1] - self.edges[0]))
+            where += t(1)
             np.clip(where, 0, bins + 1, out=where)
             self.counts += np.bincount(where.astype(np.int32), minlength=bins + 2)
 
 
-def _channel(streams: list[_Stream], per_replicate: int, edges: np.ndarray | None) -> Channel:
+def _cosines(u: np.ndarray, a: np.ndarray, b: np.ndarray, lam: float, pairs: bool) -> np.ndarray:
+    """cos(q, k) from the standardised draws: q.k / (|q| |k|) = (u + d lam^2) / (|a + lam| |b + lam|),
+    in float64 when the mean is not 0 (the cosines then crowd near 1). A zero vector counts as 0."""
+    if lam:
+        d = a.shape[-1]
+        norm_a = np.sqrt(np.einsum("...d,...d->...", a, a, dtype=np.float64) + 2 * lam * a.sum(-1, dtype=np.float64)
+                         + d * lam * lam)
+        norm_b = np.sqrt(np.einsum("...d,...d->...", b, b, dtype=np.float64) + 2 * lam * b.sum(-1, dtype=np.float64)
+                         + d * lam * lam)
+        u = u + d * lam * lam
+    else:
+        norm_a, norm_b = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cosines = u / (norm_a * norm_b if pairs else norm_a[..., :, None] * norm_b[..., None, :])
+    return np.nan_to_num(cosines, nan=0.0)
+
+
+def _channel(streams: list[_Stream], per_replicate: int, edges: np.ndarray | None, unit: float = 1.0,
+             offset: float = 0.0) -> Channel:
     """Pool the replicates in order (fixed addition order: the same result for any thread count)."""
     total = np.zeros(4)
     for stream in streams:
@@ -137,9 +166,9 @@ def _channel(streams: list[_Stream], per_replicate: int, edges: np.ndarray | Non
     pooled = Moments.from_power_sums(per_replicate * len(streams), total, shift)
     sums = np.array([s.sums for s in streams])
     if edges is None:
-        return Channel(pooled, shift, total, sums, None, None, 0)
+        return Channel(pooled, shift, total, sums, None, None, 0, unit, offset)
     counts = np.sum([s.counts for s in streams], axis=0)
-    return Channel(pooled, shift, total, sums, edges, counts[1:-1], int(counts[0] + counts[-1]))
+    return Channel(pooled, shift, total, sums, edges, counts[1:-1], int(counts[0] + counts[-1]), unit, offset)
 
 
 def _edges(centre: float, spread: float) -> np.ndarray:
@@ -162,43 +191,52 @@ def sample_scores(d_k: int, samples: int, mean: float = 0.0, std: float = 1.0, s
     d_k = d_k_of(d_k, source)
     layout, n, per_block = geometry(d_k, source, samples, replicates)
     blocks_per_replicate = max(1, math.ceil(samples / (replicates * per_block)))
-    chunk_blocks = max(1, chunk_scores // per_block)
+    chunk_blocks = chunk_size(d_k, layout, n, per_block, chunk_scores)
     e = source.entries
     streams = task_seed(seed, {"d_k": d_k, "mean": e.mean, "std": e.std, **source.stream_key()}).spawn(replicates)
 
+    # Direct entries are drawn standardised, q = mean + std a and k = mean + std b, and the scores are
+    # reduced in the units u = (q.k - d mean^2) / std^2 = lam (sum a + sum b) + a.b with lam = mean / std:
+    # the large common part d mean^2 is never formed (float32 could not keep the spread beside it), and
+    # a tiny or huge std never underflows or overflows a float32 product; the moments of q.k follow
+    # exactly from those of u (Moments.affine).
+    direct = source.inputs == "direct"
+    unit, offset = (e.std**2, d_k * e.mean**2) if direct else (1.0, 0.0)
+    lam = e.mean / e.std if direct else 0.0
     centre, variance = theory_dot(d_k, source, n)
     dot_edges = _edges(centre, math.sqrt(variance)) if histogram else None
-    cos_var = theory.cosine_variance(d_k, e) if source.inputs == "direct" else None
+    centre_u = (centre - offset) / unit if direct else centre
+    unit_edges = None if dot_edges is None else (dot_edges - offset) / unit
+    cos_var = theory.cosine_variance(d_k, e) if direct else None
     cos_edges = (_edges(0.0, math.sqrt(cos_var)) if cos_var else np.linspace(-1, 1, 2 * HIST_BINS + 1)) \
         if histogram else None
 
     def replicate(r: int, stop) -> tuple[_Stream, _Stream]:
         rng = np.random.default_rng(streams[r])
-        dot, cos = _Stream(centre, dot_edges), _Stream(0.0, cos_edges)
+        dot, cos = _Stream(centre_u, unit_edges), _Stream(0.0, cos_edges)
         if layout == "sequence":
             blocks = projected_blocks(rng, blocks_per_replicate, n, n, source)
         else:
-            blocks = qk_blocks(rng, blocks_per_replicate, n, n, d_k, e, chunk_blocks)
-        for q, k in blocks:
+            blocks = qk_blocks(rng, blocks_per_replicate, n, n, d_k, e, chunk_blocks, standardised=True)
+        for a, b in blocks:
             if stop.is_set():
                 raise executors.Stopped
             if layout == "pairs":
-                scores = np.einsum("bnd,bnd->bn", q, k)  # (b, n): each query with its own key
+                scores = np.einsum("bnd,bnd->bn", a, b)  # (b, n): each query with its own key
             else:
-                scores = np.matmul(q, k.swapaxes(-1, -2))  # (b, n, n) or (1, heads, n, n), float32
+                scores = np.matmul(a, b.swapaxes(-1, -2))  # (b, n, n) or (1, heads, n, n), float32
+            if lam:
+                sum_a, sum_b = a.sum(axis=-1, dtype=np.float64), b.sum(axis=-1, dtype=np.float64)
+                sums = sum_a + sum_b if layout == "pairs" else sum_a[..., :, None] + sum_b[..., None, :]
+                scores = scores.astype(np.float64) + lam * sums  # u, in float64
             dot.add(scores)
             if cosine:
-                q_norm = np.linalg.norm(q, axis=-1)
-                k_norm = np.linalg.norm(k, axis=-1)
-                with np.errstate(divide="ignore", invalid="ignore"):  # a zero vector has no direction
-                    cosines = scores / (q_norm[..., :, None] * k_norm[..., None, :] if layout != "pairs"
-                                        else q_norm * k_norm)
-                cos.add(np.nan_to_num(cosines, nan=0.0))
+                cos.add(_cosines(scores, a, b, lam, layout == "pairs"))
         return dot, cos
 
     parts = executors.map_replicates(replicate, replicates)
     per_replicate = blocks_per_replicate * per_block
-    channels = {"dot": _channel([dot for dot, _ in parts], per_replicate, dot_edges)}
+    channels = {"dot": _channel([dot for dot, _ in parts], per_replicate, dot_edges, unit, offset)}
     if cosine:
         channels["cos"] = _channel([cos for _, cos in parts], per_replicate, cos_edges)
     return ScoreSample(d_k, n, source, channels)
@@ -224,8 +262,9 @@ def variance_rows(sample: ScoreSample, scalings: tuple[str, ...] = ("none", "sqr
         def estimate(statistic):
             return jackknife(statistic, channel.total, channel.sums, per_replicate, channel.shift, level)
 
-        mean_est = estimate(lambda m, c=c: m.scaled(c).mean)
-        var_est = estimate(lambda m, c=c: m.scaled(c).variance)
+        scale, shift = c * channel.unit, c * channel.offset  # c q.k = scale u + shift
+        mean_est = estimate(lambda m: m.affine(scale, shift).mean)
+        var_est = estimate(lambda m: m.affine(scale, shift).variance)
         kurt_est = estimate(lambda m: m.excess_kurtosis)
         bounded = normalised or finite > 4
         if normalised:

@@ -1,0 +1,88 @@
+"""Every allowed value gives a result that matches its theory within its interval, or is refused.
+
+The numeric options are swept across their allowed range, to its edges and past them (schema.py states
+the domain: |mean| / std, the variance of q.k, and what projected inputs allow). Inside, the measured
+mean and variance of q.k lie within 5 standard errors of the closed forms (two-sided, 6e-7 each);
+outside, the run is refused with one message naming the option and the limit, before any work.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import sqrtdk
+from sqrtdk.errors import InputError
+
+Z = 5.0
+REFUSED = "refused"
+
+
+def variance_rows(**params):
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        return sqrtdk.run("variance", samples=20000, scaling=["none", "sqrt"], **params).rows
+
+
+@pytest.mark.parametrize("params,outcome", [
+    ({"mean": 0.0}, "ok"), ({"mean": 1e-300}, "ok"), ({"mean": -1e-10}, "ok"), ({"mean": 1.0}, "ok"),
+    ({"mean": 1e3}, "ok"), ({"mean": -1e6}, "ok"), ({"mean": 1e6, "dim": 4}, "ok"),
+    ({"mean": 1.01e6}, REFUSED), ({"mean": 1e10}, REFUSED), ({"mean": 1e30}, REFUSED), ({"mean": -1e300}, REFUSED),
+    ({"std": 1e-300}, REFUSED), ({"std": 1e-38}, REFUSED), ({"std": 1e-37}, "ok"), ({"std": 1e-20}, "ok"),
+    ({"std": 1e-3}, "ok"), ({"std": 1e3}, "ok"), ({"std": 1e6}, "ok"), ({"std": 1e6, "mean": 1e12}, "ok"), ({"std": 1e6, "mean": 2e12}, REFUSED),
+    ({"std": 1e-3, "mean": 1e3}, "ok"), ({"std": 1e-3, "mean": 1e4}, REFUSED),
+    ({"dim": 1, "mean": 1e6}, "ok"), ({"dim": 65536, "mean": 10.0, "std": 3.0}, "ok"),
+    ({"rho": 0.9, "mean": 1e4}, "ok"), ({"rho": 0.5, "std": 1e-30}, "ok"),
+    ({"dist": "student-t", "df": 2.5, "mean": 1e3}, "ok"), ({"dist": "uniform", "mean": 1e5, "std": 0.1}, "ok"),
+    ({"dist": "rademacher", "mean": -3.0, "std": 1e-5}, "ok"),
+])
+def test_variance_matches_theory_or_is_refused(params, outcome):
+    params = {"dim": 64, **params}
+    if outcome == REFUSED:
+        with pytest.raises(InputError) as refusal:
+            variance_rows(**params)
+        name = "mean" if "mean:" in str(refusal.value).split(" ")[0] else "std"
+        assert str(refusal.value).startswith(f"{name}: ") and "must" in str(refusal.value)
+        return
+    for row in variance_rows(**params):
+        assert math.isfinite(row["mean"]) and row["variance"] > 0
+        assert abs(row["mean"] - row["theory_mean"]) <= Z * row["mean_se"] + 1e-12 * abs(row["theory_mean"])
+        if row["variance_se"] is not None:
+            assert abs(row["variance"] - row["theory_variance"]) <= Z * row["variance_se"], row
+        else:  # heavy tails: no interval, and the estimate is at least of the right size
+            assert 0.2 < row["variance"] / row["theory_variance"] < 5
+
+
+@pytest.mark.parametrize("params,outcome", [
+    ({"std": 1e-14}, "ok"), ({"std": 1e-16}, REFUSED), ({"std": 1e4}, "ok"), ({"std": 1e15}, REFUSED),
+    ({"mean": 1e5}, "ok"), ({"mean": -1e6}, "ok"), ({"mean": 2e6}, REFUSED),
+    ({"mean": 3.0, "scaling": ["qknorm"]}, "ok"),
+])
+def test_attention_stays_finite_and_right_or_is_refused(params, outcome):
+    params = {"dim": 64, "seq_len": 32, "samples": 512, **params}
+    if outcome == REFUSED:
+        with pytest.raises(InputError, match="is not allowed"):
+            sqrtdk.run("gradient", **params)
+        return
+    scalings = params.pop("scaling", ["none", "sqrt"])
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        saturation = sqrtdk.run("saturation", scaling=scalings, **params).rows
+        gradient = sqrtdk.run("gradient", scaling=scalings, **params).rows
+    for row in saturation:
+        assert 1 / 32 - 1e-6 <= row["max_prob_mean"] <= 1 and 0 <= row["entropy_mean"] <= math.log(32) + 1e-6
+        spread = row["logit_std"]
+        if spread is not None and spread < 1e-3:  # a flat row: the uniform softmax
+            assert row["entropy_mean"] == pytest.approx(math.log(32), abs=1e-4)
+        if spread is not None and spread > 1e3:  # frozen onto one key
+            assert row["max_prob_mean"] > 0.99
+    for row in gradient:
+        assert all(math.isfinite(row[k]) for k in ("jacobian_fro_mean", "grad_logits_mean", "grad_q_mean"))
+
+
+def test_projected_inputs_have_their_own_domain():
+    with pytest.raises(InputError, match=r"mean: 2000 is not allowed .* at most 1000"):
+        sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, mean=2000.0, samples=1000)
+    with pytest.raises(InputError, match="std: 1e-05 is not allowed .* mean square"):
+        sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, std=1e-5, samples=1000)
+    rows = sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, mean=30.0, samples=20000).rows
+    for row in rows:
+        assert abs(row["variance"] - row["theory_variance"]) <= Z * row["variance_se"], row
