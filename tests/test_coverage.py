@@ -27,7 +27,7 @@ def assert_covers(hits: int, seeds: int, level: float) -> None:
 
 
 @pytest.mark.parametrize("d_k,samples,entries,column,level,seeds", [
-    (16, 2**14, Entries(mean=1.0), "variance", 0.95, 800),             # replicates about the grand mean
+    (16, 2**14, Entries(mean=1.0), "variance", 0.95, 800),            # replicates about the grand mean
     (4, 2**16, Entries(mean=0.5, std=2.0), "excess_kurtosis", 0.95, 600),
     (16, 2**14, Entries("student-t", df=6.0), "variance", 0.99, 600),
 ])
@@ -61,20 +61,24 @@ def two_key_truth(d_k: int, c: float, weight_of_gap) -> float:
     ("gradient", 1e-2, 512),     # p = 0.0007: ||J||_F = 2 p_1 p_2 < eps
 ])
 def test_fraction_intervals_cover_and_stay_in_0_1(kind, threshold, samples):
-    d_k, c, seeds = 16, 0.25, 400
+    d_k, c, seeds = 16, 0.25, 600
     if kind == "saturation":  # max p >= t  <=>  |gap| >= ln(t / (1 - t))
         edge, column = math.log(threshold / (1 - threshold)), "saturated_fraction"
     else:                     # ||J||_F = 2 p_1 p_2 = 1 / (1 + cosh(gap)) < eps  <=>  |gap| > arccosh(1 / eps - 1)
         edge, column = math.acosh(1 / threshold - 1), "vanishing_fraction"
     truth = 2 * integrate.quad(lambda r: stats.norm.sf(edge / (c * math.sqrt(2 * r))) * stats.chi2.pdf(r, d_k),
                                0, np.inf)[0]
-    hits = 0
+    below = above = 0
     for seed in range(seeds):
         row = attention_rows(sample_rows(kind, d_k, 2, samples, seed=seed, level=threshold, scalings=("sqrt",)))[0]
         low, high = row[column + "_ci_low"], row[column + "_ci_high"]
         assert 0 <= low <= row[column] <= high <= 1
-        hits += low <= truth <= high
-    assert_covers(hits, seeds, 0.95)
+        below += truth < low
+        above += truth > high
+    # an exact interval may cover more than its level, never less, and misses on neither side more than
+    # its half of 5% (Wilson's lower bound missed 5% at a few crossings)
+    for misses in (below, above):
+        assert misses / seeds <= 0.025 + 3 * math.sqrt(0.025 * 0.975 / seeds), (below, above, seeds)
 
 
 def test_figure_error_bars_use_t_on_few_replicates():
