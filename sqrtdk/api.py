@@ -259,7 +259,7 @@ class Result:
         return EXPERIMENTS[self.experiment].figures(self)
 
     def folder_name(self, stem: str | None = None) -> str:
-        return f"{stem or self.experiment}-{output.config_hash(self.experiment, self.config)}"
+        return folder_name(self.experiment, self.params, stem)
 
     def document(self, files: Sequence[str] = ()) -> dict[str, Any]:
         from sqrtdk import __version__
@@ -302,6 +302,11 @@ class Result:
         """Write tables, config, manifest and (with `plot`) figures into out/<folder>, atomically."""
         target = Path(out) / (folder or self.folder_name())
         return write_all([(self, target, manifest)], plot, workers)[0]
+
+
+def folder_name(experiment: str, params: Any, stem: str | None = None) -> str:
+    """'<stem or experiment>-<hash of the resolved parameters>': where an ad-hoc run of `params` goes."""
+    return f"{stem or experiment}-{output.config_hash(experiment, schema.resolved(params))}"
 
 
 def _with_counts(sample: Any, counts: Sequence[int], outside: int) -> Any:

@@ -1,8 +1,9 @@
 """The command line: parse options through the experiment's schema, call the API, render the rows.
 
 Options are generated from the same frozen dataclasses that configs use (schema.py), so the two cannot
-drift. Exit codes: 0 success, 1 a check failed, 2 bad input, 130/143 interrupted. stdout carries only
-results (the table, or one JSON document with --json); everything else goes to stderr.
+drift. Exit codes: 0 success, 1 a check failed, 2 bad input, 69 the Dask scheduler went away, 74 stdout
+could not be written, 129/130/143 hung up, interrupted or terminated, 141 stdout's reader went away. stdout
+carries only results (the table, or one JSON document with --json); everything else goes to stderr.
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ def _chatty(quiet: bool) -> bool:
 def _console(stderr: bool = False):
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit 1, which means "a check failed"
+            raise BrokenPipeError
+
     stream = sys.stderr if stderr else sys.stdout
-    return Console(file=stream, width=None if stream.isatty() else 160, soft_wrap=False)
+    return _Console(file=stream, width=None if stream.isatty() else 160, soft_wrap=False)
 
 
 def _progress(enabled: bool, label: str = "tasks") -> tuple[Any, Callable[[int, int], None] | None]:
@@ -58,6 +63,25 @@ def _workers(raw: str | None) -> int | None:
         return schema.Integer(1, 1024, "the number of workers").from_text(raw)
     except InputError as error:
         raise InputError(f"--workers: {error}") from None
+
+
+def _nonempty(value: str, option: str) -> None:
+    if not value.strip():
+        raise InputError(f"{option}: {value!r} is not allowed; it must not be empty")
+
+
+def _scheduler(address: str | None) -> None:
+    if address is not None:
+        _nonempty(address, "--scheduler")
+
+
+def _target(out: str, folder: str) -> None:
+    """Check --out before any work: a writable folder, and no folder there that sqrtdk did not make."""
+    from sqrtdk.output import check_replaceable, check_writable
+
+    _nonempty(out, "--out")
+    check_writable(Path(out))
+    check_replaceable(Path(out) / folder, "--out")
 
 
 def _limits(max_memory: str | None, max_time: str | None) -> tuple[float | None, float | None]:
@@ -168,12 +192,12 @@ def _experiment(name: str) -> Callable[..., None]:
     def body(raw: dict[str, Any], out: str, json: bool, quiet: bool, no_plot: bool, workers: str | None,
              scheduler: str | None, max_memory: str | None, max_time: str | None) -> None:
         from sqrtdk import api
-        from sqrtdk.output import check_writable
 
         params = api.parse(name, raw)  # every value is checked before any work or any write
         _workers(workers)
+        _scheduler(scheduler)
         limits = _limits(max_memory, max_time)
-        check_writable(Path(out))
+        _target(out, api.folder_name(name, params))
         chatty = _chatty(quiet)
         result = _run(name, params, chatty, workers, scheduler, figures=not no_plot, limits=limits)
         _finish(result, out, None, json, quiet, no_plot, chatty, workers)
@@ -191,11 +215,18 @@ def _check(raw: dict[str, Any], json: bool, quiet: bool, workers: str | None, sc
         sys.stdout.write(result.to_json())
     elif not quiet:
         _console().print(_table(result))
-    failing = [r["d_k"] for r in result.rows if not r["passed"]]
-    if failing:
-        tols = ", ".join(f"[{1 - t:g}, {1 + t:g}]" for t in params.tol)
-        raise Failed(f"check failed: the scaled variance's 99.9% interval leaves {tols} "
-                     f"at d_k = {', '.join(map(str, failing))}")
+    _verdict(result)
+
+
+def _verdict(result: Any) -> None:
+    """A check that did not pass ends in exit 1, naming each failing d_k with its band."""
+    bands: dict[str, list[str]] = {}
+    for r in result.rows:
+        if not r["passed"]:
+            bands.setdefault(f"[{r['allowed_low']:g}, {r['allowed_high']:g}]", []).append(str(r["d_k"]))
+    if bands:
+        where = "; ".join(f"{band} at d_k = {', '.join(d_ks)}" for band, d_ks in bands.items())
+        raise Failed(f"check failed: the scaled variance's 99.9% interval leaves {where}")
 
 
 _command("variance", schema.VarianceParams, [OUT, JSON, QUIET, NO_PLOT, *EXECUTION], _experiment("variance"))
@@ -217,16 +248,19 @@ def run_config(
     max_time: Optional[str] = MAX_TIME.default,
 ) -> None:
     """Run one config (with --set overrides); results go to <out>/<config name>-<hash>/."""
+    from sqrtdk import api
     from sqrtdk import config as configs
-    from sqrtdk.output import check_writable
 
     loaded = configs.load(config, configs.parse_sets(set_ or []))
     _workers(workers)
+    _scheduler(scheduler)
     limits = _limits(max_memory, max_time)
-    check_writable(Path(out))
+    _target(out, api.folder_name(loaded.experiment, loaded.params, loaded.name))
     chatty = _chatty(quiet)
     result = _run(loaded.experiment, loaded.params, chatty, workers, scheduler, figures=not no_plot, limits=limits)
     _finish(result, out, loaded.name, json, quiet, no_plot, chatty, workers)
+    if loaded.experiment == "check":
+        _verdict(result)
 
 
 @app.command("reproduce")
@@ -245,14 +279,19 @@ def reproduce_command(
     from sqrtdk import reproduce
     from sqrtdk.output import check_writable
 
+    if not config_dir:
+        raise InputError("CONFIG_DIR: '' is not allowed; name a folder of TOML configs")
+    _nonempty(out, "--out")
     loaded = configs.load_dir(config_dir)
     target = Path(out)
     if check and not target.is_dir():
         raise InputError(f"--out: {out!r} is not allowed with --check; it is not a results folder")
     executors = _workers(workers)
+    _scheduler(scheduler)
     limits = _limits(max_memory, max_time)
     if not check:
         check_writable(target)
+        reproduce.check_targets(loaded, target)
     chatty = _chatty(quiet)
     bar, progress = _progress(chatty)
     try:
@@ -349,19 +388,34 @@ def _table(result: Any):
 
 
 INTERRUPTED = "sqrtdk: interrupted; nothing was written for the unfinished run"
+SIGNAL_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+BROKEN_PIPE = 141  # stdout's reader went away: the code of a process that SIGPIPE ends, and no message
+OUTPUT_FAILED = 74  # stdout could not be written (sysexits' EX_IOERR); files already written are kept
 
 
 class Terminated(BaseException):
-    """SIGTERM: unwinds like Ctrl-C, so unfinished run folders are removed, then exit 143."""
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so unfinished run folders are removed, then 143 or 129."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.code = SIGNAL_CODES[signum]
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated
+    raise Terminated(signum)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line on stderr and an exit code for every way a run can end."""
+    import os
+
+    from sqrtdk.executors import ServiceLost
+
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    if sys.stdout is None:  # started with stdout closed: the files are still written
+        sys.stdout = open(os.devnull, "w")
+    sys.stdout = _Stdout(sys.stdout)
     code = 0
     try:
         returned = app(args=argv, prog_name="sqrtdk", standalone_mode=False)
@@ -369,20 +423,32 @@ def main(argv: list[str] | None = None) -> None:
             code = returned
             if code == 130:
                 print(INTERRUPTED, file=sys.stderr)
+        sys.stdout.flush()
     except InputError as error:
         print(f"sqrtdk: error: {error}", file=sys.stderr)
         code = 2
     except Failed as failure:
         print(f"sqrtdk: {failure}", file=sys.stderr)
         code = 1
+    except ServiceLost as lost:
+        print(f"sqrtdk: error: {lost}", file=sys.stderr)
+        code = ServiceLost.code
     except typer.Exit as done:
         code = done.exit_code
-    except (KeyboardInterrupt, typer.Abort, Terminated) as stop:
+    except (KeyboardInterrupt, typer.Abort) as stop:
         print(INTERRUPTED, file=sys.stderr)
-        code = 143 if isinstance(stop, Terminated) else 130
-    except OSError as error:
-        print(f"sqrtdk: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+        code = 130
+    except Terminated as stop:
+        print(INTERRUPTED, file=sys.stderr)
+        code = stop.code
+    except BrokenPipeError:
+        code = BROKEN_PIPE
+    except StdoutFailed as failed:
+        print(f"sqrtdk: error: the results could not be printed ({failed}); the files written are kept",
               file=sys.stderr)
+        code = OUTPUT_FAILED
+    except OSError as error:
+        print(f"sqrtdk: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
         code = 2
     except Exception as error:
         # click's usage errors (unknown option, missing value); typer may vendor click, so match by shape
@@ -390,5 +456,47 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"sqrtdk: error: {error.format_message()}", file=sys.stderr)
         code = 2
-    sys.stdout.flush()
+    if code in (BROKEN_PIPE, OUTPUT_FAILED):
+        _silence_stdout()
+    sys.stdout = sys.stdout._stream if isinstance(sys.stdout, _Stdout) else sys.stdout
     sys.exit(code)
+
+
+class StdoutFailed(Exception):
+    """stdout took no more output (a full disk, an I/O error): exit code 74."""
+
+
+class _Stdout:
+    """sys.stdout, whose failed writes say that they were stdout's (a closed pipe stays BrokenPipeError)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _guard(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise StdoutFailed(error.strerror or str(error)) from None
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    os.close(devnull)

@@ -43,6 +43,9 @@ class Config:
         return self.path.stem
 
 
+MAX_BYTES = 1024 * 1024
+
+
 def _read(path: Path) -> tuple[str, dict[str, Any]]:
     where = str(path)
     if not path.exists():
@@ -50,16 +53,25 @@ def _read(path: Path) -> tuple[str, dict[str, Any]]:
                          "configs/variance_vs_dk.toml")
     if path.is_dir():
         raise InputError(f"{where}: is a folder; give the path of one TOML config file")
+    if not path.is_file():
+        raise InputError(f"{where}: not a regular file; give the path of one TOML config file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{where}: not a text file; a config is TOML in UTF-8") from None
+        with open(path, "rb") as file:
+            data = file.read(MAX_BYTES + 1)  # a bounded read: a config never ends only by mistake
     except OSError as error:
         raise InputError(f"{where}: cannot be read ({error.strerror})") from None
+    if len(data) > MAX_BYTES:
+        raise InputError(f"{where}: larger than {MAX_BYTES // 1024} KiB; a config is a short TOML file")
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not TOML
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: not a text file; a config is TOML in UTF-8") from None
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"{where}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise InputError(f"{where}: not a flat TOML config; its values nest too deeply") from None
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:

@@ -19,6 +19,11 @@ CONNECT_TIMEOUT = "10s"  # how long to wait for a Dask scheduler to answer
 _task_threads: int | None = None  # threads one task may use; None: all cores (set in worker processes)
 
 
+class ServiceLost(Exception):
+    """A service the run depends on went away mid-run (the Dask scheduler): exit code 69."""
+    code = 69  # sysexits' EX_UNAVAILABLE
+
+
 class Stopped(Exception):
     """Raised inside a replicate when the run is being stopped (Ctrl-C, SIGTERM or an error elsewhere)."""
 
@@ -86,7 +91,10 @@ def _serial(fn: Callable[[Any], Any], items: Sequence[Any], progress: Progress |
     return outputs
 
 
-def _limit_threads(threads: int) -> None:
+WATCHDOG_SECONDS = 0.5
+
+
+def _limit_threads(threads: int, parent: int) -> None:
     """Worker start-up: share the cores between workers instead of letting each task's threads and BLAS
     take them all, and leave Ctrl-C to the parent, which stops the workers itself."""
     import signal
@@ -97,6 +105,34 @@ def _limit_threads(threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(threads)
     _task_threads = threads
+    _die_with(parent)
+
+
+def _die_with(parent: int) -> None:
+    """End this worker as soon as the process that started the run is gone, even when that process was
+    killed outright (kill -9) and could not stop its workers: Linux's parent-death signal for the
+    forkserver's end, and a watchdog thread for the run's own process."""
+    import ctypes
+    import signal
+    import threading
+    import time
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCHDOG_SECONDS)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, daemon=True, name="sqrtdk-watchdog").start()
 
 
 @contextmanager
@@ -131,7 +167,7 @@ def _processes(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int],
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["numpy", "sqrtdk.api"])
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
-                               initargs=(max(1, cores() // workers),))
+                               initargs=(max(1, cores() // workers), os.getpid()))
     outputs: list[Any] = [None] * len(items)
     try:
         with _main_module_hidden():  # workers start as tasks are submitted
@@ -175,6 +211,12 @@ def _dask(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], addr
     except (OSError, TimeoutError, ValueError) as error:
         raise InputError(f"--scheduler: {address!r} is not allowed; no Dask scheduler answered there "
                          f"({error})") from None
+    import logging
+
+    quiet = [logging.getLogger(name) for name in ("distributed", "distributed.client", "distributed.core")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:  # a lost scheduler is reported once, below, not as pages of log lines
+        logger.setLevel(logging.CRITICAL)
     try:
         futures = client.map(fn, [items[i] for i in order], pure=False)
         index = {future.key: i for future, i in zip(futures, order)}
@@ -184,5 +226,18 @@ def _dask(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], addr
             if progress:
                 progress(done, len(items))
         return outputs
+    except (OSError, TimeoutError) as error:  # CommClosedError is an OSError; a lost scheduler times out
+        raise ServiceLost(f"--scheduler: the Dask scheduler at {address!r} went away mid-run ({type(error).__name__}"
+                          f"{': ' + str(error) if str(error) else ''}); nothing was written") from None
+    except Exception as error:
+        if type(error).__name__ in ("CancelledError", "FutureCancelledError"):  # its futures were dropped
+            raise ServiceLost(f"--scheduler: the Dask scheduler at {address!r} dropped the run's tasks "
+                              "mid-run; nothing was written") from None
+        raise
     finally:
-        client.close()
+        try:
+            client.close(timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError):
+            pass
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)

@@ -16,7 +16,13 @@ SCALING_LABELS = {"none": "unscaled  q.k", "sqrt": "scaled  q.k / sqrt(d_k)", "l
 
 
 def new_figure(width: float, height: float):
-    """An empty figure (no pyplot, no GUI) whose SVG element ids are stable from run to run."""
+    """An empty figure (no pyplot, no GUI) whose SVG element ids are stable from run to run.
+
+    Figures are only ever saved to files, so the user's MPLBACKEND (a notebook's, a GUI's, or a typo that
+    matplotlib would refuse at import) does not apply: sqrtdk draws with Agg."""
+    import os
+
+    os.environ["MPLBACKEND"] = "agg"
     import matplotlib
 
     matplotlib.rcParams["svg.hashsalt"] = "sqrtdk"

@@ -182,7 +182,7 @@ def test_attention_commands(capsys, tmp_path, kind, metric):
     assert {Path(f).name for f in doc["files"]} >= {f"{kind}_vs_dk.png", f"{kind}_vs_dk.svg", "rows.csv"}
 
 
-@pytest.mark.parametrize("signum,code", [(2, 130), (15, 143)])
+@pytest.mark.parametrize("signum,code", [(2, 130), (15, 143), (1, 129)])
 @pytest.mark.parametrize("where", [["--dim", "64"], ["--dim", "64,128,256", "--workers", "2"]],
                          ids=["in-process", "worker-processes"])
 def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code, where):
@@ -302,7 +302,7 @@ def test_json_stays_valid_when_warnings_are_printed(tmp_path):
     assert json.loads(done.stdout)["experiment"] == "saturation"
 
 
-@pytest.mark.parametrize("signum,code", [(2, 130), (15, 143)])
+@pytest.mark.parametrize("signum,code", [(2, 130), (15, 143), (1, 129)])
 def test_interrupted_reproduce_leaves_earlier_results(tmp_path, signum, code):
     import signal
     import time

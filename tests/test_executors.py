@@ -50,3 +50,42 @@ def test_unreachable_scheduler_is_bad_input(monkeypatch):
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(sqrtdk.InputError, match="--scheduler: 'tcp://127.0.0.1:1' is not allowed; no Dask"):
         executors.run_all(abs, [1, 2], scheduler="tcp://127.0.0.1:1")
+
+
+CLUSTER = """
+import time
+from distributed import LocalCluster
+if __name__ == "__main__":
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    print(cluster.scheduler_address, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_scheduler_lost_mid_run_is_one_line_and_exit_69(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("distributed")
+    script = tmp_path / "cluster.py"
+    script.write_text(CLUSTER)
+    cluster = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, start_new_session=True)
+    try:
+        address = cluster.stdout.readline().strip()
+        assert address.startswith("tcp://")
+        run = subprocess.Popen([sys.executable, "-m", "sqrtdk", "variance", "--dim", "64", "--samples", "1e10",
+                                "--scheduler", address, "--out", str(tmp_path / "out")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(6)
+    finally:
+        os.killpg(cluster.pid, signal.SIGKILL)  # the scheduler and its workers
+        cluster.wait()
+        cluster.stdout.close()
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 69, err
+    assert err.startswith(f"sqrtdk: error: --scheduler: the Dask scheduler at {address!r}") and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,237 @@
+"""The failures that users and machines cause: each ends in one line and a documented exit code, and
+nothing that an earlier run or the user made is lost. Real subprocesses and real signals throughout."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SQRTDK = [sys.executable, "-m", "sqrtdk"]
+FAST = ["--samples", "4096", "--quiet", "--workers", "1"]
+
+
+def sqrtdk(*argv, env=None, **kw):
+    return subprocess.run([*SQRTDK, *map(str, argv)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})}, **kw)
+
+
+def files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def one_line(done, code):
+    assert done.returncode == code, (done.returncode, done.stderr)
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+    return done.stderr.strip()
+
+
+@pytest.fixture
+def project(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "a.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 2000\n')
+    return configs, tmp_path / "results"
+
+
+# ---- ownership of outputs ----
+
+def test_reproduce_never_replaces_a_folder_it_did_not_make(project):
+    configs, results = project
+    (results / "runs" / "variance-abc").mkdir(parents=True)
+    (results / "runs" / "variance-abc" / "rows.csv").write_text("an ad-hoc run")
+    (configs / "runs.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 2000\n')
+    before = files(results)
+    line = one_line(sqrtdk("reproduce", configs, "--out", results), 2)
+    assert "runs.toml: this config's results folder" in line and "sqrtdk did not make it" in line
+    assert files(results) == before
+
+
+def test_reproduce_into_a_folder_of_the_users_keeps_their_files(project):
+    configs, results = project
+    results.mkdir()
+    (results / "README.md").write_text("# my notes\n")
+    (results / "a").mkdir()
+    (results / "a" / "notes.txt").write_text("mine")
+    line = one_line(sqrtdk("reproduce", configs, "--out", results), 2)
+    assert "sqrtdk did not make it" in line
+    (results / "a" / "notes.txt").unlink()
+    (results / "a").rmdir()
+    line = one_line(sqrtdk("reproduce", configs, "--out", results), 2)
+    assert "README.md is not a report sqrtdk wrote" in line
+    assert files(results) == {"README.md": b"# my notes\n"}
+
+
+def test_kill_9_of_reproduce_leaves_nothing_that_the_next_run_trips_on(project):
+    configs, results = project
+    assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
+    before = files(results)
+    (configs / "slow.toml").write_text('experiment = "gradient"\ndim = [64, 128]\nsamples = 100000000\n')
+    proc = subprocess.Popen([*SQRTDK, "reproduce", str(configs), "--out", str(results), "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(5)
+    workers = _children(proc.pid)
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10  # workers notice within a second that the run is gone
+    while time.time() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.2)
+    assert workers and not [pid for pid in workers if _alive(pid)]
+    # a staging folder that a kill could have left: the next run removes it
+    (results / f".a.partial-{_dead_pid()}").mkdir()
+    (configs / "slow.toml").unlink()
+    assert files(results) == before
+    check = sqrtdk("reproduce", configs, "--out", results, "--check")
+    assert check.returncode == 0, check.stderr
+    assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
+    assert not [p for p in results.iterdir() if p.name.startswith(".")]
+
+
+def _children(pid):
+    """Every descendant of `pid` (the forkserver and the workers), from /proc."""
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == parent:
+                    found.append(int(entry.name))
+                    frontier.append(int(entry.name))
+    return found
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_two_reproduce_runs_at_once_both_succeed(project):
+    configs, results = project
+    runs = [subprocess.Popen([*SQRTDK, "reproduce", str(configs), "--out", str(results), "--quiet"],
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+    assert sqrtdk("reproduce", configs, "--out", results, "--check").returncode == 0
+
+
+# ---- one line and a documented code for every failure ----
+
+def test_sighup_is_handled_like_sigterm(tmp_path):
+    proc = subprocess.Popen([*SQRTDK, "variance", "--dim", "64", "--samples", "100000000000", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 129 and err.strip() == "sqrtdk: interrupted; nothing was written for the unfinished run"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_that_goes_away_is_not_a_failed_check():
+    done = subprocess.run(f"{' '.join(SQRTDK)} check --dim 4 | true; echo ${{PIPESTATUS[0]}}",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() in ("0", "141") and done.stderr == ""
+
+
+def test_a_full_stdout_is_reported_as_such_after_the_files_are_written(tmp_path):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*SQRTDK, "variance", "--dim", "4", *FAST, "--json", "--out", str(tmp_path)],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 74 and "the results could not be printed (No space left on device)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "rows.json").exists()
+
+
+def test_closed_stdout_still_writes_the_files(tmp_path):
+    done = subprocess.run(" ".join([*SQRTDK, "variance", "--dim", "4", *FAST, "--out", str(tmp_path)]) + " >&-",
+                          shell=True, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == ""
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("backend", ["nonsense", "module://matplotlib_inline.backend_inline", "TkAgg"])
+def test_any_mplbackend_draws_the_figures(tmp_path, backend):
+    done = sqrtdk("variance", "--dim", "4", *FAST, "--out", tmp_path, env={"MPLBACKEND": backend})
+    assert done.returncode == 0, done.stderr
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "histogram_dk4.png").exists()
+
+
+def test_run_of_a_failing_check_config_exits_1(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('experiment = "check"\ndim = 16\nstd = 1.1\nsamples = 65536\n')
+    line = one_line(sqrtdk("run", config, "--out", tmp_path / "runs", "--quiet"), 1)
+    assert line == "sqrtdk: check failed: the scaled variance's 99.9% interval leaves [0.95, 1.05] at d_k = 16"
+
+
+def test_check_names_only_the_bands_that_fail():
+    line = one_line(sqrtdk("check", "--tol", "0.05,0.001", "--dim", "64,1024", "--quiet"), 1)
+    assert "[0.999, 1.001] at d_k = 64, 1024" in line and "[0.95, 1.05]" not in line
+
+
+# ---- configs and paths ----
+
+@pytest.mark.parametrize("name,text,message", [
+    ("nested.toml", "experiment = \"variance\"\ndim = " + "[" * 5000 + "]" * 5000 + "\n", "nest too deeply"),
+    ("bom.toml", "\ufeffexperiment = \"variance\"\ndim = 4\nsamples = 1000\n", None),
+])
+def test_config_files_that_break_parsers(tmp_path, name, text, message):
+    config = tmp_path / name
+    config.write_text(text, encoding="utf-8")
+    done = sqrtdk("run", config, "--no-plot", "--quiet", "--out", tmp_path / "runs")
+    if message is None:
+        assert done.returncode == 0, done.stderr
+    else:
+        assert message in one_line(done, 2)
+
+
+def test_a_config_that_never_ends(tmp_path):
+    config = tmp_path / "endless.toml"
+    config.symlink_to("/dev/zero")
+    assert "not a regular file" in one_line(sqrtdk("run", config, "--out", tmp_path / "runs"), 2)
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (2 * 1024 * 1024) + "\n")
+    assert "larger than 1024 KiB" in one_line(sqrtdk("run", big, "--out", tmp_path / "runs"), 2)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["variance", "--dim", "4", "--out", ""], "--out: '' is not allowed; it must not be empty"),
+    (["variance", "--dim", "4", "--scheduler", ""], "--scheduler: '' is not allowed; it must not be empty"),
+    (["reproduce", ""], "CONFIG_DIR: '' is not allowed"),
+    (["variance", "--dim", "4", "--out", "x" * 300], "longer than 255 bytes"),
+])
+def test_empty_and_impossible_names_are_refused_up_front(tmp_path, argv, message):
+    assert message in one_line(sqrtdk(*argv, cwd=tmp_path), 2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dangling_link_as_out_is_refused_before_any_work(tmp_path):
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "nowhere")
+    start = time.time()
+    line = one_line(sqrtdk("variance", "--dim", "4", "--samples", "100000000000", "--out", link), 2)
+    assert "a link to nothing" in line and time.time() - start < 30
+
+
+def test_minus_zero_is_zero(tmp_path):
+    rows = [json.loads(sqrtdk("variance", "--dim", "4", *FAST, "--json", "--no-plot", "--mean", mean,
+                              "--out", tmp_path).stdout)["rows"] for mean in ("0", "-0")]
+    assert rows[0] == rows[1]
