@@ -387,7 +387,7 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
                                 label="uniform row: sqrt(n-1)/n" if g == 0 else None)
                 elif pts:
                     ax.plot(*zip(*pts), ls=(0, (2, 2)), lw=1.0, color=colour, alpha=0.6,
-                            label="thin dashes: random-energy model (asymptotic; drawn where within 2%)" if g == 0 else None)
+                            label="thin dashes: random-energy model (asymptotic; drawn where within 2%)")
         for point in crossings.values():
             ax.axvline(point, color=SCALING_COLOURS["none"], ls=":", lw=0.9, alpha=0.7)
         ax.set_xscale("log", base=2)
