@@ -116,7 +116,7 @@ def init_weights(rng: np.random.Generator, source: Source) -> tuple[np.ndarray, 
     return w, b
 
 
-def layer_norm(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+def layer_norm(x: np.ndarray, eps: float = theory.LAYERNORM_EPS) -> np.ndarray:
     """Each token to mean 0 and mean square 1 over its entries (no learned gain or bias)."""
     centred = x - x.mean(axis=-1, keepdims=True)
     return centred / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + np.float32(eps))

@@ -486,13 +486,14 @@ def check(params: Any, given: set[str], label: Callable[[str], str]) -> None:
 # between 1e-150 and 1e150). The attention experiments form the logits in float32, as a model does: there
 # the variance of q.k must lie between 1e-60 and 1e60 (the products stay normal float32). Projected tokens go
 # through a float32 layer as they would in a model: their spread must survive float32 (|mean| / std up to
-# 1e3, 4 digits) and their scale must stay far from its range.
+# 1e3, 4 digits) and their scale, and that of the queries and keys they give, must stay far from its range.
 MAX_TASKS = 100_000
 MAX_MEAN_RATIO = 1e6
 MAX_MEAN_RATIO_PROJECTED = 1e3
 SCORE_VARIANCE_RANGE = (1e-150, 1e150)
 LOGIT_VARIANCE_RANGE = (1e-60, 1e60)
 TOKEN_SQUARE_RANGE = (1e-8, 1e8)
+QUERY_VARIANCE_RANGE = (1e-15, 1e15)
 
 
 def _check_domain(task: Mapping[str, Any], label: Callable[[str], str]) -> None:
@@ -511,6 +512,16 @@ def _check_domain(task: Mapping[str, Any], label: Callable[[str], str]) -> None:
             raise InputError(f"{label('std')}: {std:g} is not allowed with mean = {mean:g} and projected inputs; "
                              f"the tokens' mean square mean^2 + std^2 = {square:.3g} must lie between {lo:g} and "
                              f"{hi:g} (float32 layers)")
+        from sqrtdk.theory import init_variances
+
+        v_w, v_b = init_variances(task["init"], task["d_model"], task.get("init_std"))
+        v_q = (task["d_model"] if task.get("layernorm") else task["d_model"] * square) * v_w + v_b
+        lo, hi = QUERY_VARIANCE_RANGE
+        if not lo <= v_q <= hi:
+            name = "init_std" if task["init"] == "normal" else "std"
+            raise InputError(f"{label(name)}: {task[name]:g} is not allowed with init {task['init']} and d_model = "
+                             f"{task['d_model']}; the variance of a query entry, |x|^2 v_w + v_b = {v_q:.3g}, must lie "
+                             f"between {lo:g} and {hi:g} (their float32 products must stay normal numbers)")
         return
     variance = task["dim"] * std * std * (std * std + 2 * mean * mean)
     lo, hi = LOGIT_VARIANCE_RANGE if "seq_len" in task else SCORE_VARIANCE_RANGE

@@ -255,11 +255,21 @@ def init_variances(init: str, d_model: int, init_std: float | None = None) -> tu
     raise ValueError(f"unknown init {init!r}")
 
 
+LAYERNORM_EPS = 1e-5  # as in PyTorch's LayerNorm; the sampler uses the same
+
+
+def layernorm_theory_holds(entries: Entries) -> bool:
+    """Whether |x|^2 = d_model holds for layer-normalised tokens to 0.1%: eps must be small beside their
+    variance (a token of variance v comes out with |x|^2 = d v / (v + eps))."""
+    return entries.std**2 >= 1000 * LAYERNORM_EPS
+
+
 def projected_score_variance(d_model: int, heads: int, n: int, entries: Entries, init: str,
                              init_std: float | None, layernorm: bool, c: float = 1.0) -> float:
     """Var(c q.k) over all n^2 query-key pairs of one head in a self-attention block of n tokens.
 
-    Layer-normalised tokens have |x|^2 = d_model exactly (without the small eps of a real LayerNorm).
+    Layer-normalised tokens have |x|^2 = d_model exactly, which LayerNorm's eps (LAYERNORM_EPS) makes
+    true to 0.1% only when std^2 >= 1000 eps (`layernorm_theory_holds`).
     """
     d_k = d_model // heads
     v_w, v_b = init_variances(init, d_model, init_std)

@@ -275,6 +275,8 @@ def variance_rows(sample: ScoreSample, scalings: tuple[str, ...] = ("none", "sqr
                            if sample.source.inputs == "direct" else None)
         else:
             theory_mean, theory_var = theory_dot(sample.d_k, sample.source, sample.block, c)
+            if sample.source.layernorm and not theory.layernorm_theory_holds(sample.source.entries):
+                theory_mean, theory_var = None, None  # LayerNorm's eps shrinks such tokens
             theory_kurt = (theory.score_excess_kurtosis(sample.d_k, sample.source.entries)
                            if sample.source.inputs == "direct" else None)
         rows.append({

@@ -83,6 +83,20 @@ def test_projected_inputs_have_their_own_domain():
         sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, mean=2000.0, samples=1000)
     with pytest.raises(InputError, match="std: 1e-05 is not allowed .* mean square"):
         sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, std=1e-5, samples=1000)
-    rows = sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, mean=30.0, samples=20000).rows
-    for row in rows:
+    with pytest.raises(InputError, match=r"init_std: 1e-30 is not allowed .* variance of a query entry"):
+        sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, init="normal", init_std=1e-30, samples=1000)
+    for params in ({"mean": 30.0}, {"init": "normal", "init_std": 1e-7}, {"init": "normal", "init_std": 1e3},
+                   {"init": "torch-linear", "std": 1e3}, {"layernorm": True, "std": 0.1},
+                   {"layernorm": True, "std": 1e-3}):
+        rows = sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, samples=20000, **params).rows
+        for row in rows:
+            if params.get("std") == 1e-3:  # LayerNorm's eps shrinks these tokens: no theory
+                assert row["theory_variance"] is None and row["variance"] > 0
+                continue
+            assert abs(row["variance"] - row["theory_variance"]) <= Z * row["variance_se"], (params, row)
+
+
+@pytest.mark.parametrize("gain", [1e-6, 1.0, 1e6])
+def test_any_qk_gain_matches_theory(gain):
+    for row in sqrtdk.run("variance", dim=64, scaling=["qknorm"], qk_gain=gain, samples=20000).rows:
         assert abs(row["variance"] - row["theory_variance"]) <= Z * row["variance_se"], row
