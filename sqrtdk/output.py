@@ -149,11 +149,33 @@ def to_toml(table: Mapping[str, Any]) -> str:
 # two renames whose intermediate state the next run repairs; writers to one place take turns (an
 # exclusive lock on the parent folder), so concurrent identical runs both succeed.
 
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """A folder's manifest.json when it is a regular file of sane size holding a JSON object, else None
+    (a link to an endless device or a pipe is never read)."""
+    path = folder / "manifest.json"
+    try:
+        if folder.is_symlink() or path.is_symlink() or not path.is_file() or path.stat().st_size > 2**20:
+            return None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+# What sqrtdk writes into a run folder; anything else in one is the user's and is carried over.
+OUTPUT_NAMES = {"rows.csv", "rows.md", "rows.json", "config.toml", "manifest.json", "histograms.json"}
+OUTPUT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def is_output(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink() and (path.name in OUTPUT_NAMES
+                                                          or path.suffix in OUTPUT_SUFFIXES)
+
+
 def made_by_sqrtdk(folder: Path) -> bool:
     """Whether `folder` is a run folder that sqrtdk wrote (its manifest names an experiment and sqrtdk)."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    manifest = read_manifest(folder)
+    if manifest is None:
         return False
     return (isinstance(manifest, dict) and isinstance(manifest.get("experiment"), str)
             and isinstance(manifest.get("versions"), dict) and "sqrtdk" in manifest["versions"])
@@ -210,12 +232,13 @@ def _alive(pid: int) -> bool:
 
 
 def sweep(parent: Path) -> None:
-    """Remove what killed runs left in `parent`: staging (`.x.partial-PID`), retired (`.x.old-PID`) and
-    removed (`.x.gone-PID`) folders and files of processes that no longer run. A retired folder whose target is missing (a kill
+    """Remove what killed runs left in `parent`: staging (`.x.sqrtdk-partial-PID`), retired
+    (`.x.sqrtdk-old-PID`) and removed (`.x.sqrtdk-gone-PID`) folders and files of processes that no longer
+    run (names no one else uses). A retired folder whose target is missing (a kill
     between the two renames of a commit) is put back first, so no result is ever lost."""
     import re
 
-    debris = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old|gone)-(?P<pid>\d+)$")
+    debris = re.compile(r"^\.(?P<name>.+)\.sqrtdk-(?P<kind>partial|old|gone)-(?P<pid>\d+)$")
     try:
         entries = sorted(parent.iterdir())
     except OSError:
@@ -231,6 +254,16 @@ def sweep(parent: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy a file, a folder or a link as it is (a link stays a link, dangling or not)."""
+    if source.is_symlink():
+        os.symlink(os.readlink(source), target)
+    elif source.is_dir():
+        shutil.copytree(source, target, symlinks=True)
+    else:
+        shutil.copy2(source, target)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -255,28 +288,30 @@ def _exchange(a: Path, b: Path) -> bool:
 def stage(folder: Path) -> Path:
     """An empty hidden folder beside `folder` to write into before `commit` puts it in place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    staging = folder.parent / f".{folder.name}.sqrtdk-partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     return staging
 
 
 def commit(staging: Path, folder: Path, keep_earlier: bool = False) -> list[str]:
-    """Put a complete staging folder in place of `folder`; its paths. An earlier folder is replaced whole,
-    or with `keep_earlier` its files that the new run did not write are carried over (a rerun with
-    --no-plot keeps the earlier run's figures). Refuses to replace what sqrtdk did not make."""
+    """Put a complete staging folder in place of `folder`; its paths. What the user put into an earlier
+    folder (anything that is not a sqrtdk output) is carried over as it is; with `keep_earlier` so are the
+    earlier outputs that this run did not write again (a rerun with --no-plot keeps the figures). Refuses
+    to replace what sqrtdk did not make."""
     with locked(folder.parent):
         sweep(folder.parent)
         if folder.exists() or folder.is_symlink():
             check_replaceable(folder, "--out")
-            if keep_earlier:
-                for earlier in folder.iterdir():
-                    if earlier.is_file() and not (staging / earlier.name).exists():
-                        shutil.copy2(earlier, staging / earlier.name)
+            for earlier in folder.iterdir():  # the user's files always, earlier outputs with keep_earlier
+                if (staging / earlier.name).exists() or (staging / earlier.name).is_symlink():
+                    continue
+                if keep_earlier or not is_output(earlier):
+                    _copy(earlier, staging / earlier.name)
             if _exchange(staging, folder):
                 shutil.rmtree(staging, ignore_errors=True)  # it holds the earlier folder now
-            else:  # a kill between the renames leaves .<name>.old-PID, which sweep() puts back
-                retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
+            else:  # a kill between the renames leaves .<name>.sqrtdk-old-PID, which sweep() puts back
+                retired = folder.parent / f".{folder.name}.sqrtdk-old-{os.getpid()}"
                 os.rename(folder, retired)
                 os.rename(staging, folder)
                 shutil.rmtree(retired, ignore_errors=True)
@@ -309,7 +344,7 @@ def discard(staging: Path) -> None:
 
 def write_text_atomic(path: Path, text: str) -> str:
     """Write a file through a temporary name and one rename: readers see the old or the new file, whole."""
-    staging = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    staging = path.with_name(f".{path.name}.sqrtdk-partial-{os.getpid()}")
     try:
         staging.write_text(text, encoding="utf-8")
         os.replace(staging, path)
@@ -322,8 +357,8 @@ def write_text_atomic(path: Path, text: str) -> str:
 def remove_folder(folder: Path) -> None:
     """Remove a run folder that sqrtdk made, whole: renamed aside first (a name no sweep restores, since
     its target is meant to go), so it never stands half-deleted under its name."""
-    if not made_by_sqrtdk(folder):
+    if folder.is_symlink() or not made_by_sqrtdk(folder):
         raise InputError(f"{str(folder)!r} was not made by sqrtdk; it is left alone")
-    retired = folder.parent / f".{folder.name}.gone-{os.getpid()}"
+    retired = folder.parent / f".{folder.name}.sqrtdk-gone-{os.getpid()}"
     os.rename(folder, retired)
     shutil.rmtree(retired, ignore_errors=True)

@@ -176,10 +176,8 @@ def _write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, 
         where = Path(os.path.relpath(config.path.resolve(), shown_at.resolve())).as_posix()
         jobs.append((result, out / config.name, {MARKER: where, "title": config.title}))
     files = [f for folder in api.write_all(jobs, plot, workers, progress, unchanged="keep") for f in folder]
-    names = {c.name for c in configs}
-    for stale in canonical_folders(out):
-        if stale.name not in names:
-            output.remove_folder(stale)
+    for stale in orphans(out, {c.name for c in configs}):
+        output.remove_folder(stale)
     text = report.render(configs, settled, shown_at)
     readme = out / "README.md"
     if not readme.exists() or readme.read_text(encoding="utf-8") != text:
@@ -190,15 +188,27 @@ def _write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, 
 def canonical_folders(out: Path) -> list[Path]:
     """Folders in `out` that reproduce wrote (their manifest names a config file)."""
     found = []
-    for manifest in sorted(out.glob("*/manifest.json")):
-        if manifest.parent.name.startswith("."):  # staging and retired folders are not results
-            continue
-        try:
-            if MARKER in json.loads(manifest.read_text(encoding="utf-8")):
-                found.append(manifest.parent)
-        except (OSError, ValueError):
-            continue
+    for folder in sorted(out.iterdir()) if out.is_dir() else []:
+        if folder.name.startswith(".") or folder.is_symlink() or not folder.is_dir():
+            continue  # staging folders, links and files are not results
+        manifest = output.read_manifest(folder)
+        if manifest is not None and MARKER in manifest and output.made_by_sqrtdk(folder):
+            found.append(folder)
     return found
+
+
+def orphans(out: Path, names: set[str]) -> list[Path]:
+    """Canonical folders in `out` whose config no longer exists: those reproduce removes. A copy of a
+    canonical folder under another name (a backup) still names an existing config and is kept."""
+    gone = []
+    for folder in canonical_folders(out):
+        if folder.name in names:
+            continue
+        manifest = output.read_manifest(folder) or {}
+        where = (out / str(manifest.get(MARKER, ""))).resolve()
+        if not where.is_file():
+            gone.append(folder)
+    return gone
 
 
 # ---- the staleness check ----
@@ -233,8 +243,7 @@ def check(configs: Sequence[Config], results: Sequence[api.Result], committed: P
                 if not (folder / (figure + suffix)).is_file():
                     problems.append(f"{folder / (figure + suffix)}: missing")
     names = {c.name for c in configs}
-    problems += [f"{folder}: no config makes this folder any more" for folder in canonical_folders(committed)
-                 if folder.name not in names]
+    problems += [f"{folder}: no config makes this folder any more" for folder in orphans(committed, names)]
     text = report.render(configs, settled, committed)
     problem = compare_text(text, committed / "README.md")
     if problem:

@@ -40,10 +40,12 @@ def test_commit_exchanges_a_folder_whole_and_refuses_what_sqrtdk_did_not_make(tm
     made = tmp_path / "run"
     made.mkdir()
     (made / "manifest.json").write_text(json.dumps({"experiment": "variance", "versions": {"sqrtdk": "0"}}))
-    (made / "old.txt").write_text("x")
+    (made / "rows.csv").write_text("an earlier output")
+    (made / "notes.txt").write_text("the user's")
     staging = stage(made)
     (staging / "manifest.json").write_text((made / "manifest.json").read_text())
-    assert commit(staging, made) == [str(made / "manifest.json")]
+    # the earlier output is replaced (gone: this run does not write it), the user's file is carried over
+    assert commit(staging, made) == [str(made / "manifest.json"), str(made / "notes.txt")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
     mine = tmp_path / "mine"
@@ -57,13 +59,15 @@ def test_commit_exchanges_a_folder_whole_and_refuses_what_sqrtdk_did_not_make(tm
 
 def test_sweep_puts_back_a_folder_a_kill_left_retired_and_removes_debris(tmp_path):
     pid = dead_pid()
-    (tmp_path / f".run.old-{pid}").mkdir()  # killed between the two renames of a commit
-    (tmp_path / f".run.old-{pid}" / "rows.csv").write_text("kept")
-    (tmp_path / f".other.partial-{pid}").mkdir()
-    (tmp_path / f".README.md.partial-{pid}").write_text("half")
-    (tmp_path / f".live.partial-{os.getpid()}").mkdir()  # this process's own: not debris
+    (tmp_path / f".run.sqrtdk-old-{pid}").mkdir()  # killed between the two renames of a commit
+    (tmp_path / f".run.sqrtdk-old-{pid}" / "rows.csv").write_text("kept")
+    (tmp_path / f".other.sqrtdk-partial-{pid}").mkdir()
+    (tmp_path / f".README.md.sqrtdk-partial-{pid}").write_text("half")
+    (tmp_path / f".live.sqrtdk-partial-{os.getpid()}").mkdir()  # this process's own: not debris
+    (tmp_path / f".profile.old-{pid}").write_text("the user's")  # names like debris, but not sqrtdk's
     sweep(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".live.partial-{os.getpid()}", "run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".live.sqrtdk-partial-{os.getpid()}",
+                                                          f".profile.old-{pid}", "run"]
     assert (tmp_path / "run" / "rows.csv").read_text() == "kept"
 
 
