@@ -226,8 +226,8 @@ def attention_rows(sample: RowSample) -> list[dict]:
         direct = source.inputs == "direct"
         if direct:
             spread = theory.logit_std(d_k, source.entries, rule.c, rule.normalised)
-        elif rule.normalised:
-            spread = None
+        elif rule.normalised or (source.layernorm and not theory.layernorm_theory_holds(source.entries)):
+            spread = None  # no closed form: QK-norm of projected q, k; LayerNorm's eps shrinking the tokens
         else:
             spread = math.sqrt(theory.projected_score_variance(source.d_model, source.heads, n, source.entries,
                                                                source.init, source.init_std, source.layernorm,

@@ -39,7 +39,7 @@ def _console(stderr: bool = False):
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:  # rich would exit 1, which means "a check failed"
-            raise BrokenPipeError
+            raise StdoutClosed
 
     stream = sys.stderr if stderr else sys.stdout
     return _Console(file=stream, width=None if stream.isatty() else 160, soft_wrap=False)
@@ -225,7 +225,10 @@ def _verdict(result: Any) -> None:
         if not r["passed"]:
             bands.setdefault(f"[{r['allowed_low']:g}, {r['allowed_high']:g}]", []).append(str(r["d_k"]))
     if bands:
-        where = "; ".join(f"{band} at d_k = {', '.join(d_ks)}" for band, d_ks in bands.items())
+        def listed(d_ks: list[str]) -> str:
+            return ", ".join(d_ks) if len(d_ks) <= 12 else ", ".join(d_ks[:12]) + f" and {len(d_ks) - 12} more"
+
+        where = "; ".join(f"{band} at d_k = {listed(d_ks)}" for band, d_ks in bands.items())
         raise Failed(f"check failed: the scaled variance's 99.9% interval leaves {where}")
 
 
@@ -441,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     except Terminated as stop:
         print(INTERRUPTED, file=sys.stderr)
         code = stop.code
-    except BrokenPipeError:
+    except (BrokenPipeError, StdoutClosed):
         code = BROKEN_PIPE
     except StdoutFailed as failed:
         print(f"sqrtdk: error: the results could not be printed ({failed}); the files written are kept",
@@ -462,6 +465,10 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+class StdoutClosed(Exception):
+    """stdout's reader went away: exit code 141, no message."""
+
+
 class StdoutFailed(Exception):
     """stdout took no more output (a full disk, an I/O error): exit code 74."""
 
@@ -478,8 +485,8 @@ class _Stdout:
     def _guard(self, call: Callable[..., Any], *args: Any) -> Any:
         try:
             return call(*args)
-        except BrokenPipeError:
-            raise
+        except BrokenPipeError:  # not an OSError on the way out: click would turn that into exit 1
+            raise StdoutClosed from None
         except OSError as error:
             raise StdoutFailed(error.strerror or str(error)) from None
 

@@ -126,6 +126,17 @@ def t_quantile(p: float, df: int) -> float:
     return t
 
 
+def _spread(values: np.ndarray) -> float:
+    """The population standard deviation of `values`, computed in units of their largest magnitude, so
+    that values near 1e-160 do not square to 0."""
+    values = np.asarray(values, dtype=np.float64)
+    unit = float(np.max(np.abs(values))) if len(values) else 0.0
+    if unit == 0 or not math.isfinite(unit):
+        return 0.0 if unit == 0 else math.nan
+    scaled = values / unit
+    return unit * float(np.sqrt(np.mean((scaled - scaled.mean()) ** 2)))
+
+
 def jackknife(statistic: Callable[[Moments], float], total: np.ndarray, sums: np.ndarray, per_replicate: float,
               shift: float, level: float) -> Estimate:
     """`statistic` of the pooled power sums `total` about `shift`, with the delete-one-replicate jackknife
@@ -135,7 +146,7 @@ def jackknife(statistic: Callable[[Moments], float], total: np.ndarray, sums: np
     value = statistic(Moments.from_power_sums(per_replicate * r, total, shift))
     left_out = np.array([statistic(Moments.from_power_sums(per_replicate * (r - 1), total - row, shift))
                          for row in sums])
-    se = float(math.sqrt((r - 1) / r * np.sum((left_out - left_out.mean()) ** 2)))
+    se = _spread(left_out) * math.sqrt(r - 1)
     half = t_quantile(0.5 + level / 2, r - 1) * se
     return Estimate(value, se, value - half, value + half)
 
@@ -143,6 +154,6 @@ def jackknife(statistic: Callable[[Moments], float], total: np.ndarray, sums: np
 def batch_means(value: float, replicate_values: np.ndarray, level: float) -> Estimate:
     """Interval for `value` (computed from all data) from the spread of independent replicate estimates."""
     r = len(replicate_values)
-    se = float(np.std(replicate_values, ddof=1) / math.sqrt(r))
+    se = _spread(replicate_values) * math.sqrt(r / (r - 1)) / math.sqrt(r)
     half = t_quantile(0.5 + level / 2, r - 1) * se
     return Estimate(value, se, value - half, value + half)

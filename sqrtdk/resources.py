@@ -124,6 +124,8 @@ def describe(experiment: str, task: Mapping[str, Any]) -> str:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.2g} seconds"
     if seconds < 3600:
         return f"{math.ceil(seconds / 60)} minutes"
     if seconds < 86400 * 3:

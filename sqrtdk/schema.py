@@ -19,6 +19,11 @@ from typing import Any
 from sqrtdk.errors import InputError
 from sqrtdk.theory import DISTRIBUTIONS, INITS, SCALINGS, SSMAX_S
 
+# Weights below e^-30 of a row's largest are set to 0 (attention.CUT) and float32 carries 7 digits: a
+# largest weight is resolved to about 1e-7, a Jacobian norm down to about 1e-12.
+THRESHOLD_MAX = 1 - 1e-6
+EPS_MIN = 1e-10
+
 MAX_DIM = 65536  # largest d_k: a 512 x 65536 float32 block is 128 MiB
 MAX_SAMPLES = 10**12  # scores per point; streaming keeps memory flat, time is the user's
 
@@ -256,13 +261,13 @@ def scaling_field(options: tuple[str, ...], note: str = "") -> Any:
 
 def qk_gain_field() -> Any:
     return param("auto", "gain g of the qknorm rule, logits g cos(q, k); auto: sqrt(d_k), variance 1",
-                 RealOrAuto("the gain", lo=0.0, lo_open=True, hi=1e6),
+                 RealOrAuto("the gain", lo=1e-6, hi=1e6),
                  applies=(lambda t: "qknorm" in t.get("scaling", ()), "with scaling qknorm"))
 
 
 def ssmax_field() -> Any:
     return param(SSMAX_S, "s of the logn rule (Scalable-Softmax): logits q.k / sqrt(d_k) times s ln n",
-                 Real("s", lo=0.0, lo_open=True, hi=1e3),
+                 Real("s", lo=1e-6, hi=1e3),
                  applies=(lambda t: "logn" in t.get("scaling", ()), "with scaling logn"))
 
 
@@ -339,14 +344,14 @@ class AttentionParams:
 class SaturationParams(AttentionParams):
     """`sqrtdk saturation`: how far softmax(c Q K^T) concentrates on one key, across d_k and n."""
     threshold: tuple[float, ...] = param(0.99, "a row is saturated when its largest weight is at least this",
-                                         Real("the threshold", lo=0.0, lo_open=True, hi=1.0))
+                                         Real("the threshold", lo=0.0, lo_open=True, hi=THRESHOLD_MAX))
 
 
 @dataclass(frozen=True)
 class GradientParams(AttentionParams):
     """`sqrtdk gradient`: size of the softmax Jacobian and of the gradients through it, across d_k and n."""
     eps: tuple[float, ...] = param(1e-3, "a row's gradient vanishes when ||J||_F is below this",
-                                   Real("eps", lo=0.0, lo_open=True, hi=1.0))
+                                   Real("eps", lo=EPS_MIN, hi=1.0))
 
 
 @dataclass(frozen=True)

@@ -386,5 +386,9 @@ PUBLISHED_SSMAX = {  # Nakanishi 2025, largest weight for high = 3, low = -2, s 
 
 
 def toy_max_weight(n: int, high: float, low: float, c: float) -> float:
-    """Largest softmax weight of n logits c * (high, low, ..., low): 1 / (1 + (n - 1) exp(-c (high - low)))."""
-    return 1.0 / (1.0 + (n - 1) * math.exp(-c * (high - low)))
+    """Largest softmax weight of n logits c * (high, low, ..., low): 1 / (1 + (n - 1) exp(-c (high - low))),
+    evaluated as 1 / (1 + e^x) with x = ln(n - 1) - c (high - low), which overflows for no logits."""
+    if n == 1:
+        return 1.0
+    x = math.log(n - 1) - c * (high - low)
+    return 1.0 / (1.0 + math.exp(x)) if x < 700 else 0.0

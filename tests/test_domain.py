@@ -19,8 +19,9 @@ REFUSED = "refused"
 
 
 def variance_rows(**params):
+    params = {"scaling": ["none", "sqrt"], **params}
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
-        return sqrtdk.run("variance", samples=20000, scaling=["none", "sqrt"], **params).rows
+        return sqrtdk.run("variance", samples=20000, **params).rows
 
 
 @pytest.mark.parametrize("params,outcome", [
@@ -34,6 +35,7 @@ def variance_rows(**params):
     ({"rho": 0.9, "mean": 1e4}, "ok"), ({"rho": 0.5, "std": 1e-30}, "ok"),
     ({"dist": "student-t", "df": 2.5, "mean": 1e3}, "ok"), ({"dist": "uniform", "mean": 1e5, "std": 0.1}, "ok"),
     ({"dist": "rademacher", "mean": -3.0, "std": 1e-5}, "ok"),
+    ({"dim": 65536, "std": 2e-39, "scaling": ["linear"]}, "ok"),  # values near 1e-160 keep their errors
 ])
 def test_variance_matches_theory_or_is_refused(params, outcome):
     params = {"dim": 64, **params}

@@ -3,6 +3,7 @@ nothing that an earlier run or the user made is lost. Real subprocesses and real
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +67,38 @@ def test_reproduce_into_a_folder_of_the_users_keeps_their_files(project):
     assert files(results) == {"README.md": b"# my notes\n"}
 
 
+def test_reproduce_keeps_what_the_user_put_beside_and_inside_its_folders(project, tmp_path):
+    configs, results = project
+    assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
+    (results / "a" / "notes.txt").write_text("mine")
+    (results / "a" / "mine").mkdir()
+    (results / "a" / "mine" / "f").write_text("mine too")
+    (results / "a" / "link").symlink_to(tmp_path / "nowhere")
+    shutil.copytree(results / "a", results / "a_backup", symlinks=True)  # a copy still names its config
+    (results / "a_link").symlink_to(results / "a")
+    (results / ".profile.old-2023").write_text("a dot-file that looks like debris")
+    (configs / "a.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 100000\n')  # the numbers change
+    assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
+    assert (results / "a" / "notes.txt").read_text() == "mine" and (results / "a" / "mine" / "f").exists()
+    assert os.readlink(results / "a" / "link") == str(tmp_path / "nowhere")
+    assert (results / "a_backup" / "notes.txt").exists() and (results / "a_link").is_symlink()
+    assert (results / ".profile.old-2023").exists()
+    assert json.loads((results / "a" / "rows.json").read_text())[0]["n_scores"] != \
+        json.loads((results / "a_backup" / "rows.json").read_text())[0]["n_scores"]
+
+
+def test_a_pipe_or_endless_manifest_is_never_read(project):
+    configs, results = project
+    (results / "other").mkdir(parents=True)
+    os.mkfifo(results / "other" / "manifest.json")
+    (results / "zero").mkdir()
+    (results / "zero" / "manifest.json").symlink_to("/dev/zero")
+    done = sqrtdk("reproduce", configs, "--out", results, "--quiet")
+    assert done.returncode == 0, done.stderr
+    (configs / "zero.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 2000\n')
+    assert "sqrtdk did not make it" in one_line(sqrtdk("reproduce", configs, "--out", results), 2)
+
+
 def test_kill_9_of_reproduce_leaves_nothing_that_the_next_run_trips_on(project):
     configs, results = project
     assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
@@ -82,7 +115,7 @@ def test_kill_9_of_reproduce_leaves_nothing_that_the_next_run_trips_on(project):
         time.sleep(0.2)
     assert workers and not [pid for pid in workers if _alive(pid)]
     # a staging folder that a kill could have left: the next run removes it
-    (results / f".a.partial-{_dead_pid()}").mkdir()
+    (results / f".a.sqrtdk-partial-{_dead_pid()}").mkdir()
     (configs / "slow.toml").unlink()
     assert files(results) == before
     check = sqrtdk("reproduce", configs, "--out", results, "--check")
@@ -148,6 +181,13 @@ def test_a_reader_that_goes_away_is_not_a_failed_check():
     done = subprocess.run(f"{' '.join(SQRTDK)} check --dim 4 | true; echo ${{PIPESTATUS[0]}}",
                           shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300)
     assert done.stdout.strip() in ("0", "141") and done.stderr == ""
+
+
+def test_a_reader_that_closes_without_reading_is_exit_141():
+    done = subprocess.run(f"{' '.join(SQRTDK)} variance --dim 16 --samples 4096 --workers 1 --json --no-plot "
+                          "--out /tmp/sqrtdk-pipe-test | (exec <&-; sleep 3); echo ${PIPESTATUS[0]}",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "141" and done.stderr == ""
 
 
 def test_a_full_stdout_is_reported_as_such_after_the_files_are_written(tmp_path):
@@ -229,6 +269,23 @@ def test_a_dangling_link_as_out_is_refused_before_any_work(tmp_path):
     start = time.time()
     line = one_line(sqrtdk("variance", "--dim", "4", "--samples", "100000000000", "--out", link), 2)
     assert "a link to nothing" in line and time.time() - start < 30
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["saturation", "--threshold", "1.0"], "--threshold: '1.0' is not allowed"),
+    (["gradient", "--eps", "1e-20"], "--eps: '1e-20' is not allowed"),
+    (["variance", "--scaling", "qknorm", "--qk-gain", "1e-300"], "--qk-gain: '1e-300' is not allowed"),
+    (["gradient", "--scaling", "logn", "--ssmax-s", "1e-300"], "--ssmax-s: '1e-300' is not allowed"),
+])
+def test_values_the_arithmetic_cannot_resolve_are_refused(tmp_path, argv, message):
+    assert message in one_line(sqrtdk(*argv, "--out", tmp_path), 2)
+
+
+def test_toy_with_any_logits(tmp_path):
+    done = sqrtdk("toy", "--high", "-400", "--low", "400", "--seq-len", "10", "--json", "--no-plot", "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    (row,) = [r for r in json.loads(done.stdout)["rows"] if r["scaling"] == "none"]
+    assert row["theory_max_weight"] == pytest.approx(row["max_weight"], abs=1e-300)
 
 
 def test_minus_zero_is_zero(tmp_path):

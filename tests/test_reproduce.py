@@ -178,7 +178,7 @@ def test_bad_config_stops_everything_before_work(capsys, project):
     code, out, err = cli(capsys, "reproduce", str(configs), "--out", str(results))
     assert code == 2 and out == ""
     assert err.strip() == (f"sqrtdk: error: {configs / 'c_bad.toml'}: key 'eps': 2.0 is not allowed; "
-                           "eps must be a finite number > 0 and <= 1")
+                           "eps must be a finite number >= 1e-10 and <= 1")
     assert snapshot(results) == before
 
 
