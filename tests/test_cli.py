@@ -38,7 +38,7 @@ BAD = [
     (["saturation", "--seq-len", "0"], "--seq-len", "'0' is not allowed; the sequence length must be"),
     (["saturation", "--seq-len", "20000"], "--seq-len", "from 1 to 16384"),
     (["saturation", "--threshold", "0"], "--threshold", "'0' is not allowed"),
-    (["saturation", "--threshold", "1.5"], "--threshold", "<= 1"),
+    (["saturation", "--threshold", "1.5"], "--threshold", "<= 0.999999"),
     (["saturation", "--dim", "0"], "--dim", "'0' is not allowed"),
     (["gradient", "--eps", "-1"], "--eps", "'-1' is not allowed"),
     (["gradient", "--std", "nan"], "--std", "'nan' is not allowed"),
