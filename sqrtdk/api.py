@@ -335,8 +335,9 @@ def write_all(jobs: Sequence[tuple[Result, Path, Mapping[str, Any] | None]], plo
             staged.append(output.stage(folder))
             for name, text in result.tables(manifest).items():
                 (staged[-1] / name).write_text(text, encoding="utf-8")
-            if plot and result.histograms():  # the data of the histogram figures, beside them
-                (staged[-1] / "histograms.json").write_text(output.to_json(result.histograms()), encoding="utf-8")
+            histograms = result.histograms() if plot else []
+            if histograms:  # the data of the histogram figures, beside them
+                (staged[-1] / "histograms.json").write_text(output.to_json(histograms), encoding="utf-8")
         if plot:
             figures = [(result, name, staging) for (result, _, _), staging in zip(jobs, staged)
                        for name in result.figures()]

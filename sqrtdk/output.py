@@ -175,10 +175,20 @@ def is_output(path: Path) -> bool:
 def made_by_sqrtdk(folder: Path) -> bool:
     """Whether `folder` is a run folder that sqrtdk wrote (its manifest names an experiment and sqrtdk)."""
     manifest = read_manifest(folder)
-    if manifest is None:
-        return False
-    return (isinstance(manifest, dict) and isinstance(manifest.get("experiment"), str)
+    return (manifest is not None and isinstance(manifest.get("experiment"), str)
             and isinstance(manifest.get("versions"), dict) and "sqrtdk" in manifest["versions"])
+
+
+def replaceable(target: Path) -> bool:
+    """Whether sqrtdk may write `target`: nothing is there, or a real folder that sqrtdk made."""
+    if not (target.exists() or target.is_symlink()):
+        return True
+    return target.is_dir() and not target.is_symlink() and made_by_sqrtdk(target)
+
+
+def without_versions(manifest: str | bytes) -> str:
+    """A manifest's text without the package versions, which describe the machine, not the result."""
+    return json.dumps({k: v for k, v in json.loads(manifest).items() if k != "versions"}, indent=1)
 
 
 def check_replaceable(folder: Path, option: str) -> None:
@@ -186,8 +196,7 @@ def check_replaceable(folder: Path, option: str) -> None:
     if len(os.fsencode(folder.name)) > NAME_MAX:
         raise InputError(f"{option}: the folder name {folder.name[:40]!r}... would be longer than {NAME_MAX} bytes; "
                          "give the config a shorter name")
-    if (folder.exists() or folder.is_symlink()) and (folder.is_symlink() or not folder.is_dir()
-                                                     or not made_by_sqrtdk(folder)):
+    if not replaceable(folder):
         raise InputError(f"{option}: {str(folder)!r} would be replaced, and sqrtdk did not make it "
                          "(no sqrtdk manifest.json in it); move it away or choose another name")
 
@@ -321,18 +330,17 @@ def commit(staging: Path, folder: Path, keep_earlier: bool = False) -> list[str]
 
 
 def same_folder(staging: Path, folder: Path) -> bool:
-    """Whether `folder` holds exactly the files of `staging`, byte for byte (manifests: apart from the
-    versions of the packages, which describe the machine)."""
+    """Whether the outputs in `folder` are exactly the files of `staging`, byte for byte (manifests: apart
+    from the versions); what the user keeps beside them does not count."""
     if not folder.is_dir():
         return False
     names = sorted(p.name for p in staging.iterdir())
-    if names != sorted(p.name for p in folder.iterdir()):
+    if names != sorted(p.name for p in folder.iterdir() if is_output(p)):
         return False
     for name in names:
         new, old = (staging / name).read_bytes(), (folder / name).read_bytes()
         if name == "manifest.json" and new != old:
-            new, old = (json.dumps({k: v for k, v in json.loads(b).items() if k != "versions"}).encode()
-                        for b in (new, old))
+            new, old = without_versions(new).encode(), without_versions(old).encode()
         if new != old:
             return False
     return True

@@ -155,8 +155,7 @@ def check_targets(configs: Sequence[Config], out: Path) -> None:
     config's results folder, or a README.md that is not its report."""
     for config in configs:
         target = out / config.name
-        if (target.exists() or target.is_symlink()) and not (target.is_dir() and not target.is_symlink()
-                                                           and output.made_by_sqrtdk(target)):
+        if not output.replaceable(target):
             raise InputError(f"{config.path}: this config's results folder {str(target)!r} exists and sqrtdk "
                              "did not make it; rename the config or move that folder away")
     readme = out / "README.md"
@@ -257,9 +256,8 @@ def compare_text(fresh: str, committed: Path) -> str | None:
     if not committed.exists():
         return "missing"
     old = committed.read_text(encoding="utf-8")
-    if committed.name == "manifest.json":  # versions describe the machine that ran it, not the result
-        fresh, old = (json.dumps({k: v for k, v in json.loads(t).items() if k != "versions"}, indent=1)
-                      for t in (fresh, old))
+    if committed.name == "manifest.json":
+        fresh, old = output.without_versions(fresh), output.without_versions(old)
     if fresh == old:
         return None
     new_lines, old_lines = fresh.splitlines(), old.splitlines()

@@ -85,6 +85,10 @@ def test_reproduce_keeps_what_the_user_put_beside_and_inside_its_folders(project
     assert (results / ".profile.old-2023").exists()
     assert json.loads((results / "a" / "rows.json").read_text())[0]["n_scores"] != \
         json.loads((results / "a_backup" / "rows.json").read_text())[0]["n_scores"]
+    # with the user's files beside them, unchanged outputs are still left untouched
+    stamp = (results / "a" / "rows.json").stat().st_mtime_ns
+    assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
+    assert (results / "a" / "rows.json").stat().st_mtime_ns == stamp
 
 
 def test_a_pipe_or_endless_manifest_is_never_read(project):
