@@ -24,7 +24,7 @@ from scipy import integrate, stats
 
 import sqrtdk
 from common import heading, options, pm, say
-from sqrtdk import theory
+from sqrtdk.core import rules, theory
 
 D_K = 100
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         inner = (z[:-1] >= -4) & (z[1:] <= 4)
         tails.append((sample.n_scores - sample.counts[inner].sum()) / sample.n_scores)
     tails = np.array(tails)
-    c = theory.scale(D_K, "sqrt")
+    c = rules.scale(D_K, "sqrt")
     exact = 2 * integrate.quad(lambda x: theory.score_density(np.array([x]), D_K, c=c)[0], 4, np.inf)[0]
     normal = 2 * stats.norm.sf(4)
     say(f"The share of scaled scores beyond ±4 is {pm(tails.mean(), tails.std(ddof=1) / math.sqrt(seeds), 3)} "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from common import heading, options, say
-from sqrtdk import multihead
+from sqrtdk.core import multihead
 
 
 def article_attention(x, w_q, w_k, w_v, heads):
@@ -33,7 +33,7 @@ def article_attention(x, w_q, w_k, w_v, heads):
 
 
 def fixed_attention(x, w_q, w_k, w_v, heads):
-    """The same with the heads moved in front of the positions (sqrtdk.multihead.split_heads)."""
+    """The same with the heads moved in front of the positions (sqrtdk.core.multihead.split_heads)."""
     q, k, v = (multihead.split_heads(x @ w, heads) for w in (w_q, w_k, w_v))
     out, probs = multihead.attention(q, k, v)
     return out.transpose(0, 2, 1, 3), probs  # back to (batch, seq, heads, head_dim), like the article's
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:>8}: output at position 2 moves by {moved:.3g} -> {verdict}")
     print()
 
-    say("tests/test_multihead.py runs the same check on sqrtdk.multihead.self_attention and on the article's "
+    say("tests/test_multihead.py runs the same check on sqrtdk.core.multihead.self_attention and on the article's "
         "version, and requires the first to pass and the second to fail; seed003_mhsa_forward.py checks the "
         "fixed forward pass against a per-head reference.")
 

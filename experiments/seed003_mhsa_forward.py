@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from common import heading, options, pm, say
-from sqrtdk import multihead
+from sqrtdk.core import multihead
 
 D_MODEL, HEADS = 512, 8
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         w = [rng.normal(scale=d_model ** -0.5, size=(d_model, d_model)) for _ in range(4)]
         worst = max(worst, float(np.abs(multihead.self_attention(x, *w, heads)[0] - per_head_reference(x, *w, heads)).max()))
     say(f"Over {shapes} random shapes (1 to 8 heads, up to 32 tokens) the largest difference between "
-        f"sqrtdk.multihead.self_attention and the per-head reference is {worst:.2g}: rounding only.")
+        f"sqrtdk.core.multihead.self_attention and the per-head reference is {worst:.2g}: rounding only.")
 
     replicates, n = (16, 32) if args.quick else (64, 256)
     heading(f"2. The scaled scores at PyTorch's default initialisation (d_model = {D_MODEL}, {HEADS} heads)")

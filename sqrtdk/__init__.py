@@ -1,23 +1,32 @@
 """sqrtdk: measure why attention divides its scores by sqrt(d_k).
 
 `sqrtdk.run("variance", dim=[16, 64])` runs an experiment and `sqrtdk.run_config("configs/x.toml")` a
-config; both return a `Result` (see `sqrtdk.api`). `sqrtdk.theory` holds the closed forms,
-`sqrtdk.softmax` the stable softmax statistics and `sqrtdk.multihead` a multi-head attention forward pass.
+config; both return a `Result` (see `sqrtdk.api`). `sqrtdk.core` holds the numerical core (closed forms,
+sampling, moments, the softmax statistics, a multi-head forward pass) and `sqrtdk.experiments` one module
+per experiment.
 """
 
-__version__ = "0.1.0"
+from typing import Any
 
-__all__ = ["__version__", "run", "run_config", "Result", "InputError"]
+__all__ = ["InputError", "Result", "__version__", "run", "run_config"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # numpy and friends load only when the API is used, so `sqrtdk --help` stays instant
-    if name in ("run", "run_config", "Result"):
+    if name in ("run", "run_config"):
         from sqrtdk import api
 
         return getattr(api, name)
+    if name == "Result":
+        from sqrtdk.result import Result
+
+        return Result
     if name == "InputError":
         from sqrtdk.errors import InputError
 
         return InputError
+    if name == "__version__":  # one place: the installed package's metadata (pyproject.toml)
+        from importlib.metadata import version
+
+        return version("sqrtdk")
     raise AttributeError(f"module 'sqrtdk' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Configs: one TOML file per figure or table, naming the experiment and its parameters.
 
-    experiment = "variance"                 # variance, saturation, gradient or check
+    experiment = "variance"                 # one of sqrtdk.experiments.NAMES
     title = "Var(q.k) against d_k"          # optional: the heading in the generated report
     description = "..."                     # optional: what the figure asks
     order = 1                               # optional: the section's place in the report (lower first)
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqrtdk import api, schema
+from sqrtdk import experiments, schema
 from sqrtdk.errors import InputError
 
 META = ("experiment", "title", "description", "order")
@@ -88,19 +88,16 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None, text: bool = True) -> Config:
     """Read and validate a config, then apply overrides: `--set` text, or typed values with `text=False`."""
     path = Path(path)
-    text, table = _read(path)
+    written, table = _read(path)
 
     def key(name: str) -> str:
         return f"{path}: key {name!r}"
 
     if "experiment" not in table:
-        raise InputError(f"{path}: key 'experiment' is missing; choose from {', '.join(api.EXPERIMENTS)}")
+        raise InputError(f"{path}: key 'experiment' is missing; choose from {', '.join(experiments.NAMES)}")
     experiment = table["experiment"]
-    spec = api.experiment_spec(experiment, key("experiment")) if isinstance(experiment, str) else None
-    if spec is None:
-        raise InputError(f"{key('experiment')}: {schema.show(experiment)} is not allowed; "
-                         f"choose from {', '.join(api.EXPERIMENTS)}")
-    names = [f.name for f in schema.fields(spec.schema)]
+    spec = experiments.get(experiment, key("experiment"))
+    names = [f.name for f in schema.fields(spec.params)]
     for name in table:
         if name not in META and name not in names:
             raise InputError(f"{key(name)}: unknown key; allowed keys are {', '.join(META + tuple(names))}")
@@ -115,11 +112,11 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None, text: boo
         raise InputError(f"{key('order')}: {schema.show(order)} is not allowed; the order must be an integer "
                          "from 0 to 1000")
     raw = {name: value for name, value in table.items() if name not in META}
-    params = api.parse(experiment, raw, label=key, text=False)
+    params = schema.build(spec.params, raw, label=key, text=False)
     if overrides:
         label = (lambda name: f"--set {name}") if text else (lambda name: name)
-        params = api.parse(experiment, overrides, label=label, text=text, base=params)
-    return Config(path, experiment, params, meta["title"], meta["description"], order, text)
+        params = schema.build(spec.params, overrides, label=label, text=text, base=params)
+    return Config(path, experiment, params, meta["title"], meta["description"], order, written)
 
 
 def load_dir(folder: str | Path) -> list[Config]:

@@ -24,16 +24,12 @@ class ServiceLost(Exception):
     code = 69  # sysexits' EX_UNAVAILABLE
 
 
-class Stopped(Exception):
-    """Raised inside a replicate when the run is being stopped (Ctrl-C, SIGTERM or an error elsewhere)."""
-
-
 def map_replicates(fn: Callable[[int, Any], Any], count: int) -> list[Any]:
     """[fn(r, stop) for r in range(count)], on this task's share of the cores, in replicate order.
 
     Replicates are independent (each has its own random stream), so they run on threads: numpy releases
     the GIL in its loops and in BLAS. BLAS is held to one thread meanwhile, so the two do not compete.
-    `fn` should call `stop.is_set()` between blocks and raise `Stopped`: an interrupted run then ends
+    `fn` should call `stop.is_set()` between blocks and raise core.moments.Stopped: an interrupted run then ends
     within one block instead of finishing every started replicate.
     """
     import threading

@@ -93,13 +93,18 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def version() -> str:
+    """sqrtdk's version, from the installed package's metadata."""
+    from importlib.metadata import version
+
+    return version("sqrtdk")
+
+
 def versions() -> dict[str, str]:
     """Versions of the packages that made the numbers and figures (read from metadata, nothing imported)."""
     from importlib.metadata import version
 
-    from sqrtdk import __version__
-
-    return {"sqrtdk": __version__, "python": platform.python_version(),
+    return {"sqrtdk": version("sqrtdk"), "python": platform.python_version(),
             **{name: version(name) for name in ("numpy", "scipy", "matplotlib")}}
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sqrtdk import api, output, report
+from sqrtdk.result import Result, write_all
 from sqrtdk.config import Config
 from sqrtdk.errors import InputError
 
@@ -44,7 +45,7 @@ COUNT_FLOOR = 2    # histogram counts: scores that a rounding moved across a bin
 
 def run(configs: Sequence[Config], workers: int | None = None, scheduler: str | None = None,
         progress: Callable[[int, int], None] | None = None, figures: bool = True,
-        limits: tuple[float | None, float | None] = (None, None)) -> list[api.Result]:
+        limits: tuple[float | None, float | None] = (None, None)) -> list[Result]:
     """Every config's result, its tasks all run as one pool (`figures=False`: tables only)."""
     return api.run_many([(c.experiment, c.params) for c in configs], workers, scheduler, progress, figures, limits)
 
@@ -119,7 +120,7 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def settle(result: api.Result, committed: Path) -> api.Result:
+def settle(result: Result, committed: Path) -> Result:
     """`result` with the committed values in place of the fresh ones where the two agree (rows and, when
     both have them, histogram counts); the fresh result otherwise."""
     rows = _read_json(committed / "rows.json")
@@ -135,7 +136,7 @@ def settle(result: api.Result, committed: Path) -> api.Result:
 
 # ---- writing ----
 
-def write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, plot: bool = True,
+def write(configs: Sequence[Config], results: Sequence[Result], out: Path, plot: bool = True,
           shown_at: Path | None = None, workers: int | None = None,
           progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Write out/<config name>/ for each config and out/README.md; drop canonical folders of removed configs.
@@ -164,7 +165,7 @@ def check_targets(configs: Sequence[Config], out: Path) -> None:
                          "and reproduce would replace it")
 
 
-def _write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, plot: bool, shown_at: Path,
+def _write(configs: Sequence[Config], results: Sequence[Result], out: Path, plot: bool, shown_at: Path,
            workers: int | None, progress: Callable[[int, int], None] | None) -> list[str]:
     check_targets(configs, out)  # again under the lock: something may have appeared meanwhile
     owned = {folder.name for folder in canonical_folders(out)}
@@ -174,7 +175,7 @@ def _write(configs: Sequence[Config], results: Sequence[api.Result], out: Path, 
     for config, result in zip(configs, settled):
         where = Path(os.path.relpath(config.path.resolve(), shown_at.resolve())).as_posix()
         jobs.append((result, out / config.name, {MARKER: where, "title": config.title}))
-    files = [f for folder in api.write_all(jobs, plot, workers, progress, unchanged="keep") for f in folder]
+    files = [f for folder in write_all(jobs, plot, workers, progress, unchanged="keep") for f in folder]
     for stale in orphans(out, {c.name for c in configs}):
         output.remove_folder(stale)
     text = report.render(configs, settled, shown_at)
@@ -212,7 +213,7 @@ def orphans(out: Path, names: set[str]) -> list[Path]:
 
 # ---- the staleness check ----
 
-def check(configs: Sequence[Config], results: Sequence[api.Result], committed: Path) -> list[str]:
+def check(configs: Sequence[Config], results: Sequence[Result], committed: Path) -> list[str]:
     """Problems with `committed` against a fresh regeneration, one line each (file, then what differs)."""
     problems = []
     settled = []

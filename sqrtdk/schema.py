@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqrtdk.errors import InputError
-from sqrtdk.theory import DISTRIBUTIONS, INITS, SCALINGS, SSMAX_S
+from sqrtdk.core.rules import SCALINGS, SSMAX_S
+from sqrtdk.core.theory import DISTRIBUTIONS, INITS
 
 # Weights below e^-30 of a row's largest are set to 0 (attention.CUT) and float32 carries 7 digits: a
 # largest weight is resolved to about 1e-7, a Jacobian norm down to about 1e-12.
@@ -231,8 +232,12 @@ def dist_field() -> Any:
 
 
 def source_fields() -> dict[str, Any]:
-    """Where q and k come from (sampling.Source): entries directly, or tokens through a projection."""
+    """Where q and k come from (sampling.Source): the entries' distribution, mean and std, and either the
+    entries directly or tokens through a projection layer."""
     return {
+        "dist": dist_field(),
+        "mean": mean_field(),
+        "std": std_field(),
         "df": param(10.0, "degrees of freedom of Student-t entries (> 2 for a finite variance)",
                     Real("df", lo=2.0, lo_open=True, hi=1e6),
                     applies=(lambda t: t.get("dist") == "student-t", "with dist student-t")),
@@ -254,6 +259,33 @@ def source_fields() -> dict[str, Any]:
     }
 
 
+def source(task: Mapping[str, Any]) -> Any:
+    """The task's core.sampling.Source: its entries, and the projection layer for projected inputs."""
+    from sqrtdk.core.sampling import Source
+    from sqrtdk.core.theory import Entries
+
+    entries = Entries(task.get("dist") or "gaussian", task["mean"], task["std"], task.get("df") or 10.0,
+                      task.get("rho") or 0.0)
+    if task.get("inputs") != "projected":
+        return Source(entries)
+    return Source(entries, "projected", task["d_model"], task["heads"], task["init"], task["init_std"],
+                  bool(task["layernorm"]))
+
+
+def gain(task: Mapping[str, Any]) -> float | None:
+    """The task's qknorm gain; None for the default, sqrt(d_k)."""
+    value = task.get("qk_gain")
+    return None if value in (None, "auto") else value
+
+
+def params_class(module: str, name: str, doc: str, **fields: Any) -> type:
+    """An experiment's schema: a frozen dataclass whose fields (each a tuple of values) come in the order
+    given, which is the order of the grid (first outermost), of the options and of a resolved config."""
+    cls = dataclasses.make_dataclass(name, [(key, tuple, value) for key, value in fields.items()], frozen=True)
+    cls.__module__, cls.__doc__ = module, doc
+    return cls
+
+
 def scaling_field(options: tuple[str, ...], note: str = "") -> Any:
     return param(("none", "sqrt"), "scaling rules compared side by side on the same draws",
                  Choice(options, "the scaling", note), metavar="RULE", axis=False)
@@ -271,98 +303,21 @@ def ssmax_field() -> Any:
                  applies=(lambda t: "logn" in t.get("scaling", ()), "with scaling logn"))
 
 
-@dataclass(frozen=True)
-class VarianceParams:
-    """`sqrtdk variance`: moments of q.k under each scaling rule, against their closed forms."""
-    dim: tuple[int, ...] = dim_field()
-    samples: tuple[int, ...] = param(2**21, "scores per d_k (rounded up to whole sampling blocks)",
-                                     Integer(1, MAX_SAMPLES, "the number of scores"), metavar="INT")
-    seed: tuple[int, ...] = seed_field()
-    dist: tuple[str, ...] = dist_field()
-    mean: tuple[float, ...] = mean_field()
-    std: tuple[float, ...] = std_field()
-    df: tuple[float, ...] = source_fields()["df"]
-    rho: tuple[float, ...] = source_fields()["rho"]
-    inputs: tuple[str, ...] = source_fields()["inputs"]
-    d_model: tuple[int, ...] = source_fields()["d_model"]
-    heads: tuple[int, ...] = source_fields()["heads"]
-    init: tuple[str, ...] = source_fields()["init"]
-    init_std: tuple[float, ...] = source_fields()["init_std"]
-    layernorm: tuple[bool, ...] = source_fields()["layernorm"]
-    scaling: tuple[str, ...] = scaling_field(tuple(s for s in SCALINGS if s != "logn"),
-                                             "logn needs a sequence length: use it in saturation or gradient")
-    qk_gain: tuple[float | str, ...] = qk_gain_field()
-
-
-@dataclass(frozen=True)
-class CheckParams:
-    """`sqrtdk check`: the scaled variance's 99.9% interval must lie inside [1 - tol, 1 + tol]."""
-    dim: tuple[int, ...] = dim_field(2**i for i in range(11))
-    samples: tuple[int, ...] = param(2**20, "scores per d_k (rounded up to whole sampling blocks)",
-                                     Integer(1, MAX_SAMPLES, "the number of scores"), metavar="INT")
-    seed: tuple[int, ...] = seed_field()
-    tol: tuple[float, ...] = param(0.05, "allowed distance of the scaled variance from 1",
-                                   Real("the tolerance", lo=0.0, lo_open=True, hi=1.0, hi_open=True))
-    mean: tuple[float, ...] = mean_field()
-    std: tuple[float, ...] = std_field()
-
-
 def seq_len_field(default: Any = 128, hi: int = 16384) -> Any:
     return param(default, "sequence length n: keys each query attends over",
                  Integer(1, hi, "the sequence length"), metavar="INT")
 
 
 def rows_field() -> Any:
-    return param(2**14, "query rows per point, in whole trials (at most 256 queries per trial)",
-                 Integer(1, MAX_SAMPLES, "the number of query rows"), metavar="INT")
+    return param(2**14, "query rows per point, in whole trials (at most 256 queries per trial); in the "
+                 "variance experiment --samples counts scores instead", Integer(1, MAX_SAMPLES, "the number of query rows"),
+                 metavar="INT")
 
 
-@dataclass(frozen=True)
-class AttentionParams:
-    """Shared by saturation and gradient: one attention matrix per trial, statistics per query row."""
-    dim: tuple[int, ...] = dim_field((16, 64, 256, 1024))
-    seq_len: tuple[int, ...] = seq_len_field()
-    samples: tuple[int, ...] = rows_field()
-    seed: tuple[int, ...] = seed_field()
-    dist: tuple[str, ...] = dist_field()
-    mean: tuple[float, ...] = mean_field()
-    std: tuple[float, ...] = std_field()
-    df: tuple[float, ...] = source_fields()["df"]
-    rho: tuple[float, ...] = source_fields()["rho"]
-    inputs: tuple[str, ...] = source_fields()["inputs"]
-    d_model: tuple[int, ...] = source_fields()["d_model"]
-    heads: tuple[int, ...] = source_fields()["heads"]
-    init: tuple[str, ...] = source_fields()["init"]
-    init_std: tuple[float, ...] = source_fields()["init_std"]
-    layernorm: tuple[bool, ...] = source_fields()["layernorm"]
-    scaling: tuple[str, ...] = scaling_field(SCALINGS)
-    qk_gain: tuple[float | str, ...] = qk_gain_field()
-    ssmax_s: tuple[float, ...] = ssmax_field()
-
-
-@dataclass(frozen=True)
-class SaturationParams(AttentionParams):
-    """`sqrtdk saturation`: how far softmax(c Q K^T) concentrates on one key, across d_k and n."""
-    threshold: tuple[float, ...] = param(0.99, "a row is saturated when its largest weight is at least this",
-                                         Real("the threshold", lo=0.0, lo_open=True, hi=THRESHOLD_MAX))
-
-
-@dataclass(frozen=True)
-class GradientParams(AttentionParams):
-    """`sqrtdk gradient`: size of the softmax Jacobian and of the gradients through it, across d_k and n."""
-    eps: tuple[float, ...] = param(1e-3, "a row's gradient vanishes when ||J||_F is below this",
-                                   Real("eps", lo=EPS_MIN, hi=1.0))
-
-
-@dataclass(frozen=True)
-class ToyParams:
-    """`sqrtdk toy`: Scalable-Softmax's toy, n logits all `low` but one `high`: the largest weight per rule."""
-    seq_len: tuple[int, ...] = seq_len_field((10, 100, 1000, 10000), hi=10**7)
-    high: tuple[float, ...] = param(3.0, "the one logit that stands out", Real("high", lo=-1e3, hi=1e3))
-    low: tuple[float, ...] = param(-2.0, "every other logit", Real("low", lo=-1e3, hi=1e3))
-    scaling: tuple[str, ...] = param(("none", "logn"), "none: plain softmax; logn: logits times s ln n",
-                                     Choice(("none", "logn"), "the scaling"), metavar="RULE", axis=False)
-    ssmax_s: tuple[float, ...] = param(SSMAX_S, "s of the logn rule", Real("s", lo=0.0, lo_open=True, hi=1e3))
+def scores_field(default: int) -> Any:
+    return param(default, "scores q.k per d_k, rounded up to whole sampling blocks; in the attention "
+                 "experiments --samples counts query rows instead", Integer(1, MAX_SAMPLES, "the number of scores"),
+                 metavar="INT")
 
 
 def fields(schema: type) -> tuple[dataclasses.Field, ...]:
@@ -517,7 +472,7 @@ def _check_domain(task: Mapping[str, Any], label: Callable[[str], str]) -> None:
             raise InputError(f"{label('std')}: {std:g} is not allowed with mean = {mean:g} and projected inputs; "
                              f"the tokens' mean square mean^2 + std^2 = {square:.3g} must lie between {lo:g} and "
                              f"{hi:g} (float32 layers)")
-        from sqrtdk.theory import init_variances
+        from sqrtdk.core.theory import init_variances
 
         v_w, v_b = init_variances(task["init"], task["d_model"], task.get("init_std"))
         v_q = (task["d_model"] if task.get("layernorm") else task["d_model"] * square) * v_w + v_b

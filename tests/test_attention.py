@@ -5,11 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from sqrtdk import theory
-from sqrtdk.attention import GRADIENT, SATURATION, Rule, attention_rows, row_metrics, sample_rows
-from sqrtdk.sampling import Source
-from sqrtdk.softmax import softmax
-from sqrtdk.theory import Entries
+from sqrtdk.core import theory
+from sqrtdk.core.rows import GRADIENT, SATURATION, Rule, row_metrics, sample_rows
+from sqrtdk.experiments._attention import attention_rows
+from sqrtdk.core.sampling import Source
+from sqrtdk.core.softmax import softmax
+from sqrtdk.core.theory import Entries
 
 Z = 5.0
 ALL = ("none", "sqrt", "linear", "qknorm", "logn")
@@ -42,8 +43,8 @@ def test_gradient_norms_match_finite_differences(rule):
         s_i = logits(q[i])
         d_q = [(loss_q(q[i] + h * e) - loss_q(q[i] - h * e)) / (2 * h) for e in np.eye(d_k)]
         d_s = [(loss_s(s_i + h * e) - loss_s(s_i - h * e)) / (2 * h) for e in np.eye(n)]
-        assert values[i, GRADIENT.index("grad_q_mean")] == pytest.approx(np.linalg.norm(d_q), rel=1e-6)
-        assert values[i, GRADIENT.index("grad_logits_mean")] == pytest.approx(np.linalg.norm(d_s), rel=1e-6)
+        assert values["grad_q_mean"][i] == pytest.approx(np.linalg.norm(d_q), rel=1e-6)
+        assert values["grad_logits_mean"][i] == pytest.approx(np.linalg.norm(d_s), rel=1e-6)
 
 
 @pytest.mark.parametrize("d_k,max_prob,diag_max", [(16, 0.748, 0.148), (64, 0.875, 0.082),

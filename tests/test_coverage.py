@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from sqrtdk import theory
-from sqrtdk.attention import attention_rows, sample_rows
-from sqrtdk.moments import t_quantile
-from sqrtdk.sampling import Source
-from sqrtdk.theory import Entries
-from sqrtdk.variance import sample_scores, variance_rows
+from sqrtdk.core import theory
+from sqrtdk.core.rows import sample_rows
+from sqrtdk.experiments._attention import attention_rows
+from sqrtdk.core.moments import t_quantile
+from sqrtdk.core.sampling import Source
+from sqrtdk.core.theory import Entries
+from sqrtdk.core.scores import sample_scores
+from sqrtdk.experiments.variance import variance_rows
 
 
 def assert_covers(hits: int, seeds: int, level: float) -> None:
@@ -83,7 +85,7 @@ def test_fraction_intervals_cover_and_stay_in_0_1(kind, threshold, samples):
 
 def test_figure_error_bars_use_t_on_few_replicates():
     """Eight replicates: mean +- t_7 se covers 95%; the normal 1.96 would cover about 91%."""
-    from sqrtdk.plots import error_bars
+    from sqrtdk.experiments._attention import error_bars
 
     d_k, c, seeds = 16, 0.25, 800
     truth = two_key_truth(d_k, c, lambda gap: special.expit(abs(gap)))  # the larger of two weights

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import sqrtdk
-from sqrtdk.variance import KURTOSIS_SE_MIN_DF
+from sqrtdk.experiments.variance import KURTOSIS_SE_MIN_DF
 
 ALL_RULES = ["none", "sqrt", "linear", "qknorm"]
 RAISE = dict(over="raise", invalid="raise", divide="raise", under="ignore")

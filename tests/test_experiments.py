@@ -9,7 +9,7 @@ import pytest
 
 EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 SCRIPTS = sorted(p for p in EXPERIMENTS.glob("seed*.py"))
-PUBLIC = {"sqrtdk", "sqrtdk.theory", "sqrtdk.multihead", "sqrtdk.softmax"}
+PUBLIC = {"sqrtdk", "sqrtdk.core", "sqrtdk.core.theory", "sqrtdk.core.rules", "sqrtdk.core.multihead", "sqrtdk.core.softmax"}
 
 EXPECT = {
     "seed000_sampling.py": ["times too small", "The exact variance-gamma density predicts"],

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sqrtdk import executors
-from sqrtdk.attention import GRADIENT, SATURATION, Rule, row_metrics, sample_rows
-from sqrtdk.softmax import entropy, jacobian_fro, softmax
-from sqrtdk.variance import sample_scores, variance_rows
+from sqrtdk.core.rows import GRADIENT, SATURATION, Rule, row_metrics, sample_rows
+from sqrtdk.core.softmax import entropy, jacobian_fro, softmax
+from sqrtdk.core.scores import sample_scores
+from sqrtdk.experiments.variance import variance_rows
 
 logit = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
 rows = st.integers(1, 5).flatmap(lambda r: st.integers(1, 40).flatmap(
@@ -58,16 +59,16 @@ def test_fused_statistics_match_the_explicit_softmax(n, d_k, log_c, normalised, 
     # largest weight (1) keeps float64's absolute 1e-16, so ||J||_F of a nearly one-hot row is good to
     # sqrt(4e-16) = 2e-8 absolute
     close = dict(rtol=1e-7, atol=2e-8)
-    assert np.allclose(sat[:, SATURATION.index("max_prob_mean")], p.max(axis=-1), **close)
-    assert np.allclose(sat[:, SATURATION.index("entropy_mean")], h, **close)
-    participation = sat[:, SATURATION.index("participation_mean")]
+    assert np.allclose(sat["max_prob_mean"], p.max(axis=-1), **close)
+    assert np.allclose(sat["entropy_mean"], h, **close)
+    participation = sat["participation_mean"]
     assert np.allclose(participation, 1 / (p * p).sum(axis=-1), **close)
     assert np.all(participation >= 1 - 1e-9) and np.all(participation <= n + 1e-9)
     jg = np.array([(np.diag(r) - np.outer(r, r)) @ gi for r, gi in zip(p, g[0])])  # J g, J written out
-    assert np.allclose(grad[:, GRADIENT.index("grad_logits_mean")], np.linalg.norm(jg, axis=-1), **close)
+    assert np.allclose(grad["grad_logits_mean"], np.linalg.norm(jg, axis=-1), **close)
     fro = [np.linalg.norm(np.diag(r) - np.outer(r, r)) for r in p]
-    assert np.allclose(grad[:, GRADIENT.index("jacobian_fro_mean")], fro, **close)
-    assert np.allclose(grad[:, GRADIENT.index("jacobian_diag_max_mean")], (p * (1 - p)).max(axis=-1), **close)
+    assert np.allclose(grad["jacobian_fro_mean"], fro, **close)
+    assert np.allclose(grad["jacobian_diag_max_mean"], (p * (1 - p)).max(axis=-1), **close)
 
 
 @settings(max_examples=15, deadline=None)
@@ -93,6 +94,8 @@ def test_rows_do_not_depend_on_thread_count(monkeypatch):
     results = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(executors, "_task_threads", threads)
-        results.append((variance_rows(sample_scores(40, 50000, seed=2, cosine=True), ("none", "qknorm")),
-                        sample_rows("saturation", 40, 64, 600, seed=2).replicate_means.tolist()))
+        threaded = executors.map_replicates
+        results.append((variance_rows(sample_scores(40, 50000, seed=2, cosine=True, map_replicates=threaded),
+                                      ("none", "qknorm")),
+                        sample_rows("saturation", 40, 64, 600, seed=2, map_replicates=threaded).replicate_means.tolist()))
     assert results[0] == results[1] == results[2]

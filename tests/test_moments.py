@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sqrtdk.moments import Moments, add_in_order, batch_means, block_power_sums
+from sqrtdk.core.moments import Moments, add_in_order, batch_means, block_power_sums
 
 
 def test_power_sums_give_numpy_moments():
@@ -26,7 +26,7 @@ def test_power_sums_give_numpy_moments():
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 8, 15, 16, 31, 63, 64, 200])
 @pytest.mark.parametrize("p", [0.6, 0.975, 0.9995])
 def test_t_quantile_against_scipy(p, df):
-    from sqrtdk.moments import t_quantile
+    from sqrtdk.core.moments import t_quantile
 
     assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-10)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sqrtdk.errors import InputError
-from sqrtdk.multihead import merge_heads, self_attention, split_heads
+from sqrtdk.core.multihead import merge_heads, self_attention, split_heads
 
 
 def weights(rng, d_model):

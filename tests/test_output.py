@@ -10,6 +10,7 @@ import pytest
 
 import sqrtdk
 from sqrtdk import api
+from sqrtdk import result as result_module
 from sqrtdk.errors import InputError
 from sqrtdk.output import commit, stage, sweep, to_csv, to_json, to_markdown
 
@@ -29,7 +30,7 @@ def test_failed_write_leaves_nothing_and_keeps_earlier(tmp_path, monkeypatch):
     def boom(item):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(api, "_render", boom)
+    monkeypatch.setattr(result_module, "_render", boom)
     with pytest.raises(RuntimeError):
         result.write(tmp_path, workers=1)
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no staging folder left

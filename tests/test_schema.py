@@ -3,7 +3,9 @@
 import pytest
 
 from sqrtdk.errors import InputError
-from sqrtdk.schema import SaturationParams, VarianceParams, build, grid, resolved, varying
+from sqrtdk.experiments.saturation import Params as SaturationParams
+from sqrtdk.experiments.variance import Params as VarianceParams
+from sqrtdk.schema import build, grid, resolved, varying
 
 
 def test_text_lists_and_defaults():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from sqrtdk import softmax as sm
+from sqrtdk.core import softmax as sm
 
 
 def stats(s):

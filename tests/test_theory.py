@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from sqrtdk import theory
-from sqrtdk.theory import Entries
+from sqrtdk.core import rules, theory
+from sqrtdk.core.theory import Entries
 
 Z = 5.0  # standard errors allowed: rare enough across the whole suite
 
@@ -114,12 +114,12 @@ def test_cosine_kurtosis_of_isotropic_vectors(d_k):
 
 
 def test_scale_rules():
-    assert theory.scale(64, "none") == 1.0
-    assert theory.scale(64, "sqrt") == 0.125
-    assert theory.scale(64, "linear") == 1 / 64
-    assert theory.scale(64, "qknorm") == 8.0 and theory.scale(64, "qknorm", qk_gain=3.0) == 3.0
-    assert theory.scale(64, "logn", 1000) == pytest.approx(0.43 * math.log(1000) / 8)
-    assert theory.score_variance(64, c=theory.scale(64, "sqrt")) == pytest.approx(1.0)
+    assert rules.scale(64, "none") == 1.0
+    assert rules.scale(64, "sqrt") == 0.125
+    assert rules.scale(64, "linear") == 1 / 64
+    assert rules.scale(64, "qknorm") == 8.0 and rules.scale(64, "qknorm", qk_gain=3.0) == 3.0
+    assert rules.scale(64, "logn", 1000) == pytest.approx(0.43 * math.log(1000) / 8)
+    assert theory.score_variance(64, c=rules.scale(64, "sqrt")) == pytest.approx(1.0)
 
 
 def test_ssmax_toy_closed_form_reproduces_published():

@@ -6,10 +6,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from sqrtdk import theory
-from sqrtdk.sampling import Source
-from sqrtdk.theory import Entries
-from sqrtdk.variance import sample_scores, variance_rows
+from sqrtdk.core import theory
+from sqrtdk.core.sampling import Source
+from sqrtdk.core.theory import Entries
+from sqrtdk.core.scores import sample_scores
+from sqrtdk.experiments.variance import variance_rows
 
 Z = 5.0  # standard errors allowed for a single comparison
 RULES = ("none", "sqrt", "linear", "qknorm")

@@ -1,4 +1,4 @@
-"""Saturation and gradient experiments: one attention matrix per trial, statistics per query row.
+"""Per-query-row softmax statistics of sampled attention matrices: the saturation and gradient kernels.
 
 A trial draws n keys and m = min(n, 256) queries of dimension d_k (sampling.py), forms the logits of each
 scaling rule (c Q K^T, or g cos(q_i, k_j) for QK-norm) and P = softmax row by row (softmax.py). The
@@ -7,7 +7,7 @@ differentiates L = sum_ij G_ij P_ij: dL/dS_i = J_i G_i with J_i = diag(p_i) - p_
 dL/dq_i = c (dL/dS_i) K, or for QK-norm (g / |q_i|) (I - q^ q^T) sum_j (dL/dS_ij) k^_j.
 
 Rows of one trial share their keys (and are not independent), so trials are grouped into independent
-replicates and standard errors come from the spread of replicate means (moments.py). All rules are
+replicates, whose means this module returns (the experiments turn them into estimates). All rules are
 computed from the same draws. With projected inputs a trial is a sequence of n tokens through a fresh
 layer, and every head's rows count.
 """
@@ -19,18 +19,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sqrtdk import theory
-from sqrtdk.softmax import fro_from_rest
-from sqrtdk.moments import REPLICATES, add_in_order, batch_means
-from sqrtdk.sampling import Source, projected_blocks, qk_blocks, task_seed
+from sqrtdk.core.moments import REPLICATES, MapReplicates, Stopped, add_in_order, serial
+from sqrtdk.core.rules import NORMALISING, SSMAX_S, scale
+from sqrtdk.core.sampling import Source, projected_blocks, qk_blocks, task_seed
+from sqrtdk.core.softmax import fro_from_rest
+from sqrtdk.core.theory import Entries
 
 CHUNK_SCORES = 2**17  # logits per chunk of query rows
 MIN_REPLICATES = 8
 QUERIES = 256  # queries per trial: longer sequences add keys, not rows
 CUT = 30.0  # logits this far below a row's largest get weight 0 (see row_metrics)
 
-FRACTIONS = ("saturated_fraction", "vanishing_fraction")  # shares of rows: exact intervals inside [0, 1]
-LEVEL = 0.95  # the level of the fractions' intervals and of the figures' error bars
+# The metrics each kernel returns, as named columns in this order: means over rows, or shares of rows.
 SATURATION = ("max_prob_mean", "entropy_mean", "entropy_ratio_mean", "effective_tokens_mean",
               "participation_mean", "saturated_fraction")
 GRADIENT = ("jacobian_fro_mean", "jacobian_diag_max_mean", "grad_logits_mean", "grad_q_mean",
@@ -46,7 +46,7 @@ class Rule:
 
 
 def rules_for(scalings: tuple[str, ...], d_k: int, n: int, qk_gain: float | None, ssmax_s: float) -> list[Rule]:
-    return [Rule(s, theory.scale(d_k, s, n, qk_gain, ssmax_s), s in theory.NORMALISING) for s in scalings]
+    return [Rule(s, scale(d_k, s, n, qk_gain, ssmax_s), s in NORMALISING) for s in scalings]
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -55,12 +55,12 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def row_metrics(kind: str, scores: np.ndarray, rule: Rule, q: np.ndarray, k: np.ndarray,
-                g: np.ndarray | None, level: float) -> np.ndarray:
-    """Per-row values of the experiment's metrics, in the order of SATURATION or GRADIENT.
+                g: np.ndarray | None, level: float) -> dict[str, np.ndarray]:
+    """Per-row values of the kind's metrics: SATURATION or GRADIENT name -> (t * rows,) float64.
 
     scores: (t, rows, n) q.k, float32 from the sampler (float64 works too); q: (t, rows, d_k) and
-    k: (t, n, d_k); g like scores. `level` is the threshold (saturation) or eps (gradient). Returns
-    (t * rows, metrics) float64, trial-major.
+    k: (t, n, d_k); g like scores. `level` is the threshold (saturation) or eps (gradient). Rows are
+    trial-major.
 
     The softmax is never normalised where it need not be: with s = c (scores - max) <= 0 and
     e = exp(s), Z = sum e, the largest weight is 1/Z, the entropy ln Z - sum(e s)/Z and sum p^2 is
@@ -86,6 +86,7 @@ def row_metrics(kind: str, scores: np.ndarray, rule: Rule, q: np.ndarray, k: np.
         ratio = h / math.log(n) if n > 1 else np.full_like(h, np.nan)  # undefined with one key
         max_prob = 1.0 / total
         values = [max_prob, h, ratio, np.exp(h), total * total / _dot(e, e), max_prob >= level]
+        names = SATURATION
     else:
         e2 = e * e  # >= e^-60 where e > 0: no subnormals
         # the largest e is exactly 1, so the other weights' sums are (sum - 1) / Z^k in float64, and
@@ -106,7 +107,8 @@ def row_metrics(kind: str, scores: np.ndarray, rule: Rule, q: np.ndarray, k: np.
         else:
             d_q = rule.c * np.matmul(d_logits, k)  # (t, rows, d_k)
         values = [fro, diag_max, np.sqrt(_dot(d_logits, d_logits)), np.sqrt(_dot(d_q, d_q)), fro < level]
-    return np.stack([np.asarray(v, dtype=np.float64).reshape(-1) for v in values], axis=1)
+        names = GRADIENT
+    return {name: np.asarray(v, dtype=np.float64).reshape(-1) for name, v in zip(names, values)}
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class RowSample:
     seq_len: int
     source: Source
     rules: tuple[Rule, ...]
+    metrics: tuple[str, ...]     # SATURATION or GRADIENT: the last axis of replicate_means
     n_rows: int
     n_trials: int                # independent trials (sets of keys) behind the rows
     replicate_means: np.ndarray  # (replicates, rules, metrics)
@@ -135,20 +138,17 @@ def geometry(samples: int, rows_per_trial: int) -> tuple[int, int]:
 
 def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0.0, std: float = 1.0,
                 seed: int = 0, level: float = 0.99, scalings: tuple[str, ...] = ("none", "sqrt"),
-                source: Source | None = None, qk_gain: float | None = None, ssmax_s: float = theory.SSMAX_S,
-                chunk_scores: int = CHUNK_SCORES) -> RowSample:
+                source: Source | None = None, qk_gain: float | None = None, ssmax_s: float = SSMAX_S,
+                chunk_scores: int = CHUNK_SCORES, map_replicates: MapReplicates = serial) -> RowSample:
     """Measure the `kind` metrics ("saturation" or "gradient") over at least `samples` query rows.
 
     Each replicate has its own two random streams (queries and keys; the upstream gradient), spawned from
     the task's, so the draws depend neither on how trials and rows are chunked nor on how many threads
-    run the replicates.
+    run the replicates (`map_replicates`).
     """
-    from sqrtdk import executors
-    from sqrtdk.theory import Entries
-
     source = source or Source(Entries(mean=mean, std=std))
     projected = source.inputs == "projected"
-    d_k = source.d_model // source.heads if projected else d_k
+    d_k = source.d_k(d_k)
     n, m = seq_len, min(seq_len, QUERIES)
     heads = source.heads if projected else 1
     replicates, trials_per_replicate = geometry(samples, m * heads)
@@ -177,79 +177,19 @@ def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0
             centred = k - np.float32(e.mean) if e.mean and not projected else k
             for start in range(0, m, chunk_rows):
                 if stop.is_set():
-                    raise executors.Stopped
+                    raise Stopped
                 q_rows = q[:, start:start + chunk_rows]
                 scores = np.matmul(q_rows, centred.swapaxes(-1, -2))  # (t, rows, n) float32
                 whole = (np.matmul(q_rows, k.swapaxes(-1, -2)) if centred is not k and any(r.normalised for r in rules)
                          else scores)
                 g = g_rng.standard_normal(scores.shape, dtype=np.float32) if kind == "gradient" else None
-                per_row = np.concatenate([row_metrics(kind, whole, rule, q_rows, k, g, level) if rule.normalised
-                                          else row_metrics(kind, scores, rule, q_rows, centred, g, level)
-                                          for rule in rules], axis=1)  # (t * rows, rules * metrics)
+                columns = [column for rule in rules for column in (
+                    row_metrics(kind, whole, rule, q_rows, k, g, level) if rule.normalised
+                    else row_metrics(kind, scores, rule, q_rows, centred, g, level)).values()]
+                per_row = np.stack(columns, axis=1)  # (t * rows, rules * metrics)
                 sums = add_in_order(sums, per_row)
         return (sums / (trials_per_replicate * m * heads)).reshape(len(rules), len(metrics))
 
-    means = np.array(executors.map_replicates(replicate, replicates))  # (replicates, rules, metrics)
+    means = np.array(map_replicates(replicate, replicates))  # (replicates, rules, metrics)
     trials = replicates * trials_per_replicate  # the heads of one sequence share its tokens: one trial
-    return RowSample(kind, d_k, n, source, tuple(rules), trials * m * heads, trials, means)
-
-
-def fraction_interval(p: float, se: float, n_rows: int, n_trials: int, replicates: int,
-                      level: float) -> tuple[float, float]:
-    """The exact (Clopper-Pearson 1934) interval for a share p of rows, on an effective sample size.
-
-    Rows of one trial share their keys, so the share's information is that of n_eff = p (1 - p) / se^2
-    independent rows (se from the replicates), between the number of independent trials and of rows; when
-    no row or every row crosses, se is 0 and n_eff is taken as the trials (the smallest it can be). With
-    x = p n_eff crossings the bounds are Beta quantiles, B(a/2; x, n - x + 1) and B(1 - a/2; x + 1, n - x):
-    they never leave [0, 1], are not empty at p = 0, and unlike Wilson's interval keep their lower side
-    at a few crossings (there Wilson's lower bound missed 5% of the time instead of 2.5%).
-    """
-    from scipy import special
-
-    if 0 < p < 1 and se > 0:
-        n = min(max(p * (1 - p) / (se * se), n_trials), n_rows)
-    else:
-        n = n_trials
-    x, alpha = p * n, 1 - level
-    low = 0.0 if p == 0 else float(special.betaincinv(x, n - x + 1, alpha / 2))
-    high = 1.0 if p == 1 else float(special.betaincinv(x + 1, n - x, 1 - alpha / 2))
-    return low, high
-
-
-def attention_rows(sample: RowSample) -> list[dict]:
-    """One row per scaling rule: each metric's mean with its standard error `<name>_se`, and the theory."""
-    metrics = SATURATION if sample.kind == "saturation" else GRADIENT
-    n, d_k, source = sample.seq_len, sample.d_k, sample.source
-    rows = []
-    for i, rule in enumerate(sample.rules):
-        direct = source.inputs == "direct"
-        if direct:
-            spread = theory.logit_std(d_k, source.entries, rule.c, rule.normalised)
-        elif rule.normalised or (source.layernorm and not theory.layernorm_theory_holds(source.entries)):
-            spread = None  # no closed form: QK-norm of projected q, k; LayerNorm's eps shrinking the tokens
-        else:
-            spread = math.sqrt(theory.projected_score_variance(source.d_model, source.heads, n, source.entries,
-                                                               source.init, source.init_std, source.layernorm,
-                                                               rule.c))
-        row: dict = {"d_k": d_k, "seq_len": n, "scaling": rule.name, "n_rows": sample.n_rows,
-                     "replicates": len(sample.replicate_means), "logit_std": spread,
-                     "critical_logit_std": theory.critical_logit_std(n) if n > 1 else None}
-        for j, name in enumerate(metrics):
-            values = sample.replicate_means[:, i, j]
-            if np.isnan(values).any():
-                row[name], row[name + "_se"] = None, None
-                continue
-            est = batch_means(float(values.mean()), values, LEVEL)
-            row[name], row[name + "_se"] = est.value, est.se
-            if name in FRACTIONS:
-                row[name + "_ci_low"], row[name + "_ci_high"] = fraction_interval(
-                    est.value, est.se, sample.n_rows, sample.n_trials, len(values), LEVEL)
-        if sample.kind == "saturation":
-            args = (n, d_k, source.entries, rule.c, rule.normalised)
-            row["theory_entropy"] = theory.rem_entropy(*args) if direct else None
-            row["theory_participation"] = theory.rem_participation(*args) if direct else None
-        else:
-            row["uniform_jacobian_fro"] = theory.uniform_jacobian_fro(n)
-        rows.append(row)
-    return rows
+    return RowSample(kind, d_k, n, source, tuple(rules), metrics, trials * m * heads, trials, means)

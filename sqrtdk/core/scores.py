@@ -1,8 +1,4 @@
-"""The variance experiment: moments of the scores c * q.k under each scaling rule, against their closed forms.
-
-For iid entries with mean mu and std sigma, Var(q.k) = d_k (sigma^4 + 2 sigma^2 mu^2) (theory.py);
-dividing by sqrt(d_k) brings it back to sigma^4 + 2 sigma^2 mu^2, independent of d_k, dividing by d_k
-takes it to 0, and QK-norm (cos(q, k) times a gain) makes it independent of sigma as well.
+"""Streamed moments and histogram of the scores q.k (and of cos(q, k)), the variance experiment's kernel.
 
 Scores are drawn as blocks S = Q K^T of n queries by n keys (float32 products), reduced block by block
 into float64 power sums, and never held beyond one chunk. Rules that multiply q.k by a constant share one
@@ -18,20 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sqrtdk import theory
-from sqrtdk.moments import REPLICATES, Moments, add_in_order, block_power_sums, jackknife
-from sqrtdk.sampling import Source, projected_blocks, qk_blocks, task_seed
+from sqrtdk.core import theory
+from sqrtdk.core.moments import REPLICATES, MapReplicates, Moments, Stopped, add_in_order, block_power_sums, serial
+from sqrtdk.core.sampling import Source, projected_blocks, qk_blocks, task_seed
+from sqrtdk.core.theory import Entries
 
 CHUNK_SCORES = 2**18  # scores per chunk: 1 MiB of float32 scores, a few MiB of float64 work arrays
 CHUNK_DRAWS = 2**22   # draws per chunk: 16 MiB of float32 entries
 HIST_BINS = 120
 HIST_HALF_WIDTH = 6.0  # histogram spans theory mean +- 6 theory std
-LEVEL = 0.999
-# The kurtosis standard error needs finite moments of order 8 of the entries in theory, and in practice
-# many more: with Student-t entries its 95% interval covered 86.7% at df = 10, 92.4% at df = 17 and 94.1%
-# at df = 30 (1000 seeds each, d_k = 1, 2^19 scores; binomial sd 0.7-1.1 points). Below df = 30 it is left
-# empty.
-KURTOSIS_SE_MIN_DF = 30
 PAIR_ENTRIES = 2**18  # entries of q per block of correlated pairs (a few MiB)
 TOKENS = 128  # tokens per sequence (projected inputs)
 
@@ -87,10 +78,6 @@ class ScoreSample:
     @property
     def outside(self) -> int:
         return self.channels["dot"].outside
-
-
-def d_k_of(d_k: int, source: Source) -> int:
-    return source.d_model // source.heads if source.inputs == "projected" else d_k
 
 
 def geometry(d_k: int, source: Source, samples: int = 2**40, replicates: int = REPLICATES) -> tuple[str, int, int]:
@@ -177,18 +164,17 @@ def _edges(centre: float, spread: float) -> np.ndarray:
 
 def sample_scores(d_k: int, samples: int, mean: float = 0.0, std: float = 1.0, seed: int = 0,
                   source: Source | None = None, cosine: bool = False, histogram: bool = True,
-                  chunk_scores: int = CHUNK_SCORES, replicates: int = REPLICATES) -> ScoreSample:
+                  chunk_scores: int = CHUNK_SCORES, replicates: int = REPLICATES,
+                  map_replicates: MapReplicates = serial) -> ScoreSample:
     """Draw at least `samples` scores in `replicates` equal replicates and reduce them as they stream.
 
     `source` defaults to iid Gaussian entries with `mean` and `std`; `cosine` also measures cos(q, k);
     `histogram` counts the scores into bins for the figures. Each replicate has its own random stream
-    (spawned from the task's), so replicates run on threads and give the same numbers on any number.
+    (spawned from the task's), so `map_replicates` may run them on threads and the numbers are the same
+    on any number of them.
     """
-    from sqrtdk import executors
-    from sqrtdk.theory import Entries
-
     source = source or Source(Entries(mean=mean, std=std))
-    d_k = d_k_of(d_k, source)
+    d_k = source.d_k(d_k)
     layout, n, per_block = geometry(d_k, source, samples, replicates)
     blocks_per_replicate = max(1, math.ceil(samples / (replicates * per_block)))
     chunk_blocks = chunk_size(d_k, layout, n, per_block, chunk_scores)
@@ -220,7 +206,7 @@ def sample_scores(d_k: int, samples: int, mean: float = 0.0, std: float = 1.0, s
             blocks = qk_blocks(rng, blocks_per_replicate, n, n, d_k, e, chunk_blocks, standardised=True)
         for a, b in blocks:
             if stop.is_set():
-                raise executors.Stopped
+                raise Stopped
             if layout == "pairs":
                 scores = np.einsum("bnd,bnd->bn", a, b)  # (b, n): each query with its own key
             else:
@@ -234,65 +220,9 @@ def sample_scores(d_k: int, samples: int, mean: float = 0.0, std: float = 1.0, s
                 cos.add(_cosines(scores, a, b, lam, layout == "pairs"))
         return dot, cos
 
-    parts = executors.map_replicates(replicate, replicates)
+    parts = map_replicates(replicate, replicates)
     per_replicate = blocks_per_replicate * per_block
     channels = {"dot": _channel([dot for dot, _ in parts], per_replicate, dot_edges, unit, offset)}
     if cosine:
         channels["cos"] = _channel([cos for _, cos in parts], per_replicate, cos_edges)
     return ScoreSample(d_k, n, source, channels)
-
-
-def variance_rows(sample: ScoreSample, scalings: tuple[str, ...] = ("none", "sqrt"), qk_gain: float | None = None,
-                  level: float = LEVEL) -> list[dict]:
-    """One row per scaling rule: measured mean, variance with its interval, kurtosis, and their theory.
-
-    Where the entries' moments do not exist (Student-t with few degrees of freedom) the estimates whose
-    sampling variance is infinite are left empty: the variance interval needs a finite 4th moment of
-    the entries, the kurtosis a finite 4th, and its interval (KURTOSIS_SE_MIN_DF) far more than the 8th.
-    Standard errors are the jackknife of the pooled estimators over replicates (moments.py).
-    """
-    finite = sample.source.entries.finite_moments()
-    rows = []
-    for scaling in scalings:
-        normalised = scaling in theory.NORMALISING
-        c = theory.scale(sample.d_k, scaling, qk_gain=qk_gain)
-        channel = sample.channels["cos" if normalised else "dot"]
-        per_replicate = channel.pooled.n / len(channel.sums)
-
-        def estimate(statistic):
-            return jackknife(statistic, channel.total, channel.sums, per_replicate, channel.shift, level)
-
-        scale, shift = c * channel.unit, c * channel.offset  # c q.k = scale u + shift
-        mean_est = estimate(lambda m: m.affine(scale, shift).mean)
-        var_est = estimate(lambda m: m.affine(scale, shift).variance)
-        kurt_est = estimate(lambda m: m.excess_kurtosis)
-        bounded = normalised or finite > 4
-        if normalised:
-            cos_var = theory.cosine_variance(sample.d_k, sample.source.entries)
-            theory_mean = None if cos_var is None else 0.0
-            theory_var = None if cos_var is None else c * c * cos_var
-            theory_kurt = (theory.cosine_excess_kurtosis(sample.d_k, sample.source.entries)
-                           if sample.source.inputs == "direct" else None)
-        else:
-            theory_mean, theory_var = theory_dot(sample.d_k, sample.source, sample.block, c)
-            if sample.source.layernorm and not theory.layernorm_theory_holds(sample.source.entries):
-                theory_mean, theory_var = None, None  # LayerNorm's eps shrinks such tokens
-            theory_kurt = (theory.score_excess_kurtosis(sample.d_k, sample.source.entries)
-                           if sample.source.inputs == "direct" else None)
-        rows.append({
-            "d_k": sample.d_k,
-            "scaling": scaling,
-            "n_scores": sample.n_scores,
-            "mean": mean_est.value,
-            "mean_se": mean_est.se,
-            "variance": var_est.value,
-            "variance_se": var_est.se if bounded else None,
-            "variance_ci_low": var_est.ci_low if bounded else None,
-            "variance_ci_high": var_est.ci_high if bounded else None,
-            "theory_mean": theory_mean,
-            "theory_variance": theory_var,
-            "excess_kurtosis": kurt_est.value if bounded else None,
-            "excess_kurtosis_se": kurt_est.se if normalised or finite >= KURTOSIS_SE_MIN_DF else None,
-            "theory_excess_kurtosis": theory_kurt,
-        })
-    return [{k: float(v) if isinstance(v, np.floating) else v for k, v in row.items()} for row in rows]

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from sqrtdk.errors import InputError
-from sqrtdk.softmax import softmax
+from sqrtdk.core.softmax import softmax
 
 
 def split_heads(x: np.ndarray, heads: int) -> np.ndarray:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from sqrtdk import theory
-from sqrtdk.theory import Entries
+from sqrtdk.core import theory
+from sqrtdk.core.theory import Entries
 
 
 def task_seed(seed: int, task: Mapping[str, Any]) -> np.random.SeedSequence:
@@ -44,6 +44,10 @@ class Source:
     init: str = "lecun"              # weight initialisation (projected)
     init_std: float | None = None    # std of the `normal` init
     layernorm: bool = False          # layer-normalise the tokens first (projected)
+
+    def d_k(self, dim: int) -> int:
+        """The head dimension: `dim` for direct entries, d_model / heads for projected ones."""
+        return self.d_model // self.heads if self.inputs == "projected" else dim
 
     def stream_key(self) -> dict[str, Any]:
         """The settings that differ from the defaults: with them in the key, a new option leaves the
@@ -129,7 +133,7 @@ def projected_blocks(rng: np.random.Generator, n_blocks: int, n_q: int, n_tokens
     q: (1, heads, n_q, d_k) for the first n_q tokens, k: (1, heads, n_tokens, d_k), float32. The tokens
     are the layer's inputs, so queries and keys of the same token come from the same x.
     """
-    heads, d_k = source.heads, source.d_model // source.heads
+    heads, d_k = source.heads, source.d_k(0)
     for _ in range(n_blocks):
         (w_q, b_q), (w_k, b_k) = init_weights(rng, source), init_weights(rng, source)
         x = _affine(standard(rng, (n_tokens, source.d_model), source.entries), source.entries.mean,

@@ -34,10 +34,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 DISTRIBUTIONS = ("gaussian", "uniform", "rademacher", "student-t")
-SCALINGS = ("none", "sqrt", "linear", "qknorm", "logn")
-NORMALISING = ("qknorm",)  # rules whose logits do not depend on the length of q and k
 INITS = ("normal", "lecun", "xavier", "torch-linear", "torch-mha")
-SSMAX_S = 0.43  # Nakanishi 2025's s in its toy example
 
 
 @dataclass(frozen=True)
@@ -156,30 +153,6 @@ def cosine_excess_kurtosis(d_k: int, entries: Entries = DEFAULT) -> float | None
     E[u_1^2] = 1/d, E[u_1^4] = 3 / (d (d + 2)). Bounded by 1, it has lighter tails than a normal curve.
     """
     return -6.0 / (d_k + 2) if entries.dist == "gaussian" and entries.mean == 0 and entries.rho == 0 else None
-
-
-def scale(d_k: int, scaling: str, seq_len: int | None = None, qk_gain: float | None = None,
-          ssmax_s: float = SSMAX_S) -> float:
-    """The constant c that multiplies the logits under a scaling rule.
-
-    none: 1; sqrt: 1/sqrt(d_k) (Vaswani et al. 2017); linear: 1/d_k (muP); logn: s ln(n) / sqrt(d_k)
-    (Scalable-Softmax); qknorm: the gain g applied to cos(q, k), by default sqrt(d_k), which is what
-    LayerNorm-ed q and k with the usual 1/sqrt(d_k) give (Dehghani et al. 2023, ViT-22B) and keeps the
-    logits at variance 1 like `sqrt` does for unit-variance entries.
-    """
-    if scaling == "none":
-        return 1.0
-    if scaling == "sqrt":
-        return 1.0 / math.sqrt(d_k)
-    if scaling == "linear":
-        return 1.0 / d_k
-    if scaling == "qknorm":
-        return math.sqrt(d_k) if qk_gain is None else qk_gain
-    if scaling == "logn":
-        if seq_len is None:
-            raise ValueError("the logn rule needs a sequence length")
-        return ssmax_s * math.log(seq_len) / math.sqrt(d_k)
-    raise ValueError(f"unknown scaling {scaling!r}")
 
 
 def score_density(z: np.ndarray, d_k: int, std: float = 1.0, c: float = 1.0) -> np.ndarray:

@@ -1,0 +1,63 @@
+"""The registry of experiments: each is one module of this package that defines `EXPERIMENT`.
+
+An experiment owns everything about itself: its parameters (a schema), how one task runs, its rows, its
+figures, its reading in the report, its terminal table and its cost. The command line, the configs, the
+report, the resource guard and the executors find experiments here and nowhere else; adding one is a new
+module and its name in NAMES. The modules are light at import (numpy, scipy and matplotlib load where
+they are used), so the command line can build its options from them at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqrtdk import schema
+from sqrtdk.errors import InputError
+
+if TYPE_CHECKING:
+    from sqrtdk.core.moments import MapReplicates
+    from sqrtdk.result import Result
+
+NAMES = ("variance", "saturation", "gradient", "check", "toy")  # the order of the command line's help
+
+Task = Mapping[str, Any]  # one value of every parameter (schema.grid)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A terminal table: a title, the column headings and each row's cells, already formatted."""
+    title: str
+    columns: tuple[str, ...]
+    cells: list[tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    summary: str                     # one line: the command's help and the report's wording
+    params: type                     # the schema (schema.params_class): every option and config key
+    run: Callable[[Task, bool, MapReplicates], Any]          # task, histograms wanted, replicate map -> output
+    rows: Callable[[Task, Any], list[dict]]                  # task, output -> rows
+    figures: Callable[[Result], dict[str, Callable[[], Any]]]  # figure name -> function that draws it
+    reading: Callable[[Result], list[str]]                   # sentences of the report, built from the rows
+    table: Callable[[Result], Table]                         # the rows for a terminal
+    cost: Callable[[Task, int], tuple[float, float]]         # task, threads -> (bytes held, seconds)
+    verdict: Callable[[Result], str | None] | None = None    # a check's failure: exit 1 with this message
+    writes: bool = True              # whether a run writes a results folder (check only prints)
+    histogram: Callable[[Any], tuple[Sequence[int], int] | None] | None = None  # an output's counts, outside
+    with_histogram: Callable[[Any, Sequence[int], int], Any] | None = None     # the output with those counts
+
+
+def get(name: str, label: str = "experiment") -> Experiment:
+    """The experiment called `name`; an InputError naming `label` when there is none."""
+    if not isinstance(name, str) or name not in NAMES:
+        raise InputError(f"{label}: {schema.show(name)} is not allowed; choose from {', '.join(NAMES)}")
+    experiment: Experiment = importlib.import_module(f"{__name__}.{name}").EXPERIMENT
+    return experiment
+
+
+def every() -> list[Experiment]:
+    return [get(name) for name in NAMES]

@@ -1,0 +1,45 @@
+"""`sqrtdk gradient`: the size of the softmax Jacobian and of the gradients through it, across d_k and n.
+
+Per query row, for p = softmax(s) and a random upstream gradient g (iid N(0, 1) per weight): ||J||_F with
+J = diag(p) - p p^T, its largest diagonal entry, ||dL/ds|| = ||J g|| and ||dL/dq||, and whether ||J||_F
+falls below eps. Reference: a uniform row has ||J||_F = sqrt(n - 1) / n, a one-hot row 0. The kernel is
+core/rows.py; the rest is shared in _attention.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from sqrtdk import report, schema
+from sqrtdk.experiments import Experiment, _attention
+
+Params = _attention.params(
+    "`sqrtdk gradient`: the schema of its options and config keys.",
+    module=__name__,
+    eps=schema.param(1e-3, "a row's gradient vanishes when ||J||_F is below this",
+                     schema.Real("eps", lo=schema.EPS_MIN, hi=1.0)),
+)
+
+
+def unscaled(rows: Sequence[dict], eps: float) -> list[str]:
+    """The unscaled rule's share of vanishing rows along d_k, and its gradient against the scaled one."""
+    none, scaled = report.by_rule(rows, "none"), report.by_rule(rows, "sqrt")
+    if len(none) < 2 or not scaled:
+        return []
+    a, b, sb = none[0], none[-1], scaled[-1]
+    return [f"Unscaled at n = {b['seq_len']}, the share of rows with ||J||_F < {eps:g} "
+            f"{report.trend(a['vanishing_fraction'], b['vanishing_fraction'], '%')} from d_k = {a['d_k']} to "
+            f"{b['d_k']}, yet at d_k = {b['d_k']} ||dL/dq|| averages {b['grad_q_mean']:.3g} against "
+            f"{sb['grad_q_mean']:.3g} scaled (uniform row's ||J||_F: {b['uniform_jacobian_fro']:.3g})."]
+
+
+EXPERIMENT = Experiment(
+    "gradient", "Size of the softmax Jacobian and of the gradients through it, across d_k and n.", Params,
+    run=partial(_attention.run, "gradient", "eps"),
+    rows=_attention.rows,
+    figures=partial(_attention.figures, "gradient", _attention.GRADIENT, "Softmax Jacobian and gradients"),
+    reading=partial(_attention.reading, ("jacobian_fro_mean", "grad_q_mean"), "eps", unscaled),
+    table=partial(_attention.table, "gradient", _attention.GRADIENT, ()),
+    cost=_attention.cost,
+)

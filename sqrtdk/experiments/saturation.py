@@ -1,0 +1,54 @@
+"""`sqrtdk saturation`: how far softmax(c Q K^T) concentrates on one key, across d_k and n.
+
+Per query row: the largest weight, the entropy H (and H / ln n, e^H), the participation 1 / sum p^2 and
+whether the largest weight reaches the threshold. Theory: the random-energy-model forms
+E[H] ~ ln n - s^2/2 and 1/sum p^2 ~ n e^(-s^2) for logit spread s well below s_c = sqrt(2 ln n) (Derrida
+1981; for attention at initialisation, Giorlandino and Goldt 2025, arXiv 2505.24333), shown only where they
+hold to core.theory.REM_ACCURACY. The kernel is core/rows.py; the rest is shared in _attention.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from sqrtdk import report, schema
+from sqrtdk.core.theory import REM_ACCURACY
+from sqrtdk.experiments import Experiment, _attention
+
+Params = _attention.params(
+    "`sqrtdk saturation`: the schema of its options and config keys.",
+    module=__name__,
+    threshold=schema.param(0.99, "a row is saturated when its largest weight is at least this",
+                           schema.Real("the threshold", lo=0.0, lo_open=True, hi=schema.THRESHOLD_MAX)),
+)
+
+
+def unscaled(rows: Sequence[dict], threshold: float) -> list[str]:
+    """The unscaled rule at the largest d_k: its entropy and share of saturated rows; the scaled entropy
+    against the random-energy model where that holds."""
+    none = report.by_rule(rows, "none")
+    if len(none) < 2:
+        return []
+    a, b = none[0], none[-1]
+    line = (f"Unscaled at d_k = {b['d_k']}, n = {b['seq_len']}: the entropy is {b['entropy_mean']:.3g} nats and "
+            f"{report.share(b['saturated_fraction'])} of rows put at least {threshold:g} on one key "
+            f"({report.share(a['saturated_fraction'])} at d_k = {a['d_k']})")
+    rem = [r for r in report.by_rule(rows, "sqrt") if r["theory_entropy"] is not None]
+    if rem:
+        r = rem[-1]
+        line += (f"; scaled, the random-energy-model entropy ln n - E[s^2]/2 (asymptotic, shown where it holds "
+                 f"to {REM_ACCURACY:.0%}) is {r['theory_entropy']:.3f}, measured {r['entropy_mean']:.3f} "
+                 f"± {r['entropy_mean_se']:.2g}")
+    return [line + "."]
+
+
+EXPERIMENT = Experiment(
+    "saturation", "How far softmax(c Q K^T) concentrates on one key, across d_k and n.", Params,
+    run=partial(_attention.run, "saturation", "threshold"),
+    rows=_attention.rows,
+    figures=partial(_attention.figures, "saturation", _attention.SATURATION, "Softmax saturation"),
+    reading=partial(_attention.reading, ("max_prob_mean", "entropy_ratio_mean"), "threshold", unscaled),
+    table=partial(_attention.table, "saturation", _attention.SATURATION, ("theory_entropy", "theory_participation")),
+    cost=_attention.cost,
+)

@@ -1,0 +1,137 @@
+"""`sqrtdk toy`: Scalable-Softmax's toy, n logits all `low` but one `high`: the largest weight per rule.
+
+Plain softmax spreads the weight over n keys as n grows; Scalable-Softmax multiplies the logits by s ln n
+and keeps it on the one that stands out (Nakanishi 2025, "Scalable-Softmax Is Superior for Attention",
+sec. 3, fig. 2, whose values for high = 3, low = -2, s = 0.43 are core.theory.PUBLISHED_SSMAX). The
+weight is computed by core/softmax.py and compared with its closed form 1 / (1 + (n - 1) e^(-c (high - low))).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqrtdk import report, schema
+from sqrtdk.core.rules import RULES, SSMAX_S
+from sqrtdk.experiments import Experiment, Table
+
+if TYPE_CHECKING:
+    from sqrtdk.core.moments import MapReplicates
+    from sqrtdk.result import Result
+
+Params = schema.params_class(
+    __name__, "Params", "`sqrtdk toy`: the schema of its options and config keys.",
+    seq_len=schema.seq_len_field((10, 100, 1000, 10000), hi=10**7),
+    high=schema.param(3.0, "the one logit that stands out", schema.Real("high", lo=-1e3, hi=1e3)),
+    low=schema.param(-2.0, "every other logit", schema.Real("low", lo=-1e3, hi=1e3)),
+    scaling=schema.param(("none", "logn"), "none: plain softmax; logn: logits times s ln n",
+                         schema.Choice(("none", "logn"), "the scaling"), metavar="RULE", axis=False),
+    ssmax_s=schema.param(SSMAX_S, "s of the logn rule", schema.Real("s", lo=0.0, lo_open=True, hi=1e3)),
+)
+
+
+def _c(task: Mapping[str, Any], rule: str) -> float:
+    """The toy's logit factor: 1 for plain softmax, s ln n for Scalable-Softmax (no d_k to divide by)."""
+    return task["ssmax_s"] * math.log(task["seq_len"]) if rule == "logn" else 1.0
+
+
+def run(task: Mapping[str, Any], histogram: bool, map_replicates: MapReplicates) -> dict[str, float]:
+    """The largest weight of softmax over n logits (high, low, ..., low) times each rule's c, computed."""
+    import numpy as np
+
+    from sqrtdk.core.softmax import softmax
+
+    n = task["seq_len"]
+    logits = np.full(n, task["low"])
+    logits[0] = task["high"]
+    out = {}
+    for rule in task["scaling"]:
+        out[rule] = float(softmax(_c(task, rule) * logits[None])[0][0, 0])
+    return out
+
+
+def rows(task: Mapping[str, Any], weights: Mapping[str, float]) -> list[dict]:
+    from sqrtdk.core import theory
+
+    n, rows = task["seq_len"], []
+    standard = task["high"] == 3.0 and task["low"] == -2.0 and task["ssmax_s"] == SSMAX_S
+    for rule, weight in weights.items():
+        c = _c(task, rule)
+        published = theory.PUBLISHED_SSMAX[rule].get(n) if standard else None
+        rows.append({"seq_len": n, "scaling": rule, "max_weight": weight,
+                     "theory_max_weight": theory.toy_max_weight(n, task["high"], task["low"], c),
+                     "published_max_weight": published})
+    return rows
+
+
+def figures(result: Result) -> dict[str, Callable[[], Any]]:
+    return {"ssmax_toy": lambda: toy_figure(result.rows)} if len(result.tasks) > 1 else {}
+
+
+
+def toy_figure(rows: Sequence[dict]) -> Any:
+    """Largest softmax weight against n for the Scalable-Softmax toy: computed, closed form, published."""
+    from sqrtdk.plots import new_figure
+
+    fig = new_figure(6.4, 4.4)
+    ax = fig.subplots()
+    for scaling in ("none", "logn"):
+        sel = sorted((r for r in rows if r["scaling"] == scaling), key=lambda r: r["seq_len"])
+        if not sel:
+            continue
+        n = [r["seq_len"] for r in sel]
+        colour = RULES[scaling].colour
+        name = "softmax" if scaling == "none" else "Scalable-Softmax (s ln n)"
+        ax.plot(n, [r["theory_max_weight"] for r in sel], color=colour, lw=1.2, label=f"{name}: closed form")
+        ax.plot(n, [r["max_weight"] for r in sel], "o", color=colour, ms=5, label=f"{name}: computed")
+        published = [(r["seq_len"], r["published_max_weight"]) for r in sel if r["published_max_weight"] is not None]
+        if published:
+            ax.plot(*zip(*published), "x", color="black", ms=7, label="published" if scaling == "none" else None)
+    ax.set_xscale("log")
+    ax.set_xlabel("n (logits: one high, the rest low)")
+    ax.set_ylabel("largest weight")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_title("One key that stands out: softmax fades with n, Scalable-Softmax holds it", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+
+def reading(result: Result) -> list[str]:
+    out = []
+    for rule, name in (("none", "Softmax"), ("logn", "Scalable-Softmax")):
+        sel = sorted((r for r in result.rows if r["scaling"] == rule), key=lambda r: r["seq_len"])
+        if len(sel) < 2:
+            continue
+        out.append(f"{name}: the largest weight {report.trend(sel[0]['max_weight'], sel[-1]['max_weight'], '.4f')} from "
+                   f"n = {sel[0]['seq_len']:,} to {sel[-1]['seq_len']:,}.")
+    published = [r for r in result.rows if r["published_max_weight"] is not None]
+    if published:
+        worst = max(abs(r["max_weight"] - r["published_max_weight"]) for r in published)
+        out.append(f"Against the {len(published)} published values (4 decimals) the computed weights differ by at "
+                   f"most {worst:.1g}; the closed form 1 / (1 + (n - 1) e^(-c (high - low))) agrees with the "
+                   f"computation to {max(abs(r['max_weight'] - r['theory_max_weight']) for r in result.rows):.0e}.")
+    return out
+
+
+def table(result: Result) -> Table:
+    from sqrtdk.output import fmt
+
+    return Table("Largest softmax weight: one logit high, the rest low",
+                 ("n", "scaling", "largest weight", "closed form", "published"),
+                 [(str(r["seq_len"]), r["scaling"], f"{r['max_weight']:.6g}", f"{r['theory_max_weight']:.6g}",
+                   fmt(r["published_max_weight"])) for r in result.rows])
+
+
+def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
+    """n logits per rule, a few float64 arrays of them (sqrtdk/resources.py)."""
+    from sqrtdk.resources import TASK_SECONDS
+
+    n = task["seq_len"]
+    return 32.0 * n, n * len(task["scaling"]) * 20e-9 + TASK_SECONDS
+
+
+EXPERIMENT = Experiment("toy", "Scalable-Softmax's toy: n logits all low but one high, the largest weight per rule.",
+                        Params, run, rows, figures, reading, table, cost)
