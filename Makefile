@@ -1,4 +1,4 @@
-# Two entry points, each sets everything up first: `make demo` and `make test`.
+# Entry points, each sets everything up first: `make demo`, `make test` and `make lint`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ $(BIN)/sqrtdk: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: demo test check
+.PHONY: demo test check lint
 demo: $(BIN)/sqrtdk
 	$(BIN)/sqrtdk variance --dim 64
 
@@ -18,3 +18,8 @@ test: $(BIN)/sqrtdk
 
 check: $(BIN)/sqrtdk
 	$(BIN)/sqrtdk check
+
+lint: $(BIN)/sqrtdk
+	$(BIN)/ruff check sqrtdk tests experiments benchmarks
+	$(BIN)/ruff format --check sqrtdk tests experiments benchmarks
+	$(BIN)/mypy

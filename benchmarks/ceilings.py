@@ -20,6 +20,7 @@ SECONDS = 0.5  # per measurement
 
 def per_second(work, units: float) -> float:
     """Units per second of `work(core)` repeated on every core for about SECONDS, best of 3."""
+
     def loop(core):
         count, start = 0, time.perf_counter()
         while time.perf_counter() - start < SECONDS:

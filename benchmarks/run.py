@@ -70,8 +70,9 @@ def summary(values: list[float], spec: str = ".3g") -> str:
 
 
 def sqrtdk_json(args: list[str], out: Path) -> dict:
-    done = subprocess.run(SQRTDK + args + ["--json", "--no-plot", "--out", str(out)], capture_output=True,
-                          text=True, check=True, cwd=ROOT)
+    done = subprocess.run(
+        SQRTDK + args + ["--json", "--no-plot", "--out", str(out)], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     return json.loads(done.stdout)
 
 
@@ -88,13 +89,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     repeat = 1 if args.quick else args.repeat
     scores = 10**6 if args.quick else 10**8
-    seed_n = int(math.isqrt(scores))
+    seed_n = math.isqrt(scores)
     rows = 10**4 if args.quick else 10**6
     memory_sizes = (10**5, 10**6) if args.quick else (10**7, 10**9)
 
     tmp = Path(tempfile.mkdtemp(prefix="sqrtdk-bench-"))
-    ceilings = json.loads(subprocess.run([sys.executable, str(HERE / "ceilings.py")], capture_output=True, text=True,
-                                         check=True).stdout)
+    ceilings = json.loads(
+        subprocess.run([sys.executable, str(HERE / "ceilings.py")], capture_output=True, text=True, check=True).stdout
+    )
     table: list[tuple[str, str, str]] = []
 
     def row(what: str, value: str, note: str = "") -> None:
@@ -103,62 +105,115 @@ def main(argv: list[str] | None = None) -> None:
 
     # 1. the seed method against sqrtdk variance on the same number of scores, alternating
     variance = ["variance", "--dim", str(D_K), "--no-plot", "--quiet", "--out", str(tmp)]
-    pair = runs({"seed": [sys.executable, str(HERE / "seed_method.py"), str(seed_n)],
-                 "sqrtdk": SQRTDK + variance + ["--samples", str(scores)]}, repeat)
+    pair = runs(
+        {
+            "seed": [sys.executable, str(HERE / "seed_method.py"), str(seed_n)],
+            "sqrtdk": SQRTDK + variance + ["--samples", str(scores)],
+        },
+        repeat,
+    )
     seed_wall = [w for w, _ in pair["seed"]]
     ours_wall = [w for w, _ in pair["sqrtdk"]]
     ratios = [b / a for (a, _), (b, _) in zip(pair["seed"], pair["sqrtdk"])]
-    row(f"seed method, {seed_n**2:.0e} scores: wall s", summary(seed_wall), f"peak {summary([m for _, m in pair['seed']], '.0f')} MiB")
-    row(f"sqrtdk variance, {scores:.0e} scores: wall s", summary(ours_wall),
-        f"peak {summary([m for _, m in pair['sqrtdk']], '.0f')} MiB")
+    row(
+        f"seed method, {seed_n**2:.0e} scores: wall s",
+        summary(seed_wall),
+        f"peak {summary([m for _, m in pair['seed']], '.0f')} MiB",
+    )
+    row(
+        f"sqrtdk variance, {scores:.0e} scores: wall s",
+        summary(ours_wall),
+        f"peak {summary([m for _, m in pair['sqrtdk']], '.0f')} MiB",
+    )
     row("sqrtdk / seed method, wall", summary(ratios), "target <= 0.3")
     doc = sqrtdk_json(["variance", "--dim", str(D_K), "--samples", str(scores)], tmp)
     scaled = next(r for r in doc["rows"] if r["scaling"] == "sqrt")
-    row("standard error of the scaled variance", f"{scaled['variance_se']:.2g} (sqrtdk)",
-        f"{seed_se(seed_n):.2g} (seed method, from its block structure)")
+    row(
+        "standard error of the scaled variance",
+        f"{scaled['variance_se']:.2g} (sqrtdk)",
+        f"{seed_se(seed_n):.2g} (seed method, from its block structure)",
+    )
     needed = max(10**4, int(scores * (scaled["variance_se"] / seed_se(seed_n)) ** 2))
     equal = runs({"sqrtdk": SQRTDK + variance + ["--samples", str(needed)]}, repeat)["sqrtdk"]
-    row(f"sqrtdk variance to the seed method's precision ({needed:.2g} scores): wall s",
-        summary([w for w, _ in equal]), f"ratio {statistics.median(w for w, _ in equal) / statistics.median(seed_wall):.2f}")
+    row(
+        f"sqrtdk variance to the seed method's precision ({needed:.2g} scores): wall s",
+        summary([w for w, _ in equal]),
+        f"ratio {statistics.median(w for w, _ in equal) / statistics.median(seed_wall):.2f}",
+    )
 
     # 2. saturation and gradient, scores per second
     per_second = {}
     for kind in ("saturation", "gradient"):
-        cmd = SQRTDK + [kind, "--dim", "64", "--seq-len", "128", "--samples", str(rows), "--no-plot", "--quiet",
-                        "--out", str(tmp)]
+        cmd = SQRTDK + [
+            kind,
+            "--dim",
+            "64",
+            "--seq-len",
+            "128",
+            "--samples",
+            str(rows),
+            "--no-plot",
+            "--quiet",
+            "--out",
+            str(tmp),
+        ]
         walls = [w for w, _ in runs({kind: cmd}, repeat)[kind]]
         per_second[kind] = rows * 128 / statistics.median(walls)
-        row(f"sqrtdk {kind}, {rows:.0e} rows x 128 keys: wall s", summary(walls),
-            f"{per_second[kind] / 1e6:.0f} M scores/s, {per_second[kind] / ceilings['exp_per_s']:.1%} of the exp ceiling")
+        row(
+            f"sqrtdk {kind}, {rows:.0e} rows x 128 keys: wall s",
+            summary(walls),
+            f"{per_second[kind] / 1e6:.0f} M scores/s, {per_second[kind] / ceilings['exp_per_s']:.1%} of the exp ceiling",
+        )
 
     # 3. the ceilings
     variance_rate = scores / statistics.median(ours_wall)
-    row("ceiling: float32 normal draws per s, all cores", f"{ceilings['normals_per_s'] / 1e6:.0f} M",
-        f"sqrtdk variance draws about 1 per score (blocks of n = 2 d_k): {variance_rate / ceilings['normals_per_s']:.0%}")
-    row("ceiling: float32 GEMM FLOP/s, all cores", f"{ceilings['gemm_flops'] / 1e9:.0f} G",
-        f"sqrtdk variance does 2 d_k = {2 * D_K} per score: {2 * D_K * variance_rate / ceilings['gemm_flops']:.0%}")
-    row("ceiling: float32 exp per s, all cores", f"{ceilings['exp_per_s'] / 1e6:.0f} M",
-        "the saturation and gradient fractions are above")
+    row(
+        "ceiling: float32 normal draws per s, all cores",
+        f"{ceilings['normals_per_s'] / 1e6:.0f} M",
+        f"sqrtdk variance draws about 1 per score (blocks of n = 2 d_k): {variance_rate / ceilings['normals_per_s']:.0%}",
+    )
+    row(
+        "ceiling: float32 GEMM FLOP/s, all cores",
+        f"{ceilings['gemm_flops'] / 1e9:.0f} G",
+        f"sqrtdk variance does 2 d_k = {2 * D_K} per score: {2 * D_K * variance_rate / ceilings['gemm_flops']:.0%}",
+    )
+    row(
+        "ceiling: float32 exp per s, all cores",
+        f"{ceilings['exp_per_s'] / 1e6:.0f} M",
+        "the saturation and gradient fractions are above",
+    )
 
     # 4. start-up, memory, reproduce
     walls = [w for w, _ in runs({"help": SQRTDK + ["--help"]}, repeat)["help"]]
     row("sqrtdk --help: wall s", summary(walls), "target <= 0.3")
     peaks = {}
     for size in memory_sizes:
-        peaks[size] = statistics.median(m for _, m in runs({"v": SQRTDK + variance + ["--samples", str(size)]},
-                                                            1 if size > 10**8 else repeat)["v"])
+        peaks[size] = statistics.median(
+            m for _, m in runs({"v": SQRTDK + variance + ["--samples", str(size)]}, 1 if size > 10**8 else repeat)["v"]
+        )
     small, large = memory_sizes
-    row(f"sqrtdk variance peak MiB at {small:.0e} / {large:.0e} scores", f"{peaks[small]:.0f} / {peaks[large]:.0f}",
-        f"ratio {peaks[large] / peaks[small]:.2f} (target <= 1.10)")
+    row(
+        f"sqrtdk variance peak MiB at {small:.0e} / {large:.0e} scores",
+        f"{peaks[small]:.0f} / {peaks[large]:.0f}",
+        f"ratio {peaks[large] / peaks[small]:.2f} (target <= 1.10)",
+    )
     if not args.quick:
         out = tmp / "reproduce"
         walls = [w for w, _ in runs({"r": SQRTDK + ["reproduce", "--out", str(out), "--quiet"]}, 3)["r"]]
         row("sqrtdk reproduce (15 configs, figures): wall s", summary(walls), "target <= 60")
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    print(f"Machine: {cpu}, {ceilings['cores']} cores, Python {platform.python_version()}, "
-          f"numpy {__import__('numpy').__version__}. Medians of {repeat} runs (range in brackets).\n")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(
+        f"Machine: {cpu}, {ceilings['cores']} cores, Python {platform.python_version()}, "
+        f"numpy {__import__('numpy').__version__}. Medians of {repeat} runs (range in brackets).\n"
+    )
     print("| measurement | value | note |\n|---|---|---|")
     for what, value, note in table:
         print(f"| {what} | {value} | {note} |")

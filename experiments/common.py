@@ -10,8 +10,12 @@ from pathlib import Path
 def options(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples: seconds instead of minutes")
-    parser.add_argument("--out", type=Path, default=Path("results/studies"),
-                        help="folder for the study's tables and figures (default: results/studies)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/studies"),
+        help="folder for the study's tables and figures (default: results/studies)",
+    )
     return parser.parse_args(argv)
 
 

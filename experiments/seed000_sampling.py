@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from common import heading, options, pm, say
 from scipy import integrate, stats
 
 import sqrtdk
-from common import heading, options, pm, say
 from sqrtdk.core import rules, theory
 
 D_K = 100
@@ -57,26 +57,32 @@ def main(argv: list[str] | None = None) -> None:
     spread = float(estimates.std(ddof=1))
     kurtosis = theory.score_excess_kurtosis(D_K)
     naive = math.sqrt((kurtosis + 2) / (n * n))  # sd of a sample variance of n^2 iid draws, variance 1
-    say(f"Each run estimates the scaled variance from {n * n:,} scores. Over {repeats} independent runs the "
+    say(
+        f"Each run estimates the scaled variance from {n * n:,} scores. Over {repeats} independent runs the "
         f"estimates average {estimates.mean():.5f} and scatter with standard deviation {spread:.2g}. Treating "
         f"the {n * n:,} scores as independent would claim a standard error of {naive:.2g}, "
         f"{spread / naive:.0f} times too small. Counting the pairs of scores that share a query or a key "
-        f"predicts {block_se(n, n, D_K):.2g}: the block holds only {n} independent queries and {n} keys.")
+        f"predicts {block_se(n, n, D_K):.2g}: the block holds only {n} independent queries and {n} keys."
+    )
 
     heading(f"2. sqrtdk at d_k = {D_K}: {scores:,} scores in {seeds} independent seeds")
     result = sqrtdk.run("variance", dim=D_K, samples=scores // seeds, seed=list(range(seeds)))
     result.write(args.out, plot=False, folder="seed000_sampling")
     scaled = [r for r in result.rows if r["scaling"] == "sqrt"]
     first = scaled[0]
-    say(f"One seed ({first['n_scores']:,} scores in 64 independent replicates): scaled variance "
+    say(
+        f"One seed ({first['n_scores']:,} scores in 64 independent replicates): scaled variance "
         f"{pm(first['variance'], first['variance_se'], 5)}, 99.9% interval {first['variance_ci_low']:.4f} to "
         f"{first['variance_ci_high']:.4f} (theory 1); excess kurtosis {pm(first['excess_kurtosis'], first['excess_kurtosis_se'], 3)} "
-        f"(theory {kurtosis:g}).")
+        f"(theory {kurtosis:g})."
+    )
     variances = np.array([r["variance"] for r in scaled])
     t = stats.t.ppf(0.975, seeds - 1)
-    say(f"Across the {seeds} seeds the variance is {variances.mean():.5f}, 95% interval "
+    say(
+        f"Across the {seeds} seeds the variance is {variances.mean():.5f}, 95% interval "
         f"± {t * variances.std(ddof=1) / math.sqrt(seeds):.2g}: the per-seed intervals, from replicates, are "
-        f"honest where the naive ones were not.")
+        f"honest where the naive ones were not."
+    )
 
     heading("3. The tails: variance-gamma, not normal")
     tails = []
@@ -88,11 +94,13 @@ def main(argv: list[str] | None = None) -> None:
     c = rules.scale(D_K, "sqrt")
     exact = 2 * integrate.quad(lambda x: theory.score_density(np.array([x]), D_K, c=c)[0], 4, np.inf)[0]
     normal = 2 * stats.norm.sf(4)
-    say(f"The share of scaled scores beyond ±4 is {pm(tails.mean(), tails.std(ddof=1) / math.sqrt(seeds), 3)} "
+    say(
+        f"The share of scaled scores beyond ±4 is {pm(tails.mean(), tails.std(ddof=1) / math.sqrt(seeds), 3)} "
         f"(mean over {seeds} independent seeds ± standard error). The exact variance-gamma density predicts "
         f"{exact:.3g}; the normal curve {normal:.3g}, {exact / normal:.2f} times less. At d_k = {D_K} the bulk "
         "of the histogram is indistinguishable from normal; the tails are not, and they are where a softmax "
-        "finds its largest logits.")
+        "finds its largest logits."
+    )
     figure = result.figures()["histogram_dk100_seed0"]()
     (args.out / "seed000_sampling").mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out / "seed000_sampling" / "histogram_dk100.png", dpi=120)

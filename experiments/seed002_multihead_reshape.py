@@ -15,8 +15,8 @@ Run: python experiments/seed002_multihead_reshape.py [--quick] [--out results/st
 from __future__ import annotations
 
 import numpy as np
-
 from common import heading, options, say
+
 from sqrtdk.core import multihead
 
 
@@ -43,7 +43,9 @@ def influence(forward, x, weights, heads, source: int, target: int) -> float:
     """How much the output at position `target` moves when token `source` is nudged (finite difference)."""
     moved = x.copy()
     moved[:, source] += 1e-3
-    return float(np.abs(forward(moved, *weights, heads)[0][:, target] - forward(x, *weights, heads)[0][:, target]).max())
+    return float(
+        np.abs(forward(moved, *weights, heads)[0][:, target] - forward(x, *weights, heads)[0][:, target]).max()
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,15 +53,17 @@ def main(argv: list[str] | None = None) -> None:
     batch, seq, d_model, heads = 1, 3, 4, 2  # the article's sizes
     rng = np.random.default_rng(2)
     x = rng.normal(size=(batch, seq, d_model))
-    weights = [rng.normal(scale=d_model ** -0.5, size=(d_model, d_model)) for _ in range(3)]
+    weights = [rng.normal(scale=d_model**-0.5, size=(d_model, d_model)) for _ in range(3)]
 
     heading("1. Shapes")
     _, wrong = article_attention(x, *weights, heads)
     _, right = fixed_attention(x, *weights, heads)
-    say(f"With seq = {seq} and heads = {heads}, the article's attention weights have shape {wrong.shape}: "
+    say(
+        f"With seq = {seq} and heads = {heads}, the article's attention weights have shape {wrong.shape}: "
         f"(batch, seq, heads, heads), {heads} x {heads} weights among the heads of each position. The fixed "
         f"weights have shape {right.shape}: (batch, heads, seq, seq), each head's {seq} x {seq} weights among "
-        "positions. Both pass through the second einsum and give an output of the article's shape.")
+        "positions. Both pass through the second einsum and give an output of the article's shape."
+    )
 
     heading("2. The test that catches it: does token 0 reach position 2?")
     for name, forward in (("article", article_attention), ("fixed", fixed_attention)):
@@ -68,9 +72,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:>8}: output at position 2 moves by {moved:.3g} -> {verdict}")
     print()
 
-    say("tests/test_multihead.py runs the same check on sqrtdk.core.multihead.self_attention and on the article's "
+    say(
+        "tests/test_multihead.py runs the same check on sqrtdk.core.multihead.self_attention and on the article's "
         "version, and requires the first to pass and the second to fail; seed003_mhsa_forward.py checks the "
-        "fixed forward pass against a per-head reference.")
+        "fixed forward pass against a per-head reference."
+    )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from common import heading, options, pm, say
 from scipy import stats
 
-from common import heading, options, pm, say
 from sqrtdk.core import multihead
 
 D_MODEL, HEADS = 512, 8
@@ -57,10 +57,14 @@ def main(argv: list[str] | None = None) -> None:
         heads = int(rng.choice([1, 2, 4, 8]))
         d_model, n = heads * int(rng.integers(1, 17)), int(rng.integers(1, 33))
         x = rng.normal(size=(2, n, d_model))
-        w = [rng.normal(scale=d_model ** -0.5, size=(d_model, d_model)) for _ in range(4)]
-        worst = max(worst, float(np.abs(multihead.self_attention(x, *w, heads)[0] - per_head_reference(x, *w, heads)).max()))
-    say(f"Over {shapes} random shapes (1 to 8 heads, up to 32 tokens) the largest difference between "
-        f"sqrtdk.core.multihead.self_attention and the per-head reference is {worst:.2g}: rounding only.")
+        w = [rng.normal(scale=d_model**-0.5, size=(d_model, d_model)) for _ in range(4)]
+        worst = max(
+            worst, float(np.abs(multihead.self_attention(x, *w, heads)[0] - per_head_reference(x, *w, heads)).max())
+        )
+    say(
+        f"Over {shapes} random shapes (1 to 8 heads, up to 32 tokens) the largest difference between "
+        f"sqrtdk.core.multihead.self_attention and the per-head reference is {worst:.2g}: rounding only."
+    )
 
     replicates, n = (16, 32) if args.quick else (64, 256)
     heading(f"2. The scaled scores at PyTorch's default initialisation (d_model = {D_MODEL}, {HEADS} heads)")
@@ -78,11 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     se = estimates.std(ddof=1) / math.sqrt(replicates)
     theory = (1 / 3 + 1 / (3 * D_MODEL)) ** 2
     t = stats.t.ppf(0.975, replicates - 1)
-    say(f"Over {replicates} independent layers, the scaled scores between distinct tokens have variance "
+    say(
+        f"Over {replicates} independent layers, the scaled scores between distinct tokens have variance "
         f"{pm(estimates.mean(), se)} (95% interval ± {t * se:.2g}; mean 0 by symmetry); theory "
         f"(1/3 + 1/(3 d_model))^2 = {theory:.4f}. The logits spread {math.sqrt(estimates.mean()):.2f} instead of 1: "
         "this layer starts flatter than the argument for sqrt(d_k) assumes. `sqrtdk variance --inputs projected "
-        "--init torch-linear` measures the same through sqrtdk's own sampler, beside four other initialisations.")
+        "--init torch-linear` measures the same through sqrtdk's own sampler, beside four other initialisations."
+    )
 
 
 if __name__ == "__main__":

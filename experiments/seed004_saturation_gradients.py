@@ -15,8 +15,9 @@ Run: python experiments/seed004_saturation_gradients.py [--quick] [--out results
 
 from __future__ import annotations
 
-import sqrtdk
 from common import heading, options, pm, say
+
+import sqrtdk
 
 PUBLISHED = {16: (0.748, 0.148), 64: (0.875, 0.082), 256: (0.938, 0.043), 1024: (0.970, 0.022)}
 
@@ -38,34 +39,42 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'d_k':>5} {'max weight':>18} {'published':>10} {'max p(1-p)':>18} {'published':>10}")
     for d, (max_prob, diag) in PUBLISHED.items():
         s, g = row(saturation, d, 8, "none"), row(gradient, d, 8, "none")
-        print(f"{d:>5} {pm(s['max_prob_mean'], s['max_prob_mean_se'], 3):>18} {max_prob:>10} "
-              f"{pm(g['jacobian_diag_max_mean'], g['jacobian_diag_max_mean_se'], 3):>18} {diag:>10}")
+        print(
+            f"{d:>5} {pm(s['max_prob_mean'], s['max_prob_mean_se'], 3):>18} {max_prob:>10} "
+            f"{pm(g['jacobian_diag_max_mean'], g['jacobian_diag_max_mean_se'], 3):>18} {diag:>10}"
+        )
     first, last = row(gradient, dims[0], 8, "none"), row(gradient, dims[-1], 8, "none")
     ratio = first["jacobian_diag_max_mean"] / last["jacobian_diag_max_mean"]
     print()
-    say(f"From d_k = {dims[0]} to {dims[-1]} the largest Jacobian entry shrinks by {ratio:.2f}; "
-        f"d_k^(-1/2) would give {(dims[-1] / dims[0]) ** 0.5:g}.")
+    say(
+        f"From d_k = {dims[0]} to {dims[-1]} the largest Jacobian entry shrinks by {ratio:.2f}; "
+        f"d_k^(-1/2) would give {(dims[-1] / dims[0]) ** 0.5:g}."
+    )
 
     heading("2. 128 keys: frozen rows and the gradient that reaches the query")
     print(f"{'d_k':>5} {'scaling':>8} {'saturated':>16} {'||J|| < 1e-3':>16} {'||J||_F':>18} {'||dL/dq||':>16}")
     for d in dims:
         for scaling in ("none", "sqrt"):
             s, g = row(saturation, d, 128, scaling), row(gradient, d, 128, scaling)
-            print(f"{d:>5} {scaling:>8} {pm(s['saturated_fraction'], s['saturated_fraction_se'], 3):>16} "
-                  f"{pm(g['vanishing_fraction'], g['vanishing_fraction_se'], 3):>16} "
-                  f"{pm(g['jacobian_fro_mean'], g['jacobian_fro_mean_se'], 3):>18} "
-                  f"{pm(g['grad_q_mean'], g['grad_q_mean_se'], 3):>16}")
+            print(
+                f"{d:>5} {scaling:>8} {pm(s['saturated_fraction'], s['saturated_fraction_se'], 3):>16} "
+                f"{pm(g['vanishing_fraction'], g['vanishing_fraction_se'], 3):>16} "
+                f"{pm(g['jacobian_fro_mean'], g['jacobian_fro_mean_se'], 3):>18} "
+                f"{pm(g['grad_q_mean'], g['grad_q_mean_se'], 3):>16}"
+            )
     big, big_scaled = row(gradient, dims[-1], 128, "none"), row(gradient, dims[-1], 128, "sqrt")
     scaled_fro = [row(gradient, d, 128, "sqrt")["jacobian_fro_mean"] for d in dims]
     scaled_q = [row(gradient, d, 128, "sqrt")["grad_q_mean"] for d in dims]
     print()
-    say(f"Unscaled at d_k = {dims[-1]}, {big['vanishing_fraction']:.0%} of the rows pass essentially no gradient "
+    say(
+        f"Unscaled at d_k = {dims[-1]}, {big['vanishing_fraction']:.0%} of the rows pass essentially no gradient "
         f"(||J||_F < 1e-3), yet the mean ||J||_F ({big['jacobian_fro_mean']:.3f}) is of the order of the scaled "
         f"one ({big_scaled['jacobian_fro_mean']:.3f}) and ||dL/dq|| is {big['grad_q_mean'] / big_scaled['grad_q_mean']:.0f} "
         "times larger: dL/dq = c J G K, and the keys' norms grow like sqrt(d_k). The unscaled layer does not "
         f"have uniformly small gradients: {big['vanishing_fraction']:.0%} of its rows are frozen and the others "
         f"carry large ones. Scaled, ||J||_F stays between {min(scaled_fro):.3f} and {max(scaled_fro):.3f} and "
-        f"||dL/dq|| between {min(scaled_q):.3f} and {max(scaled_q):.3f} over d_k = {dims[0]} to {dims[-1]}.")
+        f"||dL/dq|| between {min(scaled_q):.3f} and {max(scaled_q):.3f} over d_k = {dims[0]} to {dims[-1]}."
+    )
     print(f"tables and figures: {args.out}/seed004_*/")
 
 

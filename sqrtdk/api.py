@@ -27,8 +27,13 @@ __all__ = ["Result", "folder_name", "parse", "run", "run_config", "run_many", "r
 Limits = tuple[float | None, float | None]  # --max-memory in GiB, --max-time in minutes (None: the default)
 
 
-def parse(experiment: str, raw: Mapping[str, Any], label: Callable[[str], str] = schema.option_name,
-          text: bool = True, base: Any = None) -> Any:
+def parse(
+    experiment: str,
+    raw: Mapping[str, Any],
+    label: Callable[[str], str] = schema.option_name,
+    text: bool = True,
+    base: Any = None,
+) -> Any:
     """Typed, validated parameters of `experiment` from raw values (command-line text, or typed values)."""
     return schema.build(experiments.get(experiment).params, raw, label, text=text, base=base)
 
@@ -43,9 +48,14 @@ def _task_seconds(item: tuple[str, Mapping[str, Any], bool]) -> float:
     return experiments.get(item[0]).cost(item[1], 1)[1]
 
 
-def run_many(jobs: Sequence[tuple[str, Any]], workers: int | None = None, scheduler: str | None = None,
-             progress: Callable[[int, int], None] | None = None, figures: bool = True,
-             limits: Limits = (None, None)) -> list[Result]:
+def run_many(
+    jobs: Sequence[tuple[str, Any]],
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    figures: bool = True,
+    limits: Limits = (None, None),
+) -> list[Result]:
     """Run several (experiment, params) jobs as one pool of tasks, so that workers stay busy across them.
 
     `figures=False` skips what only the figures need (the histograms): the rows are the same. A run whose
@@ -59,14 +69,20 @@ def run_many(jobs: Sequence[tuple[str, Any]], workers: int | None = None, schedu
     outputs = executors.run_all(run_task, items, workers, scheduler, progress, cost=_task_seconds)
     results, start = [], 0
     for spec, (_, params), tasks in zip(specs, jobs, grids):
-        results.append(Result(spec, params, tasks, outputs[start:start + len(tasks)]))
+        results.append(Result(spec, params, tasks, outputs[start : start + len(tasks)]))
         start += len(tasks)
     return results
 
 
-def run_params(experiment: str, params: Any, progress: Callable[[int, int], None] | None = None,
-               workers: int | None = None, scheduler: str | None = None, figures: bool = True,
-               limits: Limits = (None, None)) -> Result:
+def run_params(
+    experiment: str,
+    params: Any,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    figures: bool = True,
+    limits: Limits = (None, None),
+) -> Result:
     """Run every task of `experiment` for validated `params`; rows come in grid order."""
     return run_many([(experiment, params)], workers, scheduler, progress, figures, limits)[0]
 
@@ -77,12 +93,12 @@ def run(experiment: str, workers: int | None = 1, scheduler: str | None = None, 
     Any parameter may be a list (a grid axis). `workers` local processes (None: all cores) or a Dask
     `scheduler` address run the tasks; the rows are the same whichever runs them.
     """
-    return run_params(experiment, parse(experiment, params, label=lambda k: k, text=False),
-                      workers=workers, scheduler=scheduler)
+    return run_params(
+        experiment, parse(experiment, params, label=lambda k: k, text=False), workers=workers, scheduler=scheduler
+    )
 
 
-def run_config(path: str | Path, workers: int | None = 1, scheduler: str | None = None,
-               **overrides: Any) -> Result:
+def run_config(path: str | Path, workers: int | None = 1, scheduler: str | None = None, **overrides: Any) -> Result:
     """Run the config at `path` (see config.py), with keyword overrides of its parameters (typed values,
     checked as those of `run` are)."""
     loaded = config.load(path, overrides, text=False)

@@ -23,6 +23,7 @@ from sqrtdk import experiments, resources, schema
 from sqrtdk.errors import InputError
 from sqrtdk.experiments import Experiment
 
+
 class Failed(Exception):
     """A check that ran and did not pass: exit code 1."""
 
@@ -41,35 +42,61 @@ class NonEmpty:
 @dataclass(frozen=True)
 class Shared:
     """An option that several commands take, declared once for both kinds of command."""
+
     flag: str
     help: str
     default: Any = None
     metavar: str | None = None
-    parser: Any = None               # a schema parser of the option's text; None for a flag
+    parser: Any = None  # a schema parser of the option's text; None for a flag
 
     def click(self) -> click.Option:
         if self.parser is None:
             return click.Option([self.flag], is_flag=True, default=False, help=self.help)
-        return click.Option([self.flag], type=click.types.FuncParamType(self.parser.from_text), default=self.default,
-                            metavar=self.metavar, help=self.help, show_default=False)
+        return click.Option(
+            [self.flag],
+            type=click.types.FuncParamType(self.parser.from_text),
+            default=self.default,
+            metavar=self.metavar,
+            help=self.help,
+            show_default=False,
+        )
 
 
 RUNS = "results/runs"
-OUT = Shared("--out", f"folder for ad-hoc runs; each writes <name>-<hash>/ in it  [default: {RUNS}]", RUNS, "DIR",
-             (NonEmpty()))
+OUT = Shared(
+    "--out", f"folder for ad-hoc runs; each writes <name>-<hash>/ in it  [default: {RUNS}]", RUNS, "DIR", (NonEmpty())
+)
 JSON = Shared("--json", "print one JSON document (config, rows, files) on stdout and nothing else")
 QUIET = Shared("--quiet", "no table, progress or notes; errors only")
 NO_PLOT = Shared("--no-plot", "write the tables and manifest but no figures")
-WORKERS = Shared("--workers", "local worker processes that run the tasks  [default: all cores]", None, "N",
-                 (schema.Integer(1, 1024, "the number of workers")))
-SCHEDULER = Shared("--scheduler", "run the tasks on this Dask distributed scheduler (needs sqrtdk[dask])", None,
-                   "ADDRESS", (NonEmpty()))
-MAX_MEMORY = Shared("--max-memory", "refuse a run whose tasks would hold more than this many GiB at once  "
-                    f"[default: {resources.MAX_MEMORY_GIB:g}]", None, "GIB",
-                    (schema.Real("the memory limit in GiB", lo=0.0, lo_open=True, hi=1e9)))
-MAX_TIME = Shared("--max-time", "refuse a run estimated to take longer than this many minutes  "
-                  f"[default: {resources.MAX_TIME_MINUTES:g}]", None, "MINUTES",
-                  (schema.Real("the time limit in minutes", lo=0.0, lo_open=True, hi=1e9)))
+WORKERS = Shared(
+    "--workers",
+    "local worker processes that run the tasks  [default: all cores]",
+    None,
+    "N",
+    (schema.Integer(1, 1024, "the number of workers")),
+)
+SCHEDULER = Shared(
+    "--scheduler",
+    "run the tasks on this Dask distributed scheduler (needs sqrtdk[dask])",
+    None,
+    "ADDRESS",
+    (NonEmpty()),
+)
+MAX_MEMORY = Shared(
+    "--max-memory",
+    f"refuse a run whose tasks would hold more than this many GiB at once  [default: {resources.MAX_MEMORY_GIB:g}]",
+    None,
+    "GIB",
+    (schema.Real("the memory limit in GiB", lo=0.0, lo_open=True, hi=1e9)),
+)
+MAX_TIME = Shared(
+    "--max-time",
+    f"refuse a run estimated to take longer than this many minutes  [default: {resources.MAX_TIME_MINUTES:g}]",
+    None,
+    "MINUTES",
+    (schema.Real("the time limit in minutes", lo=0.0, lo_open=True, hi=1e9)),
+)
 WRITING = (OUT, JSON, QUIET, NO_PLOT)
 EXECUTION = (WORKERS, SCHEDULER, MAX_MEMORY, MAX_TIME)
 
@@ -113,8 +140,10 @@ def _writing(out: str) -> Iterator[None]:
     try:
         yield
     except OSError as error:
-        raise InputError(f"--out: {out!r} is not allowed; writing the results there failed "
-                         f"({error.strerror or error}); nothing was written") from None
+        raise InputError(
+            f"--out: {out!r} is not allowed; writing the results there failed "
+            f"({error.strerror or error}); nothing was written"
+        ) from None
 
 
 def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options: dict[str, Any]) -> None:
@@ -129,8 +158,15 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
         check_replaceable(Path(out) / api.folder_name(spec.name, params, stem), "--out")
     chatty = _chatty(quiet)
     with _progress(chatty) as progress:
-        result = api.run_params(spec.name, params, progress, options["workers"], options["scheduler"], plot,
-                                (options["max_memory"], options["max_time"]))
+        result = api.run_params(
+            spec.name,
+            params,
+            progress,
+            options["workers"],
+            options["scheduler"],
+            plot,
+            (options["max_memory"], options["max_time"]),
+        )
     files: list[str] = []
     if writes:
         with _writing(out):
@@ -148,14 +184,24 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
         raise Failed(failure)
 
 
+def _shown(default: Any) -> str:
+    """A field's default tuple as the user would type it: 16,64."""
+    return ",".join(map(str, default))
+
+
 def _command(spec: Experiment) -> click.Command:
     """`sqrtdk <experiment>`: an option per schema field (repeatable, comma lists), then the shared ones."""
     fields = schema.fields(spec.params)
     names = {f.name for f in fields}
-    options = [click.Option([schema.option_name(f.name)], multiple=True, metavar=f.metadata["metavar"],
-                            help=f.metadata["help"] + "; repeatable, and comma lists  [default: "
-                            + ",".join(map(str, f.default)) + "]")
-               for f in fields]
+    options = [
+        click.Option(
+            [schema.option_name(f.name)],
+            multiple=True,
+            metavar=f.metadata["metavar"],
+            help=f"{f.metadata['help']}; repeatable, and comma lists  [default: {_shown(f.default)}]",
+        )
+        for f in fields
+    ]
     shared = (*(WRITING if spec.writes else (JSON, QUIET)), *EXECUTION)
 
     def callback(**given: Any) -> None:
@@ -163,8 +209,13 @@ def _command(spec: Experiment) -> click.Command:
         params = schema.build(spec.params, raw)  # every value is checked before any work or any write
         _run(spec, params, None, spec.writes, {k: v for k, v in given.items() if k not in names})
 
-    return click.Command(spec.name, callback=callback, params=[*options, *(s.click() for s in shared)],
-                         help=spec.summary, context_settings={"help_option_names": ["--help"]})
+    return click.Command(
+        spec.name,
+        callback=callback,
+        params=[*options, *(s.click() for s in shared)],
+        help=spec.summary,
+        context_settings={"help_option_names": ["--help"]},
+    )
 
 
 def _run_config(config: str, set_: tuple[str, ...], **options: Any) -> None:
@@ -175,8 +226,16 @@ def _run_config(config: str, set_: tuple[str, ...], **options: Any) -> None:
     _run(experiments.get(loaded.experiment), loaded.params, loaded.name, True, options)
 
 
-def _reproduce(config_dir: str, out: str, check: bool, quiet: bool, workers: int | None, scheduler: str | None,
-               max_memory: float | None, max_time: float | None) -> None:
+def _reproduce(
+    config_dir: str,
+    out: str,
+    check: bool,
+    quiet: bool,
+    workers: int | None,
+    scheduler: str | None,
+    max_memory: float | None,
+    max_time: float | None,
+) -> None:
     """Run every config and rewrite the results folder and its generated report (README.md)."""
     from sqrtdk import config as configs
     from sqrtdk import reproduce
@@ -193,13 +252,14 @@ def _reproduce(config_dir: str, out: str, check: bool, quiet: bool, workers: int
         reproduce.check_targets(loaded, target)
     chatty = _chatty(quiet)
     with _progress(chatty) as progress:
-        results = reproduce.run(loaded, workers, scheduler, progress, figures=not check,
-                                limits=(max_memory, max_time))
+        results = reproduce.run(loaded, workers, scheduler, progress, figures=not check, limits=(max_memory, max_time))
     if check:
         problems = reproduce.check(loaded, results, target)
         if problems:
-            raise Failed(f"reproduce --check: {len(problems)} file(s) in {out}/ differ from what "
-                         f"{config_dir}/ produces now; run sqrtdk reproduce:\n" + "\n".join(problems))
+            raise Failed(
+                f"reproduce --check: {len(problems)} file(s) in {out}/ differ from what "
+                f"{config_dir}/ produces now; run sqrtdk reproduce:\n" + "\n".join(problems)
+            )
         if not quiet:
             print(f"{out}/ is up to date with {config_dir}/ ({len(loaded)} configs)")
         return
@@ -212,19 +272,39 @@ def _reproduce(config_dir: str, out: str, check: bool, quiet: bool, workers: int
 
 
 RUN = click.Command(
-    "run", callback=_run_config, help=_run_config.__doc__, params=[
+    "run",
+    callback=_run_config,
+    help=_run_config.__doc__,
+    params=[
         click.Argument(["config"], metavar="CONFIG"),
-        click.Option(["--set", "set_"], multiple=True, metavar="KEY=VALUE",
-                     help="override a parameter of the config; repeatable"),
-        *(s.click() for s in (*WRITING, *EXECUTION))])
+        click.Option(
+            ["--set", "set_"], multiple=True, metavar="KEY=VALUE", help="override a parameter of the config; repeatable"
+        ),
+        *(s.click() for s in (*WRITING, *EXECUTION)),
+    ],
+)
 REPRODUCE = click.Command(
-    "reproduce", callback=_reproduce, help=_reproduce.__doc__, params=[
+    "reproduce",
+    callback=_reproduce,
+    help=_reproduce.__doc__,
+    params=[
         click.Argument(["config_dir"], default="configs", required=False, metavar="CONFIG_DIR"),
-        Shared("--out", "canonical results folder: <config name>/ per config and README.md  [default: results]",
-               "results", "DIR", NonEmpty()).click(),
-        click.Option(["--check"], is_flag=True, help="regenerate into a temporary folder and compare the tables "
-                     "with those in --out; exit 1 when they are stale"),
-        *(s.click() for s in (QUIET, *EXECUTION))])
+        Shared(
+            "--out",
+            "canonical results folder: <config name>/ per config and README.md  [default: results]",
+            "results",
+            "DIR",
+            NonEmpty(),
+        ).click(),
+        click.Option(
+            ["--check"],
+            is_flag=True,
+            help="regenerate into a temporary folder and compare the tables "
+            "with those in --out; exit 1 when they are stale",
+        ),
+        *(s.click() for s in (QUIET, *EXECUTION)),
+    ],
+)
 
 
 def _table(result: Any) -> Any:
@@ -251,12 +331,16 @@ class _Group(click.Group):
 def cli() -> click.Group:
     """The whole command line: the experiments (in registry order), then `run` and `reproduce`."""
     commands = [*(_command(spec) for spec in experiments.every()), RUN, REPRODUCE]
-    return _Group("sqrtdk", commands={c.name: c for c in commands if c.name}, no_args_is_help=True,
-                  help="Measure why attention divides its scores by sqrt(d_k).")
+    return _Group(
+        "sqrtdk",
+        commands={c.name: c for c in commands if c.name},
+        no_args_is_help=True,
+        help="Measure why attention divides its scores by sqrt(d_k).",
+    )
 
 
 INTERRUPTED = "sqrtdk: interrupted; nothing was written for the unfinished run"
-SIGNAL_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+SIGNAL_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 BROKEN_PIPE = 141  # stdout's reader went away: the code of a process that SIGPIPE ends, and no message
 OUTPUT_FAILED = 74  # stdout could not be written (sysexits' EX_IOERR); files already written are kept
 
@@ -282,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     if sys.stdout is None:  # started with stdout closed: the files are still written
-        sys.stdout = open(os.devnull, "w")
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (it stays open for the whole process)
     sys.stdout = _Stdout(sys.stdout)
     code = 0
     try:
@@ -308,8 +392,9 @@ def main(argv: list[str] | None = None) -> None:
     except (BrokenPipeError, StdoutClosed):
         code = BROKEN_PIPE
     except StdoutFailed as failed:
-        print(f"sqrtdk: error: the results could not be printed ({failed}); the files written are kept",
-              file=sys.stderr)
+        print(
+            f"sqrtdk: error: the results could not be printed ({failed}); the files written are kept", file=sys.stderr
+        )
         code = OUTPUT_FAILED
     except OSError as error:
         print(f"sqrtdk: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)

@@ -29,13 +29,14 @@ META = ("experiment", "title", "description", "order")
 @dataclass(frozen=True)
 class Config:
     """A loaded, validated config."""
+
     path: Path
     experiment: str
-    params: Any          # the experiment's schema instance
+    params: Any  # the experiment's schema instance
     title: str
     description: str
-    order: int           # place in the report, lower first; ties by name
-    text: str            # the file as written, comments included
+    order: int  # place in the report, lower first; ties by name
+    text: str  # the file as written, comments included
 
     @property
     def name(self) -> str:
@@ -49,8 +50,9 @@ MAX_BYTES = 1024 * 1024
 def _read(path: Path) -> tuple[str, dict[str, Any]]:
     where = str(path)
     if not path.exists():
-        raise InputError(f"{where}: no such config file; give the path of a TOML config, such as "
-                         "configs/variance_vs_dk.toml")
+        raise InputError(
+            f"{where}: no such config file; give the path of a TOML config, such as configs/variance_vs_dk.toml"
+        )
     if path.is_dir():
         raise InputError(f"{where}: is a folder; give the path of one TOML config file")
     if not path.is_file():
@@ -109,8 +111,9 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None, text: boo
         meta[name] = " ".join(value.split())
     order = table.get("order", 1000)
     if not isinstance(order, int) or isinstance(order, bool) or not 0 <= order <= 1000:
-        raise InputError(f"{key('order')}: {schema.show(order)} is not allowed; the order must be an integer "
-                         "from 0 to 1000")
+        raise InputError(
+            f"{key('order')}: {schema.show(order)} is not allowed; the order must be an integer from 0 to 1000"
+        )
     raw = {name: value for name, value in table.items() if name not in META}
     params = schema.build(spec.params, raw, label=key, text=False)
     if overrides:
@@ -124,8 +127,9 @@ def load_dir(folder: str | Path) -> list[Config]:
     folder = Path(folder)
     if not folder.is_dir():
         what = "is a file" if folder.exists() else "does not exist"
-        raise InputError(f"CONFIG_DIR: {str(folder)!r} is not allowed; it {what}, and a folder of TOML "
-                         "configs is needed")
+        raise InputError(
+            f"CONFIG_DIR: {str(folder)!r} is not allowed; it {what}, and a folder of TOML configs is needed"
+        )
     paths = sorted(folder.glob("*.toml"))
     if not paths:
         raise InputError(f"CONFIG_DIR: {str(folder)!r} is not allowed; it holds no *.toml config")

@@ -21,6 +21,7 @@ _task_threads: int | None = None  # threads one task may use; None: all cores (s
 
 class ServiceLost(Exception):
     """A service the run depends on went away mid-run (the Dask scheduler): exit code 69."""
+
     code = 69  # sysexits' EX_UNAVAILABLE
 
 
@@ -61,9 +62,14 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def run_all(fn: Callable[[Any], Any], items: Sequence[Any], workers: int | None = None,
-            scheduler: str | None = None, progress: Progress | None = None,
-            cost: Callable[[Any], float] | None = None) -> list[Any]:
+def run_all(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+    cost: Callable[[Any], float] | None = None,
+) -> list[Any]:
     """[fn(item) for item in items], run by the chosen executor, in item order.
 
     `fn` must be a module-level function (it is pickled by reference). `cost` estimates an item's run
@@ -140,8 +146,12 @@ def _main_module_hidden() -> Iterator[None]:
     stdin cannot be found at all).
     """
     main = sys.modules.get("__main__")
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    saved: dict[str, Any] = {
+        k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__
+    }
     for key in saved:
+        if main is None:
+            break
         if key == "__spec__":
             main.__spec__ = None
         else:
@@ -153,8 +163,9 @@ def _main_module_hidden() -> Iterator[None]:
             main.__dict__.update(saved)
 
 
-def _processes(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], workers: int,
-               progress: Progress | None) -> list[Any]:
+def _processes(
+    fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], workers: int, progress: Progress | None
+) -> list[Any]:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -162,8 +173,9 @@ def _processes(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int],
     # BLAS threads; the modules a task needs are loaded once in the server
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["numpy", "sqrtdk.api"])
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
-                               initargs=(max(1, cores() // workers), os.getpid()))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_limit_threads, initargs=(max(1, cores() // workers), os.getpid())
+    )
     outputs: list[Any] = [None] * len(items)
     try:
         with _main_module_hidden():  # workers start as tasks are submitted
@@ -195,18 +207,22 @@ def _stop(pool: Any) -> None:
         process.terminate()
 
 
-def _dask(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], address: str,
-          progress: Progress | None) -> list[Any]:
+def _dask(
+    fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], address: str, progress: Progress | None
+) -> list[Any]:
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise InputError(f"--scheduler: {address!r} needs Dask, which is not installed; "
-                         "install the extra: pip install 'sqrtdk[dask]'") from None
+        raise InputError(
+            f"--scheduler: {address!r} needs Dask, which is not installed; "
+            "install the extra: pip install 'sqrtdk[dask]'"
+        ) from None
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as error:
-        raise InputError(f"--scheduler: {address!r} is not allowed; no Dask scheduler answered there "
-                         f"({error})") from None
+        raise InputError(
+            f"--scheduler: {address!r} is not allowed; no Dask scheduler answered there ({error})"
+        ) from None
     import logging
 
     quiet = [logging.getLogger(name) for name in ("distributed", "distributed.client", "distributed.core")]
@@ -223,12 +239,15 @@ def _dask(fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], addr
                 progress(done, len(items))
         return outputs
     except (OSError, TimeoutError) as error:  # CommClosedError is an OSError; a lost scheduler times out
-        raise ServiceLost(f"--scheduler: the Dask scheduler at {address!r} went away mid-run ({type(error).__name__}"
-                          f"{': ' + str(error) if str(error) else ''}); nothing was written") from None
+        raise ServiceLost(
+            f"--scheduler: the Dask scheduler at {address!r} went away mid-run ({type(error).__name__}"
+            f"{': ' + str(error) if str(error) else ''}); nothing was written"
+        ) from None
     except Exception as error:
         if type(error).__name__ in ("CancelledError", "FutureCancelledError"):  # its futures were dropped
-            raise ServiceLost(f"--scheduler: the Dask scheduler at {address!r} dropped the run's tasks "
-                              "mid-run; nothing was written") from None
+            raise ServiceLost(
+                f"--scheduler: the Dask scheduler at {address!r} dropped the run's tasks mid-run; nothing was written"
+            ) from None
         raise
     finally:
         try:

@@ -16,7 +16,7 @@ import os
 import platform
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,10 @@ def check_writable(out: Path, option: str = "--out") -> None:
     """Refuse, before any work, an output folder that is a file or cannot be created or written."""
     too_long = [part for part in out.parts if len(os.fsencode(part)) > NAME_MAX]
     if too_long:
-        raise InputError(f"{option}: {str(out)[:60]!r}... is not allowed; the name {too_long[0][:40]!r}... is "
-                         f"longer than {NAME_MAX} bytes")
+        raise InputError(
+            f"{option}: {str(out)[:60]!r}... is not allowed; the name {too_long[0][:40]!r}... is "
+            f"longer than {NAME_MAX} bytes"
+        )
     if out.is_symlink() and not out.exists():
         raise InputError(f"{option}: {str(out)!r} is not allowed; it is a link to nothing")
     if out.exists() and not out.is_dir():
@@ -72,8 +74,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     for row in clean(list(rows)):  # NaN and infinities empty, as in JSON
-        writer.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v)
-                         for k, v in row.items()})
+        writer.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in row.items()})
     return buffer.getvalue()
 
 
@@ -104,8 +105,11 @@ def versions() -> dict[str, str]:
     """Versions of the packages that made the numbers and figures (read from metadata, nothing imported)."""
     from importlib.metadata import version
 
-    return {"sqrtdk": version("sqrtdk"), "python": platform.python_version(),
-            **{name: version(name) for name in ("numpy", "scipy", "matplotlib")}}
+    return {
+        "sqrtdk": version("sqrtdk"),
+        "python": platform.python_version(),
+        **{name: version(name) for name in ("numpy", "scipy", "matplotlib")},
+    }
 
 
 def git_state() -> dict[str, Any] | None:
@@ -114,10 +118,16 @@ def git_state() -> dict[str, Any] | None:
     if not (source / ".git").exists():
         return None
     try:
-        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(status.strip())}
@@ -125,8 +135,13 @@ def git_state() -> dict[str, Any] | None:
 
 def manifest(experiment: str, config: Mapping[str, Any], provenance: Mapping[str, Any]) -> dict[str, Any]:
     """What a run folder says about how it was made: config, seed, versions and where it came from."""
-    return {"experiment": experiment, "config": dict(config), "seed": config.get("seed"),
-            **provenance, "versions": versions()}
+    return {
+        "experiment": experiment,
+        "config": dict(config),
+        "seed": config.get("seed"),
+        **provenance,
+        "versions": versions(),
+    }
 
 
 def _toml_value(value: Any) -> str:
@@ -154,6 +169,7 @@ def to_toml(table: Mapping[str, Any]) -> str:
 # two renames whose intermediate state the next run repairs; writers to one place take turns (an
 # exclusive lock on the parent folder), so concurrent identical runs both succeed.
 
+
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     """A folder's manifest.json when it is a regular file of sane size holding a JSON object, else None
     (a link to an endless device or a pipe is never read)."""
@@ -173,15 +189,18 @@ OUTPUT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def is_output(path: Path) -> bool:
-    return path.is_file() and not path.is_symlink() and (path.name in OUTPUT_NAMES
-                                                          or path.suffix in OUTPUT_SUFFIXES)
+    return path.is_file() and not path.is_symlink() and (path.name in OUTPUT_NAMES or path.suffix in OUTPUT_SUFFIXES)
 
 
 def made_by_sqrtdk(folder: Path) -> bool:
     """Whether `folder` is a run folder that sqrtdk wrote (its manifest names an experiment and sqrtdk)."""
     manifest = read_manifest(folder)
-    return (manifest is not None and isinstance(manifest.get("experiment"), str)
-            and isinstance(manifest.get("versions"), dict) and "sqrtdk" in manifest["versions"])
+    return (
+        manifest is not None
+        and isinstance(manifest.get("experiment"), str)
+        and isinstance(manifest.get("versions"), dict)
+        and "sqrtdk" in manifest["versions"]
+    )
 
 
 def replaceable(target: Path) -> bool:
@@ -199,11 +218,15 @@ def without_versions(manifest: str | bytes) -> str:
 def check_replaceable(folder: Path, option: str) -> None:
     """Refuse, before any work, a target that exists and that sqrtdk did not make."""
     if len(os.fsencode(folder.name)) > NAME_MAX:
-        raise InputError(f"{option}: the folder name {folder.name[:40]!r}... would be longer than {NAME_MAX} bytes; "
-                         "give the config a shorter name")
+        raise InputError(
+            f"{option}: the folder name {folder.name[:40]!r}... would be longer than {NAME_MAX} bytes; "
+            "give the config a shorter name"
+        )
     if not replaceable(folder):
-        raise InputError(f"{option}: {str(folder)!r} would be replaced, and sqrtdk did not make it "
-                         "(no sqrtdk manifest.json in it); move it away or choose another name")
+        raise InputError(
+            f"{option}: {str(folder)!r} would be replaced, and sqrtdk did not make it "
+            "(no sqrtdk manifest.json in it); move it away or choose another name"
+        )
 
 
 _held: dict[str, tuple[int, int]] = {}  # folders this process has locked: path -> (fd, depth)

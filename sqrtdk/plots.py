@@ -61,8 +61,10 @@ def series_of(rows: Sequence[dict], columns: Sequence[str]) -> list[tuple[str, l
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault(tuple(row[c] for c in columns), []).append(row)
-    return [(", ".join(f"{c} = {v:g}" if isinstance(v, float) else f"{c} = {v}" for c, v in zip(columns, key)),
-             group) for key, group in groups.items()]
+    return [
+        (", ".join(f"{c} = {v:g}" if isinstance(v, float) else f"{c} = {v}" for c, v in zip(columns, key)), group)
+        for key, group in groups.items()
+    ]
 
 
 def rules_in(rows: Sequence[dict]) -> list[str]:

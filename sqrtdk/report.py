@@ -6,7 +6,6 @@ intervals contain the theory), so the report cannot say what the tables do not.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,13 +62,21 @@ def section(config, result, shown_at: Path) -> str:
         lines += ["More figures: " + ", ".join(f"[{f}]({name}/{f}.png)" for f in others) + ".", ""]
     lines += [f"- {sentence}" for sentence in result.spec.reading(result)]
     config_link = Path(os.path.relpath(config.path.resolve(), shown_at.resolve())).as_posix()
-    lines += ["", f"Tables: [rows.md]({name}/rows.md), [rows.csv]({name}/rows.csv), "
-              f"[rows.json]({name}/rows.json). Config: [`{config.path.name}`]({config_link}):", "",
-              "```toml", config.text.rstrip(), "```", ""]
+    lines += [
+        "",
+        f"Tables: [rows.md]({name}/rows.md), [rows.csv]({name}/rows.csv), "
+        f"[rows.json]({name}/rows.json). Config: [`{config.path.name}`]({config_link}):",
+        "",
+        "```toml",
+        config.text.rstrip(),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
 # ---- wording built from numbers ----
+
 
 def trend(a: float, b: float, spec: str) -> str:
     """'rises from 0.75 to 0.97', 'falls from ...' or 'stays at ...', as the printed numbers say."""

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from sqrtdk import api, output, report
-from sqrtdk.result import Result, write_all
 from sqrtdk.config import Config
 from sqrtdk.errors import InputError
+from sqrtdk.result import Result, write_all
 
 TABLES = ("rows.csv", "rows.md", "rows.json", "config.toml")
 MARKER = "config_file"  # a manifest key that only canonical folders have
@@ -40,17 +40,23 @@ SE_FRACTION = 0.1  # a number with a standard error: a tenth of it (a real chang
 # float32 rounding, which the BLAS kernel moves (8.8e-6 relative measured between kernels): standard errors
 # may move by 1e-3 of their size, a hundred times less than their own uncertainty.
 SE_REL_FLOOR = 1e-3
-COUNT_FLOOR = 2    # histogram counts: scores that a rounding moved across a bin edge (plus REL_FLOOR)
+COUNT_FLOOR = 2  # histogram counts: scores that a rounding moved across a bin edge (plus REL_FLOOR)
 
 
-def run(configs: Sequence[Config], workers: int | None = None, scheduler: str | None = None,
-        progress: Callable[[int, int], None] | None = None, figures: bool = True,
-        limits: tuple[float | None, float | None] = (None, None)) -> list[Result]:
+def run(
+    configs: Sequence[Config],
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    figures: bool = True,
+    limits: tuple[float | None, float | None] = (None, None),
+) -> list[Result]:
     """Every config's result, its tasks all run as one pool (`figures=False`: tables only)."""
     return api.run_many([(c.experiment, c.params) for c in configs], workers, scheduler, progress, figures, limits)
 
 
 # ---- values ----
+
 
 def standard_error(row: dict, column: str) -> float | None:
     """The standard error that belongs to `column` of `row`: its `_se` column, or for an interval's end
@@ -93,8 +99,11 @@ def compare_rows(committed: list[dict], fresh: list[dict]) -> str | None:
             se = standard_error(old, column)
             relative = SE_REL_FLOOR if column.endswith("_se") else REL_FLOOR
             if not same_value(value, new[column], se, relative):
-                allowed = (f" (allowed: ±{allowance(value, new[column], se, relative):.3g})"
-                           if isinstance(value, float) and isinstance(new[column], float) else "")
+                allowed = (
+                    f" (allowed: ±{allowance(value, new[column], se, relative):.3g})"
+                    if isinstance(value, float) and isinstance(new[column], float)
+                    else ""
+                )
                 return f"row {number}, column {column!r}: committed {value!r}, now {new[column]!r}{allowed}"
     return None
 
@@ -136,9 +145,16 @@ def settle(result: Result, committed: Path) -> Result:
 
 # ---- writing ----
 
-def write(configs: Sequence[Config], results: Sequence[Result], out: Path, plot: bool = True,
-          shown_at: Path | None = None, workers: int | None = None,
-          progress: Callable[[int, int], None] | None = None) -> list[str]:
+
+def write(
+    configs: Sequence[Config],
+    results: Sequence[Result],
+    out: Path,
+    plot: bool = True,
+    shown_at: Path | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[str]:
     """Write out/<config name>/ for each config and out/README.md; drop canonical folders of removed configs.
 
     Values that agree with those already in `out` are kept (see `settle`), and a folder or report whose
@@ -157,20 +173,33 @@ def check_targets(configs: Sequence[Config], out: Path) -> None:
     for config in configs:
         target = out / config.name
         if not output.replaceable(target):
-            raise InputError(f"{config.path}: this config's results folder {str(target)!r} exists and sqrtdk "
-                             "did not make it; rename the config or move that folder away")
+            raise InputError(
+                f"{config.path}: this config's results folder {str(target)!r} exists and sqrtdk "
+                "did not make it; rename the config or move that folder away"
+            )
     readme = out / "README.md"
     if (readme.exists() or readme.is_symlink()) and not (readme.is_file() and report.is_report(readme)):
-        raise InputError(f"--out: {str(out)!r} is not allowed; its README.md is not a report sqrtdk wrote, "
-                         "and reproduce would replace it")
+        raise InputError(
+            f"--out: {str(out)!r} is not allowed; its README.md is not a report sqrtdk wrote, "
+            "and reproduce would replace it"
+        )
 
 
-def _write(configs: Sequence[Config], results: Sequence[Result], out: Path, plot: bool, shown_at: Path,
-           workers: int | None, progress: Callable[[int, int], None] | None) -> list[str]:
+def _write(
+    configs: Sequence[Config],
+    results: Sequence[Result],
+    out: Path,
+    plot: bool,
+    shown_at: Path,
+    workers: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[str]:
     check_targets(configs, out)  # again under the lock: something may have appeared meanwhile
     owned = {folder.name for folder in canonical_folders(out)}
-    settled = [settle(result, out / config.name) if config.name in owned else result
-               for config, result in zip(configs, results)]
+    settled = [
+        settle(result, out / config.name) if config.name in owned else result
+        for config, result in zip(configs, results)
+    ]
     jobs = []
     for config, result in zip(configs, settled):
         where = Path(os.path.relpath(config.path.resolve(), shown_at.resolve())).as_posix()
@@ -212,6 +241,7 @@ def orphans(out: Path, names: set[str]) -> list[Path]:
 
 
 # ---- the staleness check ----
+
 
 def check(configs: Sequence[Config], results: Sequence[Result], committed: Path) -> list[str]:
     """Problems with `committed` against a fresh regeneration, one line each (file, then what differs)."""

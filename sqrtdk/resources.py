@@ -23,15 +23,20 @@ from sqrtdk.errors import InputError
 if TYPE_CHECKING:
     from sqrtdk.experiments import Experiment
 
-MAX_MEMORY_GIB = 8.0    # default --max-memory: a third of the machines sqrtdk is measured on
+MAX_MEMORY_GIB = 8.0  # default --max-memory: a third of the machines sqrtdk is measured on
 MAX_TIME_MINUTES = 120.0  # default --max-time
 DRAW_NS, FLOP_NS, SCORE_NS, LOGIT_NS = 19.0, 0.013, 9.0, 1.1
-TASK_SECONDS = 0.01   # a task's fixed cost: its streams, thread pool, theory and rows
+TASK_SECONDS = 0.01  # a task's fixed cost: its streams, thread pool, theory and rows
 PROCESS_BYTES = 100 * 2**20  # a worker process before any task: Python, numpy, sqrtdk
 
 
-def check(jobs: Sequence[tuple[Experiment, Sequence[Mapping[str, Any]]]], workers: int, threads: int,
-          max_memory_gib: float | None = None, max_time_minutes: float | None = None) -> None:
+def check(
+    jobs: Sequence[tuple[Experiment, Sequence[Mapping[str, Any]]]],
+    workers: int,
+    threads: int,
+    max_memory_gib: float | None = None,
+    max_time_minutes: float | None = None,
+) -> None:
     """Refuse (InputError) a run of `jobs` (experiment, tasks) that would exceed the limits.
 
     `workers` tasks run at once, each on `threads` threads; each experiment estimates its tasks (`cost`).
@@ -49,21 +54,26 @@ def check(jobs: Sequence[tuple[Experiment, Sequence[Mapping[str, Any]]]], worker
     processes = workers + 1 if workers > 1 else 1  # the workers and this process
     if worst[0] * workers + PROCESS_BYTES * processes > max_memory and worst[1] is not None:
         name, task = worst[1]
-        raise InputError(f"--max-memory: {max_memory / 2**30:g} GiB is not enough; {describe(name, task)} "
-                         f"would hold about {worst[0] * workers / 2**30:.2g} GiB at once ({workers} at a time), "
-                         f"besides {PROCESS_BYTES * processes / 2**30:.2g} GiB for {processes} process(es): lower "
-                         "d_k, d_model or n, use fewer --workers, or raise --max-memory")
+        raise InputError(
+            f"--max-memory: {max_memory / 2**30:g} GiB is not enough; {describe(name, task)} "
+            f"would hold about {worst[0] * workers / 2**30:.2g} GiB at once ({workers} at a time), "
+            f"besides {PROCESS_BYTES * processes / 2**30:.2g} GiB for {processes} process(es): lower "
+            "d_k, d_model or n, use fewer --workers, or raise --max-memory"
+        )
     cores = max(1, workers * threads)
     seconds = total / cores
     if seconds > max_seconds:
-        raise InputError(f"--max-time: {max_seconds / 60:g} minutes is not enough; the run would take about "
-                         f"{_duration(seconds)} on {cores} cores: lower --samples or the number of points, or "
-                         "raise --max-time")
+        raise InputError(
+            f"--max-time: {max_seconds / 60:g} minutes is not enough; the run would take about "
+            f"{_duration(seconds)} on {cores} cores: lower --samples or the number of points, or "
+            "raise --max-time"
+        )
 
 
 def describe(experiment: str, task: Mapping[str, Any]) -> str:
-    parts = ([f"d_k = {task['dim']}"] if task.get("dim") else [f"d_model = {task['d_model']}"] if task.get("d_model")
-             else [])
+    parts = (
+        [f"d_k = {task['dim']}"] if task.get("dim") else [f"d_model = {task['d_model']}"] if task.get("d_model") else []
+    )
     if "seq_len" in task:
         parts.append(f"n = {task['seq_len']}")
     return f"one {experiment} task ({', '.join(parts)})"

@@ -17,17 +17,21 @@ if TYPE_CHECKING:
 @dataclass
 class Result:
     """Rows and figures of one run of an experiment over its grid of tasks."""
+
     spec: Experiment = field(repr=False)
-    params: Any = field(repr=False)         # the validated schema instance
-    tasks: list[dict] = field(repr=False)   # one dict of scalar parameters per task, in grid order
+    params: Any = field(repr=False)  # the validated schema instance
+    tasks: list[dict] = field(repr=False)  # one dict of scalar parameters per task, in grid order
     outputs: list[Any] = field(repr=False)  # per-task measurements, in task order
     rows: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.rows:
             coords = schema.varying(self.params)
-            self.rows = [row for task, out in zip(self.tasks, self.outputs)
-                         for row in _with_coords(self.spec.rows(task, out), task, coords)]
+            self.rows = [
+                row
+                for task, out in zip(self.tasks, self.outputs)
+                for row in _with_coords(self.spec.rows(task, out), task, coords)
+            ]
 
     @property
     def experiment(self) -> str:
@@ -49,8 +53,13 @@ class Result:
         parts = []
         for f in schema.fields(type(self.params)):
             values = {t[f.name] for t in self.tasks if t[f.name] is not None}
-            if (f.name in varying or f.name in ("samples", "seed") or not f.metadata["axis"] or len(values) != 1
-                    or getattr(self.params, f.name) == f.default):
+            if (
+                f.name in varying
+                or f.name in ("samples", "seed")
+                or not f.metadata["axis"]
+                or len(values) != 1
+                or getattr(self.params, f.name) == f.default
+            ):
                 continue
             value = values.pop()
             parts.append(f"{f.name} = {value:g}" if isinstance(value, float) else f"{f.name} = {value}")
@@ -58,15 +67,19 @@ class Result:
 
     def label(self, task: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
         """'std = 2, seed = 1': the task's values of the varying axes, for titles and legends."""
-        return ", ".join(f"{f.name} = {task[f.name]:g}" if isinstance(task[f.name], float)
-                         else f"{f.name} = {task[f.name]}"
-                         for f in schema.varying(self.params) if f.name not in skip)
+        return ", ".join(
+            f"{f.name} = {task[f.name]:g}" if isinstance(task[f.name], float) else f"{f.name} = {task[f.name]}"
+            for f in schema.varying(self.params)
+            if f.name not in skip
+        )
 
     def suffix(self, task: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
         """'_std2_seed1': the same for file names."""
-        return "".join(f"_{f.name}{task[f.name]:g}" if isinstance(task[f.name], float)
-                       else f"_{f.name}{task[f.name]}"
-                       for f in schema.varying(self.params) if f.name not in skip)
+        return "".join(
+            f"_{f.name}{task[f.name]:g}" if isinstance(task[f.name], float) else f"_{f.name}{task[f.name]}"
+            for f in schema.varying(self.params)
+            if f.name not in skip
+        )
 
     def level(self, row: Mapping[str, Any], name: str) -> Any:
         """A parameter's value for `row`: its column when the parameter varies, else the one value it has."""
@@ -80,8 +93,13 @@ class Result:
         return folder_name(self.experiment, self.params, stem)
 
     def document(self, files: Sequence[str] = ()) -> dict[str, Any]:
-        return {"experiment": self.experiment, "version": output.version(), "config": self.config,
-                "rows": self.rows, "files": list(files)}
+        return {
+            "experiment": self.experiment,
+            "version": output.version(),
+            "config": self.config,
+            "rows": self.rows,
+            "files": list(files),
+        }
 
     def to_json(self, files: Sequence[str] = ()) -> str:
         return output.to_json(self.document(files))
@@ -105,8 +123,14 @@ class Result:
                 outputs[h["task"]] = self.spec.with_histogram(outputs[h["task"]], h["counts"], h["outside"])
         return dataclasses.replace(self, outputs=outputs, rows=[dict(r) for r in rows])
 
-    def write(self, out: str | Path, plot: bool = True, folder: str | None = None,
-              manifest: Mapping[str, Any] | None = None, workers: int | None = 1) -> list[str]:
+    def write(
+        self,
+        out: str | Path,
+        plot: bool = True,
+        folder: str | None = None,
+        manifest: Mapping[str, Any] | None = None,
+        workers: int | None = 1,
+    ) -> list[str]:
         """Write tables, config, manifest and (with `plot`) figures into out/<folder>, atomically."""
         target = Path(out) / (folder or self.folder_name())
         return write_all([(self, target, manifest)], plot, workers)[0]
@@ -136,9 +160,13 @@ def _with_coords(rows: list[dict], task: Mapping[str, Any], coords: Sequence[Any
     return [{**{k: v for k, v in lead.items() if k not in row}, **row} for row in rows]
 
 
-def write_all(jobs: Sequence[tuple[Result, Path, Mapping[str, Any] | None]], plot: bool = True,
-              workers: int | None = None, progress: Callable[[int, int], None] | None = None,
-              unchanged: str = "replace") -> list[list[str]]:
+def write_all(
+    jobs: Sequence[tuple[Result, Path, Mapping[str, Any] | None]],
+    plot: bool = True,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    unchanged: str = "replace",
+) -> list[list[str]]:
     """Write each (result, folder, manifest): tables first, then every figure of every result drawn by
     `workers` processes at once; each folder appears whole or not at all. Returns each folder's files
     (with `unchanged="keep"`, for folders that reproduce owns, a folder whose files would come out
@@ -154,12 +182,15 @@ def write_all(jobs: Sequence[tuple[Result, Path, Mapping[str, Any] | None]], plo
             if histograms:  # the data of the histogram figures, beside them
                 (staged[-1] / "histograms.json").write_text(output.to_json(histograms), encoding="utf-8")
         if plot:
-            figures = [(result, name, staging) for (result, _, _), staging in zip(jobs, staged)
-                       for name in result.figures()]
+            figures = [
+                (result, name, staging) for (result, _, _), staging in zip(jobs, staged) for name in result.figures()
+            ]
             executors.run_all(_render, figures, workers, progress=progress)
         if unchanged == "keep":  # canonical folders: untouched when identical, otherwise replaced whole
-            return [[] if output.same_folder(staging, folder) else output.commit(staging, folder)
-                    for (_, folder, _), staging in zip(jobs, staged)]
+            return [
+                [] if output.same_folder(staging, folder) else output.commit(staging, folder)
+                for (_, folder, _), staging in zip(jobs, staged)
+            ]
         return [output.commit(staging, folder, keep_earlier=True) for (_, folder, _), staging in zip(jobs, staged)]
     finally:
         for staging in staged:

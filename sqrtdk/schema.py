@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqrtdk.errors import InputError
-from sqrtdk.core.rules import SCALINGS, SSMAX_S
+from sqrtdk.core.rules import SSMAX_S
 from sqrtdk.core.theory import DISTRIBUTIONS, INITS
+from sqrtdk.errors import InputError
 
 # Weights below e^-30 of a row's largest are set to 0 (attention.CUT) and float32 carries 7 digits: a
 # largest weight is resolved to about 1e-7, a Jacobian norm down to about 1e-12.
@@ -50,6 +50,7 @@ def _refuse(raw: Any, allowed: str, typed: bool) -> InputError:
 
 
 # ---- parsers: raw value -> typed value ----
+
 
 @dataclass(frozen=True)
 class Integer:
@@ -107,11 +108,14 @@ class Real:
         return f"{self.what} must be a finite number" + (" " + " and ".join(parts) if parts else "")
 
     def _check(self, raw: Any, value: float | None, typed: bool) -> float:
-        ok = value is not None and math.isfinite(value)
-        if ok:
-            ok = ((value > self.lo if self.lo_open else value >= self.lo)
-                  and (value < self.hi if self.hi_open else value <= self.hi))
-        if not ok:
+        if (
+            value is None
+            or not math.isfinite(value)
+            or not (
+                (value > self.lo if self.lo_open else value >= self.lo)
+                and (value < self.hi if self.hi_open else value <= self.hi)
+            )
+        ):
             raise _refuse(raw, self.allowed, typed)
         return value
 
@@ -179,23 +183,30 @@ class RealOrAuto(Real):
     def allowed(self) -> str:
         return super().allowed + ', or "auto"'
 
-    def from_text(self, text: str) -> float | str:
+    def from_text(self, text: str) -> float | str:  # type: ignore[override]
         return "auto" if text.strip() == "auto" else super().from_text(text)
 
-    def from_value(self, raw: Any) -> float | str:
+    def from_value(self, raw: Any) -> float | str:  # type: ignore[override]
         return "auto" if raw == "auto" else super().from_value(raw)
 
 
 # ---- fields ----
 
-def param(default: Any, help: str, parser: Any, metavar: str = "NUMBER", column: str | None = None,
-          axis: bool = True, applies: tuple[Callable[[Mapping[str, Any]], bool], str] | None = None) -> Any:
+
+def param(
+    default: Any,
+    help: str,
+    parser: Any,
+    metavar: str = "NUMBER",
+    column: str | None = None,
+    axis: bool = True,
+    applies: tuple[Callable[[Mapping[str, Any]], bool], str] | None = None,
+) -> Any:
     """A schema field: `help` is the one-line meaning and unit; `column` names it in rows (default: the
     field's name); `axis=False` makes it a set that goes whole into every task instead of a grid axis;
     `applies` = (test on a task, when it applies): elsewhere the field is left out of the task."""
     values = tuple(default) if isinstance(default, (list, tuple)) else (default,)
-    meta = {"help": help, "parser": parser, "metavar": metavar, "column": column, "axis": axis,
-            "applies": applies}
+    meta = {"help": help, "parser": parser, "metavar": metavar, "column": column, "axis": axis, "applies": applies}
     return field(default=values, metadata=meta)
 
 
@@ -208,13 +219,23 @@ PROJECTED = (_projected, "with inputs projected")
 
 
 def dim_field(default: Iterable[int] = (64,)) -> Any:
-    return param(tuple(default), "head dimension d_k (entries per query and key vector)",
-                 Integer(1, MAX_DIM, "d_k"), metavar="INT", column="d_k", applies=DIRECT)
+    return param(
+        tuple(default),
+        "head dimension d_k (entries per query and key vector)",
+        Integer(1, MAX_DIM, "d_k"),
+        metavar="INT",
+        column="d_k",
+        applies=DIRECT,
+    )
 
 
 def seed_field() -> Any:
-    return param(0, "root seed; every task draws from its own stream spawned from it",
-                 Integer(0, 2**63 - 1, "the seed"), metavar="INT")
+    return param(
+        0,
+        "root seed; every task draws from its own stream spawned from it",
+        Integer(0, 2**63 - 1, "the seed"),
+        metavar="INT",
+    )
 
 
 def mean_field() -> Any:
@@ -222,13 +243,21 @@ def mean_field() -> Any:
 
 
 def std_field() -> Any:
-    return param(1.0, "standard deviation of every entry of q and k (> 0)",
-                 Real("the std", lo=0.0, lo_open=True, hi=1e6), column="entry_std")
+    return param(
+        1.0,
+        "standard deviation of every entry of q and k (> 0)",
+        Real("the std", lo=0.0, lo_open=True, hi=1e6),
+        column="entry_std",
+    )
 
 
 def dist_field() -> Any:
-    return param("gaussian", "distribution of the entries, standardised to --mean and --std",
-                 Choice(DISTRIBUTIONS, "the distribution"), metavar="NAME")
+    return param(
+        "gaussian",
+        "distribution of the entries, standardised to --mean and --std",
+        Choice(DISTRIBUTIONS, "the distribution"),
+        metavar="NAME",
+    )
 
 
 def source_fields() -> dict[str, Any]:
@@ -238,24 +267,53 @@ def source_fields() -> dict[str, Any]:
         "dist": dist_field(),
         "mean": mean_field(),
         "std": std_field(),
-        "df": param(10.0, "degrees of freedom of Student-t entries (> 2 for a finite variance)",
-                    Real("df", lo=2.0, lo_open=True, hi=1e6),
-                    applies=(lambda t: t.get("dist") == "student-t", "with dist student-t")),
-        "rho": param(0.0, "correlation of q_i with k_i, a query with its own key (Gaussian, direct inputs)",
-                     Real("rho", lo=-1.0, hi=1.0, lo_open=True, hi_open=True)),
-        "inputs": param("direct", "direct: iid entries of q and k; projected: tokens x through W_q, W_k",
-                        Choice(("direct", "projected"), "inputs"), metavar="NAME"),
-        "d_model": param(512, "token width; d_k = d_model / heads", Integer(1, MAX_DIM, "d_model"),
-                         metavar="INT", applies=PROJECTED),
-        "heads": param(8, "attention heads; each has d_k = d_model / heads", Integer(1, MAX_DIM, "heads"),
-                       metavar="INT", applies=PROJECTED),
-        "init": param("lecun", "initialisation of W_q and W_k (and their biases)", Choice(INITS, "the init"),
-                      metavar="NAME", applies=PROJECTED),
-        "init_std": param(0.02, "std of the normal init", Real("the init std", lo=0.0, lo_open=True, hi=1e3),
-                          applies=(lambda t: _projected(t) and t.get("init") == "normal",
-                                   "with inputs projected and init normal")),
-        "layernorm": param(False, "layer-normalise each token before the projections", Flag("layernorm"),
-                           metavar="BOOL", applies=PROJECTED),
+        "df": param(
+            10.0,
+            "degrees of freedom of Student-t entries (> 2 for a finite variance)",
+            Real("df", lo=2.0, lo_open=True, hi=1e6),
+            applies=(lambda t: t.get("dist") == "student-t", "with dist student-t"),
+        ),
+        "rho": param(
+            0.0,
+            "correlation of q_i with k_i, a query with its own key (Gaussian, direct inputs)",
+            Real("rho", lo=-1.0, hi=1.0, lo_open=True, hi_open=True),
+        ),
+        "inputs": param(
+            "direct",
+            "direct: iid entries of q and k; projected: tokens x through W_q, W_k",
+            Choice(("direct", "projected"), "inputs"),
+            metavar="NAME",
+        ),
+        "d_model": param(
+            512, "token width; d_k = d_model / heads", Integer(1, MAX_DIM, "d_model"), metavar="INT", applies=PROJECTED
+        ),
+        "heads": param(
+            8,
+            "attention heads; each has d_k = d_model / heads",
+            Integer(1, MAX_DIM, "heads"),
+            metavar="INT",
+            applies=PROJECTED,
+        ),
+        "init": param(
+            "lecun",
+            "initialisation of W_q and W_k (and their biases)",
+            Choice(INITS, "the init"),
+            metavar="NAME",
+            applies=PROJECTED,
+        ),
+        "init_std": param(
+            0.02,
+            "std of the normal init",
+            Real("the init std", lo=0.0, lo_open=True, hi=1e3),
+            applies=(lambda t: _projected(t) and t.get("init") == "normal", "with inputs projected and init normal"),
+        ),
+        "layernorm": param(
+            False,
+            "layer-normalise each token before the projections",
+            Flag("layernorm"),
+            metavar="BOOL",
+            applies=PROJECTED,
+        ),
     }
 
 
@@ -264,12 +322,14 @@ def source(task: Mapping[str, Any]) -> Any:
     from sqrtdk.core.sampling import Source
     from sqrtdk.core.theory import Entries
 
-    entries = Entries(task.get("dist") or "gaussian", task["mean"], task["std"], task.get("df") or 10.0,
-                      task.get("rho") or 0.0)
+    entries = Entries(
+        task.get("dist") or "gaussian", task["mean"], task["std"], task.get("df") or 10.0, task.get("rho") or 0.0
+    )
     if task.get("inputs") != "projected":
         return Source(entries)
-    return Source(entries, "projected", task["d_model"], task["heads"], task["init"], task["init_std"],
-                  bool(task["layernorm"]))
+    return Source(
+        entries, "projected", task["d_model"], task["heads"], task["init"], task["init_std"], bool(task["layernorm"])
+    )
 
 
 def gain(task: Mapping[str, Any]) -> float | None:
@@ -287,37 +347,57 @@ def params_class(module: str, name: str, doc: str, **fields: Any) -> type:
 
 
 def scaling_field(options: tuple[str, ...], note: str = "") -> Any:
-    return param(("none", "sqrt"), "scaling rules compared side by side on the same draws",
-                 Choice(options, "the scaling", note), metavar="RULE", axis=False)
+    return param(
+        ("none", "sqrt"),
+        "scaling rules compared side by side on the same draws",
+        Choice(options, "the scaling", note),
+        metavar="RULE",
+        axis=False,
+    )
 
 
 def qk_gain_field() -> Any:
-    return param("auto", "gain g of the qknorm rule, logits g cos(q, k); auto: sqrt(d_k), variance 1",
-                 RealOrAuto("the gain", lo=1e-6, hi=1e6),
-                 applies=(lambda t: "qknorm" in t.get("scaling", ()), "with scaling qknorm"))
+    return param(
+        "auto",
+        "gain g of the qknorm rule, logits g cos(q, k); auto: sqrt(d_k), variance 1",
+        RealOrAuto("the gain", lo=1e-6, hi=1e6),
+        applies=(lambda t: "qknorm" in t.get("scaling", ()), "with scaling qknorm"),
+    )
 
 
 def ssmax_field() -> Any:
-    return param(SSMAX_S, "s of the logn rule (Scalable-Softmax): logits q.k / sqrt(d_k) times s ln n",
-                 Real("s", lo=1e-6, hi=1e3),
-                 applies=(lambda t: "logn" in t.get("scaling", ()), "with scaling logn"))
+    return param(
+        SSMAX_S,
+        "s of the logn rule (Scalable-Softmax): logits q.k / sqrt(d_k) times s ln n",
+        Real("s", lo=1e-6, hi=1e3),
+        applies=(lambda t: "logn" in t.get("scaling", ()), "with scaling logn"),
+    )
 
 
 def seq_len_field(default: Any = 128, hi: int = 16384) -> Any:
-    return param(default, "sequence length n: keys each query attends over",
-                 Integer(1, hi, "the sequence length"), metavar="INT")
+    return param(
+        default, "sequence length n: keys each query attends over", Integer(1, hi, "the sequence length"), metavar="INT"
+    )
 
 
 def rows_field() -> Any:
-    return param(2**14, "query rows per point, in whole trials (at most 256 queries per trial); in the "
-                 "variance experiment --samples counts scores instead", Integer(1, MAX_SAMPLES, "the number of query rows"),
-                 metavar="INT")
+    return param(
+        2**14,
+        "query rows per point, in whole trials (at most 256 queries per trial); in the "
+        "variance experiment --samples counts scores instead",
+        Integer(1, MAX_SAMPLES, "the number of query rows"),
+        metavar="INT",
+    )
 
 
 def scores_field(default: int) -> Any:
-    return param(default, "scores q.k per d_k, rounded up to whole sampling blocks; in the attention "
-                 "experiments --samples counts query rows instead", Integer(1, MAX_SAMPLES, "the number of scores"),
-                 metavar="INT")
+    return param(
+        default,
+        "scores q.k per d_k, rounded up to whole sampling blocks; in the attention "
+        "experiments --samples counts query rows instead",
+        Integer(1, MAX_SAMPLES, "the number of scores"),
+        metavar="INT",
+    )
 
 
 def fields(schema: type) -> tuple[dataclasses.Field, ...]:
@@ -356,8 +436,14 @@ def parse_value(f: dataclasses.Field, raw: Any, text: bool) -> tuple:
     return tuple(dict.fromkeys(values))  # keep first occurrences, drop repeats
 
 
-def build(schema: type, raw: Mapping[str, Any], label: Callable[[str], str] = option_name,
-          text: bool = True, base: Any = None, given: Iterable[str] | None = None) -> Any:
+def build(
+    schema: type,
+    raw: Mapping[str, Any],
+    label: Callable[[str], str] = option_name,
+    text: bool = True,
+    base: Any = None,
+    given: Iterable[str] | None = None,
+) -> Any:
     """An instance of `schema` from raw values; a missing key keeps `base`'s value (default: the default).
 
     `label` names a key in error messages: `--dim` on the command line, `file.toml: key 'dim'` in a config.
@@ -383,8 +469,10 @@ def build(schema: type, raw: Mapping[str, Any], label: Callable[[str], str] = op
 def _tasks(params: Any) -> list[dict[str, Any]]:
     axes = [f for f in fields(type(params)) if f.metadata["axis"]]
     sets = {f.name: getattr(params, f.name) for f in fields(type(params)) if not f.metadata["axis"]}
-    return [{**dict(zip((f.name for f in axes), combo)), **sets}
-            for combo in itertools.product(*(getattr(params, f.name) for f in axes))]
+    return [
+        {**dict(zip((f.name for f in axes), combo)), **sets}
+        for combo in itertools.product(*(getattr(params, f.name) for f in axes))
+    ]
 
 
 def _applies(f: dataclasses.Field, task: Mapping[str, Any]) -> bool:
@@ -416,8 +504,10 @@ def check(params: Any, given: set[str], label: Callable[[str], str]) -> None:
     size = math.prod(len(getattr(params, f.name)) for f in axes)
     if size > MAX_TASKS:  # refused before the product is built
         lists = " x ".join(f"{len(getattr(params, f.name))} ({label(f.name)})" for f in axes)
-        raise InputError(f"{label(axes[0].name)}: a grid of {lists} = {size:,} tasks is not allowed; at most "
-                         f"{MAX_TASKS:,} tasks in one run")
+        raise InputError(
+            f"{label(axes[0].name)}: a grid of {lists} = {size:,} tasks is not allowed; at most "
+            f"{MAX_TASKS:,} tasks in one run"
+        )
     tasks = _tasks(params)
     for f in fields(type(params)):
         rule = f.metadata["applies"]
@@ -427,16 +517,22 @@ def check(params: Any, given: set[str], label: Callable[[str], str]) -> None:
     for task in tasks:
         if task.get("rho"):
             if task.get("inputs") == "projected":
-                raise InputError(f"{label('rho')}: {task['rho']:g} is not allowed with projected inputs; there "
-                                 "queries and keys come from the layer (rho applies to direct inputs)")
+                raise InputError(
+                    f"{label('rho')}: {task['rho']:g} is not allowed with projected inputs; there "
+                    "queries and keys come from the layer (rho applies to direct inputs)"
+                )
             if task.get("dist") != "gaussian":
-                raise InputError(f"{label('rho')}: {task['rho']:g} is not allowed with dist {task['dist']}; "
-                                 "correlated entries are drawn for Gaussian entries only")
+                raise InputError(
+                    f"{label('rho')}: {task['rho']:g} is not allowed with dist {task['dist']}; "
+                    "correlated entries are drawn for Gaussian entries only"
+                )
         if task.get("std") is not None and task.get("mean") is not None:
             _check_domain(task, label)
         if _projected(task) and task["d_model"] % task["heads"]:
-            raise InputError(f"{label('heads')}: {task['heads']} is not allowed with d_model = "
-                             f"{task['d_model']}; the number of heads must divide d_model")
+            raise InputError(
+                f"{label('heads')}: {task['heads']} is not allowed with d_model = "
+                f"{task['d_model']}; the number of heads must divide d_model"
+            )
 
 
 # The domain in which every result is computed in a precision that holds (tests/test_domain.py sweeps it).
@@ -462,16 +558,20 @@ def _check_domain(task: Mapping[str, Any], label: Callable[[str], str]) -> None:
     ratio = abs(mean) / std
     limit = MAX_MEAN_RATIO_PROJECTED if projected else MAX_MEAN_RATIO
     if ratio > limit:
-        raise InputError(f"{label('mean')}: {mean:g} is not allowed with std = {std:g}; |mean| / std must be at "
-                         f"most {limit:g}, beyond which the entries' spread is lost beside their mean "
-                         f"({'float32, as in the layer' if projected else 'float64'})")
+        raise InputError(
+            f"{label('mean')}: {mean:g} is not allowed with std = {std:g}; |mean| / std must be at "
+            f"most {limit:g}, beyond which the entries' spread is lost beside their mean "
+            f"({'float32, as in the layer' if projected else 'float64'})"
+        )
     if projected:
         square = mean * mean + std * std
         lo, hi = TOKEN_SQUARE_RANGE
         if not lo <= square <= hi:
-            raise InputError(f"{label('std')}: {std:g} is not allowed with mean = {mean:g} and projected inputs; "
-                             f"the tokens' mean square mean^2 + std^2 = {square:.3g} must lie between {lo:g} and "
-                             f"{hi:g} (float32 layers)")
+            raise InputError(
+                f"{label('std')}: {std:g} is not allowed with mean = {mean:g} and projected inputs; "
+                f"the tokens' mean square mean^2 + std^2 = {square:.3g} must lie between {lo:g} and "
+                f"{hi:g} (float32 layers)"
+            )
         from sqrtdk.core.theory import init_variances
 
         v_w, v_b = init_variances(task["init"], task["d_model"], task.get("init_std"))
@@ -479,18 +579,22 @@ def _check_domain(task: Mapping[str, Any], label: Callable[[str], str]) -> None:
         lo, hi = QUERY_VARIANCE_RANGE
         if not lo <= v_q <= hi:
             name = "init_std" if task["init"] == "normal" else "std"
-            raise InputError(f"{label(name)}: {task[name]:g} is not allowed with init {task['init']} and d_model = "
-                             f"{task['d_model']}; the variance of a query entry, |x|^2 v_w + v_b = {v_q:.3g}, must lie "
-                             f"between {lo:g} and {hi:g} (their float32 products must stay normal numbers)")
+            raise InputError(
+                f"{label(name)}: {task[name]:g} is not allowed with init {task['init']} and d_model = "
+                f"{task['d_model']}; the variance of a query entry, |x|^2 v_w + v_b = {v_q:.3g}, must lie "
+                f"between {lo:g} and {hi:g} (their float32 products must stay normal numbers)"
+            )
         return
     variance = task["dim"] * std * std * (std * std + 2 * mean * mean)
     lo, hi = LOGIT_VARIANCE_RANGE if "seq_len" in task else SCORE_VARIANCE_RANGE
     if not lo <= variance <= hi:
         name, value = ("mean", mean) if variance > hi and abs(mean) > std else ("std", std)
-        raise InputError(f"{label(name)}: {value:g} is not allowed with "
-                         f"{'std' if name == 'mean' else 'mean'} = {std if name == 'mean' else mean:g} at "
-                         f"d_k = {task['dim']}; the variance of q.k, d_k (std^4 + 2 std^2 mean^2) = {variance:.3g}, "
-                         f"must lie between {lo:g} and {hi:g} ({'float32 logits' if 'seq_len' in task else 'its fourth moment must be a float64'})")
+        raise InputError(
+            f"{label(name)}: {value:g} is not allowed with "
+            f"{'std' if name == 'mean' else 'mean'} = {std if name == 'mean' else mean:g} at "
+            f"d_k = {task['dim']}; the variance of q.k, d_k (std^4 + 2 std^2 mean^2) = {variance:.3g}, "
+            f"must lie between {lo:g} and {hi:g} ({'float32 logits' if 'seq_len' in task else 'its fourth moment must be a float64'})"
+        )
 
 
 def varying(params: Any) -> list[dataclasses.Field]:
@@ -499,8 +603,11 @@ def varying(params: Any) -> list[dataclasses.Field]:
     A field that is only absent from some tasks (init_std beside inits other than normal) does not count.
     """
     tasks = grid(params)
-    return [f for f in fields(type(params))
-            if f.metadata["axis"] and len({repr(t[f.name]) for t in tasks if t[f.name] is not None}) > 1]
+    return [
+        f
+        for f in fields(type(params))
+        if f.metadata["axis"] and len({repr(t[f.name]) for t in tasks if t[f.name] is not None}) > 1
+    ]
 
 
 def resolved(params: Any) -> dict[str, Any]:

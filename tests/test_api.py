@@ -11,8 +11,11 @@ import sqrtdk
 def test_run_grid_rows_and_coordinates():
     result = sqrtdk.run("saturation", dim=[4, 16], seq_len=8, std=[1.0, 2.0], samples=64)
     assert len(result.tasks) == 4 and len(result.rows) == 8
-    assert [(r["d_k"], r["entry_std"], r["scaling"]) for r in result.rows[:3]] == [(4, 1.0, "none"), (4, 1.0, "sqrt"),
-                                                                                 (4, 2.0, "none")]
+    assert [(r["d_k"], r["entry_std"], r["scaling"]) for r in result.rows[:3]] == [
+        (4, 1.0, "none"),
+        (4, 1.0, "sqrt"),
+        (4, 2.0, "none"),
+    ]
     assert result.config["std"] == [1.0, 2.0] and result.config["seq_len"] == 8
     assert result.setting() == "seq_len = 8"
     assert set(result.figures()) == {"saturation_vs_dk"}

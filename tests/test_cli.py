@@ -7,16 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from sqrtdk.cli import main
-
-
-def run(capsys, *argv):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(argv))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
 BAD = [
     (["variance", "--dim", "0"], "--dim", "'0' is not allowed; d_k must be an integer from 1 to 65536"),
     (["variance", "--dim", "-3"], "--dim", "'-3' is not allowed"),
@@ -45,43 +35,64 @@ BAD = [
     (["gradient", "--samples", "0"], "--samples", "'0' is not allowed"),
     (["check", "--tol", "1.5"], "--tol", "< 1"),
     (["check", "--std", "0"], "--std", "'0' is not allowed"),
-    (["variance", "--dist", "cauchy"], "--dist", "'cauchy' is not allowed; the distribution must be one of gaussian, "
-                                                 "uniform, rademacher, student-t"),
+    (
+        ["variance", "--dist", "cauchy"],
+        "--dist",
+        "'cauchy' is not allowed; the distribution must be one of gaussian, uniform, rademacher, student-t",
+    ),
     (["variance", "--dist", "student-t", "--df", "2"], "--df", "'2' is not allowed; df must be a finite number > 2"),
     (["variance", "--df", "5"], "--df", "5.0 is not allowed here; it is used only with dist student-t"),
     (["variance", "--rho", "1"], "--rho", "'1' is not allowed; rho must be a finite number > -1 and < 1"),
     (["variance", "--rho", "0.5", "--dist", "uniform"], "--rho", "0.5 is not allowed with dist uniform; correlated"),
     (["saturation", "--rho", "0.5", "--inputs", "projected"], "--rho", "0.5 is not allowed with projected inputs"),
-    (["variance", "--scaling", "logn"], "--scaling", "'logn' is not allowed; the scaling must be one of none, sqrt, "
-                                                     "linear, qknorm (logn needs a sequence length"),
+    (
+        ["variance", "--scaling", "logn"],
+        "--scaling",
+        "'logn' is not allowed; the scaling must be one of none, sqrt, linear, qknorm (logn needs a sequence length",
+    ),
     (["gradient", "--scaling", "sqrt,bogus"], "--scaling", "'bogus' is not allowed; the scaling must be one of"),
     (["saturation", "--qk-gain", "2"], "--qk-gain", "2.0 is not allowed here; it is used only with scaling qknorm"),
     (["saturation", "--scaling", "qknorm", "--qk-gain", "-1"], "--qk-gain", "'-1' is not allowed; the gain must be"),
     (["saturation", "--ssmax-s", "0.5"], "--ssmax-s", "0.5 is not allowed here; it is used only with scaling logn"),
-    (["variance", "--inputs", "projected", "--dim", "64"], "--dim", "64 is not allowed here; it is used only with "
-                                                                    "direct inputs"),
-    (["variance", "--inputs", "projected", "--heads", "3"], "--heads", "3 is not allowed with d_model = 512; the "
-                                                                       "number of heads must divide d_model"),
+    (
+        ["variance", "--inputs", "projected", "--dim", "64"],
+        "--dim",
+        "64 is not allowed here; it is used only with direct inputs",
+    ),
+    (
+        ["variance", "--inputs", "projected", "--heads", "3"],
+        "--heads",
+        "3 is not allowed with d_model = 512; the number of heads must divide d_model",
+    ),
     (["variance", "--d-model", "256"], "--d-model", "256 is not allowed here; it is used only with inputs projected"),
     (["variance", "--inputs", "projected", "--init", "he"], "--init", "'he' is not allowed; the init must be one of"),
-    (["variance", "--inputs", "projected", "--init-std", "0.1"], "--init-std", "used only with inputs projected and "
-                                                                              "init normal"),
-    (["variance", "--inputs", "projected", "--layernorm", "maybe"], "--layernorm", "'maybe' is not allowed; "
-                                                                                   "layernorm must be true or false"),
-    (["variance", "--inputs", "sideways"], "--inputs", "'sideways' is not allowed; inputs must be one of direct, "
-                                                       "projected"),
+    (
+        ["variance", "--inputs", "projected", "--init-std", "0.1"],
+        "--init-std",
+        "used only with inputs projected and init normal",
+    ),
+    (
+        ["variance", "--inputs", "projected", "--layernorm", "maybe"],
+        "--layernorm",
+        "'maybe' is not allowed; layernorm must be true or false",
+    ),
+    (
+        ["variance", "--inputs", "sideways"],
+        "--inputs",
+        "'sideways' is not allowed; inputs must be one of direct, projected",
+    ),
     (["toy", "--seq-len", "0"], "--seq-len", "'0' is not allowed"),
     (["toy", "--scaling", "sqrt"], "--scaling", "'sqrt' is not allowed; the scaling must be one of none, logn"),
 ]
 
 
 @pytest.mark.parametrize("argv,option,message", BAD, ids=[" ".join(a) for a, _, _ in BAD])
-def test_bad_input_one_line_exit_2_nothing_written(capsys, tmp_path, argv, option, message):
+def test_bad_input_one_line_exit_2_nothing_written(cli, tmp_path, argv, option, message):
     out = tmp_path / "results"
     out.mkdir()
     (out / "earlier.txt").write_text("kept")
     extra = ["--out", str(out)] if argv[0] != "check" else []
-    code, stdout, stderr = run(capsys, *argv, *extra)
+    code, stdout, stderr = cli(*argv, *extra)
     assert code == 2
     assert stdout == ""
     assert len(stderr.strip().splitlines()) == 1
@@ -91,18 +102,18 @@ def test_bad_input_one_line_exit_2_nothing_written(capsys, tmp_path, argv, optio
     assert (out / "earlier.txt").read_text() == "kept"
 
 
-def test_out_that_is_a_file(capsys, tmp_path):
+def test_out_that_is_a_file(cli, tmp_path):
     target = tmp_path / "file.txt"
     target.write_text("x")
     for out in (target, target / "below"):
-        code, stdout, stderr = run(capsys, "variance", "--samples", "100", "--out", str(out))
+        code, stdout, stderr = cli("variance", "--samples", "100", "--out", str(out))
         assert code == 2 and stdout == ""
         assert "--out" in stderr and "is a file" in stderr and len(stderr.splitlines()) == 1
     assert target.read_text() == "x"
 
 
-def test_variance_json_contract(capsys, tmp_path):
-    code, stdout, stderr = run(capsys, "variance", "--dim", "64", "--json", "--no-plot", "--out", str(tmp_path))
+def test_variance_json_contract(cli, tmp_path):
+    code, stdout, stderr = cli("variance", "--dim", "64", "--json", "--no-plot", "--out", str(tmp_path))
     assert code == 0
     doc = json.loads(stdout)  # exactly one JSON document and nothing else
     assert set(doc) == {"experiment", "version", "config", "rows", "files"}
@@ -111,8 +122,19 @@ def test_variance_json_contract(capsys, tmp_path):
     assert rows["sqrt"]["variance_ci_low"] < 1 < rows["sqrt"]["variance_ci_high"]
     assert rows["none"]["variance_ci_low"] < 64 < rows["none"]["variance_ci_high"]
     assert rows["sqrt"]["variance_ci_high"] - rows["sqrt"]["variance_ci_low"] < 0.02  # +-1% at 99.9%
-    for key in ("d_k", "scaling", "n_scores", "mean", "variance", "variance_ci_low", "variance_ci_high",
-                "theory_mean", "theory_variance", "excess_kurtosis", "theory_excess_kurtosis"):
+    for key in (
+        "d_k",
+        "scaling",
+        "n_scores",
+        "mean",
+        "variance",
+        "variance_ci_low",
+        "variance_ci_high",
+        "theory_mean",
+        "theory_variance",
+        "excess_kurtosis",
+        "theory_excess_kurtosis",
+    ):
         assert key in rows["sqrt"]
     names = sorted(Path(f).name for f in doc["files"])
     assert names == ["config.toml", "manifest.json", "rows.csv", "rows.json", "rows.md"]
@@ -122,9 +144,21 @@ def test_variance_json_contract(capsys, tmp_path):
     assert {"sqrtdk", "python", "numpy", "scipy", "matplotlib"} <= set(manifest["versions"])
 
 
-def test_variance_figures_and_theory_with_mean(capsys, tmp_path):
-    code, stdout, _ = run(capsys, "variance", "--dim", "16,64", "--std", "2", "--mean", "0.5",
-                          "--samples", "300000", "--json", "--out", str(tmp_path))
+def test_variance_figures_and_theory_with_mean(tmp_path, cli):
+    code, stdout, _ = cli(
+        "variance",
+        "--dim",
+        "16,64",
+        "--std",
+        "2",
+        "--mean",
+        "0.5",
+        "--samples",
+        "300000",
+        "--json",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0
     doc = json.loads(stdout)
     names = {Path(f).name for f in doc["files"]}
@@ -132,48 +166,51 @@ def test_variance_figures_and_theory_with_mean(capsys, tmp_path):
     for row in doc["rows"]:
         assert row["variance_ci_low"] < row["theory_variance"] < row["variance_ci_high"]
     # different parameters, different folder
-    run(capsys, "variance", "--dim", "16", "--samples", "1000", "--no-plot", "--quiet", "--out", str(tmp_path))
+    cli("variance", "--dim", "16", "--samples", "1000", "--no-plot", "--quiet", "--out", str(tmp_path))
     assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 2
 
 
-def test_table_on_stdout(capsys, tmp_path):
-    code, stdout, _ = run(capsys, "variance", "--samples", "10000", "--no-plot", "--out", str(tmp_path))
+def test_table_on_stdout(cli, tmp_path):
+    code, stdout, _ = cli("variance", "--samples", "10000", "--no-plot", "--out", str(tmp_path))
     assert code == 0 and "99.9% interval" in stdout and "sqrt" in stdout
-    code, stdout, stderr = run(capsys, "variance", "--samples", "10000", "--no-plot", "--quiet",
-                               "--out", str(tmp_path))
+    code, stdout, stderr = cli("variance", "--samples", "10000", "--no-plot", "--quiet", "--out", str(tmp_path))
     assert code == 0 and stdout == "" and stderr == ""
 
 
-def test_check_passes(capsys):
-    code, stdout, stderr = run(capsys, "check", "--json")
+def test_check_passes(cli):
+    code, stdout, stderr = cli("check", "--json")
     doc = json.loads(stdout)
     assert code == 0 and all(r["passed"] for r in doc["rows"])
     assert [r["d_k"] for r in doc["rows"]] == [2**i for i in range(11)]
 
 
-def test_check_can_fail(capsys):
-    code, stdout, stderr = run(capsys, "check", "--std", "1.1", "--dim", "4,64")
+def test_check_can_fail(cli):
+    code, stdout, stderr = cli("check", "--std", "1.1", "--dim", "4,64")
     assert code == 1
     assert "FAIL" in stdout
-    assert stderr.strip() == "sqrtdk: check failed: the scaled variance's 99.9% interval leaves " \
-                             "[0.95, 1.05] at d_k = 4, 64"
+    assert (
+        stderr.strip() == "sqrtdk: check failed: the scaled variance's 99.9% interval leaves "
+        "[0.95, 1.05] at d_k = 4, 64"
+    )
 
 
 def test_cli_import_is_light():
-    code = ("import sys, sqrtdk.cli; heavy = {'numpy', 'scipy', 'matplotlib'} & set(sys.modules); "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, sqrtdk.cli; heavy = {'numpy', 'scipy', 'matplotlib'} & set(sys.modules); assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_help_exits_0(capsys):
-    code, stdout, _ = run(capsys, "variance", "--help")
+def test_help_exits_0(cli):
+    code, stdout, _ = cli("variance", "--help")
     assert code == 0 and "--dim" in stdout
 
 
 @pytest.mark.parametrize("kind,metric", [("saturation", "max_prob_mean"), ("gradient", "grad_q_mean")])
-def test_attention_commands(capsys, tmp_path, kind, metric):
-    code, stdout, _ = run(capsys, kind, "--dim", "16,256", "--seq-len", "8,32", "--samples", "512",
-                          "--json", "--out", str(tmp_path))
+def test_attention_commands(cli, tmp_path, kind, metric):
+    code, stdout, _ = cli(
+        kind, "--dim", "16,256", "--seq-len", "8,32", "--samples", "512", "--json", "--out", str(tmp_path)
+    )
     assert code == 0
     doc = json.loads(stdout)
     assert doc["experiment"] == kind and len(doc["rows"]) == 2 * 2 * 2
@@ -183,8 +220,9 @@ def test_attention_commands(capsys, tmp_path, kind, metric):
 
 
 @pytest.mark.parametrize("signum,code", [(2, 130), (15, 143), (1, 129)])
-@pytest.mark.parametrize("where", [["--dim", "64"], ["--dim", "64,128,256", "--workers", "2"]],
-                         ids=["in-process", "worker-processes"])
+@pytest.mark.parametrize(
+    "where", [["--dim", "64"], ["--dim", "64,128,256", "--workers", "2"]], ids=["in-process", "worker-processes"]
+)
 def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code, where):
     import signal
     import time
@@ -192,9 +230,22 @@ def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code, where):
     out = tmp_path / "results"
     out.mkdir()
     (out / "earlier.txt").write_text("kept")
-    proc = subprocess.Popen([sys.executable, "-c", "from sqrtdk.cli import main; main()", "variance", *where,
-                             "--samples", "100000000000", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from sqrtdk.cli import main; main()",
+            "variance",
+            *where,
+            "--samples",
+            "100000000000",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(3)  # well inside the sampling, which would take hours
     proc.send_signal(signal.Signals(signum))
     _, stderr = proc.communicate(timeout=60)
@@ -203,16 +254,29 @@ def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code, where):
     assert sorted(p.name for p in out.iterdir()) == ["earlier.txt"]
 
 
-def test_run_config_with_overrides(capsys, tmp_path):
+def test_run_config_with_overrides(cli, tmp_path):
     config = tmp_path / "sweep.toml"
     config.write_text('experiment = "saturation"\ndim = [4, 64]\nseq_len = 16\nsamples = 256\n')
-    code, stdout, _ = run(capsys, "run", str(config), "--set", "std=1,2", "--set", "seq_len=8", "--json",
-                          "--no-plot", "--out", str(tmp_path / "runs"))
+    code, stdout, _ = cli(
+        "run",
+        str(config),
+        "--set",
+        "std=1,2",
+        "--set",
+        "seq_len=8",
+        "--json",
+        "--no-plot",
+        "--out",
+        str(tmp_path / "runs"),
+    )
     assert code == 0
     doc = json.loads(stdout)
     assert doc["config"]["std"] == [1.0, 2.0] and doc["config"]["seq_len"] == 8
-    assert [(r["entry_std"], r["d_k"], r["scaling"]) for r in doc["rows"][:3]] == [(1.0, 4, "none"), (1.0, 4, "sqrt"),
-                                                                                  (2.0, 4, "none")]
+    assert [(r["entry_std"], r["d_k"], r["scaling"]) for r in doc["rows"][:3]] == [
+        (1.0, 4, "none"),
+        (1.0, 4, "sqrt"),
+        (2.0, 4, "none"),
+    ]
     folder = Path(doc["files"][0]).parent
     assert folder.parent == tmp_path / "runs" and folder.name.startswith("sweep-")
     saved = (folder / "config.toml").read_text()
@@ -220,7 +284,7 @@ def test_run_config_with_overrides(capsys, tmp_path):
 
 
 RUN_BAD = [
-    ('dim = 4\n', [], "key 'experiment' is missing"),
+    ("dim = 4\n", [], "key 'experiment' is missing"),
     ('experiment = "variance"\ndim = 0\n', [], "key 'dim': 0 is not allowed; d_k must be an integer from 1 to 65536"),
     ('experiment = "variance"\ndims = 4\n', [], "key 'dims': unknown key"),
     ('experiment = "variance"\ndim = "4"\n', [], "key 'dim': '4' (a string) is not allowed"),
@@ -231,19 +295,19 @@ RUN_BAD = [
 
 
 @pytest.mark.parametrize("text,extra,message", RUN_BAD, ids=[m for _, _, m in RUN_BAD])
-def test_run_bad_config_exit_2_nothing_written(capsys, tmp_path, text, extra, message):
+def test_run_bad_config_exit_2_nothing_written(cli, tmp_path, text, extra, message):
     config = tmp_path / "c.toml"
     config.write_text(text)
     out = tmp_path / "runs"
-    code, stdout, stderr = run(capsys, "run", str(config), *extra, "--out", str(out))
+    code, stdout, stderr = cli("run", str(config), *extra, "--out", str(out))
     assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1
     assert message in stderr and "Traceback" not in stderr
     assert not out.exists()
 
 
-def test_run_missing_config_and_folder(capsys, tmp_path):
+def test_run_missing_config_and_folder(cli, tmp_path):
     for target, message in ((tmp_path / "none.toml", "no such config file"), (tmp_path, "is a folder")):
-        code, stdout, stderr = run(capsys, "run", str(target), "--out", str(tmp_path / "runs"))
+        code, stdout, stderr = cli("run", str(target), "--out", str(tmp_path / "runs"))
         assert code == 2 and stdout == "" and message in stderr and len(stderr.strip().splitlines()) == 1
 
 
@@ -255,8 +319,9 @@ def _in_a_terminal(argv, env_extra):
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "200", **env_extra}
     env.pop("NO_COLOR", None) if "NO_COLOR" not in env_extra else None
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-c", "from sqrtdk.cli import main; main()", *argv], stdout=follower,
-                            stderr=follower, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from sqrtdk.cli import main; main()", *argv], stdout=follower, stderr=follower, env=env
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -286,17 +351,36 @@ def test_colour_only_at_a_terminal_and_never_with_no_color(tmp_path):
     assert code == 0 and _colours(text) and "99.9% interval" in text
     code, text = _in_a_terminal(argv, {"NO_COLOR": "1"})
     assert code == 0 and not _colours(text) and "99.9% interval" in text
-    piped = subprocess.run([sys.executable, "-c", "from sqrtdk.cli import main; main()", *argv], capture_output=True,
-                           text=True)
+    piped = subprocess.run(
+        [sys.executable, "-c", "from sqrtdk.cli import main; main()", *argv], capture_output=True, text=True
+    )
     assert piped.returncode == 0 and "\x1b[" not in piped.stdout + piped.stderr and piped.stderr == ""
 
 
 def test_json_stays_valid_when_warnings_are_printed(tmp_path):
-    code = ("import warnings; warnings.warn('something to say'); "
-            "from sqrtdk.cli import main; main()")
-    done = subprocess.run([sys.executable, "-W", "always", "-c", code, "saturation", "--dim", "4", "--seq-len", "8",
-                           "--samples", "64", "--json", "--no-plot", "--out", str(tmp_path)], capture_output=True,
-                          text=True)
+    code = "import warnings; warnings.warn('something to say'); from sqrtdk.cli import main; main()"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "always",
+            "-c",
+            code,
+            "saturation",
+            "--dim",
+            "4",
+            "--seq-len",
+            "8",
+            "--samples",
+            "64",
+            "--json",
+            "--no-plot",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0
     assert "something to say" in done.stderr
     assert json.loads(done.stdout)["experiment"] == "saturation"
@@ -310,13 +394,39 @@ def test_interrupted_reproduce_leaves_earlier_results(tmp_path, signum, code):
     configs, out = tmp_path / "configs", tmp_path / "results"
     configs.mkdir()
     (configs / "fast.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 1000\n')
-    assert subprocess.run([sys.executable, "-c", "from sqrtdk.cli import main; main()", "reproduce", str(configs),
-                           "--out", str(out), "--quiet"]).returncode == 0
+    assert (
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from sqrtdk.cli import main; main()",
+                "reproduce",
+                str(configs),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        ).returncode
+        == 0
+    )
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (configs / "slow.toml").write_text('experiment = "gradient"\ndim = [64, 128]\nsamples = 100000000\n')
-    proc = subprocess.Popen([sys.executable, "-c", "from sqrtdk.cli import main; main()", "reproduce", str(configs),
-                             "--out", str(out), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from sqrtdk.cli import main; main()",
+            "reproduce",
+            str(configs),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(4)
     proc.send_signal(signal.Signals(signum))
     stdout, stderr = proc.communicate(timeout=60)

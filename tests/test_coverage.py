@@ -14,12 +14,12 @@ import pytest
 from scipy import integrate, special, stats
 
 from sqrtdk.core import theory
-from sqrtdk.core.rows import sample_rows
-from sqrtdk.experiments._attention import attention_rows
 from sqrtdk.core.moments import t_quantile
+from sqrtdk.core.rows import sample_rows
 from sqrtdk.core.sampling import Source
-from sqrtdk.core.theory import Entries
 from sqrtdk.core.scores import sample_scores
+from sqrtdk.core.theory import Entries
+from sqrtdk.experiments._attention import attention_rows
 from sqrtdk.experiments.variance import variance_rows
 
 
@@ -28,14 +28,19 @@ def assert_covers(hits: int, seeds: int, level: float) -> None:
     assert abs(hits / seeds - level) <= 3 * sd, f"{hits}/{seeds} = {hits / seeds:.3f}, level {level} +- {sd:.3f}"
 
 
-@pytest.mark.parametrize("d_k,samples,entries,column,level,seeds", [
-    (16, 2**14, Entries(mean=1.0), "variance", 0.95, 800),            # replicates about the grand mean
-    (4, 2**16, Entries(mean=0.5, std=2.0), "excess_kurtosis", 0.95, 600),
-    (16, 2**14, Entries("student-t", df=6.0), "variance", 0.99, 600),
-])
+@pytest.mark.parametrize(
+    "d_k,samples,entries,column,level,seeds",
+    [
+        (16, 2**14, Entries(mean=1.0), "variance", 0.95, 800),  # replicates about the grand mean
+        (4, 2**16, Entries(mean=0.5, std=2.0), "excess_kurtosis", 0.95, 600),
+        (16, 2**14, Entries("student-t", df=6.0), "variance", 0.99, 600),
+    ],
+)
 def test_variance_and_kurtosis_intervals_cover(d_k, samples, entries, column, level, seeds):
-    truth = {"variance": theory.score_variance(d_k, entries),
-             "excess_kurtosis": theory.score_excess_kurtosis(d_k, entries)}[column]
+    truth = {
+        "variance": theory.score_variance(d_k, entries),
+        "excess_kurtosis": theory.score_excess_kurtosis(d_k, entries),
+    }[column]
     hits = 0
     for seed in range(seeds):
         sample = sample_scores(d_k, samples, seed=seed, source=Source(entries), histogram=False)
@@ -50,26 +55,33 @@ def test_variance_and_kurtosis_intervals_cover(d_k, samples, entries, column, le
 def two_key_truth(d_k: int, c: float, weight_of_gap) -> float:
     """E[f(x_1 - x_2)] for the logits of one query over two keys, unit Gaussian entries: given q the gap
     c q.(k_1 - k_2) is N(0, 2 c^2 |q|^2), and |q|^2 is chi-square with d_k degrees of freedom."""
+
     def given_r(r: float) -> float:
         sd = c * math.sqrt(2 * r)
         inner = integrate.quad(lambda z: weight_of_gap(sd * z) * stats.norm.pdf(z), -12, 12, limit=200)[0]
         return inner * stats.chi2.pdf(r, d_k)
+
     return integrate.quad(given_r, 0, np.inf, limit=200)[0]
 
 
-@pytest.mark.parametrize("kind,threshold,samples", [
-    ("saturation", 0.99, 512),   # p = 0.0027: most runs count 0 to 3 rows
-    ("saturation", 0.9, 512),    # p = 0.12
-    ("gradient", 1e-2, 512),     # p = 0.0007: ||J||_F = 2 p_1 p_2 < eps
-])
+@pytest.mark.parametrize(
+    "kind,threshold,samples",
+    [
+        ("saturation", 0.99, 512),  # p = 0.0027: most runs count 0 to 3 rows
+        ("saturation", 0.9, 512),  # p = 0.12
+        ("gradient", 1e-2, 512),  # p = 0.0007: ||J||_F = 2 p_1 p_2 < eps
+    ],
+)
 def test_fraction_intervals_cover_and_stay_in_0_1(kind, threshold, samples):
     d_k, c, seeds = 16, 0.25, 600
     if kind == "saturation":  # max p >= t  <=>  |gap| >= ln(t / (1 - t))
         edge, column = math.log(threshold / (1 - threshold)), "saturated_fraction"
-    else:                     # ||J||_F = 2 p_1 p_2 = 1 / (1 + cosh(gap)) < eps  <=>  |gap| > arccosh(1 / eps - 1)
+    else:  # ||J||_F = 2 p_1 p_2 = 1 / (1 + cosh(gap)) < eps  <=>  |gap| > arccosh(1 / eps - 1)
         edge, column = math.acosh(1 / threshold - 1), "vanishing_fraction"
-    truth = 2 * integrate.quad(lambda r: stats.norm.sf(edge / (c * math.sqrt(2 * r))) * stats.chi2.pdf(r, d_k),
-                               0, np.inf)[0]
+    truth = (
+        2
+        * integrate.quad(lambda r: stats.norm.sf(edge / (c * math.sqrt(2 * r))) * stats.chi2.pdf(r, d_k), 0, np.inf)[0]
+    )
     below = above = 0
     for seed in range(seeds):
         row = attention_rows(sample_rows(kind, d_k, 2, samples, seed=seed, level=threshold, scalings=("sqrt",)))[0]

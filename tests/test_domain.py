@@ -24,19 +24,41 @@ def variance_rows(**params):
         return sqrtdk.run("variance", samples=20000, **params).rows
 
 
-@pytest.mark.parametrize("params,outcome", [
-    ({"mean": 0.0}, "ok"), ({"mean": 1e-300}, "ok"), ({"mean": -1e-10}, "ok"), ({"mean": 1.0}, "ok"),
-    ({"mean": 1e3}, "ok"), ({"mean": -1e6}, "ok"), ({"mean": 1e6, "dim": 4}, "ok"),
-    ({"mean": 1.01e6}, REFUSED), ({"mean": 1e10}, REFUSED), ({"mean": 1e30}, REFUSED), ({"mean": -1e300}, REFUSED),
-    ({"std": 1e-300}, REFUSED), ({"std": 1e-38}, REFUSED), ({"std": 1e-37}, "ok"), ({"std": 1e-20}, "ok"),
-    ({"std": 1e-3}, "ok"), ({"std": 1e3}, "ok"), ({"std": 1e6}, "ok"), ({"std": 1e6, "mean": 1e12}, "ok"), ({"std": 1e6, "mean": 2e12}, REFUSED),
-    ({"std": 1e-3, "mean": 1e3}, "ok"), ({"std": 1e-3, "mean": 1e4}, REFUSED),
-    ({"dim": 1, "mean": 1e6}, "ok"), ({"dim": 65536, "mean": 10.0, "std": 3.0}, "ok"),
-    ({"rho": 0.9, "mean": 1e4}, "ok"), ({"rho": 0.5, "std": 1e-30}, "ok"),
-    ({"dist": "student-t", "df": 2.5, "mean": 1e3}, "ok"), ({"dist": "uniform", "mean": 1e5, "std": 0.1}, "ok"),
-    ({"dist": "rademacher", "mean": -3.0, "std": 1e-5}, "ok"),
-    ({"dim": 65536, "std": 2e-39, "scaling": ["linear"]}, "ok"),  # values near 1e-160 keep their errors
-])
+@pytest.mark.parametrize(
+    "params,outcome",
+    [
+        ({"mean": 0.0}, "ok"),
+        ({"mean": 1e-300}, "ok"),
+        ({"mean": -1e-10}, "ok"),
+        ({"mean": 1.0}, "ok"),
+        ({"mean": 1e3}, "ok"),
+        ({"mean": -1e6}, "ok"),
+        ({"mean": 1e6, "dim": 4}, "ok"),
+        ({"mean": 1.01e6}, REFUSED),
+        ({"mean": 1e10}, REFUSED),
+        ({"mean": 1e30}, REFUSED),
+        ({"mean": -1e300}, REFUSED),
+        ({"std": 1e-300}, REFUSED),
+        ({"std": 1e-38}, REFUSED),
+        ({"std": 1e-37}, "ok"),
+        ({"std": 1e-20}, "ok"),
+        ({"std": 1e-3}, "ok"),
+        ({"std": 1e3}, "ok"),
+        ({"std": 1e6}, "ok"),
+        ({"std": 1e6, "mean": 1e12}, "ok"),
+        ({"std": 1e6, "mean": 2e12}, REFUSED),
+        ({"std": 1e-3, "mean": 1e3}, "ok"),
+        ({"std": 1e-3, "mean": 1e4}, REFUSED),
+        ({"dim": 1, "mean": 1e6}, "ok"),
+        ({"dim": 65536, "mean": 10.0, "std": 3.0}, "ok"),
+        ({"rho": 0.9, "mean": 1e4}, "ok"),
+        ({"rho": 0.5, "std": 1e-30}, "ok"),
+        ({"dist": "student-t", "df": 2.5, "mean": 1e3}, "ok"),
+        ({"dist": "uniform", "mean": 1e5, "std": 0.1}, "ok"),
+        ({"dist": "rademacher", "mean": -3.0, "std": 1e-5}, "ok"),
+        ({"dim": 65536, "std": 2e-39, "scaling": ["linear"]}, "ok"),  # values near 1e-160 keep their errors
+    ],
+)
 def test_variance_matches_theory_or_is_refused(params, outcome):
     params = {"dim": 64, **params}
     if outcome == REFUSED:
@@ -54,11 +76,19 @@ def test_variance_matches_theory_or_is_refused(params, outcome):
             assert 0.2 < row["variance"] / row["theory_variance"] < 5
 
 
-@pytest.mark.parametrize("params,outcome", [
-    ({"std": 1e-14}, "ok"), ({"std": 1e-16}, REFUSED), ({"std": 1e4}, "ok"), ({"std": 1e15}, REFUSED),
-    ({"mean": 1e5}, "ok"), ({"mean": -1e6}, "ok"), ({"mean": 2e6}, REFUSED),
-    ({"mean": 3.0, "scaling": ["qknorm"]}, "ok"),
-])
+@pytest.mark.parametrize(
+    "params,outcome",
+    [
+        ({"std": 1e-14}, "ok"),
+        ({"std": 1e-16}, REFUSED),
+        ({"std": 1e4}, "ok"),
+        ({"std": 1e15}, REFUSED),
+        ({"mean": 1e5}, "ok"),
+        ({"mean": -1e6}, "ok"),
+        ({"mean": 2e6}, REFUSED),
+        ({"mean": 3.0, "scaling": ["qknorm"]}, "ok"),
+    ],
+)
 def test_attention_stays_finite_and_right_or_is_refused(params, outcome):
     params = {"dim": 64, "seq_len": 32, "samples": 512, **params}
     if outcome == REFUSED:
@@ -83,13 +113,18 @@ def test_attention_stays_finite_and_right_or_is_refused(params, outcome):
 def test_projected_inputs_have_their_own_domain():
     with pytest.raises(InputError, match=r"mean: 2000 is not allowed .* at most 1000"):
         sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, mean=2000.0, samples=1000)
-    with pytest.raises(InputError, match="std: 1e-05 is not allowed .* mean square"):
+    with pytest.raises(InputError, match=r"std: 1e-05 is not allowed .* mean square"):
         sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, std=1e-5, samples=1000)
     with pytest.raises(InputError, match=r"init_std: 1e-30 is not allowed .* variance of a query entry"):
         sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, init="normal", init_std=1e-30, samples=1000)
-    for params in ({"mean": 30.0}, {"init": "normal", "init_std": 1e-7}, {"init": "normal", "init_std": 1e3},
-                   {"init": "torch-linear", "std": 1e3}, {"layernorm": True, "std": 0.1},
-                   {"layernorm": True, "std": 1e-3}):
+    for params in (
+        {"mean": 30.0},
+        {"init": "normal", "init_std": 1e-7},
+        {"init": "normal", "init_std": 1e3},
+        {"init": "torch-linear", "std": 1e3},
+        {"layernorm": True, "std": 0.1},
+        {"layernorm": True, "std": 1e-3},
+    ):
         rows = sqrtdk.run("variance", inputs="projected", d_model=64, heads=4, samples=20000, **params).rows
         for row in rows:
             if params.get("std") == 1e-3:  # LayerNorm's eps shrinks these tokens: no theory

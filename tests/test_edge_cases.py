@@ -31,8 +31,9 @@ def test_variance_extremes(std, d_k):
 
 
 @pytest.mark.parametrize("kind", ["saturation", "gradient"])
-@pytest.mark.parametrize("d_k,seq_len,std", [(1, 1, 1.0), (1, 2, 1e-6), (64, 16384, 1.0), (65536, 8, 1.0),
-                                             (16, 128, 1e3), (16, 128, 1e-6)])
+@pytest.mark.parametrize(
+    "d_k,seq_len,std", [(1, 1, 1.0), (1, 2, 1e-6), (64, 16384, 1.0), (65536, 8, 1.0), (16, 128, 1e3), (16, 128, 1e-6)]
+)
 def test_attention_extremes(kind, d_k, seq_len, std):
     with np.errstate(**RAISE):
         result = sqrtdk.run(kind, dim=d_k, seq_len=seq_len, std=std, samples=64, scaling=ALL_RULES + ["logn"])
@@ -69,6 +70,7 @@ def test_student_t_with_few_degrees_of_freedom(df):
 def test_layernorm_of_constant_tokens_is_finite():
     """Rademacher tokens of width 2 are often constant: LayerNorm's eps keeps them finite (zero)."""
     with np.errstate(**RAISE):
-        result = sqrtdk.run("variance", inputs="projected", d_model=2, heads=1, dist="rademacher",
-                            layernorm=True, samples=2048)
+        result = sqrtdk.run(
+            "variance", inputs="projected", d_model=2, heads=1, dist="rademacher", layernorm=True, samples=2048
+        )
     finite_or_none(result.rows)

@@ -1,5 +1,7 @@
 """A sweep gives the same rows whichever executor runs it and in whatever order its tasks finish."""
 
+import re
+
 import pytest
 
 import sqrtdk
@@ -26,8 +28,7 @@ def test_variance_identical_across_workers():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside distributed, not by sqrtdk
 def test_dask_local_cluster_gives_identical_rows(serial):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         for kind in ("saturation", "gradient"):
             assert sqrtdk.run(kind, scheduler=cluster.scheduler_address, **SWEEP).rows == serial[kind]
 
@@ -48,7 +49,7 @@ def _square_after_nap(i):
 def test_unreachable_scheduler_is_bad_input(monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT", "1s")
-    with pytest.raises(sqrtdk.InputError, match="--scheduler: 'tcp://127.0.0.1:1' is not allowed; no Dask"):
+    with pytest.raises(sqrtdk.InputError, match=re.escape("--scheduler: 'tcp://127.0.0.1:1' is not allowed; no Dask")):
         executors.run_all(abs, [1, 2], scheduler="tcp://127.0.0.1:1")
 
 
@@ -72,14 +73,35 @@ def test_a_scheduler_lost_mid_run_is_one_line_and_exit_69(tmp_path):
     pytest.importorskip("distributed")
     script = tmp_path / "cluster.py"
     script.write_text(CLUSTER)
-    cluster = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, start_new_session=True)
+    cluster = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
         address = cluster.stdout.readline().strip()
         assert address.startswith("tcp://")
-        run = subprocess.Popen([sys.executable, "-m", "sqrtdk", "variance", "--dim", "64", "--samples", "1e10",
-                                "--scheduler", address, "--out", str(tmp_path / "out")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sqrtdk",
+                "variance",
+                "--dim",
+                "64",
+                "--samples",
+                "1e10",
+                "--scheduler",
+                address,
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(6)
     finally:
         os.killpg(cluster.pid, signal.SIGKILL)  # the scheduler and its workers
@@ -87,5 +109,7 @@ def test_a_scheduler_lost_mid_run_is_one_line_and_exit_69(tmp_path):
         cluster.stdout.close()
     _, err = run.communicate(timeout=120)
     assert run.returncode == 69, err
-    assert err.startswith(f"sqrtdk: error: --scheduler: the Dask scheduler at {address!r}") and len(err.splitlines()) == 1
+    assert (
+        err.startswith(f"sqrtdk: error: --scheduler: the Dask scheduler at {address!r}") and len(err.splitlines()) == 1
+    )
     assert not (tmp_path / "out").exists()

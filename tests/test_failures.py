@@ -17,8 +17,9 @@ FAST = ["--samples", "4096", "--quiet", "--workers", "1"]
 
 
 def sqrtdk(*argv, env=None, **kw):
-    return subprocess.run([*SQRTDK, *map(str, argv)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, **kw)
+    return subprocess.run(
+        [*SQRTDK, *map(str, argv)], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}, **kw
+    )
 
 
 def files(folder):
@@ -40,6 +41,7 @@ def project(tmp_path):
 
 
 # ---- ownership of outputs ----
+
 
 def test_reproduce_never_replaces_a_folder_it_did_not_make(project):
     configs, results = project
@@ -83,8 +85,10 @@ def test_reproduce_keeps_what_the_user_put_beside_and_inside_its_folders(project
     assert os.readlink(results / "a" / "link") == str(tmp_path / "nowhere")
     assert (results / "a_backup" / "notes.txt").exists() and (results / "a_link").is_symlink()
     assert (results / ".profile.old-2023").exists()
-    assert json.loads((results / "a" / "rows.json").read_text())[0]["n_scores"] != \
-        json.loads((results / "a_backup" / "rows.json").read_text())[0]["n_scores"]
+    assert (
+        json.loads((results / "a" / "rows.json").read_text())[0]["n_scores"]
+        != json.loads((results / "a_backup" / "rows.json").read_text())[0]["n_scores"]
+    )
     # with the user's files beside them, unchanged outputs are still left untouched
     stamp = (results / "a" / "rows.json").stat().st_mtime_ns
     assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
@@ -108,8 +112,11 @@ def test_kill_9_of_reproduce_leaves_nothing_that_the_next_run_trips_on(project):
     assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
     before = files(results)
     (configs / "slow.toml").write_text('experiment = "gradient"\ndim = [64, 128]\nsamples = 100000000\n')
-    proc = subprocess.Popen([*SQRTDK, "reproduce", str(configs), "--out", str(results), "--workers", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*SQRTDK, "reproduce", str(configs), "--out", str(results), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(5)
     workers = _children(proc.pid)
     proc.kill()
@@ -161,8 +168,12 @@ def _dead_pid():
 
 def test_two_reproduce_runs_at_once_both_succeed(project):
     configs, results = project
-    runs = [subprocess.Popen([*SQRTDK, "reproduce", str(configs), "--out", str(results), "--quiet"],
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    runs = [
+        subprocess.Popen(
+            [*SQRTDK, "reproduce", str(configs), "--out", str(results), "--quiet"], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     for run in runs:
         _, err = run.communicate(timeout=300)
         assert run.returncode == 0, err
@@ -171,9 +182,14 @@ def test_two_reproduce_runs_at_once_both_succeed(project):
 
 # ---- one line and a documented code for every failure ----
 
+
 def test_sighup_is_handled_like_sigterm(tmp_path):
-    proc = subprocess.Popen([*SQRTDK, "variance", "--dim", "64", "--samples", "100000000000", "--out", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*SQRTDK, "variance", "--dim", "64", "--samples", "100000000000", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(3)
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=60)
@@ -182,22 +198,39 @@ def test_sighup_is_handled_like_sigterm(tmp_path):
 
 
 def test_a_reader_that_goes_away_is_not_a_failed_check():
-    done = subprocess.run(f"{' '.join(SQRTDK)} check --dim 4 | true; echo ${{PIPESTATUS[0]}}",
-                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        f"{' '.join(SQRTDK)} check --dim 4 | true; echo ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.stdout.strip() in ("0", "141") and done.stderr == ""
 
 
 def test_a_reader_that_closes_without_reading_is_exit_141():
-    done = subprocess.run(f"{' '.join(SQRTDK)} variance --dim 16 --samples 4096 --workers 1 --json --no-plot "
-                          "--out /tmp/sqrtdk-pipe-test | (exec <&-; sleep 3); echo ${PIPESTATUS[0]}",
-                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        f"{' '.join(SQRTDK)} variance --dim 16 --samples 4096 --workers 1 --json --no-plot "
+        "--out /tmp/sqrtdk-pipe-test | (exec <&-; sleep 3); echo ${PIPESTATUS[0]}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.stdout.strip() == "141" and done.stderr == ""
 
 
 def test_a_full_stdout_is_reported_as_such_after_the_files_are_written(tmp_path):
     with open("/dev/full", "w") as full:
-        done = subprocess.run([*SQRTDK, "variance", "--dim", "4", *FAST, "--json", "--out", str(tmp_path)],
-                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+        done = subprocess.run(
+            [*SQRTDK, "variance", "--dim", "4", *FAST, "--json", "--out", str(tmp_path)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
     assert done.returncode == 74 and "the results could not be printed (No space left on device)" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     (folder,) = tmp_path.iterdir()
@@ -205,8 +238,13 @@ def test_a_full_stdout_is_reported_as_such_after_the_files_are_written(tmp_path)
 
 
 def test_closed_stdout_still_writes_the_files(tmp_path):
-    done = subprocess.run(" ".join([*SQRTDK, "variance", "--dim", "4", *FAST, "--out", str(tmp_path)]) + " >&-",
-                          shell=True, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        " ".join([*SQRTDK, "variance", "--dim", "4", *FAST, "--out", str(tmp_path)]) + " >&-",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and done.stderr == ""
     assert len(list(tmp_path.iterdir())) == 1
 
@@ -233,10 +271,14 @@ def test_check_names_only_the_bands_that_fail():
 
 # ---- configs and paths ----
 
-@pytest.mark.parametrize("name,text,message", [
-    ("nested.toml", "experiment = \"variance\"\ndim = " + "[" * 5000 + "]" * 5000 + "\n", "nest too deeply"),
-    ("bom.toml", "\ufeffexperiment = \"variance\"\ndim = 4\nsamples = 1000\n", None),
-])
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        ("nested.toml", 'experiment = "variance"\ndim = ' + "[" * 5000 + "]" * 5000 + "\n", "nest too deeply"),
+        ("bom.toml", '\ufeffexperiment = "variance"\ndim = 4\nsamples = 1000\n', None),
+    ],
+)
 def test_config_files_that_break_parsers(tmp_path, name, text, message):
     config = tmp_path / name
     config.write_text(text, encoding="utf-8")
@@ -256,12 +298,15 @@ def test_a_config_that_never_ends(tmp_path):
     assert "larger than 1024 KiB" in one_line(sqrtdk("run", big, "--out", tmp_path / "runs"), 2)
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["variance", "--dim", "4", "--out", ""], "--out: '' is not allowed; it must not be empty"),
-    (["variance", "--dim", "4", "--scheduler", ""], "--scheduler: '' is not allowed; it must not be empty"),
-    (["reproduce", ""], "CONFIG_DIR: '' is not allowed"),
-    (["variance", "--dim", "4", "--out", "x" * 300], "longer than 255 bytes"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["variance", "--dim", "4", "--out", ""], "--out: '' is not allowed; it must not be empty"),
+        (["variance", "--dim", "4", "--scheduler", ""], "--scheduler: '' is not allowed; it must not be empty"),
+        (["reproduce", ""], "CONFIG_DIR: '' is not allowed"),
+        (["variance", "--dim", "4", "--out", "x" * 300], "longer than 255 bytes"),
+    ],
+)
 def test_empty_and_impossible_names_are_refused_up_front(tmp_path, argv, message):
     assert message in one_line(sqrtdk(*argv, cwd=tmp_path), 2)
     assert list(tmp_path.iterdir()) == []
@@ -275,12 +320,15 @@ def test_a_dangling_link_as_out_is_refused_before_any_work(tmp_path):
     assert "a link to nothing" in line and time.time() - start < 30
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["saturation", "--threshold", "1.0"], "--threshold: '1.0' is not allowed"),
-    (["gradient", "--eps", "1e-20"], "--eps: '1e-20' is not allowed"),
-    (["variance", "--scaling", "qknorm", "--qk-gain", "1e-300"], "--qk-gain: '1e-300' is not allowed"),
-    (["gradient", "--scaling", "logn", "--ssmax-s", "1e-300"], "--ssmax-s: '1e-300' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["saturation", "--threshold", "1.0"], "--threshold: '1.0' is not allowed"),
+        (["gradient", "--eps", "1e-20"], "--eps: '1e-20' is not allowed"),
+        (["variance", "--scaling", "qknorm", "--qk-gain", "1e-300"], "--qk-gain: '1e-300' is not allowed"),
+        (["gradient", "--scaling", "logn", "--ssmax-s", "1e-300"], "--ssmax-s: '1e-300' is not allowed"),
+    ],
+)
 def test_values_the_arithmetic_cannot_resolve_are_refused(tmp_path, argv, message):
     assert message in one_line(sqrtdk(*argv, "--out", tmp_path), 2)
 
@@ -293,6 +341,10 @@ def test_toy_with_any_logits(tmp_path):
 
 
 def test_minus_zero_is_zero(tmp_path):
-    rows = [json.loads(sqrtdk("variance", "--dim", "4", *FAST, "--json", "--no-plot", "--mean", mean,
-                              "--out", tmp_path).stdout)["rows"] for mean in ("0", "-0")]
+    rows = [
+        json.loads(
+            sqrtdk("variance", "--dim", "4", *FAST, "--json", "--no-plot", "--mean", mean, "--out", tmp_path).stdout
+        )["rows"]
+        for mean in ("0", "-0")
+    ]
     assert rows[0] == rows[1]

@@ -8,14 +8,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sqrtdk import executors
-from sqrtdk.core.rows import GRADIENT, SATURATION, Rule, row_metrics, sample_rows
-from sqrtdk.core.softmax import entropy, jacobian_fro, softmax
+from sqrtdk.core.rows import Rule, row_metrics, sample_rows
 from sqrtdk.core.scores import sample_scores
+from sqrtdk.core.softmax import entropy, jacobian_fro, softmax
 from sqrtdk.experiments.variance import variance_rows
 
 logit = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
-rows = st.integers(1, 5).flatmap(lambda r: st.integers(1, 40).flatmap(
-    lambda n: arrays(np.float64, (r, n), elements=logit)))
+rows = st.integers(1, 5).flatmap(
+    lambda r: st.integers(1, 40).flatmap(lambda n: arrays(np.float64, (r, n), elements=logit))
+)
 
 
 @given(rows)
@@ -39,8 +40,13 @@ def test_jacobian_rows_sum_to_zero_symmetric_psd(s):
 
 
 @settings(max_examples=60)
-@given(n=st.integers(1, 40), d_k=st.integers(1, 8), log_c=st.floats(-3, 3), normalised=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 40),
+    d_k=st.integers(1, 8),
+    log_c=st.floats(-3, 3),
+    normalised=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_fused_statistics_match_the_explicit_softmax(n, d_k, log_c, normalised, seed):
     """row_metrics never normalises where it need not; the explicit float64 softmax is the oracle."""
     rng = np.random.default_rng(seed)
@@ -75,8 +81,9 @@ def test_fused_statistics_match_the_explicit_softmax(n, d_k, log_c, normalised, 
 @given(d_k=st.integers(1, 300), seed=st.integers(0, 2**63 - 1))
 def test_scaled_over_unscaled_variance_is_one_over_d_k(d_k, seed):
     rows = {r["scaling"]: r for r in variance_rows(sample_scores(d_k, 5000, seed=seed), ("none", "sqrt", "linear"))}
-    assert rows["sqrt"]["variance"] / rows["none"]["variance"] == np.float64(1) / d_k or \
-        math.isclose(rows["sqrt"]["variance"] / rows["none"]["variance"], 1 / d_k, rel_tol=1e-14)
+    assert rows["sqrt"]["variance"] / rows["none"]["variance"] == np.float64(1) / d_k or math.isclose(
+        rows["sqrt"]["variance"] / rows["none"]["variance"], 1 / d_k, rel_tol=1e-14
+    )
     assert math.isclose(rows["linear"]["variance"] / rows["none"]["variance"], 1 / d_k**2, rel_tol=1e-14)
 
 
@@ -95,7 +102,12 @@ def test_rows_do_not_depend_on_thread_count(monkeypatch):
     for threads in (1, 2, 3):
         monkeypatch.setattr(executors, "_task_threads", threads)
         threaded = executors.map_replicates
-        results.append((variance_rows(sample_scores(40, 50000, seed=2, cosine=True, map_replicates=threaded),
-                                      ("none", "qknorm")),
-                        sample_rows("saturation", 40, 64, 600, seed=2, map_replicates=threaded).replicate_means.tolist()))
+        results.append(
+            (
+                variance_rows(
+                    sample_scores(40, 50000, seed=2, cosine=True, map_replicates=threaded), ("none", "qknorm")
+                ),
+                sample_rows("saturation", 40, 64, 600, seed=2, map_replicates=threaded).replicate_means.tolist(),
+            )
+        )
     assert results[0] == results[1] == results[2]

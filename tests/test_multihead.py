@@ -5,12 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from sqrtdk.errors import InputError
 from sqrtdk.core.multihead import merge_heads, self_attention, split_heads
 
 
 def weights(rng, d_model):
-    return [rng.normal(scale=d_model ** -0.5, size=(d_model, d_model)) for _ in range(4)]
+    return [rng.normal(scale=d_model**-0.5, size=(d_model, d_model)) for _ in range(4)]
 
 
 def reference(x, w_q, w_k, w_v, w_o, heads):
@@ -78,5 +77,5 @@ def test_split_and_merge_are_inverse():
 
 
 def test_heads_must_divide_d_model():
-    with pytest.raises(InputError, match="heads: 5 is not allowed; the number of heads must divide d_model = 8"):
+    with pytest.raises(ValueError, match="heads: 5 is not allowed; the number of heads must divide d_model = 8"):
         split_heads(np.zeros((1, 2, 8)), 5)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import sqrtdk
-from sqrtdk import api
 from sqrtdk import result as result_module
 from sqrtdk.errors import InputError
 from sqrtdk.output import commit, stage, sweep, to_csv, to_json, to_markdown
@@ -67,14 +66,30 @@ def test_sweep_puts_back_a_folder_a_kill_left_retired_and_removes_debris(tmp_pat
     (tmp_path / f".live.sqrtdk-partial-{os.getpid()}").mkdir()  # this process's own: not debris
     (tmp_path / f".profile.old-{pid}").write_text("the user's")  # names like debris, but not sqrtdk's
     sweep(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".live.sqrtdk-partial-{os.getpid()}",
-                                                          f".profile.old-{pid}", "run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f".live.sqrtdk-partial-{os.getpid()}",
+        f".profile.old-{pid}",
+        "run",
+    ]
     assert (tmp_path / "run" / "rows.csv").read_text() == "kept"
 
 
 def test_two_identical_runs_at_once_both_succeed(tmp_path):
-    command = [sys.executable, "-m", "sqrtdk", "variance", "--dim", "8", "--samples", "4096",
-               "--out", str(tmp_path), "--quiet", "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "sqrtdk",
+        "variance",
+        "--dim",
+        "8",
+        "--samples",
+        "4096",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+        "--workers",
+        "1",
+    ]
     runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for run in runs:
         _, err = run.communicate(timeout=120)

@@ -13,9 +13,9 @@ from sqrtdk.errors import InputError
 
 CASES = [  # (experiment, parameters): the cases the guard once misjudged, and others
     ("variance", dict(dim=1024, samples=2**20)),
-    ("variance", dict(dim=list(range(1, 3001, 100)), samples=1)),           # rounded up to whole blocks
+    ("variance", dict(dim=list(range(1, 3001, 100)), samples=1)),  # rounded up to whole blocks
     ("variance", dict(inputs="projected", d_model=1024, heads=8, samples=1)),  # one fresh layer per replicate
-    ("variance", dict(dim=65536, rho=0.5, samples=1)),                       # was refused as 256 GiB
+    ("variance", dict(dim=65536, rho=0.5, samples=1)),  # was refused as 256 GiB
     ("variance", dict(dim=4096, rho=0.5, samples=2**14)),
     ("saturation", dict(dim=[16, 1024], seq_len=1024, samples=2**12)),
     ("gradient", dict(dim=256, seq_len=1024, samples=2**12)),
@@ -51,8 +51,9 @@ def test_estimates_are_within_a_factor_of_two(experiment, raw):
 
 def test_every_process_counts():
     with pytest.raises(InputError, match=r"--max-memory: 0.5 GiB is not enough; .* for 17 process"):
-        api.run_params("variance", api.parse("variance", {"dim": list(range(1, 17))}, text=False), workers=16,
-                       limits=(0.5, None))
+        api.run_params(
+            "variance", api.parse("variance", {"dim": list(range(1, 17))}, text=False), workers=16, limits=(0.5, None)
+        )
 
 
 def test_every_experiment_is_guarded():
@@ -62,8 +63,15 @@ def test_every_experiment_is_guarded():
 
 def test_an_oversized_grid_is_refused_before_it_is_built():
     start = time.perf_counter()
-    with pytest.raises(InputError, match=r"a grid of 1000 \(dim\) x 1000 \(mean\) x 1000 \(std\) = 1,000,000,000 "
-                                         r"tasks is not allowed"):
-        sqrtdk.run("variance", dim=list(range(1, 1001)), std=[1 + i / 1000 for i in range(1000)],
-                   mean=[i / 1000 for i in range(1000)])
+    with pytest.raises(
+        InputError,
+        match=r"a grid of 1000 \(dim\) x 1000 \(mean\) x 1000 \(std\) = 1,000,000,000 "
+        r"tasks is not allowed",
+    ):
+        sqrtdk.run(
+            "variance",
+            dim=list(range(1, 1001)),
+            std=[1 + i / 1000 for i in range(1000)],
+            mean=[i / 1000 for i in range(1000)],
+        )
     assert time.perf_counter() - start < 5

@@ -15,8 +15,7 @@ def test_text_lists_and_defaults():
 
 
 def test_typed_values_from_a_config():
-    p = build(VarianceParams, {"dim": [4, 8], "samples": 1e6, "mean": 1}, label=lambda k: f"key {k!r}",
-              text=False)
+    p = build(VarianceParams, {"dim": [4, 8], "samples": 1e6, "mean": 1}, label=lambda k: f"key {k!r}", text=False)
     assert p.dim == (4, 8) and p.samples == (10**6,) and p.mean == (1.0,)
 
 
@@ -44,15 +43,28 @@ def test_grid_is_the_cartesian_product_in_field_order():
     p = build(SaturationParams, {"dim": "4,16", "seq_len": "8,32,64", "std": "1,2"})
     tasks = grid(p)
     assert len(tasks) == 2 * 3 * 2
-    assert [(t["dim"], t["seq_len"], t["std"]) for t in tasks[:4]] == [(4, 8, 1.0), (4, 8, 2.0), (4, 32, 1.0),
-                                                                       (4, 32, 2.0)]
+    assert [(t["dim"], t["seq_len"], t["std"]) for t in tasks[:4]] == [
+        (4, 8, 1.0),
+        (4, 8, 2.0),
+        (4, 32, 1.0),
+        (4, 32, 2.0),
+    ]
     assert all(isinstance(t["samples"], int) for t in tasks)
     assert [f.name for f in varying(p)] == ["dim", "seq_len", "std"]
 
 
 def test_resolved_writes_a_scalar_for_one_value():
     p = build(VarianceParams, {"dim": "64", "std": "1,2"})
-    assert resolved(p) == {"dim": 64, "samples": 2**21, "seed": 0, "dist": "gaussian", "mean": 0.0,
-                           "std": [1.0, 2.0], "rho": 0.0, "inputs": "direct", "scaling": ["none", "sqrt"]}
+    assert resolved(p) == {
+        "dim": 64,
+        "samples": 2**21,
+        "seed": 0,
+        "dist": "gaussian",
+        "mean": 0.0,
+        "std": [1.0, 2.0],
+        "rho": 0.0,
+        "inputs": "direct",
+        "scaling": ["none", "sqrt"],
+    }
     projected = resolved(build(VarianceParams, {"inputs": "projected", "init": "normal"}))
     assert "dim" not in projected and projected["init_std"] == 0.02 and projected["d_model"] == 512

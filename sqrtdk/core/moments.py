@@ -53,8 +53,9 @@ def block_power_sums(x: np.ndarray, shift: float) -> np.ndarray:
     """
     y = np.subtract(x.reshape(len(x), -1), shift, dtype=np.float64)  # one pass: widen and shift
     y2 = np.multiply(y, y)
-    return np.stack([y.sum(axis=1), y2.sum(axis=1), np.einsum("ij,ij->i", y2, y), np.einsum("ij,ij->i", y2, y2)],
-                    axis=1)
+    return np.stack(
+        [y.sum(axis=1), y2.sum(axis=1), np.einsum("ij,ij->i", y2, y), np.einsum("ij,ij->i", y2, y2)], axis=1
+    )
 
 
 def add_in_order(total: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -65,6 +66,7 @@ def add_in_order(total: np.ndarray, rows: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Moments:
     """Central moments of a sample: count n, mean, and m2, m3, m4 (divided by n)."""
+
     n: float
     mean: float
     m2: float
@@ -72,18 +74,18 @@ class Moments:
     m4: float
 
     @staticmethod
-    def from_power_sums(n: float, sums: np.ndarray, shift: float) -> "Moments":
+    def from_power_sums(n: float, sums: np.ndarray, shift: float) -> Moments:
         s1, s2, s3, s4 = (v / n for v in sums)
         m2 = s2 - s1 * s1
         m3 = s3 - 3 * s1 * s2 + 2 * s1**3
         m4 = s4 - 4 * s1 * s3 + 6 * s1 * s1 * s2 - 3 * s1**4
         return Moments(n, shift + s1, m2, m3, m4)
 
-    def scaled(self, c: float) -> "Moments":
+    def scaled(self, c: float) -> Moments:
         """Moments of c * x."""
         return Moments(self.n, c * self.mean, c**2 * self.m2, c**3 * self.m3, c**4 * self.m4)
 
-    def affine(self, c: float, b: float) -> "Moments":
+    def affine(self, c: float, b: float) -> Moments:
         """Moments of c * x + b."""
         return Moments(self.n, c * self.mean + b, c**2 * self.m2, c**3 * self.m3, c**4 * self.m4)
 
@@ -100,6 +102,7 @@ class Moments:
 @dataclass(frozen=True)
 class Estimate:
     """A pooled estimate, its batch-means standard error and a two-sided interval at `level`."""
+
     value: float
     se: float
     ci_low: float
@@ -124,15 +127,22 @@ def _spread(values: np.ndarray) -> float:
     return unit * float(np.sqrt(np.mean((scaled - scaled.mean()) ** 2)))
 
 
-def jackknife(statistic: Callable[[Moments], float], total: np.ndarray, sums: np.ndarray, per_replicate: float,
-              shift: float, level: float) -> Estimate:
+def jackknife(
+    statistic: Callable[[Moments], float],
+    total: np.ndarray,
+    sums: np.ndarray,
+    per_replicate: float,
+    shift: float,
+    level: float,
+) -> Estimate:
     """`statistic` of the pooled power sums `total` about `shift`, with the delete-one-replicate jackknife
     standard error and a t_(R-1) interval; sums: (R, 4), the replicates' power sums, `per_replicate`
     values each, adding up to `total`."""
     r = len(sums)
     value = statistic(Moments.from_power_sums(per_replicate * r, total, shift))
-    left_out = np.array([statistic(Moments.from_power_sums(per_replicate * (r - 1), total - row, shift))
-                         for row in sums])
+    left_out = np.array(
+        [statistic(Moments.from_power_sums(per_replicate * (r - 1), total - row, shift)) for row in sums]
+    )
     se = _spread(left_out) * math.sqrt(r - 1)
     half = t_quantile(0.5 + level / 2, r - 1) * se
     return Estimate(value, se, value - half, value + half)

@@ -17,7 +17,6 @@ import math
 
 import numpy as np
 
-from sqrtdk.errors import InputError
 from sqrtdk.core.softmax import softmax
 
 
@@ -25,7 +24,7 @@ def split_heads(x: np.ndarray, heads: int) -> np.ndarray:
     """(batch, n, d_model) -> (batch, heads, n, d_k): one (n, d_k) block of positions per head."""
     batch, n, d_model = x.shape
     if d_model % heads:
-        raise InputError(f"heads: {heads} is not allowed; the number of heads must divide d_model = {d_model}")
+        raise ValueError(f"heads: {heads} is not allowed; the number of heads must divide d_model = {d_model}")
     return x.reshape(batch, n, heads, d_model // heads).transpose(0, 2, 1, 3)
 
 
@@ -35,8 +34,7 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
     return x.transpose(0, 2, 1, 3).reshape(batch, n, heads * d_k)
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Scaled dot-product attention over the second-to-last axis (positions).
 
     q, k, v: (..., n, d_k). Returns (output (..., n, d_k), weights (..., n, n)); `scale` defaults to
@@ -48,8 +46,15 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float | None =
     return np.einsum("...ij,...jd->...id", weights, v), weights
 
 
-def self_attention(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, w_v: np.ndarray, w_o: np.ndarray,
-                   heads: int, scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def self_attention(
+    x: np.ndarray,
+    w_q: np.ndarray,
+    w_k: np.ndarray,
+    w_v: np.ndarray,
+    w_o: np.ndarray,
+    heads: int,
+    scale: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Multi-head self-attention of x (batch, n, d_model) with (d_model, d_model) weights, no biases.
 
     Returns (output (batch, n, d_model), weights (batch, heads, n, n)).

@@ -15,6 +15,7 @@ layer, and every head's rows count.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,15 +32,21 @@ QUERIES = 256  # queries per trial: longer sequences add keys, not rows
 CUT = 30.0  # logits this far below a row's largest get weight 0 (see row_metrics)
 
 # The metrics each kernel returns, as named columns in this order: means over rows, or shares of rows.
-SATURATION = ("max_prob_mean", "entropy_mean", "entropy_ratio_mean", "effective_tokens_mean",
-              "participation_mean", "saturated_fraction")
-GRADIENT = ("jacobian_fro_mean", "jacobian_diag_max_mean", "grad_logits_mean", "grad_q_mean",
-            "vanishing_fraction")
+SATURATION = (
+    "max_prob_mean",
+    "entropy_mean",
+    "entropy_ratio_mean",
+    "effective_tokens_mean",
+    "participation_mean",
+    "saturated_fraction",
+)
+GRADIENT = ("jacobian_fro_mean", "jacobian_diag_max_mean", "grad_logits_mean", "grad_q_mean", "vanishing_fraction")
 
 
 @dataclass(frozen=True)
 class Rule:
     """A scaling rule as applied to one trial: logits = c * scores, or c * cos(q, k) when normalised."""
+
     name: str
     c: float
     normalised: bool
@@ -54,8 +61,9 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("...j,...j->...", a, b, dtype=np.float64)
 
 
-def row_metrics(kind: str, scores: np.ndarray, rule: Rule, q: np.ndarray, k: np.ndarray,
-                g: np.ndarray | None, level: float) -> dict[str, np.ndarray]:
+def row_metrics(
+    kind: str, scores: np.ndarray, rule: Rule, q: np.ndarray, k: np.ndarray, g: np.ndarray | None, level: float
+) -> dict[str, np.ndarray]:
     """Per-row values of the kind's metrics: SATURATION or GRADIENT name -> (t * rows,) float64.
 
     scores: (t, rows, n) q.k, float32 from the sampler (float64 works too); q: (t, rows, d_k) and
@@ -86,8 +94,9 @@ def row_metrics(kind: str, scores: np.ndarray, rule: Rule, q: np.ndarray, k: np.
         ratio = h / math.log(n) if n > 1 else np.full_like(h, np.nan)  # undefined with one key
         max_prob = 1.0 / total
         values = [max_prob, h, ratio, np.exp(h), total * total / _dot(e, e), max_prob >= level]
-        names = SATURATION
+        names: tuple[str, ...] = SATURATION
     else:
+        assert g is not None, "the gradient metrics need an upstream gradient g"
         e2 = e * e  # >= e^-60 where e > 0: no subnormals
         # the largest e is exactly 1, so the other weights' sums are (sum - 1) / Z^k in float64, and
         # softmax.fro_from_rest keeps nearly one-hot rows exact
@@ -114,14 +123,15 @@ def row_metrics(kind: str, scores: np.ndarray, rule: Rule, q: np.ndarray, k: np.
 @dataclass(frozen=True)
 class RowSample:
     """Replicate means of every metric at one (d_k, seq_len), per scaling rule."""
+
     kind: str
     d_k: int
     seq_len: int
     source: Source
     rules: tuple[Rule, ...]
-    metrics: tuple[str, ...]     # SATURATION or GRADIENT: the last axis of replicate_means
+    metrics: tuple[str, ...]  # SATURATION or GRADIENT: the last axis of replicate_means
     n_rows: int
-    n_trials: int                # independent trials (sets of keys) behind the rows
+    n_trials: int  # independent trials (sets of keys) behind the rows
     replicate_means: np.ndarray  # (replicates, rules, metrics)
 
     @property
@@ -136,10 +146,22 @@ def geometry(samples: int, rows_per_trial: int) -> tuple[int, int]:
     return replicates, math.ceil(trials / replicates)
 
 
-def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0.0, std: float = 1.0,
-                seed: int = 0, level: float = 0.99, scalings: tuple[str, ...] = ("none", "sqrt"),
-                source: Source | None = None, qk_gain: float | None = None, ssmax_s: float = SSMAX_S,
-                chunk_scores: int = CHUNK_SCORES, map_replicates: MapReplicates = serial) -> RowSample:
+def sample_rows(
+    kind: str,
+    d_k: int,
+    seq_len: int,
+    samples: int,
+    mean: float = 0.0,
+    std: float = 1.0,
+    seed: int = 0,
+    level: float = 0.99,
+    scalings: tuple[str, ...] = ("none", "sqrt"),
+    source: Source | None = None,
+    qk_gain: float | None = None,
+    ssmax_s: float = SSMAX_S,
+    chunk_scores: int = CHUNK_SCORES,
+    map_replicates: MapReplicates = serial,
+) -> RowSample:
     """Measure the `kind` metrics ("saturation" or "gradient") over at least `samples` query rows.
 
     Each replicate has its own two random streams (queries and keys; the upstream gradient), spawned from
@@ -165,9 +187,11 @@ def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0
     def replicate(r: int, stop) -> np.ndarray:
         qk_rng, g_rng = (np.random.default_rng(s) for s in streams[r].spawn(2))
         sums = np.zeros(len(rules) * len(metrics))
+        trials: Iterator[tuple[np.ndarray, np.ndarray]]
         if projected:
-            trials = (pair for q, k in projected_blocks(qk_rng, trials_per_replicate, m, n, source)
-                      for pair in [(q[0], k[0])])  # heads stand where trials do: (heads, m, d_k)
+            trials = (
+                pair for q, k in projected_blocks(qk_rng, trials_per_replicate, m, n, source) for pair in [(q[0], k[0])]
+            )  # heads stand where trials do: (heads, m, d_k)
         else:
             trials = qk_blocks(qk_rng, trials_per_replicate, m, n, d_k, e, chunk_trials)
         for q, k in trials:
@@ -178,14 +202,23 @@ def sample_rows(kind: str, d_k: int, seq_len: int, samples: int, mean: float = 0
             for start in range(0, m, chunk_rows):
                 if stop.is_set():
                     raise Stopped
-                q_rows = q[:, start:start + chunk_rows]
+                q_rows = q[:, start : start + chunk_rows]
                 scores = np.matmul(q_rows, centred.swapaxes(-1, -2))  # (t, rows, n) float32
-                whole = (np.matmul(q_rows, k.swapaxes(-1, -2)) if centred is not k and any(r.normalised for r in rules)
-                         else scores)
+                whole = (
+                    np.matmul(q_rows, k.swapaxes(-1, -2))
+                    if centred is not k and any(r.normalised for r in rules)
+                    else scores
+                )
                 g = g_rng.standard_normal(scores.shape, dtype=np.float32) if kind == "gradient" else None
-                columns = [column for rule in rules for column in (
-                    row_metrics(kind, whole, rule, q_rows, k, g, level) if rule.normalised
-                    else row_metrics(kind, scores, rule, q_rows, centred, g, level)).values()]
+                columns = [
+                    column
+                    for rule in rules
+                    for column in (
+                        row_metrics(kind, whole, rule, q_rows, k, g, level)
+                        if rule.normalised
+                        else row_metrics(kind, scores, rule, q_rows, centred, g, level)
+                    ).values()
+                ]
                 per_row = np.stack(columns, axis=1)  # (t * rows, rules * metrics)
                 sums = add_in_order(sums, per_row)
         return (sums / (trials_per_replicate * m * heads)).reshape(len(rules), len(metrics))

@@ -2,13 +2,13 @@
 
     none    c = 1                                  the unscaled q.k
     sqrt    c = 1 / sqrt(d_k)                      Vaswani et al. 2017, "Attention Is All You Need", sec. 3.2.1
-    linear  c = 1 / d_k                            Yang et al. 2022, "Tensor Programs V" (muP), sec. 4 and
-                                                   appendix: attention logits scale like d_k at init when q and
-                                                   k are correlated, so muP divides by d_k
+    linear  c = 1 / d_k                            Yang et al. 2022, "Tensor Programs V" (muP, arXiv
+                                                   2203.03466): once q and k are correlated, as training makes
+                                                   them, q.k grows like d_k, so muP divides by d_k
     qknorm  logits g cos(q, k), g = sqrt(d_k)      Dehghani et al. 2023, "Scaling Vision Transformers to 22
-            by default                             Billion Parameters", sec. 3.1 (LayerNorm on q and k)
+            by default                             Billion Parameters" (arXiv 2302.05442): LayerNorm on q and k
     logn    c = s ln(n) / sqrt(d_k)                Nakanishi 2025, "Scalable-Softmax Is Superior for
-                                                   Attention", sec. 3, eq. (4)
+                                                   Attention" (arXiv 2501.19399)
 
 Everything that tells rules apart in a table, a figure or a sentence is in RULES, in this order.
 """
@@ -19,35 +19,47 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SSMAX_S = 0.43  # Nakanishi 2025's s in its toy example (sec. 3, fig. 2)
+SSMAX_S = 0.43  # Nakanishi 2025's s in its toy example
 
 
 @dataclass(frozen=True)
 class ScalingRule:
-    name: str           # as the user gives it: --scaling sqrt
-    words: str          # in sentences of the report: "1/sqrt(d_k)"
-    label: str          # in figure legends
+    name: str  # as the user gives it: --scaling sqrt
+    words: str  # in sentences of the report: "1/sqrt(d_k)"
+    label: str  # in figure legends
     colour: str
     marker: str
-    line: Any           # matplotlib line style of its curves
-    normalised: bool    # logits g cos(q, k): independent of the lengths of q and k
+    line: Any  # matplotlib line style of its curves
+    normalised: bool  # logits g cos(q, k): independent of the lengths of q and k
     needs_seq_len: bool  # c depends on the sequence length n
 
 
-RULES = {rule.name: rule for rule in (
-    ScalingRule("none", "unscaled", "unscaled  q.k", "#d1495b", "o", ":", False, False),
-    ScalingRule("sqrt", "1/sqrt(d_k)", "scaled  q.k / sqrt(d_k)", "#00798c", "s", "-", False, False),
-    ScalingRule("linear", "1/d_k", "q.k / d_k", "#e09f3e", "^", "-.", False, False),
-    ScalingRule("qknorm", "QK-norm", "QK-norm  g cos(q, k)", "#55a630", "D", "--", True, False),
-    ScalingRule("logn", "Scalable-Softmax", "Scalable-Softmax  s ln n q.k / sqrt(d_k)", "#4b3f72", "v",
-                (0, (5, 1, 1, 1)), False, True),
-)}
+RULES = {
+    rule.name: rule
+    for rule in (
+        ScalingRule("none", "unscaled", "unscaled  q.k", "#d1495b", "o", ":", False, False),
+        ScalingRule("sqrt", "1/sqrt(d_k)", "scaled  q.k / sqrt(d_k)", "#00798c", "s", "-", False, False),
+        ScalingRule("linear", "1/d_k", "q.k / d_k", "#e09f3e", "^", "-.", False, False),
+        ScalingRule("qknorm", "QK-norm", "QK-norm  g cos(q, k)", "#55a630", "D", "--", True, False),
+        ScalingRule(
+            "logn",
+            "Scalable-Softmax",
+            "Scalable-Softmax  s ln n q.k / sqrt(d_k)",
+            "#4b3f72",
+            "v",
+            (0, (5, 1, 1, 1)),
+            False,
+            True,
+        ),
+    )
+}
 SCALINGS = tuple(RULES)
 NORMALISING = tuple(name for name, rule in RULES.items() if rule.normalised)
 
 
-def scale(d_k: int, scaling: str, seq_len: int | None = None, qk_gain: float | None = None,
-          ssmax_s: float = SSMAX_S) -> float:
+def scale(
+    d_k: int, scaling: str, seq_len: int | None = None, qk_gain: float | None = None, ssmax_s: float = SSMAX_S
+) -> float:
     """The constant c that multiplies the logits under a scaling rule (see the module docstring).
 
     For qknorm it is the gain g applied to cos(q, k), by default sqrt(d_k): what LayerNorm-ed q and k with

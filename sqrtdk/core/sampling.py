@@ -30,20 +30,21 @@ def task_seed(seed: int, task: Mapping[str, Any]) -> np.random.SeedSequence:
     """The seed sequence of one task: the root `seed` spawned at a stable hash of the task's parameters."""
     task = {k: v + 0.0 if isinstance(v, float) else v for k, v in task.items()}  # -0.0 is 0.0
     digest = hashlib.sha256(json.dumps(task, sort_keys=True).encode()).digest()
-    key = tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4))
+    key = tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
     return np.random.SeedSequence(seed, spawn_key=key)
 
 
 @dataclass(frozen=True)
 class Source:
     """Where q and k come from: their entries directly, or tokens through a projection layer."""
-    entries: Entries = Entries()
-    inputs: str = "direct"           # direct | projected
-    d_model: int = 512               # token width (projected)
-    heads: int = 8                   # d_k = d_model / heads (projected)
-    init: str = "lecun"              # weight initialisation (projected)
-    init_std: float | None = None    # std of the `normal` init
-    layernorm: bool = False          # layer-normalise the tokens first (projected)
+
+    entries: Entries = Entries()  # noqa: RUF009 (frozen, so one shared default is safe)
+    inputs: str = "direct"  # direct | projected
+    d_model: int = 512  # token width (projected)
+    heads: int = 8  # d_k = d_model / heads (projected)
+    init: str = "lecun"  # weight initialisation (projected)
+    init_std: float | None = None  # std of the `normal` init
+    layernorm: bool = False  # layer-normalise the tokens first (projected)
 
     def d_k(self, dim: int) -> int:
         """The head dimension: `dim` for direct entries, d_model / heads for projected ones."""
@@ -52,11 +53,19 @@ class Source:
     def stream_key(self) -> dict[str, Any]:
         """The settings that differ from the defaults: with them in the key, a new option leaves the
         streams of existing settings untouched."""
-        key = {f.name: getattr(self.entries, f.name) for f in fields(Entries)
-               if getattr(self.entries, f.name) != getattr(theory.DEFAULT, f.name)}
+        key = {
+            f.name: getattr(self.entries, f.name)
+            for f in fields(Entries)
+            if getattr(self.entries, f.name) != getattr(theory.DEFAULT, f.name)
+        }
         key.pop("mean", None), key.pop("std", None)  # always in the key, below
-        key.update({f.name: getattr(self, f.name) for f in fields(Source)
-                    if f.name != "entries" and getattr(self, f.name) != f.default})
+        key.update(
+            {
+                f.name: getattr(self, f.name)
+                for f in fields(Source)
+                if f.name != "entries" and getattr(self, f.name) != f.default
+            }
+        )
         return key
 
 
@@ -81,8 +90,16 @@ def _affine(z: np.ndarray, mean: float, std: float) -> np.ndarray:
     return z
 
 
-def qk_blocks(rng: np.random.Generator, n_blocks: int, n_q: int, n_k: int, d_k: int, entries: Entries,
-              chunk_blocks: int, standardised: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def qk_blocks(
+    rng: np.random.Generator,
+    n_blocks: int,
+    n_q: int,
+    n_k: int,
+    d_k: int,
+    entries: Entries,
+    chunk_blocks: int,
+    standardised: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (q, k) for `n_blocks` blocks of n_q queries and n_k keys, at most `chunk_blocks` at a time.
 
     q: (b, n_q, d_k), k: (b, n_k, d_k), float32. Each block draws its queries then its keys, so the stream
@@ -126,8 +143,9 @@ def layer_norm(x: np.ndarray, eps: float = theory.LAYERNORM_EPS) -> np.ndarray:
     return centred / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + np.float32(eps))
 
 
-def projected_blocks(rng: np.random.Generator, n_blocks: int, n_q: int, n_tokens: int, source: Source
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def projected_blocks(
+    rng: np.random.Generator, n_blocks: int, n_q: int, n_tokens: int, source: Source
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (q, k) per block: a sequence of `n_tokens` tokens through a fresh layer, split into heads.
 
     q: (1, heads, n_q, d_k) for the first n_q tokens, k: (1, heads, n_tokens, d_k), float32. The tokens
@@ -136,8 +154,7 @@ def projected_blocks(rng: np.random.Generator, n_blocks: int, n_q: int, n_tokens
     heads, d_k = source.heads, source.d_k(0)
     for _ in range(n_blocks):
         (w_q, b_q), (w_k, b_k) = init_weights(rng, source), init_weights(rng, source)
-        x = _affine(standard(rng, (n_tokens, source.d_model), source.entries), source.entries.mean,
-                    source.entries.std)
+        x = _affine(standard(rng, (n_tokens, source.d_model), source.entries), source.entries.mean, source.entries.std)
         if source.layernorm:
             x = layer_norm(x)
         q = (x[:n_q] @ w_q + b_q).reshape(n_q, heads, d_k).transpose(1, 0, 2)  # (heads, n_q, d_k)

@@ -20,7 +20,7 @@ from sqrtdk.core.sampling import Source, projected_blocks, qk_blocks, task_seed
 from sqrtdk.core.theory import Entries
 
 CHUNK_SCORES = 2**18  # scores per chunk: 1 MiB of float32 scores, a few MiB of float64 work arrays
-CHUNK_DRAWS = 2**22   # draws per chunk: 16 MiB of float32 entries
+CHUNK_DRAWS = 2**22  # draws per chunk: 16 MiB of float32 entries
 HIST_BINS = 120
 HIST_HALF_WIDTH = 6.0  # histogram spans theory mean +- 6 theory std
 PAIR_ENTRIES = 2**18  # entries of q per block of correlated pairs (a few MiB)
@@ -44,22 +44,24 @@ def block_size(d_k: int, samples: int = 2**40, replicates: int = REPLICATES) -> 
 @dataclass(frozen=True)
 class Channel:
     """Streaming moments and histogram of one kind of score: q.k ("dot") or cos(q, k) ("cos")."""
-    pooled: Moments                  # all scores, in the units u (below)
-    shift: float                     # the power sums are of u - shift
-    total: np.ndarray                # (4,) power sums of all scores
-    sums: np.ndarray                 # (replicates, 4) power sums of each independent replicate, in stream order
-    edges: np.ndarray | None         # (bins + 1,) histogram edges; None when no histogram was asked for
-    counts: np.ndarray | None        # (bins,) scores per bin
-    outside: int                     # scores outside the edges
-    unit: float = 1.0                # the power sums and `pooled` are of u, with score = unit * u + offset
+
+    pooled: Moments  # all scores, in the units u (below)
+    shift: float  # the power sums are of u - shift
+    total: np.ndarray  # (4,) power sums of all scores
+    sums: np.ndarray  # (replicates, 4) power sums of each independent replicate, in stream order
+    edges: np.ndarray | None  # (bins + 1,) histogram edges; None when no histogram was asked for
+    counts: np.ndarray | None  # (bins,) scores per bin
+    outside: int  # scores outside the edges
+    unit: float = 1.0  # the power sums and `pooled` are of u, with score = unit * u + offset
     offset: float = 0.0
 
 
 @dataclass(frozen=True)
 class ScoreSample:
     """What one task measured about the scores at one d_k."""
+
     d_k: int
-    block: int                       # queries = keys per block; pairs per block; or tokens per sequence
+    block: int  # queries = keys per block; pairs per block; or tokens per sequence
     source: Source
     channels: dict[str, Channel]
 
@@ -68,11 +70,11 @@ class ScoreSample:
         return int(self.channels["dot"].pooled.n)
 
     @property
-    def edges(self) -> np.ndarray:
+    def edges(self) -> np.ndarray | None:
         return self.channels["dot"].edges
 
     @property
-    def counts(self) -> np.ndarray:
+    def counts(self) -> np.ndarray | None:
         return self.channels["dot"].counts
 
     @property
@@ -101,8 +103,9 @@ def chunk_size(d_k: int, layout: str, n: int, per_block: int, chunk_scores: int 
 def theory_dot(d_k: int, source: Source, n: int, c: float = 1.0) -> tuple[float, float]:
     """Theoretical mean and variance of c q.k for this source."""
     if source.inputs == "projected":
-        return 0.0, theory.projected_score_variance(source.d_model, source.heads, n, source.entries,
-                                                    source.init, source.init_std, source.layernorm, c)
+        return 0.0, theory.projected_score_variance(
+            source.d_model, source.heads, n, source.entries, source.init, source.init_std, source.layernorm, c
+        )
     return theory.score_mean(d_k, source.entries, c), theory.score_variance(d_k, source.entries, c)
 
 
@@ -116,7 +119,7 @@ class _Stream:
 
     def add(self, scores: np.ndarray) -> None:  # scores: (b, ...) one row per block
         self.sums = add_in_order(self.sums, block_power_sums(scores, self.shift))
-        if self.counts is not None:
+        if self.counts is not None and self.edges is not None:
             bins = len(self.edges) - 1
             # bin + 1, clipped to [0, bins + 1]: 0 and bins + 1 collect what falls outside the edges
             t = scores.dtype.type
@@ -131,10 +134,12 @@ def _cosines(u: np.ndarray, a: np.ndarray, b: np.ndarray, lam: float, pairs: boo
     in float64 when the mean is not 0 (the cosines then crowd near 1). A zero vector counts as 0."""
     if lam:
         d = a.shape[-1]
-        norm_a = np.sqrt(np.einsum("...d,...d->...", a, a, dtype=np.float64) + 2 * lam * a.sum(-1, dtype=np.float64)
-                         + d * lam * lam)
-        norm_b = np.sqrt(np.einsum("...d,...d->...", b, b, dtype=np.float64) + 2 * lam * b.sum(-1, dtype=np.float64)
-                         + d * lam * lam)
+        norm_a = np.sqrt(
+            np.einsum("...d,...d->...", a, a, dtype=np.float64) + 2 * lam * a.sum(-1, dtype=np.float64) + d * lam * lam
+        )
+        norm_b = np.sqrt(
+            np.einsum("...d,...d->...", b, b, dtype=np.float64) + 2 * lam * b.sum(-1, dtype=np.float64) + d * lam * lam
+        )
         u = u + d * lam * lam
     else:
         norm_a, norm_b = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
@@ -143,8 +148,9 @@ def _cosines(u: np.ndarray, a: np.ndarray, b: np.ndarray, lam: float, pairs: boo
     return np.nan_to_num(cosines, nan=0.0)
 
 
-def _channel(streams: list[_Stream], per_replicate: int, edges: np.ndarray | None, unit: float = 1.0,
-             offset: float = 0.0) -> Channel:
+def _channel(
+    streams: list[_Stream], per_replicate: int, edges: np.ndarray | None, unit: float = 1.0, offset: float = 0.0
+) -> Channel:
     """Pool the replicates in order (fixed addition order: the same result for any thread count)."""
     total = np.zeros(4)
     for stream in streams:
@@ -154,7 +160,7 @@ def _channel(streams: list[_Stream], per_replicate: int, edges: np.ndarray | Non
     sums = np.array([s.sums for s in streams])
     if edges is None:
         return Channel(pooled, shift, total, sums, None, None, 0, unit, offset)
-    counts = np.sum([s.counts for s in streams], axis=0)
+    counts = np.sum([s.counts for s in streams if s.counts is not None], axis=0)
     return Channel(pooled, shift, total, sums, edges, counts[1:-1], int(counts[0] + counts[-1]), unit, offset)
 
 
@@ -162,10 +168,19 @@ def _edges(centre: float, spread: float) -> np.ndarray:
     return centre + np.linspace(-HIST_HALF_WIDTH, HIST_HALF_WIDTH, HIST_BINS + 1) * spread
 
 
-def sample_scores(d_k: int, samples: int, mean: float = 0.0, std: float = 1.0, seed: int = 0,
-                  source: Source | None = None, cosine: bool = False, histogram: bool = True,
-                  chunk_scores: int = CHUNK_SCORES, replicates: int = REPLICATES,
-                  map_replicates: MapReplicates = serial) -> ScoreSample:
+def sample_scores(
+    d_k: int,
+    samples: int,
+    mean: float = 0.0,
+    std: float = 1.0,
+    seed: int = 0,
+    source: Source | None = None,
+    cosine: bool = False,
+    histogram: bool = True,
+    chunk_scores: int = CHUNK_SCORES,
+    replicates: int = REPLICATES,
+    map_replicates: MapReplicates = serial,
+) -> ScoreSample:
     """Draw at least `samples` scores in `replicates` equal replicates and reduce them as they stream.
 
     `source` defaults to iid Gaussian entries with `mean` and `std`; `cosine` also measures cos(q, k);
@@ -194,8 +209,9 @@ def sample_scores(d_k: int, samples: int, mean: float = 0.0, std: float = 1.0, s
     centre_u = (centre - offset) / unit if direct else centre
     unit_edges = None if dot_edges is None else (dot_edges - offset) / unit
     cos_var = theory.cosine_variance(d_k, e) if direct else None
-    cos_edges = (_edges(0.0, math.sqrt(cos_var)) if cos_var else np.linspace(-1, 1, 2 * HIST_BINS + 1)) \
-        if histogram else None
+    cos_edges = (
+        (_edges(0.0, math.sqrt(cos_var)) if cos_var else np.linspace(-1, 1, 2 * HIST_BINS + 1)) if histogram else None
+    )
 
     def replicate(r: int, stop) -> tuple[_Stream, _Stream]:
         rng = np.random.default_rng(streams[r])

@@ -1,13 +1,13 @@
 """Closed forms for the moments and the density of attention scores, under every setting sqrtdk samples.
 
-Sources (see also REFERENCE.md of the project):
+Sources:
 - Vaswani et al. 2017, "Attention Is All You Need", sec. 3.2.1 and footnote 4: for independent entries with
   mean 0 and variance 1, q.k = sum_i q_i k_i has mean 0 and variance d_k.
 - A score is a sum of d_k iid products q_i k_i, so its mean and variance are d_k times those of one
   product and its excess kurtosis is that of one product over d_k. The product's raw moments follow from
   the entries': E[q_i^a k_i^b] = E[q^a] E[k^b] for independent entries, and for Gaussian entries with
   corr(q_i, k_i) = rho from k = rho q + sqrt(1 - rho^2) z (z independent of q). This gives the closed
-  forms of REFERENCE.md: E[q.k] = d mu^2 and Var(q.k) = d (sigma^4 + 2 sigma^2 mu^2); excess kurtosis
+  forms: E[q.k] = d mu^2 and Var(q.k) = d (sigma^4 + 2 sigma^2 mu^2); excess kurtosis
   (m4_q m4_k - 3) / d for unit-variance mean-0 entries (Gaussian 6/d, Rademacher -2/d, uniform 0.24/d);
   E[q.k] = d rho and Var(q.k) = d (1 + rho^2) for correlated unit Gaussians (the mean grows like d: the
   reason muP, Yang et al. 2022, Tensor Programs V, scales by 1/d).
@@ -44,6 +44,7 @@ class Entries:
     `mean` + `std` * z, with z standardised (mean 0, variance 1) from `dist`; Student-t has `df` degrees of
     freedom; `rho` is corr(q_i, k_i) between a query and its own key, for Gaussian entries.
     """
+
     dist: str = "gaussian"
     mean: float = 0.0
     std: float = 1.0
@@ -63,8 +64,13 @@ class Entries:
         if m >= self.df:
             return math.inf
         nu = self.df  # t_nu scaled by sqrt((nu - 2) / nu) to unit variance
-        log_t = (m / 2 * math.log(nu) + math.lgamma((m + 1) / 2) + math.lgamma((nu - m) / 2)
-                 - 0.5 * math.log(math.pi) - math.lgamma(nu / 2))
+        log_t = (
+            m / 2 * math.log(nu)
+            + math.lgamma((m + 1) / 2)
+            + math.lgamma((nu - m) / 2)
+            - 0.5 * math.log(math.pi)
+            - math.lgamma(nu / 2)
+        )
         return math.exp(log_t + m / 2 * math.log((nu - 2) / nu))
 
     def finite_moments(self) -> float:
@@ -96,8 +102,7 @@ class Entries:
             for k in range(m + 1):  # lam^k (a + b)^k (a b - rho)^(m - k)
                 for i in range(k + 1):
                     for l in range(m - k + 1):
-                        coef = (math.comb(m, k) * lam**k * math.comb(k, i) * math.comb(m - k, l)
-                                * (-rho) ** (m - k - l))
+                        coef = math.comb(m, k) * lam**k * math.comb(k, i) * math.comb(m - k, l) * (-rho) ** (m - k - l)
                         if coef:
                             total += _mul(coef, self.joint_moment(i + l, k - i + l))
             out.append(self.std ** (2 * m) * total)
@@ -171,8 +176,14 @@ def score_density(z: np.ndarray, d_k: int, std: float = 1.0, c: float = 1.0) -> 
         if d_k == 1:
             log_f = np.log(special.k0e(x)) - x - math.log(math.pi)
         else:
-            log_f = (nu * np.log(x) + np.log(special.kve(nu, x)) - x - nu * math.log(2)
-                     - 0.5 * math.log(math.pi) - special.gammaln(d_k / 2))
+            log_f = (
+                nu * np.log(x)
+                + np.log(special.kve(nu, x))
+                - x
+                - nu * math.log(2)
+                - 0.5 * math.log(math.pi)
+                - special.gammaln(d_k / 2)
+            )
     bad = ~np.isfinite(log_f)
     if bad.any():
         log_f[bad] = np.log(density_mixture(x[bad], d_k))
@@ -208,6 +219,7 @@ def density_mixture(x: np.ndarray, d_k: int, points: int = 4001) -> np.ndarray:
 # E[(q.k)^2] = d_k (E|x|^2 v_w + v_b)^2, and for a token with itself d_k E[(|x|^2 v_w + v_b)^2]. The mean
 # is 0. A self-attention block of n tokens has n^2 scores, n of them a token with itself.
 
+
 def init_variances(init: str, d_model: int, init_std: float | None = None) -> tuple[float, float]:
     """Variances (v_w, v_b) of a (d_model, d_model) projection's weights and biases at initialisation.
 
@@ -237,8 +249,16 @@ def layernorm_theory_holds(entries: Entries) -> bool:
     return entries.std**2 >= 1000 * LAYERNORM_EPS
 
 
-def projected_score_variance(d_model: int, heads: int, n: int, entries: Entries, init: str,
-                             init_std: float | None, layernorm: bool, c: float = 1.0) -> float:
+def projected_score_variance(
+    d_model: int,
+    heads: int,
+    n: int,
+    entries: Entries,
+    init: str,
+    init_std: float | None,
+    layernorm: bool,
+    c: float = 1.0,
+) -> float:
     """Var(c q.k) over all n^2 query-key pairs of one head in a self-attention block of n tokens.
 
     Layer-normalised tokens have |x|^2 = d_model exactly, which LayerNorm's eps (LAYERNORM_EPS) makes
@@ -256,10 +276,13 @@ def projected_score_variance(d_model: int, heads: int, n: int, entries: Entries,
 #
 # Given its query q, a row's logits c q.k_j are iid with spread s^2 = c^2 sigma^2 |q|^2 (the shared part
 # c mu sum_a q_a cancels in the softmax). For iid N(0, s^2) logits with s well below s_c = sqrt(2 ln n)
-# (random-energy-model asymptotics; see REFERENCE.md): E[entropy] ~ ln n - s^2/2 and
+# (random-energy-model asymptotics: Derrida 1981, "Random-energy model: an exactly solvable model of
+# disordered systems", Phys. Rev. B 24, 2613; for attention at initialisation, Giorlandino and Goldt 2025,
+# arXiv 2505.24333): E[entropy] ~ ln n - s^2/2 and
 # 1/sum p^2 ~ n exp(-s^2); above s_c the weights freeze onto a few keys. The forms below average these over
 # the query: |q|^2 / sigma^2 is noncentral chi-square with d_k degrees of freedom and noncentrality
 # d_k mu^2 / sigma^2. Under QK-norm the spread is exactly g^2 / d_k whatever the query.
+
 
 def critical_logit_std(n: int) -> float:
     """s_c = sqrt(2 ln n): the logit spread where n iid normal logits freeze onto a few keys."""
@@ -281,8 +304,7 @@ def logit_std(d_k: int, entries: Entries = DEFAULT, c: float = 1.0, normalised: 
 # corrections exceed it at any useful spread. The participation's domain is narrower: the mean of
 # 1 / sum p^2 parts from n exp(-s^2) (Jensen's gap) long before the second moment freezes at s_c / 2.
 REM_ACCURACY = 0.02
-REM_DOMAIN = {"entropy": ((8, 0.3), (64, 0.4), (1024, 0.5)),
-              "participation": ((8, 0.1), (64, 0.2))}
+REM_DOMAIN = {"entropy": ((8, 0.3), (64, 0.4), (1024, 0.5)), "participation": ((8, 0.1), (64, 0.2))}
 REM_QKNORM_MIN_D_K = 32  # below it, cosines are too far from normal (bounded by 1) for the forms
 REM_SPREAD_QUANTILE = 0.9  # rows whose query norm is at this quantile must still lie in the domain
 
@@ -304,13 +326,17 @@ def _upper_spread(d_k: int, entries: Entries, c: float, normalised: bool) -> flo
     from scipy import stats
 
     noncentrality = d_k * entries.mean**2 / entries.std**2
-    x = (stats.ncx2.ppf(REM_SPREAD_QUANTILE, d_k, noncentrality) if noncentrality
-         else stats.chi2.ppf(REM_SPREAD_QUANTILE, d_k))
+    x = (
+        stats.ncx2.ppf(REM_SPREAD_QUANTILE, d_k, noncentrality)
+        if noncentrality
+        else stats.chi2.ppf(REM_SPREAD_QUANTILE, d_k)
+    )
     return c * entries.std**2 * math.sqrt(x)
 
 
-def rem_applies(metric: str, n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0,
-                normalised: bool = False) -> bool:
+def rem_applies(
+    metric: str, n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0, normalised: bool = False
+) -> bool:
     """Whether the random-energy-model form of `metric` holds to REM_ACCURACY here: Gaussian entries with
     no correlated own key (the forms need iid normal logits within a row), mean-0 entries and
     d_k >= REM_QKNORM_MIN_D_K under QK-norm, and the spread inside rem_domain(n, metric)."""
@@ -323,8 +349,7 @@ def rem_applies(metric: str, n: int, d_k: int, entries: Entries = DEFAULT, c: fl
     return spread is not None and spread <= limit * critical_logit_std(n)
 
 
-def rem_entropy(n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0,
-                normalised: bool = False) -> float | None:
+def rem_entropy(n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0, normalised: bool = False) -> float | None:
     """E[entropy] ~ ln n - E[s^2]/2 where it holds (rem_applies); None elsewhere."""
     if not rem_applies("entropy", n, d_k, entries, c, normalised):
         return None
@@ -333,8 +358,9 @@ def rem_entropy(n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0,
     return math.log(n) - s * s / 2
 
 
-def rem_participation(n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0,
-                      normalised: bool = False) -> float | None:
+def rem_participation(
+    n: int, d_k: int, entries: Entries = DEFAULT, c: float = 1.0, normalised: bool = False
+) -> float | None:
     """E[1/sum p^2] ~ n E[exp(-s^2)] where it holds (rem_applies); None elsewhere."""
     if not rem_applies("participation", n, d_k, entries, c, normalised):
         return None
@@ -352,7 +378,7 @@ def uniform_jacobian_fro(n: int) -> float:
 
 # ---- the Scalable-Softmax toy: n logits, all `low` but one `high` ----
 
-PUBLISHED_SSMAX = {  # Nakanishi 2025, largest weight for high = 3, low = -2, s = 0.43 (REFERENCE.md)
+PUBLISHED_SSMAX = {  # Nakanishi 2025 (arXiv 2501.19399), its toy example: largest weight for high = 3, low = -2, s = 0.43
     "none": {10: 0.9428, 100: 0.5999, 1000: 0.1293, 10000: 0.0146},
     "logn": {10: 0.9401, 100: 0.9951, 1000: 0.9996, 10000: 1.0000},
 }

@@ -29,6 +29,7 @@ Task = Mapping[str, Any]  # one value of every parameter (schema.grid)
 @dataclass(frozen=True)
 class Table:
     """A terminal table: a title, the column headings and each row's cells, already formatted."""
+
     title: str
     columns: tuple[str, ...]
     cells: list[tuple[str, ...]]
@@ -37,18 +38,18 @@ class Table:
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    summary: str                     # one line: the command's help and the report's wording
-    params: type                     # the schema (schema.params_class): every option and config key
-    run: Callable[[Task, bool, MapReplicates], Any]          # task, histograms wanted, replicate map -> output
-    rows: Callable[[Task, Any], list[dict]]                  # task, output -> rows
+    summary: str  # one line: the command's help and the report's wording
+    params: type  # the schema (schema.params_class): every option and config key
+    run: Callable[[Task, bool, MapReplicates], Any]  # task, histograms wanted, replicate map -> output
+    rows: Callable[[Task, Any], list[dict]]  # task, output -> rows
     figures: Callable[[Result], dict[str, Callable[[], Any]]]  # figure name -> function that draws it
-    reading: Callable[[Result], list[str]]                   # sentences of the report, built from the rows
-    table: Callable[[Result], Table]                         # the rows for a terminal
-    cost: Callable[[Task, int], tuple[float, float]]         # task, threads -> (bytes held, seconds)
-    verdict: Callable[[Result], str | None] | None = None    # a check's failure: exit 1 with this message
-    writes: bool = True              # whether a run writes a results folder (check only prints)
+    reading: Callable[[Result], list[str]]  # sentences of the report, built from the rows
+    table: Callable[[Result], Table]  # the rows for a terminal
+    cost: Callable[[Task, int], tuple[float, float]]  # task, threads -> (bytes held, seconds)
+    verdict: Callable[[Result], str | None] | None = None  # a check's failure: exit 1 with this message
+    writes: bool = True  # whether a run writes a results folder (check only prints)
     histogram: Callable[[Any], tuple[Sequence[int], int] | None] | None = None  # an output's counts, outside
-    with_histogram: Callable[[Any, Sequence[int], int], Any] | None = None     # the output with those counts
+    with_histogram: Callable[[Any, Sequence[int], int], Any] | None = None  # the output with those counts
 
 
 def get(name: str, label: str = "experiment") -> Experiment:

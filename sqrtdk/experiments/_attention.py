@@ -28,14 +28,15 @@ LEVEL = 0.95  # the level of the shares' intervals and of the figures' error bar
 @dataclass(frozen=True)
 class Metric:
     """How one metric of core/rows.py is shown: its row column is the key of METRICS."""
-    label: str                  # a figure panel's title
-    short: str                  # a terminal table's heading
-    words: str = ""             # in the report's sentences
-    spec: str = ".3g"           # its format there
-    log_y: bool = False         # drawn on a log axis
-    theory: str | None = None   # the row column of its theory (or reference value)
-    fraction: bool = False      # a share of rows, with an exact interval inside [0, 1]
-    kind: str = "saturation"    # the experiment that measures it (core.rows.SATURATION or GRADIENT)
+
+    label: str  # a figure panel's title
+    short: str  # a terminal table's heading
+    words: str = ""  # in the report's sentences
+    spec: str = ".3g"  # its format there
+    log_y: bool = False  # drawn on a log axis
+    theory: str | None = None  # the row column of its theory (or reference value)
+    fraction: bool = False  # a share of rows, with an exact interval inside [0, 1]
+    kind: str = "saturation"  # the experiment that measures it (core.rows.SATURATION or GRADIENT)
 
 
 METRICS = {
@@ -45,8 +46,9 @@ METRICS = {
     "effective_tokens_mean": Metric("exp(entropy)", "exp(H)", log_y=True),
     "participation_mean": Metric("1 / sum p^2", "1/sum p²", log_y=True, theory="theory_participation"),
     "saturated_fraction": Metric("fraction with max p >= threshold", "saturated", fraction=True),
-    "jacobian_fro_mean": Metric("||diag(p) - p p^T||_F", "jacobian_fro", "||J||_F", log_y=True,
-                                theory="uniform_jacobian_fro", kind="gradient"),
+    "jacobian_fro_mean": Metric(
+        "||diag(p) - p p^T||_F", "jacobian_fro", "||J||_F", log_y=True, theory="uniform_jacobian_fro", kind="gradient"
+    ),
     "jacobian_diag_max_mean": Metric("max_j p_j (1 - p_j)", "max p(1-p)", log_y=True, kind="gradient"),
     "grad_logits_mean": Metric("||dL/ds_i||", "grad_logits", log_y=True, kind="gradient"),
     "grad_q_mean": Metric("||dL/dq_i||", "grad_q", "||dL/dq||", kind="gradient"),
@@ -61,7 +63,9 @@ GRADIENT = tuple(name for name, metric in METRICS.items() if metric.kind == "gra
 def params(doc: str, **extra: Any) -> type:
     """The schema of an attention experiment: the shared fields, then the experiment's own `extra`."""
     return schema.params_class(
-        extra.pop("module"), "Params", doc,
+        extra.pop("module"),
+        "Params",
+        doc,
         dim=schema.dim_field((16, 64, 256, 1024)),
         seq_len=schema.seq_len_field(),
         samples=schema.rows_field(),
@@ -76,15 +80,26 @@ def params(doc: str, **extra: Any) -> type:
 
 # ---- the run and its rows ----
 
-def run(kind: str, level_key: str, task: Mapping[str, Any], histogram: bool, map_replicates: MapReplicates
-        ) -> RowSample:
+
+def run(
+    kind: str, level_key: str, task: Mapping[str, Any], histogram: bool, map_replicates: MapReplicates
+) -> RowSample:
     from sqrtdk.core.rows import sample_rows
     from sqrtdk.core.rules import SSMAX_S
 
-    return sample_rows(kind, task["dim"], task["seq_len"], task["samples"], seed=task["seed"],
-                       level=task[level_key], scalings=task["scaling"], source=schema.source(task),
-                       qk_gain=schema.gain(task), ssmax_s=task.get("ssmax_s") or SSMAX_S,
-                       map_replicates=map_replicates)
+    return sample_rows(
+        kind,
+        task["dim"],
+        task["seq_len"],
+        task["samples"],
+        seed=task["seed"],
+        level=task[level_key],
+        scalings=task["scaling"],
+        source=schema.source(task),
+        qk_gain=schema.gain(task),
+        ssmax_s=task.get("ssmax_s") or SSMAX_S,
+        map_replicates=map_replicates,
+    )
 
 
 def attention_rows(sample: RowSample) -> list[dict]:
@@ -104,12 +119,27 @@ def attention_rows(sample: RowSample) -> list[dict]:
         elif rule.normalised or (source.layernorm and not theory.layernorm_theory_holds(source.entries)):
             spread = None  # no closed form: QK-norm of projected q, k; LayerNorm's eps shrinking the tokens
         else:
-            spread = math.sqrt(theory.projected_score_variance(source.d_model, source.heads, n, source.entries,
-                                                               source.init, source.init_std, source.layernorm,
-                                                               rule.c))
-        row: dict = {"d_k": d_k, "seq_len": n, "scaling": rule.name, "n_rows": sample.n_rows,
-                     "replicates": len(sample.replicate_means), "logit_std": spread,
-                     "critical_logit_std": theory.critical_logit_std(n) if n > 1 else None}
+            spread = math.sqrt(
+                theory.projected_score_variance(
+                    source.d_model,
+                    source.heads,
+                    n,
+                    source.entries,
+                    source.init,
+                    source.init_std,
+                    source.layernorm,
+                    rule.c,
+                )
+            )
+        row: dict = {
+            "d_k": d_k,
+            "seq_len": n,
+            "scaling": rule.name,
+            "n_rows": sample.n_rows,
+            "replicates": len(sample.replicate_means),
+            "logit_std": spread,
+            "critical_logit_std": theory.critical_logit_std(n) if n > 1 else None,
+        }
         for j, name in enumerate(metrics):
             values = sample.replicate_means[:, i, j]
             if np.isnan(values).any():
@@ -119,7 +149,8 @@ def attention_rows(sample: RowSample) -> list[dict]:
             row[name], row[name + "_se"] = est.value, est.se
             if METRICS[name].fraction:
                 row[name + "_ci_low"], row[name + "_ci_high"] = fraction_interval(
-                    est.value, est.se, sample.n_rows, sample.n_trials, LEVEL)
+                    est.value, est.se, sample.n_rows, sample.n_trials, LEVEL
+                )
         if sample.kind == "saturation":
             args = (n, d_k, source.entries, rule.c, rule.normalised)
             row["theory_entropy"] = theory.rem_entropy(*args) if direct else None
@@ -130,25 +161,26 @@ def attention_rows(sample: RowSample) -> list[dict]:
     return rows
 
 
-
 def rows(task: Mapping[str, Any], sample: RowSample) -> list[dict]:
     return attention_rows(sample)
 
 
 # ---- figures ----
 
+
 def figures(kind: str, metrics: Sequence[str], title: str, result: Result) -> dict[str, Callable[[], Any]]:
     """`kind`_vs_dk and `kind`_vs_n, as the run sweeps d_k and n: each of `metrics` in a panel."""
     d_ks = {r["d_k"] for r in result.rows}
     out: dict[str, Callable[[], Any]] = {}
     if len(d_ks) > 1 or len(result.params.seq_len) == 1:
-        out[f"{kind}_vs_dk"] = lambda: metric_grid(result.rows, metrics, title, "d_k",
-                                                   result.series_columns("dim"), result.setting())
+        out[f"{kind}_vs_dk"] = lambda: metric_grid(
+            result.rows, metrics, title, "d_k", result.series_columns("dim"), result.setting()
+        )
     if len(result.params.seq_len) > 1:
-        out[f"{kind}_vs_n"] = lambda: metric_grid(result.rows, metrics, title, "seq_len",
-                                                  result.series_columns("seq_len"), result.setting())
+        out[f"{kind}_vs_n"] = lambda: metric_grid(
+            result.rows, metrics, title, "seq_len", result.series_columns("seq_len"), result.setting()
+        )
     return out
-
 
 
 def error_bars(rows: Sequence[dict], metric: str) -> Any:
@@ -160,8 +192,9 @@ def error_bars(rows: Sequence[dict], metric: str) -> Any:
     from sqrtdk.core.moments import t_quantile
 
     if metric + "_ci_low" in rows[0]:
-        return np.array([[r[metric] - r[metric + "_ci_low"] for r in rows],
-                         [r[metric + "_ci_high"] - r[metric] for r in rows]])
+        return np.array(
+            [[r[metric] - r[metric + "_ci_low"] for r in rows], [r[metric + "_ci_high"] - r[metric] for r in rows]]
+        )
     half = np.array([t_quantile(0.5 + LEVEL / 2, r["replicates"] - 1) * r[metric + "_se"] for r in rows])
     return np.array([half, half])
 
@@ -183,8 +216,14 @@ def freezing_point(row: dict, x: str) -> float | None:
     return math.exp(s * s / 2)
 
 
-def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str = "d_k",
-                series: Sequence[str] = ("seq_len",), setting: str = "") -> Any:
+def metric_grid(
+    rows: Sequence[dict],
+    metrics: Sequence[str],
+    title: str,
+    x: str = "d_k",
+    series: Sequence[str] = ("seq_len",),
+    setting: str = "",
+) -> Any:
     """Each metric against `x` ("d_k" or "seq_len", log2 axis), a line per scaling and per combination of
     the `series` columns, with 95% error bars.
 
@@ -213,8 +252,9 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
     for ax, metric in zip(axes, metrics):
         for scaling in scalings:
             for g, (name, group) in enumerate(groups):
-                sel = sorted((r for r in group if r["scaling"] == scaling and r[metric] is not None),
-                             key=lambda r: r[x])
+                sel = sorted(
+                    (r for r in group if r["scaling"] == scaling and r[metric] is not None), key=lambda r: r[x]
+                )
                 if not sel:
                     continue
                 xv = np.array([r[x] for r in sel], dtype=float)
@@ -222,17 +262,38 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
                 err = error_bars(sel, metric)
                 label = RULES[scaling].label + (f", {name}" if name else "")
                 colour = style.colour(scaling, g)
-                ax.errorbar(xv, y, yerr=err, fmt=style.marker(scaling, g), ls=style.line(scaling), ms=4, lw=1.2,
-                            capsize=2, color=colour, label=label)
+                ax.errorbar(
+                    xv,
+                    y,
+                    yerr=err,
+                    fmt=style.marker(scaling, g),
+                    ls=style.line(scaling),
+                    ms=4,
+                    lw=1.2,
+                    capsize=2,
+                    color=colour,
+                    label=label,
+                )
                 key = METRICS[metric].theory
                 pts = [(r[x], r[key]) for r in sel if key and r.get(key) is not None]
                 if pts and key == "uniform_jacobian_fro":
                     if scaling == scalings[0]:
-                        ax.plot(*zip(*pts), ls="--", lw=1.0, color="0.45",
-                                label="uniform row: sqrt(n-1)/n" if g == 0 else None)
+                        ax.plot(
+                            *zip(*pts),
+                            ls="--",
+                            lw=1.0,
+                            color="0.45",
+                            label="uniform row: sqrt(n-1)/n" if g == 0 else None,
+                        )
                 elif pts:
-                    ax.plot(*zip(*pts), ls=(0, (2, 2)), lw=1.0, color=colour, alpha=0.6,
-                            label="thin dashes: random-energy model (asymptotic; drawn where within 2%)")
+                    ax.plot(
+                        *zip(*pts),
+                        ls=(0, (2, 2)),
+                        lw=1.0,
+                        color=colour,
+                        alpha=0.6,
+                        label="thin dashes: random-energy model (asymptotic; drawn where within 2%)",
+                    )
         for point in crossings.values():
             ax.axvline(point, color=RULES["none"].colour, ls=":", lw=0.9, alpha=0.7)
         ax.set_xscale("log", base=2)
@@ -241,27 +302,33 @@ def metric_grid(rows: Sequence[dict], metrics: Sequence[str], title: str, x: str
         ax.set_xlabel(X_LABELS[x])
         ax.set_title(METRICS[metric].label, fontsize=10)
         ax.grid(True, alpha=0.3)
-    handles = {}
-    for ax in axes[:len(metrics)]:
+    handles: dict[str, Any] = {}
+    for ax in axes[: len(metrics)]:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4 if len(handles) < 13 else 5,
-               fontsize=8 if len(handles) < 13 else 7)
-    for ax in axes[len(metrics):]:
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="outside lower center",
+        ncols=4 if len(handles) < 13 else 5,
+        fontsize=8 if len(handles) < 13 else 7,
+    )
+    for ax in axes[len(metrics) :]:
         ax.set_axis_off()
     axis = X_LABELS[x].split()[-1]
     where = ", ".join(f"{name}: {axis} = {v:.3g}" if name else f"{axis} = {v:.3g}" for name, v in crossings.items())
-    note = (f"\nDotted: the unscaled logit spread reaches s_c = sqrt(2 ln n) ({where})" if crossings else "")
+    note = f"\nDotted: the unscaled logit spread reaches s_c = sqrt(2 ln n) ({where})" if crossings else ""
     context = f", {setting}" if setting else ""
     fig.suptitle(f"{title}{context} (error bars: 95%){note}", fontsize=10)
     return fig
 
 
-
 # ---- the reading in the report ----
 
-def reading(headline: Sequence[str], level_name: str, unscaled: Callable[[Sequence[dict], float], list[str]],
-            result: Result) -> list[str]:
+
+def reading(
+    headline: Sequence[str], level_name: str, unscaled: Callable[[Sequence[dict], float], list[str]], result: Result
+) -> list[str]:
     """Readings of a saturation or gradient run, whichever of d_k and n it sweeps: the `headline` metrics
     along each axis, and `unscaled(rows, level)` along d_k."""
     out = []
@@ -276,15 +343,23 @@ def reading(headline: Sequence[str], level_name: str, unscaled: Callable[[Sequen
                 out += unscaled(at_n, result.level(at_n[-1], level_name))
             if len(seq_lens) > 1:
                 at_d = [r for r in rows if r["d_k"] == d_ks[-1] and r["seq_len"] > 1]
-                out += _along(prefix + f"At d_k = {d_ks[-1]}, from n = {seq_lens[0]} to {seq_lens[-1]}", at_d,
-                              rules, "seq_len", headline)
+                out += _along(
+                    prefix + f"At d_k = {d_ks[-1]}, from n = {seq_lens[0]} to {seq_lens[-1]}",
+                    at_d,
+                    rules,
+                    "seq_len",
+                    headline,
+                )
         elif len(seq_lens) > 1:
-            out += _along(prefix + f"d_k = {d_ks[0]}, from n = {seq_lens[0]} to {seq_lens[-1]}", rows, rules,
-                          "seq_len", headline)
+            out += _along(
+                prefix + f"d_k = {d_ks[0]}, from n = {seq_lens[0]} to {seq_lens[-1]}", rows, rules, "seq_len", headline
+            )
         else:
-            parts = [f"{RULES[r['scaling']].words} " + ", ".join(
-                f"{METRICS[m].words} {r[m]:{METRICS[m].spec}}" for m in headline if r[m] is not None)
-                for r in rows]
+            parts = [
+                f"{RULES[r['scaling']].words} "
+                + ", ".join(f"{METRICS[m].words} {r[m]:{METRICS[m].spec}}" for m in headline if r[m] is not None)
+                for r in rows
+            ]
             out.append(f"{prefix}d_k = {d_ks[0]}, n = {seq_lens[0]}: " + "; ".join(parts) + ".")
     return out
 
@@ -306,16 +381,34 @@ def _along(where: str, rows: Sequence[dict], rules: Sequence[str], key: str, met
 
 # ---- the terminal table and the cost ----
 
+
 def table(kind: str, metrics: Sequence[str], extra: Sequence[str], result: Result) -> Table:
     """The rows with each metric's mean ± standard error, and the `extra` columns (theory)."""
     from sqrtdk.experiments.variance import pm
     from sqrtdk.output import fmt
 
-    return Table(f"{kind.capitalize()}: mean over query rows ± standard error",
-                 ("d_k", "n", "scaling", "logit sd", *(METRICS[m].short for m in metrics),
-                  *(e.replace("theory_", "theory ") for e in extra)),
-                 [(str(r["d_k"]), str(r["seq_len"]), r["scaling"], fmt(r["logit_std"]),
-                   *(pm(r, m) for m in metrics), *(fmt(r[e]) for e in extra)) for r in result.rows])
+    return Table(
+        f"{kind.capitalize()}: mean over query rows ± standard error",
+        (
+            "d_k",
+            "n",
+            "scaling",
+            "logit sd",
+            *(METRICS[m].short for m in metrics),
+            *(e.replace("theory_", "theory ") for e in extra),
+        ),
+        [
+            (
+                str(r["d_k"]),
+                str(r["seq_len"]),
+                r["scaling"],
+                fmt(r["logit_std"]),
+                *(pm(r, m) for m in metrics),
+                *(fmt(r[e]) for e in extra),
+            )
+            for r in result.rows
+        ],
+    )
 
 
 def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
@@ -339,7 +432,7 @@ def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
     per_rule = 6 if "threshold" in task else 14  # passes over the logits
     trials = replicates * per_replicate  # whole trials in every replicate
     logits = trials * m * heads * n
-    seconds = (logits * (2 * d_k * FLOP_NS * (1 + ("eps" in task)) + rules * per_rule * LOGIT_NS)
-               + trials * draws * DRAW_NS) * 1e-9 + TASK_SECONDS
+    seconds = (
+        logits * (2 * d_k * FLOP_NS * (1 + ("eps" in task)) + rules * per_rule * LOGIT_NS) + trials * draws * DRAW_NS
+    ) * 1e-9 + TASK_SECONDS
     return held * min(threads, replicates), seconds
-

@@ -18,12 +18,17 @@ if TYPE_CHECKING:
     from sqrtdk.result import Result
 
 Params = schema.params_class(
-    __name__, "Params", "`sqrtdk check`: the schema of its options and config keys.",
+    __name__,
+    "Params",
+    "`sqrtdk check`: the schema of its options and config keys.",
     dim=schema.dim_field(2**i for i in range(11)),
     samples=schema.scores_field(2**20),
     seed=schema.seed_field(),
-    tol=schema.param(0.05, "allowed distance of the scaled variance from 1",
-                     schema.Real("the tolerance", lo=0.0, lo_open=True, hi=1.0, hi_open=True)),
+    tol=schema.param(
+        0.05,
+        "allowed distance of the scaled variance from 1",
+        schema.Real("the tolerance", lo=0.0, lo_open=True, hi=1.0, hi_open=True),
+    ),
     mean=schema.mean_field(),
     std=schema.std_field(),
 )
@@ -33,9 +38,18 @@ def rows(task: Mapping[str, Any], sample: ScoreSample) -> list[dict]:
     row = variance.variance_rows(sample, ("sqrt",))[0]
     tol = task["tol"]
     passed = bool(1 - tol <= row["variance_ci_low"] and row["variance_ci_high"] <= 1 + tol)
-    return [{"d_k": sample.d_k, "n_scores": sample.n_scores, "variance": row["variance"],
-             "variance_ci_low": row["variance_ci_low"], "variance_ci_high": row["variance_ci_high"],
-             "allowed_low": 1 - tol, "allowed_high": 1 + tol, "passed": passed}]
+    return [
+        {
+            "d_k": sample.d_k,
+            "n_scores": sample.n_scores,
+            "variance": row["variance"],
+            "variance_ci_low": row["variance_ci_low"],
+            "variance_ci_high": row["variance_ci_high"],
+            "allowed_low": 1 - tol,
+            "allowed_high": 1 + tol,
+            "passed": passed,
+        }
+    ]
 
 
 def figures(result: Result) -> dict:
@@ -46,21 +60,35 @@ def reading(result: Result) -> list[str]:
     failed = [r["d_k"] for r in result.rows if not r["passed"]]
     lows = [r["variance_ci_low"] for r in result.rows]
     highs = [r["variance_ci_high"] for r in result.rows]
-    verdict = "every interval lies inside the band" if not failed else \
-        f"the interval leaves the band at d_k = {', '.join(map(str, failed))}"
-    return [f"The scaled variance's 99.9% intervals span {min(lows):.4f} to {max(highs):.4f} over "
-            f"{len(result.rows)} values of d_k: {verdict}."]
+    verdict = (
+        "every interval lies inside the band"
+        if not failed
+        else f"the interval leaves the band at d_k = {', '.join(map(str, failed))}"
+    )
+    return [
+        f"The scaled variance's 99.9% intervals span {min(lows):.4f} to {max(highs):.4f} over "
+        f"{len(result.rows)} values of d_k: {verdict}."
+    ]
 
 
 def table(result: Result) -> Table:
     from sqrtdk.output import fmt
 
-    return Table("Scaled variance: 99.9% interval against the allowed band",
-                 ("d_k", "scores", "variance", "99.9% interval", "allowed", "verdict"),
-                 [(str(r["d_k"]), f"{r['n_scores']:,}", fmt(r["variance"]),
-                   f"[{fmt(r['variance_ci_low'])}, {fmt(r['variance_ci_high'])}]",
-                   f"[{fmt(r['allowed_low'])}, {fmt(r['allowed_high'])}]", "pass" if r["passed"] else "FAIL")
-                  for r in result.rows])
+    return Table(
+        "Scaled variance: 99.9% interval against the allowed band",
+        ("d_k", "scores", "variance", "99.9% interval", "allowed", "verdict"),
+        [
+            (
+                str(r["d_k"]),
+                f"{r['n_scores']:,}",
+                fmt(r["variance"]),
+                f"[{fmt(r['variance_ci_low'])}, {fmt(r['variance_ci_high'])}]",
+                f"[{fmt(r['allowed_low'])}, {fmt(r['allowed_high'])}]",
+                "pass" if r["passed"] else "FAIL",
+            )
+            for r in result.rows
+        ],
+    )
 
 
 def verdict(result: Result) -> str | None:
@@ -79,6 +107,16 @@ def verdict(result: Result) -> str | None:
     return f"check failed: the scaled variance's 99.9% interval leaves {where}"
 
 
-EXPERIMENT = Experiment("check", "The scaled variance's 99.9% interval must lie inside [1 - tol, 1 + tol].",
-                        Params, variance.run, rows, figures, reading, table, variance.cost, verdict=verdict,
-                        writes=False)
+EXPERIMENT = Experiment(
+    "check",
+    "The scaled variance's 99.9% interval must lie inside [1 - tol, 1 + tol].",
+    Params,
+    variance.run,
+    rows,
+    figures,
+    reading,
+    table,
+    variance.cost,
+    verdict=verdict,
+    writes=False,
+)

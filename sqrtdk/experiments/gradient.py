@@ -17,8 +17,9 @@ from sqrtdk.experiments import Experiment, _attention
 Params = _attention.params(
     "`sqrtdk gradient`: the schema of its options and config keys.",
     module=__name__,
-    eps=schema.param(1e-3, "a row's gradient vanishes when ||J||_F is below this",
-                     schema.Real("eps", lo=schema.EPS_MIN, hi=1.0)),
+    eps=schema.param(
+        1e-3, "a row's gradient vanishes when ||J||_F is below this", schema.Real("eps", lo=schema.EPS_MIN, hi=1.0)
+    ),
 )
 
 
@@ -28,14 +29,18 @@ def unscaled(rows: Sequence[dict], eps: float) -> list[str]:
     if len(none) < 2 or not scaled:
         return []
     a, b, sb = none[0], none[-1], scaled[-1]
-    return [f"Unscaled at n = {b['seq_len']}, the share of rows with ||J||_F < {eps:g} "
-            f"{report.trend(a['vanishing_fraction'], b['vanishing_fraction'], '%')} from d_k = {a['d_k']} to "
-            f"{b['d_k']}, yet at d_k = {b['d_k']} ||dL/dq|| averages {b['grad_q_mean']:.3g} against "
-            f"{sb['grad_q_mean']:.3g} scaled (uniform row's ||J||_F: {b['uniform_jacobian_fro']:.3g})."]
+    return [
+        f"Unscaled at n = {b['seq_len']}, the share of rows with ||J||_F < {eps:g} "
+        f"{report.trend(a['vanishing_fraction'], b['vanishing_fraction'], '%')} from d_k = {a['d_k']} to "
+        f"{b['d_k']}, yet at d_k = {b['d_k']} ||dL/dq|| averages {b['grad_q_mean']:.3g} against "
+        f"{sb['grad_q_mean']:.3g} scaled (uniform row's ||J||_F: {b['uniform_jacobian_fro']:.3g})."
+    ]
 
 
 EXPERIMENT = Experiment(
-    "gradient", "Size of the softmax Jacobian and of the gradients through it, across d_k and n.", Params,
+    "gradient",
+    "Size of the softmax Jacobian and of the gradients through it, across d_k and n.",
+    Params,
     run=partial(_attention.run, "gradient", "eps"),
     rows=_attention.rows,
     figures=partial(_attention.figures, "gradient", _attention.GRADIENT, "Softmax Jacobian and gradients"),

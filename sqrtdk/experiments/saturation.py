@@ -19,8 +19,11 @@ from sqrtdk.experiments import Experiment, _attention
 Params = _attention.params(
     "`sqrtdk saturation`: the schema of its options and config keys.",
     module=__name__,
-    threshold=schema.param(0.99, "a row is saturated when its largest weight is at least this",
-                           schema.Real("the threshold", lo=0.0, lo_open=True, hi=schema.THRESHOLD_MAX)),
+    threshold=schema.param(
+        0.99,
+        "a row is saturated when its largest weight is at least this",
+        schema.Real("the threshold", lo=0.0, lo_open=True, hi=schema.THRESHOLD_MAX),
+    ),
 )
 
 
@@ -31,20 +34,26 @@ def unscaled(rows: Sequence[dict], threshold: float) -> list[str]:
     if len(none) < 2:
         return []
     a, b = none[0], none[-1]
-    line = (f"Unscaled at d_k = {b['d_k']}, n = {b['seq_len']}: the entropy is {b['entropy_mean']:.3g} nats and "
-            f"{report.share(b['saturated_fraction'])} of rows put at least {threshold:g} on one key "
-            f"({report.share(a['saturated_fraction'])} at d_k = {a['d_k']})")
+    line = (
+        f"Unscaled at d_k = {b['d_k']}, n = {b['seq_len']}: the entropy is {b['entropy_mean']:.3g} nats and "
+        f"{report.share(b['saturated_fraction'])} of rows put at least {threshold:g} on one key "
+        f"({report.share(a['saturated_fraction'])} at d_k = {a['d_k']})"
+    )
     rem = [r for r in report.by_rule(rows, "sqrt") if r["theory_entropy"] is not None]
     if rem:
         r = rem[-1]
-        line += (f"; scaled, the random-energy-model entropy ln n - E[s^2]/2 (asymptotic, shown where it holds "
-                 f"to {REM_ACCURACY:.0%}) is {r['theory_entropy']:.3f}, measured {r['entropy_mean']:.3f} "
-                 f"± {r['entropy_mean_se']:.2g}")
+        line += (
+            f"; scaled, the random-energy-model entropy ln n - E[s^2]/2 (asymptotic, shown where it holds "
+            f"to {REM_ACCURACY:.0%}) is {r['theory_entropy']:.3f}, measured {r['entropy_mean']:.3f} "
+            f"± {r['entropy_mean_se']:.2g}"
+        )
     return [line + "."]
 
 
 EXPERIMENT = Experiment(
-    "saturation", "How far softmax(c Q K^T) concentrates on one key, across d_k and n.", Params,
+    "saturation",
+    "How far softmax(c Q K^T) concentrates on one key, across d_k and n.",
+    Params,
     run=partial(_attention.run, "saturation", "threshold"),
     rows=_attention.rows,
     figures=partial(_attention.figures, "saturation", _attention.SATURATION, "Softmax saturation"),

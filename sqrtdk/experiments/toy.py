@@ -2,7 +2,7 @@
 
 Plain softmax spreads the weight over n keys as n grows; Scalable-Softmax multiplies the logits by s ln n
 and keeps it on the one that stands out (Nakanishi 2025, "Scalable-Softmax Is Superior for Attention",
-sec. 3, fig. 2, whose values for high = 3, low = -2, s = 0.43 are core.theory.PUBLISHED_SSMAX). The
+arXiv 2501.19399, whose toy values for high = 3, low = -2, s = 0.43 are core.theory.PUBLISHED_SSMAX). The
 weight is computed by core/softmax.py and compared with its closed form 1 / (1 + (n - 1) e^(-c (high - low))).
 """
 
@@ -21,12 +21,19 @@ if TYPE_CHECKING:
     from sqrtdk.result import Result
 
 Params = schema.params_class(
-    __name__, "Params", "`sqrtdk toy`: the schema of its options and config keys.",
+    __name__,
+    "Params",
+    "`sqrtdk toy`: the schema of its options and config keys.",
     seq_len=schema.seq_len_field((10, 100, 1000, 10000), hi=10**7),
     high=schema.param(3.0, "the one logit that stands out", schema.Real("high", lo=-1e3, hi=1e3)),
     low=schema.param(-2.0, "every other logit", schema.Real("low", lo=-1e3, hi=1e3)),
-    scaling=schema.param(("none", "logn"), "none: plain softmax; logn: logits times s ln n",
-                         schema.Choice(("none", "logn"), "the scaling"), metavar="RULE", axis=False),
+    scaling=schema.param(
+        ("none", "logn"),
+        "none: plain softmax; logn: logits times s ln n",
+        schema.Choice(("none", "logn"), "the scaling"),
+        metavar="RULE",
+        axis=False,
+    ),
     ssmax_s=schema.param(SSMAX_S, "s of the logn rule", schema.Real("s", lo=0.0, lo_open=True, hi=1e3)),
 )
 
@@ -59,15 +66,20 @@ def rows(task: Mapping[str, Any], weights: Mapping[str, float]) -> list[dict]:
     for rule, weight in weights.items():
         c = _c(task, rule)
         published = theory.PUBLISHED_SSMAX[rule].get(n) if standard else None
-        rows.append({"seq_len": n, "scaling": rule, "max_weight": weight,
-                     "theory_max_weight": theory.toy_max_weight(n, task["high"], task["low"], c),
-                     "published_max_weight": published})
+        rows.append(
+            {
+                "seq_len": n,
+                "scaling": rule,
+                "max_weight": weight,
+                "theory_max_weight": theory.toy_max_weight(n, task["high"], task["low"], c),
+                "published_max_weight": published,
+            }
+        )
     return rows
 
 
 def figures(result: Result) -> dict[str, Callable[[], Any]]:
     return {"ssmax_toy": lambda: toy_figure(result.rows)} if len(result.tasks) > 1 else {}
-
 
 
 def toy_figure(rows: Sequence[dict]) -> Any:
@@ -98,31 +110,44 @@ def toy_figure(rows: Sequence[dict]) -> Any:
     return fig
 
 
-
 def reading(result: Result) -> list[str]:
     out = []
     for rule, name in (("none", "Softmax"), ("logn", "Scalable-Softmax")):
         sel = sorted((r for r in result.rows if r["scaling"] == rule), key=lambda r: r["seq_len"])
         if len(sel) < 2:
             continue
-        out.append(f"{name}: the largest weight {report.trend(sel[0]['max_weight'], sel[-1]['max_weight'], '.4f')} from "
-                   f"n = {sel[0]['seq_len']:,} to {sel[-1]['seq_len']:,}.")
+        out.append(
+            f"{name}: the largest weight {report.trend(sel[0]['max_weight'], sel[-1]['max_weight'], '.4f')} from "
+            f"n = {sel[0]['seq_len']:,} to {sel[-1]['seq_len']:,}."
+        )
     published = [r for r in result.rows if r["published_max_weight"] is not None]
     if published:
         worst = max(abs(r["max_weight"] - r["published_max_weight"]) for r in published)
-        out.append(f"Against the {len(published)} published values (4 decimals) the computed weights differ by at "
-                   f"most {worst:.1g}; the closed form 1 / (1 + (n - 1) e^(-c (high - low))) agrees with the "
-                   f"computation to {max(abs(r['max_weight'] - r['theory_max_weight']) for r in result.rows):.0e}.")
+        out.append(
+            f"Against the {len(published)} published values (4 decimals) the computed weights differ by at "
+            f"most {worst:.1g}; the closed form 1 / (1 + (n - 1) e^(-c (high - low))) agrees with the "
+            f"computation to {max(abs(r['max_weight'] - r['theory_max_weight']) for r in result.rows):.0e}."
+        )
     return out
 
 
 def table(result: Result) -> Table:
     from sqrtdk.output import fmt
 
-    return Table("Largest softmax weight: one logit high, the rest low",
-                 ("n", "scaling", "largest weight", "closed form", "published"),
-                 [(str(r["seq_len"]), r["scaling"], f"{r['max_weight']:.6g}", f"{r['theory_max_weight']:.6g}",
-                   fmt(r["published_max_weight"])) for r in result.rows])
+    return Table(
+        "Largest softmax weight: one logit high, the rest low",
+        ("n", "scaling", "largest weight", "closed form", "published"),
+        [
+            (
+                str(r["seq_len"]),
+                r["scaling"],
+                f"{r['max_weight']:.6g}",
+                f"{r['theory_max_weight']:.6g}",
+                fmt(r["published_max_weight"]),
+            )
+            for r in result.rows
+        ],
+    )
 
 
 def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
@@ -133,5 +158,14 @@ def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
     return 32.0 * n, n * len(task["scaling"]) * 20e-9 + TASK_SECONDS
 
 
-EXPERIMENT = Experiment("toy", "Scalable-Softmax's toy: n logits all low but one high, the largest weight per rule.",
-                        Params, run, rows, figures, reading, table, cost)
+EXPERIMENT = Experiment(
+    "toy",
+    "Scalable-Softmax's toy: n logits all low but one high, the largest weight per rule.",
+    Params,
+    run,
+    rows,
+    figures,
+    reading,
+    table,
+    cost,
+)

@@ -7,10 +7,10 @@ import pytest
 
 from sqrtdk.core import theory
 from sqrtdk.core.rows import GRADIENT, SATURATION, Rule, row_metrics, sample_rows
-from sqrtdk.experiments._attention import attention_rows
 from sqrtdk.core.sampling import Source
 from sqrtdk.core.softmax import softmax
 from sqrtdk.core.theory import Entries
+from sqrtdk.experiments._attention import attention_rows
 
 Z = 5.0
 ALL = ("none", "sqrt", "linear", "qknorm", "logn")
@@ -22,8 +22,11 @@ def rows_of(kind, d_k, n, samples=2**13, seed=0, level=None, scalings=("none", "
     return {r["scaling"]: r for r in attention_rows(sample)}
 
 
-@pytest.mark.parametrize("rule", [Rule("sqrt", 1 / math.sqrt(5), False), Rule("qknorm", 2.3, True),
-                                  Rule("none", 1.0, False)], ids=lambda r: r.name)
+@pytest.mark.parametrize(
+    "rule",
+    [Rule("sqrt", 1 / math.sqrt(5), False), Rule("qknorm", 2.3, True), Rule("none", 1.0, False)],
+    ids=lambda r: r.name,
+)
 def test_gradient_norms_match_finite_differences(rule):
     """||dL/ds_i|| and ||dL/dq_i|| of L = sum_j G_ij softmax(logits(q_i, K))_j, by central differences."""
     rng = np.random.default_rng(4)
@@ -47,10 +50,11 @@ def test_gradient_norms_match_finite_differences(rule):
         assert values["grad_logits_mean"][i] == pytest.approx(np.linalg.norm(d_s), rel=1e-6)
 
 
-@pytest.mark.parametrize("d_k,max_prob,diag_max", [(16, 0.748, 0.148), (64, 0.875, 0.082),
-                                                    (256, 0.938, 0.043), (1024, 0.970, 0.022)])
+@pytest.mark.parametrize(
+    "d_k,max_prob,diag_max", [(16, 0.748, 0.148), (64, 0.875, 0.082), (256, 0.938, 0.043), (1024, 0.970, 0.022)]
+)
 def test_published_eight_key_figures(d_k, max_prob, diag_max):
-    """REFERENCE.md: 8 keys, unscaled Gaussian q and k; figures quoted to 3 decimals (+- 0.0005)."""
+    """Published demonstrations of the argument: 8 keys, unscaled Gaussian q and k; figures quoted to 3 decimals (+- 0.0005)."""
     sat = rows_of("saturation", d_k, 8)["none"]
     grad = rows_of("gradient", d_k, 8)["none"]
     assert abs(sat["max_prob_mean"] - max_prob) < Z * sat["max_prob_mean_se"] + 0.0005
@@ -70,8 +74,9 @@ def test_unscaled_saturates_and_normalising_rules_stay_flat():
                 a, b = by_d[small][rule], by_d[large][rule]
                 assert abs(a[metric] - b[metric]) < Z * math.hypot(a[metric + "_se"], b[metric + "_se"])
         a, b = by_d[small]["linear"], by_d[large]["linear"]  # 1/d_k: the softmax goes flat
-        assert b["entropy_ratio_mean"] - a["entropy_ratio_mean"] > Z * math.hypot(a["entropy_ratio_mean_se"],
-                                                                                 b["entropy_ratio_mean_se"])
+        assert b["entropy_ratio_mean"] - a["entropy_ratio_mean"] > Z * math.hypot(
+            a["entropy_ratio_mean_se"], b["entropy_ratio_mean_se"]
+        )
 
 
 def test_qknorm_approaches_sqrt_as_d_grows():
@@ -96,7 +101,7 @@ def test_rem_entropy_in_its_regime():
     """Scaled logits at d_k = 1024 have spread ~1; n = 4096 is deep in the random-energy-model regime."""
     row = rows_of("saturation", 1024, 4096, samples=2**12, scalings=("sqrt", "qknorm"))
     assert theory.rem_entropy(4096, 1024, c=1 / 32) == pytest.approx(math.log(4096) - 0.5)
-    # the asymptotic form is off by about 0.001 at n = 4096 (REFERENCE.md: 7.817 measured, 7.818 predicted)
+    # the asymptotic form is off by about 0.001 at n = 4096 (a float64 simulation: 7.817 measured, 7.818 predicted)
     for rule in ("sqrt", "qknorm"):
         assert abs(row[rule]["entropy_mean"] - row[rule]["theory_entropy"]) < Z * row[rule]["entropy_mean_se"] + 0.002
 
@@ -108,17 +113,22 @@ def test_rem_theory_reference_predictions():
     assert theory.rem_participation(4096, 10**6, c=5e-4) == pytest.approx(4096 * math.exp(-0.25), rel=1e-5)
 
 
-@pytest.mark.parametrize("d_k,n,entries,scaling,shown", [
-    (64, 128, Entries(), "sqrt", True), (1024, 4096, Entries(), "sqrt", True),
-    (64, 1024, Entries(mean=1.0), "sqrt", True), (256, 8, Entries(), "linear", True),
-    (64, 128, Entries(), "qknorm", True),
-    (256, 128, Entries(std=0.5), "none", False),       # frozen
-    (16, 128, Entries(), "qknorm", False),             # cosines far from normal at d_k = 16
-    (16, 16, Entries(), "sqrt", False),                # s = 1 is too near s_c at n = 16
-    (64, 128, Entries(mean=1.0), "sqrt", False),       # a mean widens the spread to 1.4
-    (64, 128, Entries(mean=1.0), "qknorm", False),     # no closed-form spread of the cosines
-    (64, 128, Entries("student-t", df=3.0), "sqrt", False),
-])
+@pytest.mark.parametrize(
+    "d_k,n,entries,scaling,shown",
+    [
+        (64, 128, Entries(), "sqrt", True),
+        (1024, 4096, Entries(), "sqrt", True),
+        (64, 1024, Entries(mean=1.0), "sqrt", True),
+        (256, 8, Entries(), "linear", True),
+        (64, 128, Entries(), "qknorm", True),
+        (256, 128, Entries(std=0.5), "none", False),  # frozen
+        (16, 128, Entries(), "qknorm", False),  # cosines far from normal at d_k = 16
+        (16, 16, Entries(), "sqrt", False),  # s = 1 is too near s_c at n = 16
+        (64, 128, Entries(mean=1.0), "sqrt", False),  # a mean widens the spread to 1.4
+        (64, 128, Entries(mean=1.0), "qknorm", False),  # no closed-form spread of the cosines
+        (64, 128, Entries("student-t", df=3.0), "sqrt", False),
+    ],
+)
 def test_theory_columns_hold_to_their_accuracy_wherever_shown(d_k, n, entries, scaling, shown):
     """A theory column is either empty or within theory.REM_ACCURACY (plus 3 standard errors) of the
     measurement; the cases include those where the forms once misled (small n, a mean, QK-norm with a
@@ -167,8 +177,9 @@ def test_huge_unscaled_logits_run_clean():
 
 
 @pytest.mark.parametrize("kind", ["saturation", "gradient"])
-@pytest.mark.parametrize("source", [None, Source(Entries("uniform", rho=0.0)), Source(Entries(rho=0.3))],
-                         ids=["gaussian", "uniform", "rho"])
+@pytest.mark.parametrize(
+    "source", [None, Source(Entries("uniform", rho=0.0)), Source(Entries(rho=0.3))], ids=["gaussian", "uniform", "rho"]
+)
 def test_deterministic_and_chunk_independent(kind, source):
     a = rows_of(kind, 16, 32, samples=2048, seed=1, scalings=ALL, source=source)
     assert a == rows_of(kind, 16, 32, samples=2048, seed=1, scalings=ALL, source=source)

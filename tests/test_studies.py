@@ -9,13 +9,22 @@ import pytest
 
 EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 SCRIPTS = sorted(p for p in EXPERIMENTS.glob("seed*.py"))
-PUBLIC = {"sqrtdk", "sqrtdk.core", "sqrtdk.core.theory", "sqrtdk.core.rules", "sqrtdk.core.multihead", "sqrtdk.core.softmax"}
+PUBLIC = {
+    "sqrtdk",
+    "sqrtdk.core",
+    "sqrtdk.core.theory",
+    "sqrtdk.core.rules",
+    "sqrtdk.core.multihead",
+    "sqrtdk.core.softmax",
+}
 
 EXPECT = {
     "seed000_sampling.py": ["times too small", "The exact variance-gamma density predicts"],
     "seed001_head_dim.py": ["1/sqrt(d_model) = 1/22.63", "Only the head dimension keeps the logits at unit variance"],
-    "seed002_multihead_reshape.py": ["article: output at position 2 moves by 0 -> FAILS",
-                                     "fixed: output at position 2 moves by"],
+    "seed002_multihead_reshape.py": [
+        "article: output at position 2 moves by 0 -> FAILS",
+        "fixed: output at position 2 moves by",
+    ],
     "seed003_mhsa_forward.py": ["rounding only", "theory (1/3 + 1/(3 d_model))^2 = 0.1115"],
     "seed004_saturation_gradients.py": ["against the published figures", "of its rows are frozen"],
 }
@@ -27,8 +36,13 @@ def test_one_script_per_seed_article():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_quick_mode_runs(script, tmp_path):
-    done = subprocess.run([sys.executable, "-W", "error", str(script), "--quick", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(script), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     text = " ".join(done.stdout.split())  # narration is wrapped for a terminal

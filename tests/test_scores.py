@@ -8,8 +8,8 @@ import pytest
 
 from sqrtdk.core import theory
 from sqrtdk.core.sampling import Source
-from sqrtdk.core.theory import Entries
 from sqrtdk.core.scores import sample_scores
+from sqrtdk.core.theory import Entries
 from sqrtdk.experiments.variance import variance_rows
 
 Z = 5.0  # standard errors allowed for a single comparison
@@ -102,8 +102,11 @@ def test_same_seed_same_rows_and_other_seed_other_rows():
 
 
 @pytest.mark.parametrize("chunk", [64, 1000, 2**20])
-@pytest.mark.parametrize("source", [Source(Entries(mean=0.3)), Source(Entries("uniform", rho=0.0)),
-                                    Source(Entries(rho=0.4))], ids=["gaussian", "uniform", "pairs"])
+@pytest.mark.parametrize(
+    "source",
+    [Source(Entries(mean=0.3)), Source(Entries("uniform", rho=0.0)), Source(Entries(rho=0.4))],
+    ids=["gaussian", "uniform", "pairs"],
+)
 def test_chunk_size_does_not_change_rows(chunk, source):
     reference = sample_scores(48, 2**16, seed=9, source=source, cosine=True)
     other = sample_scores(48, 2**16, seed=9, source=source, cosine=True, chunk_scores=chunk)

@@ -1,0 +1,113 @@
+"""The structure: one registry of complete experiments, a core that imports nothing of the shell, no import
+cycles, one table of rules and one of metrics that agree with the kernels."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from sqrtdk import experiments, schema
+from sqrtdk.core import rows, rules
+from sqrtdk.experiments import _attention
+
+PACKAGE = Path(experiments.__file__).parent.parent
+
+
+@pytest.mark.parametrize("name", experiments.NAMES)
+def test_every_experiment_is_complete(name):
+    spec = experiments.get(name)
+    assert spec.name == name and spec.summary and dataclasses.is_dataclass(spec.params)
+    for f in schema.fields(spec.params):
+        assert f.metadata["help"] and isinstance(f.default, tuple), f.name
+    for part in ("run", "rows", "figures", "reading", "table", "cost"):
+        assert callable(getattr(spec, part)), part
+    for task in schema.grid(spec.params()):  # the defaults: a cost for each task, positive and finite
+        held, seconds = spec.cost(task, 2)
+        assert 0 < held < 2**40 and 0 < seconds < 1e6
+
+
+def test_an_unknown_experiment_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="experiment: 'bogus' is not allowed; choose from variance, saturation"):
+        experiments.get("bogus")
+
+
+def imports(path: Path) -> set[str]:
+    """The sqrtdk modules `path` imports anywhere (function level too), except for type checking only."""
+    tree = ast.parse(path.read_text())
+    skipped = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for node in ast.walk(block)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sqrtdk"):
+            base = node.module
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.add(candidate if module_path(candidate).exists() else base)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("sqrtdk")}
+    return found
+
+
+def module_path(name: str) -> Path:
+    parts = name.split(".")[1:]
+    folder = PACKAGE.joinpath(*parts)
+    return folder / "__init__.py" if folder.is_dir() else folder.with_suffix(".py")
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+    return ".".join(parts)
+
+
+GRAPH = {module_name(p): imports(p) - {module_name(p)} for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_the_core_imports_nothing_of_the_shell():
+    for name, deps in GRAPH.items():
+        if name.startswith("sqrtdk.core"):
+            assert all(d.startswith("sqrtdk.core") for d in deps), (name, deps)
+
+
+def test_no_import_cycles_even_inside_functions():
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for dep in sorted(GRAPH.get(name, ())):
+            # importing sqrtdk.x.y runs sqrtdk/__init__ and sqrtdk/x/__init__ first, which import nothing heavy
+            assert state.get(dep) != "open", " -> ".join([*path, name, dep])
+            if dep not in state:
+                visit(dep, [*path, name])
+        state[name] = "done"
+
+    for name in GRAPH:
+        if name not in state:
+            visit(name, [])
+
+
+def test_one_table_of_rules_and_one_of_metrics_agree_with_the_kernels():
+    assert tuple(rules.RULES) == rules.SCALINGS
+    assert rules.NORMALISING == ("qknorm",)
+    assert _attention.SATURATION == rows.SATURATION and _attention.GRADIENT == rows.GRADIENT
+    assert {m for m, metric in _attention.METRICS.items() if metric.fraction} == {
+        "saturated_fraction",
+        "vanishing_fraction",
+    }
+
+
+def test_the_source_fields_are_written_once():
+    names = list(schema.source_fields())
+    for name in ("variance", "saturation", "gradient"):
+        fields = [f.name for f in schema.fields(experiments.get(name).params)]
+        start = fields.index("dist")
+        assert fields[start : start + len(names)] == names
