@@ -177,23 +177,6 @@ def test_table_on_stdout(cli, tmp_path):
     assert code == 0 and stdout == "" and stderr == ""
 
 
-def test_check_passes(cli):
-    code, stdout, stderr = cli("check", "--json")
-    doc = json.loads(stdout)
-    assert code == 0 and all(r["passed"] for r in doc["rows"])
-    assert [r["d_k"] for r in doc["rows"]] == [2**i for i in range(11)]
-
-
-def test_check_can_fail(cli):
-    code, stdout, stderr = cli("check", "--std", "1.1", "--dim", "4,64")
-    assert code == 1
-    assert "FAIL" in stdout
-    assert (
-        stderr.strip() == "sqrtdk: check failed: the scaled variance's 99.9% interval leaves "
-        "[0.95, 1.05] at d_k = 4, 64"
-    )
-
-
 def test_cli_import_is_light():
     code = (
         "import sys, sqrtdk.cli; heavy = {'numpy', 'scipy', 'matplotlib'} & set(sys.modules); assert not heavy, heavy"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from sqrtdk.core import rules, theory
+from sqrtdk.core import theory
 from sqrtdk.core.theory import Entries
 
 Z = 5.0  # standard errors allowed: rare enough across the whole suite
@@ -123,22 +123,6 @@ def test_cosine_kurtosis_of_isotropic_vectors(d_k):
     kurtosis, se = kurtosis_and_se(cos)
     assert abs(kurtosis - theory.cosine_excess_kurtosis(d_k)) < Z * se
     assert theory.cosine_excess_kurtosis(d_k, Entries("uniform")) is None  # not isotropic
-
-
-def test_scale_rules():
-    assert rules.scale(64, "none") == 1.0
-    assert rules.scale(64, "sqrt") == 0.125
-    assert rules.scale(64, "linear") == 1 / 64
-    assert rules.scale(64, "qknorm") == 8.0 and rules.scale(64, "qknorm", qk_gain=3.0) == 3.0
-    assert rules.scale(64, "logn", 1000) == pytest.approx(0.43 * math.log(1000) / 8)
-    assert theory.score_variance(64, c=rules.scale(64, "sqrt")) == pytest.approx(1.0)
-
-
-def test_ssmax_toy_closed_form_reproduces_published():
-    for rule, published in theory.PUBLISHED_SSMAX.items():
-        for n, value in published.items():
-            c = 0.43 * math.log(n) if rule == "logn" else 1.0
-            assert theory.toy_max_weight(n, 3.0, -2.0, c) == pytest.approx(value, abs=5e-5)  # 4 decimals
 
 
 INITS = [

@@ -1,0 +1,41 @@
+"""The gradient experiment's rows, reading and table: the reference column against an explicit Jacobian,
+vanishing gradients where the unscaled softmax freezes, and sentences built from the numbers shown."""
+
+import math
+
+import numpy as np
+import pytest
+
+import sqrtdk
+from sqrtdk.experiments import _attention, gradient
+
+Z = 5.0
+
+
+@pytest.mark.parametrize("n", [2, 8, 128])
+def test_the_uniform_rows_reference_is_the_explicit_jacobian_norm(n):
+    p = np.full(n, 1 / n)
+    explicit = np.linalg.norm(np.diag(p) - np.outer(p, p))  # ||diag(p) - p p^T||_F, formed
+    result = sqrtdk.run("gradient", dim=4, seq_len=n, samples=64)
+    assert all(r["uniform_jacobian_fro"] == pytest.approx(explicit, rel=1e-12) for r in result.rows)
+
+
+def test_unscaled_gradients_vanish_as_d_k_grows_and_scaled_ones_do_not():
+    result = sqrtdk.run("gradient", dim=[16, 1024], seq_len=128, samples=2**12, eps=1e-3)
+    by = {(r["d_k"], r["scaling"]): r for r in result.rows}
+    small, large = by[16, "none"], by[1024, "none"]
+    assert large["vanishing_fraction"] > 0.5 > small["vanishing_fraction"]
+    assert large["vanishing_fraction_ci_low"] > small["vanishing_fraction_ci_high"]
+    a, b = by[16, "sqrt"], by[1024, "sqrt"]
+    assert abs(a["jacobian_fro_mean"] - b["jacobian_fro_mean"]) < 0.1 * a["jacobian_fro_mean"]
+    sentences = gradient.EXPERIMENT.reading(result)
+    assert any(f"{large['grad_q_mean']:.3g}" in s and "d_k = 1024" in s for s in sentences), sentences
+
+
+def test_the_table_has_a_column_per_metric_named_by_the_metric_table():
+    result = sqrtdk.run("gradient", dim=16, seq_len=8, samples=64)
+    table = gradient.EXPERIMENT.table(result)
+    assert [_attention.METRICS[m].short for m in _attention.GRADIENT] == list(table.columns[4:])
+    assert len(table.cells) == len(result.rows) and all(len(c) == len(table.columns) for c in table.cells)
+    row, cells = result.rows[0], table.cells[0]
+    assert cells[4].startswith(f"{row['jacobian_fro_mean']:.5g} ± ") and math.isfinite(row["jacobian_fro_mean_se"])
