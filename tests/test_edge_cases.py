@@ -74,3 +74,13 @@ def test_layernorm_of_constant_tokens_is_finite():
             "variance", inputs="projected", d_model=2, heads=1, dist="rademacher", layernorm=True, samples=2048
         )
     finite_or_none(result.rows)
+    assert all(r["theory_variance"] is None for r in result.rows)  # half the tokens are 0, not |x|^2 = d
+
+
+def test_layernorm_theory_holds_where_tokens_are_never_constant():
+    """At d_model = 64 a Rademacher token is constant with probability 2^-63: the theory holds again."""
+    result = sqrtdk.run(
+        "variance", inputs="projected", d_model=64, heads=4, dist="rademacher", layernorm=True, samples=2**16
+    )
+    for row in result.rows:
+        assert abs(row["variance"] - row["theory_variance"]) < 5 * row["variance_se"], row

@@ -1,5 +1,7 @@
 """Streaming moments against numpy and scipy on the same data."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -29,6 +31,18 @@ def test_t_quantile_against_scipy(p, df):
     from sqrtdk.core.moments import t_quantile
 
     assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-10)
+
+
+@pytest.mark.parametrize("p", [0.6, 0.975, 0.9995])
+def test_t_quantile_closed_forms(p):
+    """t_1 is Cauchy, t_2 has F^-1(p) = (2p - 1) / sqrt(2 p (1 - p)), and t_inf is the normal."""
+    from statistics import NormalDist
+
+    from sqrtdk.core.moments import t_quantile
+
+    assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-12)
+    assert t_quantile(p, 2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-12)
+    assert t_quantile(p, 10**9) == pytest.approx(NormalDist().inv_cdf(p), abs=1e-6)
 
 
 def test_batch_means_interval_is_t_interval():

@@ -96,8 +96,12 @@ def test_no_import_cycles_even_inside_functions():
 
 
 def test_one_table_of_rules_and_one_of_metrics_agree_with_the_kernels():
-    assert tuple(rules.RULES) == rules.SCALINGS
-    assert rules.NORMALISING == ("qknorm",)
+    for name, rule in rules.RULES.items():  # the table's flags against the constants themselves
+        if rule.needs_seq_len:
+            with pytest.raises(ValueError, match="needs a sequence length"):
+                rules.scale(64, name)
+        assert rules.scale(64, name, seq_len=128) > 0
+        assert rule.normalised == (name == "qknorm")
     assert _attention.SATURATION == rows.SATURATION and _attention.GRADIENT == rows.GRADIENT
     assert {m for m, metric in _attention.METRICS.items() if metric.fraction} == {
         "saturated_fraction",

@@ -59,11 +59,20 @@ def test_rem_entropy_in_its_regime():
         assert abs(row[rule]["entropy_mean"] - row[rule]["theory_entropy"]) < Z * row[rule]["entropy_mean_se"] + 0.002
 
 
-def test_rem_theory_reference_predictions():
-    assert math.log(4096) - 0.5 == pytest.approx(7.818, abs=5e-4)
-    assert 4096 * math.exp(-1) == pytest.approx(1507, abs=0.5)
-    # averaged over the query norm at d_k -> infinity the participation form tends to n exp(-s^2)
-    assert theory.rem_participation(4096, 10**6, c=5e-4) == pytest.approx(4096 * math.exp(-0.25), rel=1e-5)
+def test_rem_participation_is_its_average_over_the_query_norm():
+    """n E[exp(-s^2)] with s^2 = c^2 sigma^4 |q|^2 / sigma^2 ... a noncentral chi-square: by quadrature."""
+    from scipy import integrate, stats
+
+    n, d_k, entries, c = 1024, 64, Entries(mean=0.3, std=1.2), 0.05
+    noncentrality = d_k * entries.mean**2 / entries.std**2
+    expected = (
+        n
+        * integrate.quad(
+            lambda x: math.exp(-(c**2) * entries.std**4 * x) * stats.ncx2.pdf(x, d_k, noncentrality), 0, math.inf
+        )[0]
+    )
+    assert theory.rem_participation(n, d_k, entries, c=c) == pytest.approx(expected, rel=1e-9)
+    assert theory.rem_participation(4096, 1024, c=1 / 32) is None  # s = 1 at n = 4096: outside its domain
 
 
 @pytest.mark.parametrize(

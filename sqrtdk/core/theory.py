@@ -243,9 +243,13 @@ def init_variances(init: str, d_model: int, init_std: float | None = None) -> tu
 LAYERNORM_EPS = 1e-5  # as in PyTorch's LayerNorm; the sampler uses the same
 
 
-def layernorm_theory_holds(entries: Entries) -> bool:
+def layernorm_theory_holds(entries: Entries, d_model: int) -> bool:
     """Whether |x|^2 = d_model holds for layer-normalised tokens to 0.1%: eps must be small beside their
-    variance (a token of variance v comes out with |x|^2 = d v / (v + eps))."""
+    variance (a token of variance v comes out with |x|^2 = d v / (v + eps)), and a token must almost never
+    be constant, which LayerNorm sends to 0 (one entry always is; d Rademacher entries are all equal with
+    probability 2^(1 - d))."""
+    if d_model < 2 or (entries.dist == "rademacher" and 2.0 ** (1 - d_model) > 1e-3):
+        return False
     return entries.std**2 >= 1000 * LAYERNORM_EPS
 
 

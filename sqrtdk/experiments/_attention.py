@@ -116,7 +116,9 @@ def attention_rows(sample: RowSample) -> list[dict]:
         direct = source.inputs == "direct"
         if direct:
             spread = theory.logit_std(d_k, source.entries, rule.c, rule.normalised)
-        elif rule.normalised or (source.layernorm and not theory.layernorm_theory_holds(source.entries)):
+        elif rule.normalised or (
+            source.layernorm and not theory.layernorm_theory_holds(source.entries, source.d_model)
+        ):
             spread = None  # no closed form: QK-norm of projected q, k; LayerNorm's eps shrinking the tokens
         else:
             spread = math.sqrt(

@@ -113,7 +113,9 @@ def variance_rows(
             )
         else:
             theory_mean, theory_var = theory_dot(sample.d_k, sample.source, sample.block, c)
-            if sample.source.layernorm and not theory.layernorm_theory_holds(sample.source.entries):
+            if sample.source.layernorm and not theory.layernorm_theory_holds(
+                sample.source.entries, sample.source.d_model
+            ):
                 theory_mean, theory_var = None, None  # LayerNorm's eps shrinks such tokens
             theory_kurt = (
                 theory.score_excess_kurtosis(sample.d_k, sample.source.entries)
