@@ -4,21 +4,15 @@ import math
 
 import numpy as np
 import pytest
+from measure import attention_rows_for as rows_of
 
-from sqrtdk.core.rows import GRADIENT, SATURATION, Rule, row_metrics, sample_rows
+from sqrtdk.core.rows import GRADIENT, SATURATION, Rule, row_metrics
 from sqrtdk.core.sampling import Source
 from sqrtdk.core.softmax import softmax
 from sqrtdk.core.theory import Entries
-from sqrtdk.experiments._attention import attention_rows
 
 Z = 5.0
 ALL = ("none", "sqrt", "linear", "qknorm", "logn")
-
-
-def rows_of(kind, d_k, n, samples=2**13, seed=0, level=None, scalings=("none", "sqrt"), source=None, **kw):
-    level = level if level is not None else (0.99 if kind == "saturation" else 1e-3)
-    sample = sample_rows(kind, d_k, n, samples, seed=seed, level=level, scalings=scalings, source=source, **kw)
-    return {r["scaling"]: r for r in attention_rows(sample)}
 
 
 @pytest.mark.parametrize(

@@ -4,21 +4,14 @@ how each rule moves with d_k, n, the std and a correlated own key."""
 import math
 
 import pytest
+from measure import attention_rows_for as rows_of
 
 from sqrtdk.core import theory
-from sqrtdk.core.rows import sample_rows
 from sqrtdk.core.sampling import Source
 from sqrtdk.core.theory import Entries
-from sqrtdk.experiments._attention import attention_rows
 
 Z = 5.0
 ALL = ("none", "sqrt", "linear", "qknorm", "logn")
-
-
-def rows_of(kind, d_k, n, samples=2**13, seed=0, level=None, scalings=("none", "sqrt"), source=None, **kw):
-    level = level if level is not None else (0.99 if kind == "saturation" else 1e-3)
-    sample = sample_rows(kind, d_k, n, samples, seed=seed, level=level, scalings=scalings, source=source, **kw)
-    return {r["scaling"]: r for r in attention_rows(sample)}
 
 
 @pytest.mark.parametrize(

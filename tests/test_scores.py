@@ -14,15 +14,6 @@ Z = 5.0  # standard errors allowed for a single comparison
 RULES = ("none", "sqrt", "linear", "qknorm")
 
 
-def rows_for(d_k, samples=2**18, mean=0.0, std=1.0, seed=0, scalings=("none", "sqrt"), source=None, **kw):
-    sample = sample_scores(d_k, samples, mean, std, seed, source=source, cosine="qknorm" in scalings, **kw)
-    return {r["scaling"]: r for r in variance_rows(sample, scalings)}
-
-
-def close(row, key):
-    return abs(row[key] - row["theory_" + key]) < Z * row[key + "_se"]
-
-
 def test_same_seed_same_rows_and_other_seed_other_rows():
     a, b, c = (variance_rows(sample_scores(32, 2**15, 0.0, 1.0, s)) for s in (5, 5, 6))
     assert a == b

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from measure import variance_rows_for as rows_for
 
 from sqrtdk.core import theory
 from sqrtdk.core.sampling import Source
@@ -12,11 +13,6 @@ from sqrtdk.experiments.variance import variance_rows
 
 Z = 5.0  # standard errors allowed for a single comparison
 RULES = ("none", "sqrt", "linear", "qknorm")
-
-
-def rows_for(d_k, samples=2**18, mean=0.0, std=1.0, seed=0, scalings=("none", "sqrt"), source=None, **kw):
-    sample = sample_scores(d_k, samples, mean, std, seed, source=source, cosine="qknorm" in scalings, **kw)
-    return {r["scaling"]: r for r in variance_rows(sample, scalings)}
 
 
 def close(row, key):
