@@ -73,7 +73,7 @@ def test_variance_matches_theory_or_is_refused(params, outcome):
         if row["variance_se"] is not None:
             assert abs(row["variance"] - row["theory_variance"]) <= Z * row["variance_se"], row
         else:  # heavy tails: no interval, and the estimate is at least of the right size
-            assert 0.2 < row["variance"] / row["theory_variance"] < 5
+            assert 0.7 < row["variance"] / row["theory_variance"] < 5  # 400 seeds: 0.80 to 27.5
 
 
 @pytest.mark.parametrize(

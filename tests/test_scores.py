@@ -33,10 +33,15 @@ def test_chunk_size_does_not_change_rows(chunk, source):
     assert np.array_equal(other.counts, reference.counts)
 
 
-def test_histogram_counts_every_score():
-    s = sample_scores(2, 2**14, 0.0, 1.0, 0)
-    assert s.counts.sum() + s.outside == s.n_scores
-    assert s.n_scores >= 2**14
+def test_histogram_counts_every_score_in_its_bin():
+    """At d_k = 2, q.k of unit Gaussians is Laplace(0, 1): the counts' running share follows its CDF (a
+    shift by one bin moves it by 0.065; the sampling deviation over five seeds stayed below 0.006)."""
+    s = sample_scores(2, 2**16, 0.0, 1.0, 0)
+    assert s.counts.sum() + s.outside == s.n_scores >= 2**16
+    edges = s.edges.astype(np.float64)
+    laplace = np.where(edges < 0, 0.5 * np.exp(np.minimum(edges, 0)), 1 - 0.5 * np.exp(-np.maximum(edges, 0)))
+    running = np.cumsum(s.counts) / s.n_scores
+    assert np.max(np.abs(running - (laplace[1:] - laplace[0]))) < 0.015
 
 
 def test_memory_does_not_grow_with_samples():
