@@ -50,6 +50,11 @@ def test_attention_extremes(kind, d_k, seq_len, std):
         row = next(r for r in result.rows if r["scaling"] == "sqrt")
         if kind == "saturation":
             assert row["max_prob_mean"] == pytest.approx(1 / seq_len, rel=1e-4)
+        else:  # a uniform row's Jacobian: ||J||_F = sqrt(n - 1) / n
+            assert row["jacobian_fro_mean"] == pytest.approx(row["uniform_jacobian_fro"], rel=1e-4)
+    if std == 1e3 and kind == "gradient":  # logits of spread ~1e6 unscaled: one-hot rows, J = 0
+        row = next(r for r in result.rows if r["scaling"] == "none")
+        assert row["jacobian_fro_mean"] < 1e-6 and row["vanishing_fraction"] == 1.0
 
 
 @pytest.mark.parametrize("df", [2.1, 3.0, 4.0, 4.5, 8.0, 9.0])

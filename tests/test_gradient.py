@@ -39,3 +39,12 @@ def test_the_table_has_a_column_per_metric_named_by_the_metric_table():
     assert len(table.cells) == len(result.rows) and all(len(c) == len(table.columns) for c in table.cells)
     row, cells = result.rows[0], table.cells[0]
     assert cells[4].startswith(f"{row['jacobian_fro_mean']:.5g} ± ") and math.isfinite(row["jacobian_fro_mean_se"])
+
+
+def test_the_freezing_point_is_where_the_spread_reaches_s_c():
+    """Against d_k the spread grows like sqrt(d_k), so s = s_c at d_k (s_c / s)^2; against n, s_c grows
+    to meet s at n = exp(s^2 / 2)."""
+    row = {"logit_std": 4.0, "critical_logit_std": math.sqrt(2 * math.log(128)), "d_k": 16}
+    assert _attention.freezing_point(row, "d_k") == pytest.approx(16 * 2 * math.log(128) / 16, rel=1e-12)
+    assert _attention.freezing_point(row, "seq_len") == pytest.approx(math.exp(8.0), rel=1e-12)
+    assert _attention.freezing_point({**row, "logit_std": None}, "d_k") is None

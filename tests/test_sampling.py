@@ -44,6 +44,11 @@ def test_init_weights_have_the_documented_variances(init):
     w = w.astype(np.float64).ravel()
     assert abs(w.var() - v_w) < Z * v_w * math.sqrt(2 / w.size) * 1.5  # within 5 SE of its variance
     assert (b.var() == 0) if v_b == 0 else abs(b.var() - v_b) < Z * v_b * math.sqrt(2 / b.size) * 1.5
+    kurtosis = np.mean((w - w.mean()) ** 4) / w.var() ** 2 - 3
+    if init in ("normal", "lecun"):  # normal weights: excess kurtosis 0 (its sd here about 0.01)
+        assert abs(kurtosis) < 0.1
+    else:  # uniform on +-sqrt(3 v_w), as PyTorch draws them: excess kurtosis -1.2, never beyond the bound
+        assert abs(kurtosis + 1.2) < 0.1 and 0.999 < np.abs(w).max() / math.sqrt(3 * v_w) <= 1 + 1e-6
 
 
 def test_streams_depend_on_the_task_alone():
