@@ -7,7 +7,7 @@ the heads axis as 'i' and 'j', so every position attends over the heads of that 
 information moves between positions at all. The shapes fit whatever seq and heads are, so nothing fails.
 
 A test catches it in one line: self-attention must let token j change the output at position i. The fix
-is the transpose to (batch, heads, seq, head_dim) before the einsum, which sqrtdk.multihead does.
+is the transpose to (batch, heads, seq, head_dim) before the einsum, which sqrtdk.core.multihead does.
 
 Run: python experiments/seed002_multihead_reshape.py [--quick] [--out results/studies]
 """

@@ -2,7 +2,7 @@
 what the scores look like when its projections are initialised the way PyTorch initialises nn.Linear.
 
 The article's module projects x with nn.Linear(d_model, d_model) layers, splits the heads with view and
-transpose, divides the scores by sqrt(head_size) and merges the heads back. sqrtdk.multihead does the same
+transpose, divides the scores by sqrt(head_size) and merges the heads back. sqrtdk.core.multihead does the same
 in numpy. Part 1 compares it with a reference that never reshapes: head h simply owns columns
 h*d_k .. (h+1)*d_k - 1 of Q, K and V.
 

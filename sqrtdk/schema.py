@@ -526,7 +526,7 @@ def check(params: Any, given: set[str], label: Callable[[str], str]) -> None:
                     f"{label('rho')}: {task['rho']:g} is not allowed with dist {task['dist']}; "
                     "correlated entries are drawn for Gaussian entries only"
                 )
-        if task.get("std") is not None and task.get("mean") is not None:
+        if task.get("std") is not None and task.get("mean") is not None and ("dim" in task or _projected(task)):
             _check_domain(task, label)
         if _projected(task) and task["d_model"] % task["heads"]:
             raise InputError(
@@ -536,7 +536,7 @@ def check(params: Any, given: set[str], label: Callable[[str], str]) -> None:
 
 
 # The domain in which every result is computed in a precision that holds (tests/test_domain.py sweeps it).
-# Direct entries are reduced in units of std^2 about d mean^2 (variance.py), so any mean and std work
+# Direct entries are reduced in units of std^2 about d mean^2 (core/scores.py), so any mean and std work
 # until float64 cannot keep the spread of q.k beside its mean (|mean| / std = MAX_MEAN_RATIO: the
 # kurtosis theory then keeps 4 digits) or until the fourth moment of q.k leaves float64 (its variance
 # between 1e-150 and 1e150). The attention experiments form the logits in float32, as a model does: there

@@ -1,4 +1,4 @@
-"""What the tests share: the command line run in-process, and a project folder with configs beside it."""
+"""What the tests share: the command line run in-process (`cli`)."""
 
 from __future__ import annotations
 

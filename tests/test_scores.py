@@ -1,4 +1,5 @@
-"""The variance experiment against closed forms, with tolerances from its own batch-means errors."""
+"""The score kernel: the same rows for the same seed and any chunk size, every score counted in its bin, and
+memory flat in the sample count."""
 
 import tracemalloc
 
