@@ -99,6 +99,7 @@ MAX_TIME = Shared(
 )
 WRITING = (OUT, JSON, QUIET, NO_PLOT)
 EXECUTION = (WORKERS, SCHEDULER, MAX_MEMORY, MAX_TIME)
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 def _chatty(quiet: bool) -> bool:
@@ -214,7 +215,7 @@ def _command(spec: Experiment) -> click.Command:
         callback=callback,
         params=[*options, *(s.click() for s in shared)],
         help=spec.summary,
-        context_settings={"help_option_names": ["--help"]},
+        context_settings=CONTEXT,
     )
 
 
@@ -273,6 +274,7 @@ def _reproduce(
 
 RUN = click.Command(
     "run",
+    context_settings=CONTEXT,
     callback=_run_config,
     help=_run_config.__doc__,
     params=[
@@ -285,6 +287,7 @@ RUN = click.Command(
 )
 REPRODUCE = click.Command(
     "reproduce",
+    context_settings=CONTEXT,
     callback=_reproduce,
     help=_reproduce.__doc__,
     params=[
@@ -323,6 +326,14 @@ def _table(result: Any) -> Any:
     return table
 
 
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from sqrtdk.output import version
+
+        click.echo(f"sqrtdk {version()}")
+        ctx.exit()
+
+
 class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # the registry's order, then run and reproduce
@@ -331,12 +342,30 @@ class _Group(click.Group):
 def cli() -> click.Group:
     """The whole command line: the experiments (in registry order), then `run` and `reproduce`."""
     commands = [*(_command(spec) for spec in experiments.every()), RUN, REPRODUCE]
+    version = click.Option(
+        ["--version"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_version,
+        help="print sqrtdk's version and exit",
+    )
     return _Group(
         "sqrtdk",
         commands={c.name: c for c in commands if c.name},
-        no_args_is_help=True,
+        params=[version],
+        invoke_without_command=True,
+        callback=_overview,
+        context_settings=CONTEXT,
         help="Measure why attention divides its scores by sqrt(d_k).",
     )
+
+
+def _overview() -> None:
+    """`sqrtdk` alone: the list of commands, as --help gives it (a request for help, not an error)."""
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 INTERRUPTED = "sqrtdk: interrupted; nothing was written for the unfinished run"

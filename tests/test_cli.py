@@ -187,6 +187,25 @@ def test_cli_import_is_light():
 def test_help_exits_0(cli):
     code, stdout, _ = cli("variance", "--help")
     assert code == 0 and "--dim" in stdout
+    for argv in (("-h",), ("variance", "-h"), ("run", "-h"), ("reproduce", "-h"), ()):  # sqrtdk alone: help
+        code, stdout, stderr = cli(*argv)
+        assert code == 0 and stdout.startswith("Usage: sqrtdk") and stderr == "", argv
+    code, stdout, _ = cli()
+    assert all(name in stdout for name in ("variance", "saturation", "gradient", "check", "toy", "run"))
+
+
+def test_version_is_the_installed_packages(cli):
+    from importlib.metadata import version
+
+    code, stdout, _ = cli("--version")
+    assert code == 0 and stdout == f"sqrtdk {version('sqrtdk')}\n"
+
+
+def test_shell_completion_script(monkeypatch, cli):
+    """click's completion: `eval "$(_SQRTDK_COMPLETE=bash_source sqrtdk)"` in ~/.bashrc."""
+    monkeypatch.setenv("_SQRTDK_COMPLETE", "bash_source")
+    code, stdout, _ = cli()
+    assert code == 0 and "_sqrtdk_completion()" in stdout
 
 
 @pytest.mark.parametrize("kind,metric", [("saturation", "max_prob_mean"), ("gradient", "grad_q_mean")])
