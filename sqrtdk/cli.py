@@ -199,7 +199,8 @@ def _command(spec: Experiment) -> click.Command:
             [schema.option_name(f.name)],
             multiple=True,
             metavar=f.metadata["metavar"],
-            help=f"{f.metadata['help']}; repeatable, and comma lists  [default: {_shown(f.default)}]",
+            help=f"{f.metadata['help']}{_allowed(f.metadata['parser'])}; repeatable, and comma lists  "
+            f"[default: {_shown(f.default)}]",
         )
         for f in fields
     ]
@@ -268,7 +269,10 @@ def _reproduce(
         files = reproduce.write(loaded, results, target, workers=workers, progress=progress)
     if not quiet:
         for c, result in zip(loaded, results):
-            print(f"{target / c.name}/  {c.experiment}, {len(result.tasks)} tasks, {len(result.rows)} rows")
+            print(
+                f"{target / c.name}/  {c.experiment}, {_count(len(result.tasks), 'task')}, "
+                f"{_count(len(result.rows), 'row')}"
+            )
         print(f"{target / 'README.md'}  ({len(files)} files written)")
 
 
@@ -310,6 +314,19 @@ REPRODUCE = click.Command(
 )
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 task', '3 tasks'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _allowed(parser: Any) -> str:
+    """'; one of gaussian, uniform, ...' for a choice, as --help lists it; nothing for numbers."""
+    options = getattr(parser, "options", None)
+    return (
+        f"; one of {', '.join(options)}" if options else ("; true or false" if isinstance(parser, schema.Flag) else "")
+    )
+
+
 def _table(result: Any) -> Any:
     """The rows as a person reads them: the varying parameters first, then the experiment's own columns."""
     from rich.table import Table
@@ -318,7 +335,7 @@ def _table(result: Any) -> Any:
 
     lead = [schema.column(f) for f in schema.varying(result.params) if schema.column(f) not in ("d_k", "seq_len")]
     spec = result.spec.table(result)
-    table = Table(title=spec.title)
+    table = Table(title=spec.title, caption=spec.caption or None)
     for head in (*lead, *spec.columns):
         table.add_column(head, justify="right")
     for row, cells in zip(result.rows, spec.cells):

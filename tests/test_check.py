@@ -25,3 +25,8 @@ def test_check_can_fail(cli):
         stderr.strip() == "sqrtdk: check failed: the scaled variance's 99.9% interval leaves "
         "[0.95, 1.05] at d_k = 4, 64"
     )
+
+
+def test_the_table_says_how_many_d_k_pass(cli):
+    code, stdout, _ = cli("check", "--dim", "1,4", "--samples", "2000", "--tol", "0.9")
+    assert code == 0 and "2 of 2 values of d_k pass" in stdout

@@ -436,3 +436,22 @@ def test_interrupted_reproduce_leaves_earlier_results(tmp_path, signum, code):
     assert stderr.strip().splitlines() == ["sqrtdk: interrupted; nothing was written for the unfinished run"]
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_help_lists_the_allowed_values(cli):
+    _, variance, _ = cli("variance", "--help")
+    _, saturation, _ = cli("saturation", "--help")
+    flat = " ".join(variance.split())
+    assert "one of gaussian, uniform, rademacher, student-t" in flat
+    assert "one of none, sqrt, linear, qknorm;" in flat  # no logn without a sequence length
+    assert "one of normal, lecun, xavier, torch-linear, torch-mha" in flat
+    assert "one of none, sqrt, linear, qknorm, logn" in " ".join(saturation.split())
+    assert "true or false" in flat
+
+
+def test_reproduce_counts_in_words(cli, tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "one.toml").write_text('experiment = "toy"\nseq_len = 10\n')
+    code, stdout, _ = cli("reproduce", configs, "--out", tmp_path / "results")
+    assert code == 0 and "toy, 1 task, 2 rows" in stdout

@@ -28,11 +28,12 @@ Task = Mapping[str, Any]  # one value of every parameter (schema.grid)
 
 @dataclass(frozen=True)
 class Table:
-    """A terminal table: a title, the column headings and each row's cells, already formatted."""
+    """A terminal table: a title, the column headings, each row's cells (already formatted) and a caption."""
 
     title: str
     columns: tuple[str, ...]
     cells: list[tuple[str, ...]]
+    caption: str = ""
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ def reading(result: Result) -> list[str]:
 def table(result: Result) -> Table:
     from sqrtdk.output import fmt
 
+    passed = sum(r["passed"] for r in result.rows)
     return Table(
         "Scaled variance: 99.9% interval against the allowed band",
         ("d_k", "scores", "variance", "99.9% interval", "allowed", "verdict"),
@@ -88,6 +89,7 @@ def table(result: Result) -> Table:
             )
             for r in result.rows
         ],
+        f"{passed} of {len(result.rows)} values of d_k pass",
     )
 
 
