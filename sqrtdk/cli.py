@@ -229,7 +229,7 @@ def _run_config(config: str, set_: tuple[str, ...], **options: Any) -> None:
 
 
 def _reproduce(
-    config_dir: str,
+    config_dir: str | None,
     out: str,
     check: bool,
     quiet: bool,
@@ -238,14 +238,17 @@ def _reproduce(
     max_memory: float | None,
     max_time: float | None,
 ) -> None:
-    """Run every config and rewrite the results folder and its generated report (README.md)."""
+    """Run every config (in CONFIG_DIR: ./configs, else the configs that ship with sqrtdk) and rewrite the
+    results folder and its generated report (README.md)."""
     from sqrtdk import config as configs
     from sqrtdk import reproduce
     from sqrtdk.output import check_writable
 
-    if not config_dir:
+    if config_dir == "":
         raise InputError("CONFIG_DIR: '' is not allowed; name a folder of TOML configs")
-    loaded = configs.load_dir(config_dir)
+    folder = configs.default_dir() if config_dir is None else Path(config_dir)
+    config_dir = str(folder)
+    loaded = configs.load_dir(folder)
     target = Path(out)
     if check and not target.is_dir():
         raise InputError(f"--out: {out!r} is not allowed with --check; it is not a results folder")
@@ -295,7 +298,7 @@ REPRODUCE = click.Command(
     callback=_reproduce,
     help=_reproduce.__doc__,
     params=[
-        click.Argument(["config_dir"], default="configs", required=False, metavar="CONFIG_DIR"),
+        click.Argument(["config_dir"], default=None, required=False, metavar="[CONFIG_DIR]"),
         Shared(
             "--out",
             "canonical results folder: <config name>/ per config and README.md  [default: results]",
@@ -351,6 +354,36 @@ def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         ctx.exit()
 
 
+def _configs(copy: str | None) -> None:
+    """List the configs that ship with sqrtdk, or copy them into a folder (--copy) for editing."""
+    from sqrtdk import config as configs
+
+    if copy is not None:
+        written = configs.copy_out(Path(copy))
+        print(f"{copy}/  {_count(len(written), 'config')} copied; run them with: sqrtdk reproduce {copy}")
+        return
+    folder = configs.bundled_dir()
+    for c in configs.load_dir(folder):
+        print(f"{c.name:<24} {c.experiment:<11} {c.title}")
+    print(f"({folder})")
+
+
+CONFIGS = click.Command(
+    "configs",
+    context_settings=CONTEXT,
+    callback=_configs,
+    help=_configs.__doc__,
+    params=[
+        click.Option(
+            ["--copy"],
+            metavar="DIR",
+            type=click.types.FuncParamType(NonEmpty().from_text),
+            help="copy the configs into DIR (new or empty of them) instead of listing them",
+        )
+    ],
+)
+
+
 class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # the registry's order, then run and reproduce
@@ -358,7 +391,7 @@ class _Group(click.Group):
 
 def cli() -> click.Group:
     """The whole command line: the experiments (in registry order), then `run` and `reproduce`."""
-    commands = [*(_command(spec) for spec in experiments.every()), RUN, REPRODUCE]
+    commands = [*(_command(spec) for spec in experiments.every()), RUN, REPRODUCE, CONFIGS]
     version = click.Option(
         ["--version"],
         is_flag=True,

@@ -51,7 +51,8 @@ def _read(path: Path) -> tuple[str, dict[str, Any]]:
     where = str(path)
     if not path.exists():
         raise InputError(
-            f"{where}: no such config file; give the path of a TOML config, such as configs/variance_vs_dk.toml"
+            f"{where}: no such config file; give the path of a TOML config (`sqrtdk configs` lists the ones that "
+            "ship with sqrtdk and `sqrtdk configs --copy DIR` copies them out for editing)"
         )
     if path.is_dir():
         raise InputError(f"{where}: is a folder; give the path of one TOML config file")
@@ -120,6 +121,42 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None, text: boo
         label = (lambda name: f"--set {name}") if text else (lambda name: name)
         params = schema.build(spec.params, overrides, label=label, text=text, base=params)
     return Config(path, experiment, params, meta["title"], meta["description"], order, written)
+
+
+def bundled_dir() -> Path:
+    """The configs that ship with sqrtdk: the package's sqrtdk/configs once installed, configs/ beside the
+    package in a checkout (an editable install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sqrtdk.configs")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+def default_dir() -> Path:
+    """Where `sqrtdk reproduce` finds configs when none is named: ./configs if there is one, else the
+    bundled ones."""
+    here = Path("configs")
+    return here if here.is_dir() else bundled_dir()
+
+
+def copy_out(target: Path) -> list[Path]:
+    """Copy the bundled configs into `target` for editing; refuse (before copying any) a file that is there."""
+    target = Path(target)
+    sources = sorted(bundled_dir().glob("*.toml"))
+    if target.exists() and not target.is_dir():
+        raise InputError(f"--copy: {str(target)!r} is not allowed; it is a file, and a folder is needed")
+    taken = [s.name for s in sources if (target / s.name).exists()]
+    if taken:
+        raise InputError(
+            f"--copy: {str(target)!r} is not allowed; it already holds {taken[0]}, which sqrtdk "
+            "does not overwrite: copy into an empty or new folder"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        (target / source.name).write_bytes(source.read_bytes())
+    return [target / s.name for s in sources]
 
 
 def load_dir(folder: str | Path) -> list[Config]:

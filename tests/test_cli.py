@@ -455,3 +455,14 @@ def test_reproduce_counts_in_words(cli, tmp_path):
     (configs / "one.toml").write_text('experiment = "toy"\nseq_len = 10\n')
     code, stdout, _ = cli("reproduce", configs, "--out", tmp_path / "results")
     assert code == 0 and "toy, 1 task, 2 rows" in stdout
+
+
+def test_configs_lists_and_copies_the_bundled_configs(cli, tmp_path):
+    code, stdout, _ = cli("configs")
+    assert code == 0 and "variance_vs_dk" in stdout and "ssmax_toy" in stdout
+    code, stdout, _ = cli("configs", "--copy", tmp_path / "mine")
+    assert code == 0 and (tmp_path / "mine" / "variance_vs_dk.toml").is_file()
+    code, stdout, stderr = cli("configs", "--copy", tmp_path / "mine")
+    assert code == 2 and stdout == "" and "which sqrtdk does not overwrite" in stderr
+    code, _, stderr = cli("run", tmp_path / "none.toml")
+    assert code == 2 and "`sqrtdk configs` lists the ones that ship with sqrtdk" in stderr

@@ -107,3 +107,30 @@ def test_committed_configs_load():
 
     configs = config.load_dir(Path(__file__).parent.parent / "configs")
     assert {"variance_vs_dk", "histogram_dk100", "saturation_vs_dk", "gradient_vs_dk"} <= {c.name for c in configs}
+
+
+def test_the_configs_ship_with_the_package(tmp_path, monkeypatch):
+    """Installed, they are sqrtdk/configs; in a checkout, configs/. Either way the same files, and
+    `reproduce` without CONFIG_DIR takes ./configs when there is one, else these."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    bundled = config.bundled_dir()
+    assert sorted(p.name for p in bundled.glob("*.toml")) == sorted(p.name for p in (root / "configs").glob("*.toml"))
+    monkeypatch.chdir(tmp_path)
+    assert config.default_dir() == bundled
+    (tmp_path / "configs").mkdir()
+    assert config.default_dir() == Path("configs")
+
+
+def test_copying_the_configs_out_never_overwrites(tmp_path):
+    written = config.copy_out(tmp_path / "mine")
+    assert len(written) == len(list(config.bundled_dir().glob("*.toml"))) and all(p.is_file() for p in written)
+    mine = written[0]
+    mine.write_text("# edited\n" + mine.read_text())
+    with pytest.raises(InputError, match=r"--copy: .* already holds .*, which sqrtdk does not overwrite"):
+        config.copy_out(tmp_path / "mine")
+    assert mine.read_text().startswith("# edited")
+    assert [c.name for c in config.load_dir(tmp_path / "mine")] == [
+        c.name for c in config.load_dir(config.bundled_dir())
+    ]
