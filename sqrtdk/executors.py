@@ -149,11 +149,9 @@ def _main_module_hidden() -> Iterator[None]:
     saved: dict[str, Any] = {
         k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__
     }
-    for key in saved:
-        if main is None:
-            break
+    for key in saved:  # empty when there is no __main__
         if key == "__spec__":
-            main.__spec__ = None
+            main.__spec__ = None  # type: ignore[union-attr]
         else:
             del main.__dict__[key]
     try:

@@ -87,6 +87,12 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def pm(row: Mapping[str, Any], key: str) -> str:
+    """'1.0012 ± 0.0021': a value with its standard error, or nothing where there is none."""
+    value, se = row[key], row[key + "_se"]
+    return "" if value is None else f"{value:.5g}" + ("" if se is None else f" ± {se:.2g}")
+
+
 def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]

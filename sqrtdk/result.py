@@ -111,7 +111,7 @@ class Result:
         for i, sample in enumerate(self.outputs):
             held = self.spec.histogram(sample) if self.spec.histogram else None
             if held is not None:
-                out.append({"task": i, "counts": [int(c) for c in held[0]], "outside": int(held[1])})
+                out.append({"task": i, "counts": list(held[0]), "outside": int(held[1])})
         return out
 
     def with_values(self, rows: list[dict], histograms: Sequence[Mapping[str, Any]] | None) -> Result:

@@ -115,3 +115,13 @@ def test_the_source_fields_are_written_once():
         fields = [f.name for f in schema.fields(experiments.get(name).params)]
         start = fields.index("dist")
         assert fields[start : start + len(names)] == names
+
+
+def test_every_package_goes_into_the_wheel():
+    """pyproject lists the packages by name (configs/ is mapped in as sqrtdk.configs): a new subpackage
+    that is not listed would be missing from an installed sqrtdk."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    assert found | {"sqrtdk.configs"} == listed

@@ -48,7 +48,9 @@ class Experiment:
     table: Callable[[Result], Table]  # the rows for a terminal
     cost: Callable[[Task, int], tuple[float, float]]  # task, threads -> (bytes held, seconds)
     verdict: Callable[[Result], str | None] | None = None  # a check's failure: exit 1 with this message
-    writes: bool = True  # whether a run writes a results folder (check only prints)
+    writes: bool = (
+        True  # whether its command writes a results folder (check's only prints; `run` of a check config writes)
+    )
     histogram: Callable[[Any], tuple[Sequence[int], int] | None] | None = None  # an output's counts, outside
     with_histogram: Callable[[Any, Sequence[int], int], Any] | None = None  # the output with those counts
 

@@ -386,8 +386,7 @@ def _along(where: str, rows: Sequence[dict], rules: Sequence[str], key: str, met
 
 def table(kind: str, metrics: Sequence[str], extra: Sequence[str], result: Result) -> Table:
     """The rows with each metric's mean ± standard error, and the `extra` columns (theory)."""
-    from sqrtdk.experiments.variance import pm
-    from sqrtdk.output import fmt
+    from sqrtdk.output import fmt, pm
 
     return Table(
         f"{kind.capitalize()}: mean over query rows ± standard error",

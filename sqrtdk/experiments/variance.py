@@ -647,14 +647,8 @@ def _read_one_variance(prefix: str, rows: Sequence[dict]) -> list[str]:
 # ---- the terminal table and the cost ----
 
 
-def pm(row: Mapping[str, Any], key: str) -> str:
-    """'1.0012 ± 0.0021': a value with its standard error, or nothing where there is none."""
-    value, se = row[key], row[key + "_se"]
-    return "" if value is None else f"{value:.5g}" + ("" if se is None else f" ± {se:.2g}")
-
-
 def table(result: Result) -> Table:
-    from sqrtdk.output import fmt
+    from sqrtdk.output import fmt, pm
 
     def interval(row: Mapping[str, Any]) -> str:
         low, high = row["variance_ci_low"], row["variance_ci_high"]
