@@ -69,6 +69,7 @@ OUT = Shared(
 JSON = Shared("--json", "print one JSON document (config, rows, files) on stdout and nothing else")
 QUIET = Shared("--quiet", "no table, progress or notes; errors only")
 NO_PLOT = Shared("--no-plot", "write the tables and manifest but no figures")
+WIDE = Shared("--wide", "print every column of the table, in one block however wide")
 WORKERS = Shared(
     "--workers",
     "local worker processes that run the tasks  [default: all cores]",
@@ -97,7 +98,7 @@ MAX_TIME = Shared(
     "MINUTES",
     (schema.Real("the time limit in minutes", lo=0.0, lo_open=True, hi=1e9)),
 )
-WRITING = (OUT, JSON, QUIET, NO_PLOT)
+WRITING = (OUT, JSON, QUIET, WIDE, NO_PLOT)
 EXECUTION = (WORKERS, SCHEDULER, MAX_MEMORY, MAX_TIME)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -116,6 +117,11 @@ def _console(stderr: bool = False) -> Any:
 
     stream = sys.stderr if stderr else sys.stdout
     return _Console(file=stream, width=None if stream.isatty() else 160, soft_wrap=False)
+
+
+def _print(text: str, stderr: bool = False) -> None:
+    """Text as it is: no markup, no highlighting, no rewrapping (tables are already fitted)."""
+    _console(stderr).print(text, markup=False, highlight=False, soft_wrap=True, end="")
 
 
 @contextmanager
@@ -175,9 +181,9 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
     if json:
         sys.stdout.write(result.to_json(files))
         if chatty:
-            _console(stderr=True).print(_table(result))
+            _print(_table(result, options.get("wide", False)), stderr=True)
     elif not quiet:
-        _console().print(_table(result))
+        _print(_table(result, options.get("wide", False)))
     if chatty and files:
         _console(stderr=True).print(f"wrote {Path(files[0]).parent}/ ({len(files)} files)")
     failure = spec.verdict(result) if spec.verdict else None
@@ -204,7 +210,7 @@ def _command(spec: Experiment) -> click.Command:
         )
         for f in fields
     ]
-    shared = (*(WRITING if spec.writes else (JSON, QUIET)), *EXECUTION)
+    shared = (*(WRITING if spec.writes else (JSON, QUIET, WIDE)), *EXECUTION)
 
     def callback(**given: Any) -> None:
         raw = {k: list(v) for k, v in given.items() if k in names and v}
@@ -330,20 +336,18 @@ def _allowed(parser: Any) -> str:
     )
 
 
-def _table(result: Any) -> Any:
-    """The rows as a person reads them: the varying parameters first, then the experiment's own columns."""
-    from rich.table import Table
+def _table(result: Any, wide: bool = False) -> str:
+    """The rows as a person reads them: the varying parameters first, then the experiment's own columns,
+    fitted to the terminal (sqrtdk/tables.py)."""
+    from dataclasses import replace
 
     from sqrtdk.output import fmt
+    from sqrtdk.tables import Column, render
 
     lead = [schema.column(f) for f in schema.varying(result.params) if schema.column(f) not in ("d_k", "seq_len")]
-    spec = result.spec.table(result)
-    table = Table(title=spec.title, caption=spec.caption or None)
-    for head in (*lead, *spec.columns):
-        table.add_column(head, justify="right")
-    for row, cells in zip(result.rows, spec.cells):
-        table.add_row(*(fmt(row[c]) for c in lead), *cells)
-    return table
+    table = result.spec.table(result)
+    columns = [Column(c, tuple(fmt(row[c]) for row in result.rows), key=True) for c in lead]
+    return render(replace(table, columns=(*columns, *table.columns)), wide=wide)
 
 
 def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:

@@ -87,10 +87,48 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def decimals(se: float) -> int:
+    """Decimal places that show a standard error to two significant digits (negative: whole tens, ...)."""
+    return 1 - math.floor(math.log10(float(f"{se:.2g}")))
+
+
+def _fixed(value: float, places: int) -> str:
+    if places <= 0:
+        return f"{round(value, places):.0f}"
+    return f"{value:.{places}f}"
+
+
+def with_se(value: float | None, se: float | None) -> str:
+    """'64.02 ± 0.13': a value to the digits its standard error supports, the error to two digits.
+
+    Without a usable error (none, zero, not finite) the value gets four significant digits. Values far
+    from 1 share a power of ten: '(3.10 ± 0.21)e-07'."""
+    if value is None or not math.isfinite(value):
+        return ""
+    if se is None or not math.isfinite(se) or se <= 0:
+        return f"{value:.4g}"
+    places = decimals(se)
+    if places > 6 or abs(value) >= 1e6:
+        power = math.floor(math.log10(max(abs(value), se)))
+        value, se = value / 10**power, se / 10**power
+        places = decimals(se)
+        return f"({_fixed(value, places)} ± {_fixed(se, places)})e{power:+03d}"
+    return f"{_fixed(value, places)} ± {_fixed(se, places)}"
+
+
+def at_se(value: float | None, se: float | None) -> str:
+    """A value alone (an interval's end) to the digits of a standard error that goes with it."""
+    if value is None or not math.isfinite(value):
+        return ""
+    if se is None or not math.isfinite(se) or se <= 0:
+        return f"{value:.4g}"
+    places = decimals(se)
+    return f"{value:.4g}" if places > 6 or abs(value) >= 1e6 else _fixed(value, places)
+
+
 def pm(row: Mapping[str, Any], key: str) -> str:
-    """'1.0012 ± 0.0021': a value with its standard error, or nothing where there is none."""
-    value, se = row[key], row[key + "_se"]
-    return "" if value is None else f"{value:.5g}" + ("" if se is None else f" ± {se:.2g}")
+    """A row's value with its standard error (column `key + '_se'`), as with_se writes them."""
+    return with_se(row[key], row.get(key + "_se"))
 
 
 def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -35,8 +35,8 @@ def test_unscaled_gradients_vanish_as_d_k_grows_and_scaled_ones_do_not():
 def test_the_table_has_a_column_per_metric_named_by_the_metric_table():
     result = sqrtdk.run("gradient", dim=16, seq_len=8, samples=64)
     table = gradient.EXPERIMENT.table(result)
-    assert [_attention.METRICS[m].short for m in _attention.GRADIENT] == list(table.columns[4:])
-    assert len(table.cells) == len(result.rows) and all(len(c) == len(table.columns) for c in table.cells)
+    assert [_attention.METRICS[m].short for m in _attention.GRADIENT] == [c.heading for c in table.columns[4:]]
+    assert all(len(c.cells) == len(result.rows) for c in table.columns)
     row, cells = result.rows[0], table.cells[0]
     assert cells[4].startswith(f"{row['jacobian_fro_mean']:.5g} ± ") and math.isfinite(row["jacobian_fro_mean_se"])
 

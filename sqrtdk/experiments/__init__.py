@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqrtdk import schema
 from sqrtdk.errors import InputError
+from sqrtdk.tables import Table
 
 if TYPE_CHECKING:
     from sqrtdk.core.moments import MapReplicates
@@ -24,16 +25,6 @@ if TYPE_CHECKING:
 NAMES = ("variance", "saturation", "gradient", "check", "toy")  # the order of the command line's help
 
 Task = Mapping[str, Any]  # one value of every parameter (schema.grid)
-
-
-@dataclass(frozen=True)
-class Table:
-    """A terminal table: a title, the column headings, each row's cells (already formatted) and a caption."""
-
-    title: str
-    columns: tuple[str, ...]
-    cells: list[tuple[str, ...]]
-    caption: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqrtdk import report, schema
 from sqrtdk.core.rules import RULES, SCALINGS
-from sqrtdk.experiments import Table
+from sqrtdk.core.theory import REM_ACCURACY
+from sqrtdk.tables import Column, Table
 
 if TYPE_CHECKING:
     from sqrtdk.core.moments import MapReplicates
@@ -40,18 +41,18 @@ class Metric:
 
 
 METRICS = {
-    "max_prob_mean": Metric("mean of max_j p_j", "max_prob", "the largest weight", ".3f"),
+    "max_prob_mean": Metric("mean of max_j p_j", "max p", "the largest weight", ".3f"),
     "entropy_mean": Metric("entropy (nats)", "H", theory="theory_entropy"),
     "entropy_ratio_mean": Metric("entropy / ln n", "H / ln n", "entropy / ln n", ".3f"),
-    "effective_tokens_mean": Metric("exp(entropy)", "exp(H)", log_y=True),
-    "participation_mean": Metric("1 / sum p^2", "1/sum p²", log_y=True, theory="theory_participation"),
+    "effective_tokens_mean": Metric("exp(entropy)", "e^H", log_y=True),
+    "participation_mean": Metric("1 / sum p^2", "1/Σp²", log_y=True, theory="theory_participation"),
     "saturated_fraction": Metric("fraction with max p >= threshold", "saturated", fraction=True),
     "jacobian_fro_mean": Metric(
-        "||diag(p) - p p^T||_F", "jacobian_fro", "||J||_F", log_y=True, theory="uniform_jacobian_fro", kind="gradient"
+        "||diag(p) - p p^T||_F", "‖J‖_F", "||J||_F", log_y=True, theory="uniform_jacobian_fro", kind="gradient"
     ),
     "jacobian_diag_max_mean": Metric("max_j p_j (1 - p_j)", "max p(1-p)", log_y=True, kind="gradient"),
-    "grad_logits_mean": Metric("||dL/ds_i||", "grad_logits", log_y=True, kind="gradient"),
-    "grad_q_mean": Metric("||dL/dq_i||", "grad_q", "||dL/dq||", kind="gradient"),
+    "grad_logits_mean": Metric("||dL/ds_i||", "‖∂L/∂s‖", log_y=True, kind="gradient"),
+    "grad_q_mean": Metric("||dL/dq_i||", "‖∂L/∂q‖", "||dL/dq||", kind="gradient"),
     "vanishing_fraction": Metric("fraction with ||J||_F < eps", "vanishing", fraction=True, kind="gradient"),
 }
 
@@ -384,31 +385,81 @@ def _along(where: str, rows: Sequence[dict], rules: Sequence[str], key: str, met
 # ---- the terminal table and the cost ----
 
 
-def table(kind: str, metrics: Sequence[str], extra: Sequence[str], result: Result) -> Table:
-    """The rows with each metric's mean ± standard error, and the `extra` columns (theory)."""
-    from sqrtdk.output import fmt, pm
+def table(kind: str, shown: Sequence[str], headline: str, result: Result) -> Table:
+    """Each metric's mean ± standard error (the `shown` ones by default, the rest with --wide), the logit
+    spread that drives them, and the theory columns that have a value somewhere."""
+    from sqrtdk.output import pm
 
-    return Table(
-        f"{kind.capitalize()}: mean over query rows ± standard error",
-        (
-            "d_k",
-            "n",
-            "scaling",
-            "logit sd",
-            *(METRICS[m].short for m in metrics),
-            *(e.replace("theory_", "theory ") for e in extra),
-        ),
-        [
-            (
-                str(r["d_k"]),
-                str(r["seq_len"]),
-                r["scaling"],
-                fmt(r["logit_std"]),
-                *(pm(r, m) for m in metrics),
-                *(fmt(r[e]) for e in extra),
-            )
-            for r in result.rows
-        ],
+    rows, metrics = result.rows, SATURATION if kind == "saturation" else GRADIENT
+    columns = [
+        Column("d_k", tuple(str(r["d_k"]) for r in rows), key=True),
+        Column("n", tuple(str(r["seq_len"]) for r in rows), key=True),
+        Column("scaling", tuple(r["scaling"] for r in rows), key=True),
+        Column("logit sd", tuple(f"{r['logit_std']:.3g}" for r in rows)),
+    ]
+    notes = [_headline(rows, headline)] if len(report.groups(result, "dim")) == 1 else []
+    empty: list[str] = []
+    for m in metrics:
+        metric = METRICS[m]
+        cells = tuple(_share(r, m) if metric.fraction else pm(r, m) for r in rows)
+        columns.append(Column(metric.short, cells, wide=m not in shown))
+        if m != "entropy_ratio_mean" and metric.theory in (None, "uniform_jacobian_fro"):
+            continue
+        told = tuple(_theory(r, m) for r in rows)
+        columns.append(Column("theory", told, wide=m not in shown or not any(told), about=""))
+        if m in shown and not all(told):
+            empty.append(metric.short)
+    if empty:
+        notes.append(
+            f"An empty theory cell ({', '.join(empty)}): the random-energy-model form is shown only where it is "
+            f"within {REM_ACCURACY:.0%}, for Gaussian entries and a logit spread well below s_c = √(2 ln n)."
+        )
+    if kind == "gradient":
+        uniform = sorted({(r["seq_len"], r["uniform_jacobian_fro"]) for r in rows})
+        notes.append(
+            "For comparison, the uniform row p = 1/n has ||J||_F = √(n-1)/n: "
+            + ", ".join(f"{value:.4g} at n = {n}" for n, value in uniform)
+            + "."
+        )
+    if any(r[m] is not None and r[m] == 0 for r in rows for m in metrics if METRICS[m].fraction):
+        notes.append(f"A share of 0 is followed by the upper end of its exact {LEVEL:.0%} interval.")
+    return Table(f"{kind.capitalize()}: mean over query rows ± standard error", columns, [n for n in notes if n])
+
+
+def _theory(row: dict, metric: str) -> str:
+    """The theory of `metric` in a row, as a table cell; the entropy ratio's is the entropy's over ln n."""
+    if metric == "entropy_ratio_mean":
+        value = row["theory_entropy"]
+        return "" if value is None else f"{value / math.log(row['seq_len']):.4g}"
+    value = row[METRICS[metric].theory or ""]
+    return "" if value is None else f"{value:.4g}"
+
+
+def _share(row: dict, metric: str) -> str:
+    """A share of rows: its value ± standard error, or 0 with the upper end of its exact interval."""
+    from sqrtdk.output import pm
+
+    value = row[metric]
+    if value == 0 and row.get(metric + "_ci_high") is not None:
+        return f"0 (< {row[metric + '_ci_high']:.2g})"
+    return pm(row, metric)
+
+
+def _headline(rows: Sequence[dict], metric: str) -> str:
+    """One line under the table of a sweep over d_k: the headline metric unscaled against scaled."""
+    from sqrtdk.output import pm
+
+    if len({r["seq_len"] for r in rows}) != 1:
+        return ""
+    none, scaled = report.by_rule(rows, "none"), report.by_rule(rows, "sqrt")
+    if len(none) < 2 or len(scaled) < 2:
+        return ""
+    words = METRICS[metric].words or METRICS[metric].short
+    a, b = none[0], none[-1]
+    return (
+        f"Unscaled, {words} goes from {pm(a, metric)} at d_k = {a['d_k']} to {pm(b, metric)} at "
+        f"d_k = {b['d_k']} (n = {a['seq_len']}); with 1/√d_k it stays "
+        f"{report.between([r[metric] for r in scaled], '.3g')}."
     )
 
 

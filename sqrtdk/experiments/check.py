@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqrtdk import schema
-from sqrtdk.experiments import Experiment, Table, variance
+from sqrtdk.experiments import Experiment, variance
+from sqrtdk.tables import Column, Table
 
 if TYPE_CHECKING:
     from sqrtdk.core.scores import ScoreSample
@@ -43,6 +44,7 @@ def rows(task: Mapping[str, Any], sample: ScoreSample) -> list[dict]:
             "d_k": sample.d_k,
             "n_scores": sample.n_scores,
             "variance": row["variance"],
+            "variance_se": row["variance_se"],
             "variance_ci_low": row["variance_ci_low"],
             "variance_ci_high": row["variance_ci_high"],
             "allowed_low": 1 - tol,
@@ -72,24 +74,33 @@ def reading(result: Result) -> list[str]:
 
 
 def table(result: Result) -> Table:
-    from sqrtdk.output import fmt
+    from sqrtdk.output import at_se, pm
 
-    passed = sum(r["passed"] for r in result.rows)
+    rows = result.rows
+    passed = sum(r["passed"] for r in rows)
+    band = {(r["allowed_low"], r["allowed_high"]) for r in rows}
     return Table(
-        "Scaled variance: 99.9% interval against the allowed band",
-        ("d_k", "scores", "variance", "99.9% interval", "allowed", "verdict"),
+        f"Scaled variance: {variance.LEVEL:.1%} interval against the allowed band",
+        (
+            Column("d_k", tuple(str(r["d_k"]) for r in rows), key=True),
+            Column("scores", tuple(f"{r['n_scores']:,}" for r in rows), wide=True),
+            Column("variance", tuple(pm(r, "variance") for r in rows)),
+            Column(
+                f"{variance.LEVEL:.1%} interval",
+                tuple(
+                    f"[{at_se(r['variance_ci_low'], r['variance_se'])}, {at_se(r['variance_ci_high'], r['variance_se'])}]"
+                    for r in rows
+                ),
+            ),
+            Column(
+                "allowed", tuple(f"[{r['allowed_low']:g}, {r['allowed_high']:g}]" for r in rows), wide=len(band) == 1
+            ),
+            Column("verdict", tuple("pass" if r["passed"] else "FAIL" for r in rows)),
+        ),
         [
-            (
-                str(r["d_k"]),
-                f"{r['n_scores']:,}",
-                fmt(r["variance"]),
-                f"[{fmt(r['variance_ci_low'])}, {fmt(r['variance_ci_high'])}]",
-                f"[{fmt(r['allowed_low'])}, {fmt(r['allowed_high'])}]",
-                "pass" if r["passed"] else "FAIL",
-            )
-            for r in result.rows
+            f"{passed} of {len(rows)} values of d_k pass"
+            + (f" (allowed band [{min(band)[0]:g}, {min(band)[1]:g}])." if len(band) == 1 else ".")
         ],
-        f"{passed} of {len(result.rows)} values of d_k pass",
     )
 
 

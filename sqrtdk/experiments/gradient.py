@@ -45,6 +45,11 @@ EXPERIMENT = Experiment(
     rows=_attention.rows,
     figures=partial(_attention.figures, "gradient", _attention.GRADIENT, "Softmax Jacobian and gradients"),
     reading=partial(_attention.reading, ("jacobian_fro_mean", "grad_q_mean"), "eps", unscaled),
-    table=partial(_attention.table, "gradient", _attention.GRADIENT, ()),
+    table=partial(
+        _attention.table,
+        "gradient",
+        ("jacobian_fro_mean", "grad_logits_mean", "grad_q_mean", "vanishing_fraction"),
+        "jacobian_fro_mean",
+    ),
     cost=_attention.cost,
 )

@@ -58,6 +58,11 @@ EXPERIMENT = Experiment(
     rows=_attention.rows,
     figures=partial(_attention.figures, "saturation", _attention.SATURATION, "Softmax saturation"),
     reading=partial(_attention.reading, ("max_prob_mean", "entropy_ratio_mean"), "threshold", unscaled),
-    table=partial(_attention.table, "saturation", _attention.SATURATION, ("theory_entropy", "theory_participation")),
+    table=partial(
+        _attention.table,
+        "saturation",
+        ("max_prob_mean", "entropy_ratio_mean", "participation_mean", "saturated_fraction"),
+        "max_prob_mean",
+    ),
     cost=_attention.cost,
 )

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqrtdk import report, schema
 from sqrtdk.core.rules import RULES, SSMAX_S
-from sqrtdk.experiments import Experiment, Table
+from sqrtdk.experiments import Experiment
+from sqrtdk.tables import Column, Table
 
 if TYPE_CHECKING:
     from sqrtdk.core.moments import MapReplicates
@@ -132,21 +133,22 @@ def reading(result: Result) -> list[str]:
 
 
 def table(result: Result) -> Table:
-    from sqrtdk.output import fmt
-
+    rows = result.rows
     return Table(
         "Largest softmax weight: one logit high, the rest low",
-        ("n", "scaling", "largest weight", "closed form", "published"),
-        [
-            (
-                str(r["seq_len"]),
-                r["scaling"],
-                f"{r['max_weight']:.6g}",
-                f"{r['theory_max_weight']:.6g}",
-                fmt(r["published_max_weight"]),
-            )
-            for r in result.rows
-        ],
+        (
+            Column("n", tuple(str(r["seq_len"]) for r in rows), key=True),
+            Column("scaling", tuple(r["scaling"] for r in rows), key=True),
+            Column("largest weight", tuple(f"{r['max_weight']:.6g}" for r in rows)),
+            Column("closed form", tuple(f"{r['theory_max_weight']:.6g}" for r in rows)),
+            Column(
+                "published",
+                tuple("" if r["published_max_weight"] is None else f"{r['published_max_weight']:.4f}" for r in rows),
+            ),
+        ),
+        ["An empty published cell: the paper's table has no value there."]
+        if any(r["published_max_weight"] is None for r in rows)
+        else [],
     )
 
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqrtdk import report, schema
 from sqrtdk.core.rules import RULES, SCALINGS
-from sqrtdk.experiments import Experiment, Table
+from sqrtdk.experiments import Experiment
+from sqrtdk.tables import Column, Table
 
 if TYPE_CHECKING:
     from sqrtdk.core.moments import MapReplicates
@@ -648,41 +649,64 @@ def _read_one_variance(prefix: str, rows: Sequence[dict]) -> list[str]:
 
 
 def table(result: Result) -> Table:
-    from sqrtdk.output import fmt, pm
+    """Variance and excess kurtosis beside their theory; the mean where its theory is not 0, the number
+    of scores with --wide."""
+    from sqrtdk.output import at_se, pm
 
-    def interval(row: Mapping[str, Any]) -> str:
-        low, high = row["variance_ci_low"], row["variance_ci_high"]
-        return "" if low is None else f"[{fmt(low)}, {fmt(high)}]"
+    rows = result.rows
 
+    def interval(r: Mapping[str, Any]) -> str:
+        low, high, se = r["variance_ci_low"], r["variance_ci_high"], r["variance_se"]
+        return "" if low is None else f"[{at_se(low, se)}, {at_se(high, se)}]"
+
+    def told(value: float | None) -> str:
+        return "" if value is None else f"{value:.4g}"
+
+    def column(heading: str, cells: Sequence[str], key: bool = False, wide: bool = False, about: str | None = None):
+        return Column(heading, tuple(cells), key, wide, about)
+
+    mean_matters = any(r["theory_mean"] != 0 for r in rows)
+    notes = [_headline(rows)] if len(report.groups(result, "dim")) == 1 and _headline(rows) else []
+    if any(r[t] is None for r in rows for t in ("theory_variance", "theory_excess_kurtosis")):
+        notes.append("An empty theory cell: no closed form for that setting (README: How the numbers are made).")
+    if any(r["variance_ci_low"] is None for r in rows):
+        notes.append("An empty interval: the entries' fourth moment is infinite, so the variance has no error.")
     return Table(
-        "Scores c·q.k: measured (± standard error) against theory",
+        "Scores c·q.k: measured ± standard error, each beside its theory",
         (
-            "d_k",
-            "scaling",
-            "scores",
-            "mean",
-            "theory",
-            "variance",
-            "99.9% interval",
-            "theory",
-            "excess kurtosis",
-            "theory",
+            column("d_k", [str(r["d_k"]) for r in rows], key=True),
+            column("scaling", [r["scaling"] for r in rows], key=True),
+            column("scores", [f"{r['n_scores']:,}" for r in rows], wide=True),
+            column("mean", [pm(r, "mean") for r in rows], wide=not mean_matters),
+            column("theory", [told(r["theory_mean"]) for r in rows], wide=not mean_matters, about=""),
+            column("variance", [pm(r, "variance") for r in rows]),
+            column(f"{LEVEL:.1%} interval", [interval(r) for r in rows]),
+            column("theory", [told(r["theory_variance"]) for r in rows]),
+            column("excess kurtosis", [pm(r, "excess_kurtosis") for r in rows]),
+            column("theory", [told(r["theory_excess_kurtosis"]) for r in rows]),
         ),
-        [
-            (
-                str(r["d_k"]),
-                r["scaling"],
-                f"{r['n_scores']:,}",
-                pm(r, "mean"),
-                fmt(r["theory_mean"]),
-                fmt(r["variance"]),
-                interval(r),
-                fmt(r["theory_variance"]),
-                pm(r, "excess_kurtosis"),
-                fmt(r["theory_excess_kurtosis"]),
-            )
-            for r in result.rows
-        ],
+        notes,
+    )
+
+
+def _headline(rows: Sequence[dict]) -> str:
+    """One line under the table of the textbook run: Var(q.k) ~ d_k unscaled and ~ 1 scaled, measured."""
+    from sqrtdk.output import pm
+
+    none, scaled = report.by_rule(rows, "none"), report.by_rule(rows, "sqrt")
+    if not none or not scaled or any(r["theory_variance"] is None for r in (*none, *scaled)):
+        return ""
+    if len(none) == 1:
+        a, b = none[0], scaled[0]
+        return (
+            f"Var(q·k) ≈ d_k unscaled: {pm(a, 'variance')} at d_k = {a['d_k']} (theory {_num(a['theory_variance'])}); "
+            f"≈ 1 with 1/√d_k: {pm(b, 'variance')} (theory {_num(b['theory_variance'])})."
+        )
+    low, high = min(r["variance"] for r in scaled), max(r["variance"] for r in scaled)
+    return (
+        f"Unscaled, Var(q·k) grows with d_k: {pm(none[0], 'variance')} at d_k = {none[0]['d_k']}, "
+        f"{pm(none[-1], 'variance')} at d_k = {none[-1]['d_k']}; with 1/√d_k it stays between "
+        f"{low:.4g} and {high:.4g}."
     )
 
 
