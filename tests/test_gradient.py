@@ -8,6 +8,7 @@ import pytest
 
 import sqrtdk
 from sqrtdk.experiments import _attention, gradient
+from sqrtdk.output import with_se
 
 Z = 5.0
 
@@ -37,8 +38,9 @@ def test_the_table_has_a_column_per_metric_named_by_the_metric_table():
     table = gradient.EXPERIMENT.table(result)
     assert [_attention.METRICS[m].short for m in _attention.GRADIENT] == [c.heading for c in table.columns[4:]]
     assert all(len(c.cells) == len(result.rows) for c in table.columns)
-    row, cells = result.rows[0], table.cells[0]
-    assert cells[4].startswith(f"{row['jacobian_fro_mean']:.5g} ± ") and math.isfinite(row["jacobian_fro_mean_se"])
+    row = result.rows[0]
+    assert table.columns[4].cells[0] == with_se(row["jacobian_fro_mean"], row["jacobian_fro_mean_se"])
+    assert math.isfinite(row["jacobian_fro_mean_se"])
 
 
 def test_the_freezing_point_is_where_the_spread_reaches_s_c():
