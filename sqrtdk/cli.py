@@ -69,6 +69,40 @@ OUT = Shared(
 JSON = Shared("--json", "print one JSON document (config, rows, files) on stdout and nothing else")
 QUIET = Shared("--quiet", "no table, progress or notes; errors only")
 NO_PLOT = Shared("--no-plot", "write the tables and manifest but no figures")
+
+
+@dataclass(frozen=True)
+class Formats:
+    """'png,pdf': figure formats, several allowed."""
+
+    def from_text(self, text: str | tuple[str, ...]) -> tuple[str, ...]:
+        from sqrtdk.plots import FORMATS
+
+        if isinstance(text, tuple):  # click passes a converted value through again
+            return text
+        chosen = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",")))
+        wrong = [c for c in chosen if c not in FORMATS]
+        if wrong or not chosen:
+            raise InputError(
+                f"{text!r} is not allowed; choose from {', '.join(FORMATS)}, several with commas (png,pdf)"
+            )
+        return chosen
+
+
+FORMAT = Shared(
+    "--format",
+    "figure formats: png, svg, pdf, several with commas  [default: png,svg]",
+    "png,svg",
+    "LIST",
+    Formats(),
+)
+STYLE = Shared(
+    "--style",
+    "figures for a paper (7 in wide, 9 pt text; one panel 3.4 in) or a slide (11 in, 15 pt)  [default: paper]",
+    "paper",
+    "NAME",
+    schema.Choice(("paper", "slide"), "the style"),
+)
 WIDE = Shared("--wide", "print every column of the table, in one block however wide")
 WORKERS = Shared(
     "--workers",
@@ -98,7 +132,7 @@ MAX_TIME = Shared(
     "MINUTES",
     (schema.Real("the time limit in minutes", lo=0.0, lo_open=True, hi=1e9)),
 )
-WRITING = (OUT, JSON, QUIET, WIDE, NO_PLOT)
+WRITING = (OUT, JSON, QUIET, WIDE, NO_PLOT, FORMAT, STYLE)
 EXECUTION = (WORKERS, SCHEDULER, MAX_MEMORY, MAX_TIME)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -157,6 +191,7 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
     """The one run path: check the target, run, write (when `writes`), print, and give a check's verdict."""
     from sqrtdk import api
     from sqrtdk.output import check_replaceable, check_writable
+    from sqrtdk.plots import Look
 
     out, quiet, json = options.get("out", RUNS), options["quiet"], options["json"]
     plot = writes and not options.get("no_plot", False)
@@ -177,7 +212,8 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
     files: list[str] = []
     if writes:
         with _writing(out):
-            files = result.write(out, plot=plot, folder=result.folder_name(stem), workers=options["workers"])
+            look = Look(options.get("style", "paper"), options.get("format", ("png", "svg")))
+            files = result.write(out, plot=plot, folder=result.folder_name(stem), workers=options["workers"], look=look)
     if json:
         sys.stdout.write(result.to_json(files))
         if chatty:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqrtdk import executors, output, schema
+from sqrtdk.plots import SHOWN, Look
 
 if TYPE_CHECKING:
     from sqrtdk.experiments import Experiment
@@ -61,14 +62,22 @@ class Result:
                 or getattr(self.params, f.name) == f.default
             ):
                 continue
-            value = values.pop()
-            parts.append(f"{f.name} = {value:g}" if isinstance(value, float) else f"{f.name} = {value}")
+            value, name = values.pop(), self._shown(f.name)
+            parts.append(f"{name} = {value:g}" if isinstance(value, float) else f"{name} = {value}")
         return ", ".join(parts)
+
+    def _shown(self, name: str) -> str:
+        """A parameter by the name a reader knows: n for seq_len, d_k or d_model for dim."""
+        if name == "dim":
+            return "d_model" if any(t.get("inputs") == "projected" for t in self.tasks) else "d_k"
+        return SHOWN.get(name, name)
 
     def label(self, task: Mapping[str, Any], skip: Sequence[str] = ()) -> str:
         """'std = 2, seed = 1': the task's values of the varying axes, for titles and legends."""
         return ", ".join(
-            f"{f.name} = {task[f.name]:g}" if isinstance(task[f.name], float) else f"{f.name} = {task[f.name]}"
+            f"{self._shown(f.name)} = {task[f.name]:g}"
+            if isinstance(task[f.name], float)
+            else f"{self._shown(f.name)} = {task[f.name]}"
             for f in schema.varying(self.params)
             if f.name not in skip
         )
@@ -130,10 +139,12 @@ class Result:
         folder: str | None = None,
         manifest: Mapping[str, Any] | None = None,
         workers: int | None = 1,
+        look: Look | None = None,
     ) -> list[str]:
-        """Write tables, config, manifest and (with `plot`) figures into out/<folder>, atomically."""
+        """Write tables, config, manifest and (with `plot`) figures into out/<folder>, atomically; the
+        figures in `look`'s style and formats (default: paper, PNG and SVG)."""
         target = Path(out) / (folder or self.folder_name())
-        return write_all([(self, target, manifest)], plot, workers)[0]
+        return write_all([(self, target, manifest)], plot, workers, look=look)[0]
 
     def tables(self, manifest: Mapping[str, Any] | None = None) -> dict[str, str]:
         """File name -> text: the rows as CSV, Markdown and JSON, the resolved config and the manifest.
@@ -166,6 +177,7 @@ def write_all(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     unchanged: str = "replace",
+    look: Look | None = None,
 ) -> list[list[str]]:
     """Write each (result, folder, manifest): tables first, then every figure of every result drawn by
     `workers` processes at once; each folder appears whole or not at all. Returns each folder's files
@@ -183,7 +195,9 @@ def write_all(
                 (staged[-1] / "histograms.json").write_text(output.to_json(histograms), encoding="utf-8")
         if plot:
             figures = [
-                (result, name, staging) for (result, _, _), staging in zip(jobs, staged) for name in result.figures()
+                (result, name, staging, look or Look())
+                for (result, _, _), staging in zip(jobs, staged)
+                for name in result.figures()
             ]
             executors.run_all(_render, figures, workers, progress=progress)
         if unchanged == "keep":  # canonical folders: untouched when identical, otherwise replaced whole
@@ -197,11 +211,12 @@ def write_all(
             output.discard(staging)  # nothing is left of a folder that was not committed
 
 
-def _render(item: tuple[Result, str, Path]) -> None:
-    """Draw one figure of a result and save it as PNG and SVG (in a worker process or here)."""
+def _render(item: tuple[Result, str, Path, Look]) -> None:
+    """Draw one figure of a result and save it in each format of its look (in a worker process or here)."""
     from sqrtdk import plots
 
-    result, name, staging = item
+    result, name, staging, look = item
+    plots.use(look)
     figure = result.figures()[name]()
-    plots.save(figure, staging / f"{name}.png")
-    plots.save(figure, staging / f"{name}.svg")
+    for suffix in look.formats:
+        plots.save(figure, staging / f"{name}.{suffix}")

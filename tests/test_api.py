@@ -17,7 +17,7 @@ def test_run_grid_rows_and_coordinates():
         (4, 2.0, "none"),
     ]
     assert result.config["std"] == [1.0, 2.0] and result.config["seq_len"] == 8
-    assert result.setting() == "seq_len = 8"
+    assert result.setting() == "n = 8"
     assert set(result.figures()) == {"saturation_vs_dk"}
     assert json.loads(result.to_json())["rows"] == json.loads(json.dumps(result.rows))
 
@@ -25,7 +25,7 @@ def test_run_grid_rows_and_coordinates():
 def test_setting_names_fixed_non_default_values():
     result = sqrtdk.run("variance", dim=[4, 8], rho=0.5, samples=1000, scaling=["sqrt", "linear"])
     assert result.setting() == "rho = 0.5"
-    assert sqrtdk.run("variance", dim=4, samples=1000).setting() == "dim = 4"
+    assert sqrtdk.run("variance", dim=4, samples=1000).setting() == "d_k = 4"  # dim by the name a reader knows
 
 
 def test_run_config_with_overrides(tmp_path):

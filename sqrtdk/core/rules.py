@@ -26,7 +26,7 @@ SSMAX_S = 0.43  # Nakanishi 2025's s in its toy example
 class ScalingRule:
     name: str  # as the user gives it: --scaling sqrt
     words: str  # in sentences of the report: "1/sqrt(d_k)"
-    label: str  # in figure legends
+    label: str  # in figure legends (matplotlib mathtext)
     colour: str
     marker: str
     line: Any  # matplotlib line style of its curves
@@ -37,14 +37,14 @@ class ScalingRule:
 RULES = {
     rule.name: rule
     for rule in (
-        ScalingRule("none", "unscaled", "unscaled  q.k", "#d1495b", "o", ":", False, False),
-        ScalingRule("sqrt", "1/sqrt(d_k)", "scaled  q.k / sqrt(d_k)", "#00798c", "s", "-", False, False),
-        ScalingRule("linear", "1/d_k", "q.k / d_k", "#e09f3e", "^", "-.", False, False),
-        ScalingRule("qknorm", "QK-norm", "QK-norm  g cos(q, k)", "#55a630", "D", "--", True, False),
+        ScalingRule("none", "unscaled", r"unscaled $q\cdot k$", "#d1495b", "o", ":", False, False),
+        ScalingRule("sqrt", "1/sqrt(d_k)", r"$q\cdot k\,/\sqrt{d_k}$", "#00798c", "s", "-", False, False),
+        ScalingRule("linear", "1/d_k", r"$q\cdot k\,/\,d_k$", "#e09f3e", "^", "-.", False, False),
+        ScalingRule("qknorm", "QK-norm", r"QK-norm $g\cos(q,k)$", "#55a630", "D", "--", True, False),
         ScalingRule(
             "logn",
             "Scalable-Softmax",
-            "Scalable-Softmax  s ln n q.k / sqrt(d_k)",
+            r"SSMax $s\ln n\;q\cdot k/\sqrt{d_k}$",
             "#4b3f72",
             "v",
             (0, (5, 1, 1, 1)),

@@ -41,19 +41,30 @@ class Metric:
 
 
 METRICS = {
-    "max_prob_mean": Metric("mean of max_j p_j", "max p", "the largest weight", ".3f"),
-    "entropy_mean": Metric("entropy (nats)", "H", theory="theory_entropy"),
-    "entropy_ratio_mean": Metric("entropy / ln n", "H / ln n", "entropy / ln n", ".3f"),
-    "effective_tokens_mean": Metric("exp(entropy)", "e^H", log_y=True),
-    "participation_mean": Metric("1 / sum p^2", "1/Σp²", log_y=True, theory="theory_participation"),
-    "saturated_fraction": Metric("fraction with max p >= threshold", "saturated", fraction=True),
-    "jacobian_fro_mean": Metric(
-        "||diag(p) - p p^T||_F", "‖J‖_F", "||J||_F", log_y=True, theory="uniform_jacobian_fro", kind="gradient"
+    "max_prob_mean": Metric(r"mean largest weight $\mathrm{max}_j\,p_j$", "max p", "the largest weight", ".3f"),
+    "entropy_mean": Metric(r"entropy $H$ (nats)", "H", theory="theory_entropy"),
+    "entropy_ratio_mean": Metric(r"$H\,/\ln n$", "H / ln n", "entropy / ln n", ".3f"),
+    "effective_tokens_mean": Metric(r"effective keys $e^H$", "e^H", log_y=True),
+    "participation_mean": Metric(
+        r"participation $1/\Sigma_j\,p_j^2$", "1/Σp²", log_y=True, theory="theory_participation"
     ),
-    "jacobian_diag_max_mean": Metric("max_j p_j (1 - p_j)", "max p(1-p)", log_y=True, kind="gradient"),
-    "grad_logits_mean": Metric("||dL/ds_i||", "‖∂L/∂s‖", log_y=True, kind="gradient"),
-    "grad_q_mean": Metric("||dL/dq_i||", "‖∂L/∂q‖", "||dL/dq||", kind="gradient"),
-    "vanishing_fraction": Metric("fraction with ||J||_F < eps", "vanishing", fraction=True, kind="gradient"),
+    "saturated_fraction": Metric(
+        r"share of rows with $\mathrm{max}_j\,p_j \geq$ threshold", "saturated", fraction=True
+    ),
+    "jacobian_fro_mean": Metric(
+        r"$\|J\|_F = \|\mathrm{diag}(p) - pp^\top\|_F$",
+        "‖J‖_F",
+        "||J||_F",
+        log_y=True,
+        theory="uniform_jacobian_fro",
+        kind="gradient",
+    ),
+    "jacobian_diag_max_mean": Metric(r"$\mathrm{max}_j\,p_j(1-p_j)$", "max p(1-p)", log_y=True, kind="gradient"),
+    "grad_logits_mean": Metric(r"$\|\partial L/\partial s_i\|$", "‖∂L/∂s‖", log_y=True, kind="gradient"),
+    "grad_q_mean": Metric(r"$\|\partial L/\partial q_i\|$", "‖∂L/∂q‖", "||dL/dq||", kind="gradient"),
+    "vanishing_fraction": Metric(
+        r"share of rows with $\|J\|_F < \epsilon$", "vanishing", fraction=True, kind="gradient"
+    ),
 }
 
 
@@ -175,13 +186,18 @@ def figures(kind: str, metrics: Sequence[str], title: str, result: Result) -> di
     """`kind`_vs_dk and `kind`_vs_n, as the run sweeps d_k and n: each of `metrics` in a panel."""
     d_ks = {r["d_k"] for r in result.rows}
     out: dict[str, Callable[[], Any]] = {}
+    levels = {}
+    for key in ("threshold", "eps"):
+        values: Sequence[float] = getattr(result.params, key, ())
+        if len(values) == 1:
+            levels[key] = values[0]
     if len(d_ks) > 1 or len(result.params.seq_len) == 1:
         out[f"{kind}_vs_dk"] = lambda: metric_grid(
-            result.rows, metrics, title, "d_k", result.series_columns("dim"), result.setting()
+            result.rows, metrics, title, "d_k", result.series_columns("dim"), result.setting(), levels
         )
     if len(result.params.seq_len) > 1:
         out[f"{kind}_vs_n"] = lambda: metric_grid(
-            result.rows, metrics, title, "seq_len", result.series_columns("seq_len"), result.setting()
+            result.rows, metrics, title, "seq_len", result.series_columns("seq_len"), result.setting(), levels
         )
     return out
 
@@ -202,7 +218,7 @@ def error_bars(rows: Sequence[dict], metric: str) -> Any:
     return np.array([half, half])
 
 
-X_LABELS = {"d_k": "d_k", "seq_len": "sequence length n"}
+X_LABELS = {"d_k": "$d_k$", "seq_len": "sequence length $n$"}
 
 
 def freezing_point(row: dict, x: str) -> float | None:
@@ -226,33 +242,50 @@ def metric_grid(
     x: str = "d_k",
     series: Sequence[str] = ("seq_len",),
     setting: str = "",
+    levels: Mapping[str, float] | None = None,
 ) -> Any:
     """Each metric against `x` ("d_k" or "seq_len", log2 axis), a line per scaling and per combination of
-    the `series` columns, with 95% error bars.
+    the `series` columns, with 95% error bars; a run with a single value of `x` is drawn as points per
+    rule instead (rule_points).
 
-    Dashed: the theory where it holds (random-energy-model forms for entropy and 1/sum p^2; the uniform
-    row's ||J||_F as a reference). Dotted vertical: where the unscaled logit spread reaches
-    s_c = sqrt(2 ln n), beyond which the softmax freezes onto a few keys.
+    Thin black dashes: the random-energy-model theory where it holds. Dash-dot: the uniform row's
+    ||J||_F, one per n. Dashed vertical: where the unscaled logit spread reaches s_c = sqrt(2 ln n),
+    beyond which the softmax freezes onto a few keys, one per series, coloured like it. Series that a
+    panel draws on top of each other are named in its title. `levels` gives the threshold and eps that
+    the shares' titles state.
     """
     import numpy as np
 
-    from sqrtdk.plots import Style, new_figure, rules_in, series_of
+    from sqrtdk.plots import (
+        RULE_NAMES,
+        Style,
+        coinciding,
+        grid,
+        legend_below,
+        log_axis,
+        new_figure,
+        rules_in,
+        series_of,
+        wrap,
+    )
 
-    ncols = 3
-    nrows = math.ceil(len(metrics) / ncols)
-    fig = new_figure(13.0, 3.6 * nrows + 0.6)
+    if len({r[x] for r in rows}) == 1:
+        return rule_points(rows, metrics, title, series, setting, levels)
+    nrows, ncols = grid(len(metrics))
+    fig = new_figure(ncols, nrows, aspect=0.62)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     scalings = rules_in(rows)
-    groups = series_of(rows, series)
+    groups = series_of(rows, series, maths=True)
     xs = [r[x] for r in rows]
-    crossings = {}
-    for name, group in groups:
+    style = Style(scalings, groups)
+    crossings = []
+    for g, (name, group) in enumerate(groups):
         unscaled = [r for r in group if r["scaling"] == "none"]
         point = freezing_point(unscaled[0], x) if unscaled else None
         if point is not None and min(xs) <= point <= max(xs):
-            crossings[name] = point
-    style = Style(scalings, groups)
+            crossings.append((g, name, point))
     for ax, metric in zip(axes, metrics):
+        drawn = []
         for scaling in scalings:
             for g, (name, group) in enumerate(groups):
                 sel = sorted(
@@ -262,67 +295,134 @@ def metric_grid(
                     continue
                 xv = np.array([r[x] for r in sel], dtype=float)
                 y = np.array([r[metric] for r in sel])
-                err = error_bars(sel, metric)
                 label = RULES[scaling].label + (f", {name}" if name else "")
                 colour = style.colour(scaling, g)
                 ax.errorbar(
                     xv,
                     y,
-                    yerr=err,
+                    yerr=error_bars(sel, metric),
                     fmt=style.marker(scaling, g),
                     ls=style.line(scaling),
-                    ms=4,
-                    lw=1.2,
-                    capsize=2,
                     color=colour,
                     label=label,
                 )
+                drawn.append(((RULE_NAMES[scaling], name), dict(zip(xv, y))))
                 key = METRICS[metric].theory
                 pts = [(r[x], r[key]) for r in sel if key and r.get(key) is not None]
                 if pts and key == "uniform_jacobian_fro":
-                    if scaling == scalings[0]:
+                    per_series = x == "d_k" and len(groups) > 1  # it depends on n alone
+                    if scaling == scalings[0] and (per_series or g == 0):
                         ax.plot(
                             *zip(*pts),
-                            ls="--",
+                            ls="-.",
                             lw=1.0,
-                            color="0.45",
-                            label="uniform row: sqrt(n-1)/n" if g == 0 else None,
+                            color=colour if per_series and not style.by_rule else "0.35",
+                            label=r"uniform row $p_j = 1/n$: $\sqrt{n-1}/n$" + (f", {name}" if per_series else ""),
                         )
                 elif pts:
                     ax.plot(
                         *zip(*pts),
                         ls=(0, (2, 2)),
-                        lw=1.0,
-                        color=colour,
-                        alpha=0.6,
-                        label="thin dashes: random-energy model (asymptotic; drawn where within 2%)",
+                        lw=0.9,
+                        color="0.05",
+                        zorder=5,
+                        label="random-energy model (where within 2%)",
                     )
-        for point in crossings.values():
-            ax.axvline(point, color=RULES["none"].colour, ls=":", lw=0.9, alpha=0.7)
+        for g, name, point in crossings:
+            colour = "0.3" if style.by_rule else style.colour("none", g)
+            where = f", {name}" if name else ""
+            ax.axvline(point, color=colour, ls=(0, (6, 2)), lw=0.9, label=f"unscaled logit sd $s$ reaches $s_c${where}")
         ax.set_xscale("log", base=2)
         if METRICS[metric].log_y:
-            ax.set_yscale("log")
+            log_axis(ax)
         ax.set_xlabel(X_LABELS[x])
-        ax.set_title(METRICS[metric].label, fontsize=10)
-        ax.grid(True, alpha=0.3)
-    handles: dict[str, Any] = {}
-    for ax in axes[: len(metrics)]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
-    fig.legend(
-        list(handles.values()),
-        list(handles),
-        loc="outside lower center",
-        ncols=4 if len(handles) < 13 else 5,
-        fontsize=8 if len(handles) < 13 else 7,
-    )
+        together = coinciding(drawn, METRICS[metric].log_y)
+        ax.set_title(
+            wrap(_panel_title(metric, levels) + (" " + together if together else ""), fig.get_figwidth() / ncols)
+        )
     for ax in axes[len(metrics) :]:
         ax.set_axis_off()
-    axis = X_LABELS[x].split()[-1]
-    where = ", ".join(f"{name}: {axis} = {v:.3g}" if name else f"{axis} = {v:.3g}" for name, v in crossings.items())
-    note = f"\nDotted: the unscaled logit spread reaches s_c = sqrt(2 ln n) ({where})" if crossings else ""
+    legend_below(fig, axes[: len(metrics)], spare=axes[-1] if len(axes) > len(metrics) else None)
+    fixed = [setting] if setting else []
+    other = "seq_len" if x == "d_k" else "d_k"
+    if len({r[other] for r in rows}) == 1 and other not in series:
+        fixed.insert(0, f"{'$n$' if other == 'seq_len' else '$d_k$'} = {rows[0][other]}")
+    fixed = [p for part in fixed for p in part.split(", ") if p]
+    context = ", " + ", ".join(dict.fromkeys(fixed)) if fixed else ""
+    freezing = r"; $s_c = \sqrt{2\ln n}$" if crossings else ""
+    fig.suptitle(wrap(f"{title}{context}; error bars: 95% intervals{freezing}", fig.get_figwidth() - 0.4))
+    return fig
+
+
+def _panel_title(metric: str, levels: Mapping[str, float] | None) -> str:
+    """A panel's title: the metric, with the threshold or eps its share uses and how its bars are made."""
+    label = METRICS[metric].label
+    if not METRICS[metric].fraction:
+        return label
+    for word, key in (("threshold", "threshold"), (r"\epsilon", "eps")):
+        if levels and key in levels:
+            label = label.replace(word, f"{levels[key]:g}")
+    return label + ", bars: exact interval over independent trials"
+
+
+def rule_points(
+    rows: Sequence[dict],
+    metrics: Sequence[str],
+    title: str,
+    series: Sequence[str] = (),
+    setting: str = "",
+    levels: Mapping[str, float] | None = None,
+) -> Any:
+    """A run at one d_k and one n: each metric as a point per rule (and per series), with 95% error bars."""
+    import numpy as np
+
+    from sqrtdk.plots import (
+        RULE_NAMES,
+        SERIES_COLOURS,
+        grid,
+        legend_below,
+        log_axis,
+        new_figure,
+        rules_in,
+        series_of,
+        wrap,
+    )
+
+    nrows, ncols = grid(len(metrics))
+    fig = new_figure(ncols, nrows, aspect=0.7)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    scalings = rules_in(rows)
+    groups = series_of(rows, [c for c in series if c not in ("d_k", "seq_len")], maths=True)
+    width = 0.6 / max(len(groups), 1)
+    for ax, metric in zip(axes, metrics):
+        for g, (name, group) in enumerate(groups):
+            sel = [r for s in scalings for r in group if r["scaling"] == s and r[metric] is not None]
+            if not sel:
+                continue
+            at = np.array([scalings.index(r["scaling"]) for r in sel]) + (g - (len(groups) - 1) / 2) * width
+            colours = [RULES[r["scaling"]].colour for r in sel] if len(groups) == 1 else None
+            err = error_bars(sel, metric)
+            for i, r in enumerate(sel):
+                ax.errorbar(
+                    [at[i]],
+                    [r[metric]],
+                    yerr=err[:, i : i + 1],
+                    fmt="o",
+                    color=colours[i] if colours else SERIES_COLOURS[g % len(SERIES_COLOURS)],
+                    label=name if name and i == 0 else None,
+                )
+        ax.set_xticks(range(len(scalings)), [RULE_NAMES[s] for s in scalings])
+        ax.set_xlim(-0.6, len(scalings) - 0.4)
+        if METRICS[metric].log_y:
+            log_axis(ax)
+        ax.set_title(wrap(_panel_title(metric, levels), fig.get_figwidth() / ncols))
+    for ax in axes[len(metrics) :]:
+        ax.set_axis_off()
+    legend_below(fig, axes[: len(metrics)])
+    row = rows[0]
+    setting = ", ".join(p for p in setting.split(", ") if p and not p.startswith(("d_k =", "n =")))
     context = f", {setting}" if setting else ""
-    fig.suptitle(f"{title}{context} (error bars: 95%){note}", fontsize=10)
+    fig.suptitle(f"{title} at $d_k$ = {row['d_k']}, $n$ = {row['seq_len']}{context}; error bars: 95% intervals")
     return fig
 
 
@@ -333,53 +433,64 @@ def reading(
     headline: Sequence[str], level_name: str, unscaled: Callable[[Sequence[dict], float], list[str]], result: Result
 ) -> list[str]:
     """Readings of a saturation or gradient run, whichever of d_k and n it sweeps: the `headline` metrics
-    along each axis, and `unscaled(rows, level)` along d_k."""
-    out = []
+    along each axis as small tables (first value -> last, 'flat' when the change is within two standard
+    errors), and `unscaled(rows, level)` along d_k."""
+    out: list[str] = []
+    tables: dict[tuple[str, str], list[list[str]]] = {}
+    named = len(report.groups(result, "dim")) > 1
     for prefix, rows in report.groups(result, "dim"):
+        setting = [prefix.removeprefix("With ").removesuffix(": ")] if named else []
         d_ks = sorted({r["d_k"] for r in rows})
         seq_lens = sorted({r["seq_len"] for r in rows})
         rules = [s for s in SCALINGS if any(r["scaling"] == s for r in rows)]
         if len(d_ks) > 1:
             for n in seq_lens:
                 at_n = [r for r in rows if r["seq_len"] == n]
-                out += _along(prefix + f"n = {n}, from d_k = {d_ks[0]} to {d_ks[-1]}", at_n, rules, "d_k", headline)
-                out += unscaled(at_n, result.level(at_n[-1], level_name))
+                along = f"from d_k = {d_ks[0]} to {d_ks[-1]}"
+                tables.setdefault((along, "n"), []).extend(_along([*setting, str(n)], at_n, rules, "d_k", headline))
+                out += [prefix + line for line in unscaled(at_n, result.level(at_n[-1], level_name))]
             if len(seq_lens) > 1:
                 at_d = [r for r in rows if r["d_k"] == d_ks[-1] and r["seq_len"] > 1]
-                out += _along(
-                    prefix + f"At d_k = {d_ks[-1]}, from n = {seq_lens[0]} to {seq_lens[-1]}",
-                    at_d,
-                    rules,
-                    "seq_len",
-                    headline,
-                )
+                along = f"at d_k = {d_ks[-1]}, from n = {seq_lens[0]} to {seq_lens[-1]}"
+                tables.setdefault((along, ""), []).extend(_along(setting, at_d, rules, "seq_len", headline))
         elif len(seq_lens) > 1:
-            out += _along(
-                prefix + f"d_k = {d_ks[0]}, from n = {seq_lens[0]} to {seq_lens[-1]}", rows, rules, "seq_len", headline
-            )
+            along = f"at d_k = {d_ks[0]}, from n = {seq_lens[0]} to {seq_lens[-1]}"
+            tables.setdefault((along, ""), []).extend(_along(setting, rows, rules, "seq_len", headline))
         else:
             parts = [
                 f"{RULES[r['scaling']].words} "
-                + ", ".join(f"{METRICS[m].words} {r[m]:{METRICS[m].spec}}" for m in headline if r[m] is not None)
+                + ", ".join(f"{METRICS[m].words} {report.num(r[m], 3)}" for m in headline if r[m] is not None)
                 for r in rows
             ]
             out.append(f"{prefix}d_k = {d_ks[0]}, n = {seq_lens[0]}: " + "; ".join(parts) + ".")
-    return out
+    head_metrics = [METRICS[m].words or METRICS[m].short for m in headline]
+    shown = []
+    for (along, lead), cells in tables.items():
+        head = [*(["setting"] if named else []), *([lead] if lead else []), "rule", *head_metrics]
+        shown.append(
+            f"Mean over query rows, {along} (first → last value; flat: the change is within two standard errors):"
+            f"\n\n{report.markdown_table(head, cells)}"
+        )
+    return shown + out
 
 
-def _along(where: str, rows: Sequence[dict], rules: Sequence[str], key: str, metrics: Sequence[str]) -> list[str]:
-    """'n = 128, from d_k = 4 to 1024: unscaled, the largest weight rises from ... ; 1/sqrt(d_k), ... stays ...'."""
-    parts = []
+def _along(lead: Sequence[str], rows: Sequence[dict], rules: Sequence[str], key: str, metrics: Sequence[str]):
+    """Table rows: `lead` cells, the rule, then each metric's first -> last value along `key`."""
+    out = []
     for rule in rules:
         sel = [r for r in sorted(rows, key=lambda r: r[key]) if r["scaling"] == rule]
-        words = []
+        cells = []
         for metric in metrics:
-            values = [r[metric] for r in sel if r[metric] is not None]
-            if len(values) >= 2:
-                words.append(f"{METRICS[metric].words} {report.trend(values[0], values[-1], METRICS[metric].spec)}")
-        if words:
-            parts.append(f"{RULES[rule].words}: " + " and ".join(words))
-    return [f"{where}: " + "; ".join(parts) + "."] if parts else []
+            ends = [r for r in sel if r[metric] is not None]
+            if len(ends) < 2:
+                cells.append("")
+                continue
+            a, b = ends[0], ends[-1]
+            spec = METRICS[metric].spec
+            cells.append(report.arrow(a[metric], b[metric], spec, (a.get(metric + "_se"), b.get(metric + "_se"))))
+        if any(cells):
+            out.append([*lead, RULES[rule].words, *cells])
+    return out
 
 
 # ---- the terminal table and the cost ----

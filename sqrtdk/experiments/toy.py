@@ -84,10 +84,11 @@ def figures(result: Result) -> dict[str, Callable[[], Any]]:
 
 
 def toy_figure(rows: Sequence[dict]) -> Any:
-    """Largest softmax weight against n for the Scalable-Softmax toy: computed, closed form, published."""
-    from sqrtdk.plots import new_figure
+    """Largest softmax weight against n for the Scalable-Softmax toy: computed, closed form, published.
+    The computed points lie on the closed form (they agree to 1e-12), which the legend says."""
+    from sqrtdk.plots import legend_below, new_figure
 
-    fig = new_figure(6.4, 4.4)
+    fig = new_figure(1, 1, aspect=0.8)
     ax = fig.subplots()
     for scaling in ("none", "logn"):
         sel = sorted((r for r in rows if r["scaling"] == scaling), key=lambda r: r["seq_len"])
@@ -95,19 +96,24 @@ def toy_figure(rows: Sequence[dict]) -> Any:
             continue
         n = [r["seq_len"] for r in sel]
         colour = RULES[scaling].colour
-        name = "softmax" if scaling == "none" else "Scalable-Softmax (s ln n)"
-        ax.plot(n, [r["theory_max_weight"] for r in sel], color=colour, lw=1.2, label=f"{name}: closed form")
-        ax.plot(n, [r["max_weight"] for r in sel], "o", color=colour, ms=5, label=f"{name}: computed")
+        name = "softmax" if scaling == "none" else r"SSMax ($s\ln n$)"
+        ax.plot(n, [r["theory_max_weight"] for r in sel], color=colour, label=f"{name}: closed form")
+        ax.plot(n, [r["max_weight"] for r in sel], "o", color=colour, mfc="none", label=f"{name}: computed")
         published = [(r["seq_len"], r["published_max_weight"]) for r in sel if r["published_max_weight"] is not None]
         if published:
-            ax.plot(*zip(*published), "x", color="black", ms=7, label="published" if scaling == "none" else None)
+            ax.plot(
+                *zip(*published),
+                "x",
+                color="black",
+                ms=7,
+                label="published [Nakanishi 2025]" if scaling == "none" else None,
+            )
     ax.set_xscale("log")
-    ax.set_xlabel("n (logits: one high, the rest low)")
+    ax.set_xlabel("$n$: logits all low but one high")
     ax.set_ylabel("largest weight")
     ax.set_ylim(-0.02, 1.05)
-    ax.set_title("One key that stands out: softmax fades with n, Scalable-Softmax holds it", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.set_title("logits: one 3, the rest $-2$; $s$ = 0.43\nsoftmax fades with $n$, SSMax holds it")
+    legend_below(fig, [ax])
     return fig
 
 

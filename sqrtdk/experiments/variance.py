@@ -179,19 +179,20 @@ def figures(result: Result) -> dict[str, Callable[[], Any]]:
 
 
 def histogram_figure(sample: ScoreSample, label: str = "") -> Any:
-    """Histogram of scaled and unscaled scores against the exact density and the normal curve.
+    """Histograms of the unscaled and the scaled scores, each on its own axis (the unscaled spread is
+    sqrt(d_k) times wider), against the exact density and the normal curve; then the scaled scores on a
+    log density axis, where the exact density's exponential tails part from the normal curve.
 
-    Left: both on one axis, the unscaled spread sqrt(d_k) times wider. Right: the scaled scores on a log
-    density axis, where the exact density's exponential tails part from the normal curve. The exact
-    density is drawn where it is implemented (independent mean-0 Gaussian entries); the normal curve has
-    the theoretical mean and variance.
+    The exact density is drawn where it is implemented (independent mean-0 Gaussian entries); the normal
+    curve has the theoretical mean and variance. Where the two lie within 1% of the peak of each other on
+    a linear axis, the normal curve is not drawn there and the legend says so.
     """
     import numpy as np
 
     from sqrtdk.core import theory
     from sqrtdk.core.rules import scale
     from sqrtdk.core.scores import theory_dot
-    from sqrtdk.plots import new_figure
+    from sqrtdk.plots import legend_below, new_figure, wrap
 
     d_k, source = sample.d_k, sample.source
     counts, bin_edges = sample.counts, sample.edges
@@ -199,94 +200,114 @@ def histogram_figure(sample: ScoreSample, label: str = "") -> Any:
         raise ValueError("this sample was drawn without a histogram (figures=False): run it again to draw it")
     density = counts / (sample.n_scores * np.diff(bin_edges))  # of the unscaled scores
     exact = source.inputs == "direct" and theory.has_density(source.entries)
-    fig = new_figure(11.0, 4.2)
-    ax_both, ax_log = fig.subplots(1, 2)
+    fig = new_figure(3, 1, aspect=0.95)
+    ax_none, ax_sqrt, ax_log = fig.subplots(1, 3)
+    parted = []
 
-    def overlay(ax, scaling: str, x_points: int = 800) -> None:
+    def overlay(ax, scaling: str, log: bool = False, x_points: int = 600) -> None:
         c = scale(d_k, scaling)
         colour = RULES[scaling].colour
         edges = c * bin_edges
         mu, var = theory_dot(d_k, source, sample.block, c)
         sd = math.sqrt(var)
         x = np.linspace(float(edges[0]), float(edges[-1]), x_points)
-        ax.stairs(density / c, edges, fill=True, alpha=0.35, color=colour, label=f"{RULES[scaling].label}: measured")
+        normal = np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+        ax.stairs(density / c, edges, fill=True, alpha=0.35, color=colour)
+        apart = True
         if exact:
-            ax.plot(
-                x,
-                theory.score_density(x, d_k, source.entries.std, c),
-                color=colour,
-                lw=1.6,
-                label=f"exact density (variance-gamma), sd {sd:.3g}",
-            )
-        ax.plot(
-            x,
-            np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)),
-            color=colour,
-            lw=1.0,
-            ls="--",
-            label=f"normal, mean {mu:.3g}, sd {sd:.3g}",
-        )
+            curve = theory.score_density(x, d_k, source.entries.std, c)
+            apart = log or float(np.max(np.abs(curve - normal))) > 0.01 * float(np.max(curve))
+            ax.plot(x, curve, color=colour)
+        if apart:
+            ax.plot(x, normal, color="0.15", lw=0.9, ls="--")
+        if not log:
+            parted.append(apart)
+        ax.set_xlim(float(edges[0]), float(edges[-1]))
+        ax.set_xlabel("$q\\cdot k$" if scaling == "none" else r"$q\cdot k/\sqrt{d_k}$")
 
-    overlay(ax_both, "none")
-    overlay(ax_both, "sqrt")
-    ax_both.set_xlim(bin_edges[0], bin_edges[-1])
-    where = f" ({label})" if label else ""
-    ax_both.set_title(f"Scores at d_k = {d_k}{where}: {sample.n_scores:,} draws", fontsize=10)
-    ax_both.set_xlabel("score")
-    ax_both.set_ylabel("density")
-    ax_both.legend(fontsize=7, loc="upper left")
-
-    overlay(ax_log, "sqrt")
-    c = scale(d_k, "sqrt")
+    overlay(ax_none, "none")
+    ax_none.set_ylabel("density")
+    for ax, scaling in ((ax_none, "none"), (ax_sqrt, "sqrt")):
+        c = scale(d_k, scaling)
+        peak = float(np.max(density)) / c
+        ax.set_ylim(0, 1.2 * peak)  # the exact density of d_k = 1 is infinite at 0
+    ax_none.set_title("unscaled")
+    overlay(ax_sqrt, "sqrt")
+    ax_sqrt.set_title(r"scaled by $1/\sqrt{d_k}$")
+    overlay(ax_log, "sqrt", log=True)
     ax_log.set_yscale("log")
-    ax_log.set_xlim(c * bin_edges[0], c * bin_edges[-1])
-    positive = density[density > 0] / c
-    ax_log.set_ylim(0.3 * positive.min() if positive.size else 1e-6, 2 * positive.max())
+    c = scale(d_k, "sqrt")
+    floor = 10 / (sample.n_scores * float(np.min(np.diff(bin_edges))) * c)  # about 10 scores in a bin
+    ax_log.set_ylim(floor, 2 * float(np.max(density)) / c)
+    ax_log.set_title("scaled, log axis")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [Patch(color="0.6", alpha=0.6, label="measured (histogram, in the rule's colour)")]
+    if exact:
+        handles.append(Line2D([], [], color="0.3", label="exact density (variance-gamma)"))
+    normal_words = "normal curve, same mean and variance"
+    if exact and not any(parted):
+        normal_words += "\n(log axis only: elsewhere within 1% of the exact density)"
+    handles.append(Line2D([], [], color="0.15", lw=0.9, ls="--", label=normal_words))
+    legend_below(fig, handles=handles)
     kurtosis = theory.score_excess_kurtosis(d_k, source.entries) if source.inputs == "direct" else None
-    told = f"excess kurtosis {kurtosis:.3g} in theory" if kurtosis is not None else "no closed-form kurtosis"
-    ax_log.set_title(f"Scaled scores, log axis: the tails ({told})", fontsize=10)
-    ax_log.set_xlabel("score")
-    ax_log.legend(fontsize=7, loc="lower center")
+    where = f" ({label})" if label else ""
+    told = f"; excess kurtosis {kurtosis:.3g} in theory" if kurtosis is not None else ""
     if not exact:
-        fig.suptitle(
-            "No closed-form density is implemented for these entries; dashed: the normal curve "
-            "with the exact mean and variance",
-            fontsize=8,
-        )
+        told += "; no closed-form density for these entries"
+    if sample.outside:
+        told += f"; {sample.outside:,} scores beyond the bins"
+    fig.suptitle(wrap(f"Scores at $d_k$ = {d_k}{where}: {sample.n_scores:,} scores, one histogram each way{told}", 6.4))
     return fig
 
 
 def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: str = "") -> Any:
     """Four panels against d_k (log2 axis), a line per scaling rule and per combination of the other varying
-    parameters (`series`: row columns): the variance with its theory; measured / theory with 99.9%
-    intervals; the mean in units of the spread, E / sd (0 for independent mean-0 entries, growing like
-    sqrt(d_k) when q and k are correlated); and d_k times the excess kurtosis, a constant in theory.
+    parameters (`series`: row columns): the variance with its theory; measured / theory; the mean in units
+    of the spread, E / sd (0 for independent mean-0 entries, growing like sqrt(d_k) when q and k are
+    correlated); and d_k times the excess kurtosis, a constant in theory. Every error bar is a 99.9%
+    interval. The last three are the same for every rule that only rescales q.k (the rules share their
+    draws), so those rules are drawn there once; the kurtosis panel's range is set by the values and
+    their theory, not by the widest interval.
     """
     import numpy as np
 
     from sqrtdk.core.moments import REPLICATES, t_quantile
-    from sqrtdk.plots import Style, new_figure, rules_in, series_of
+    from sqrtdk.plots import (
+        RULE_NAMES,
+        Style,
+        coinciding,
+        legend_below,
+        log_axis,
+        new_figure,
+        rules_in,
+        series_of,
+        wrap,
+    )
 
-    t95 = t_quantile(0.975, REPLICATES - 1)  # the variance experiment's replicates
-    fig = new_figure(12.0, 8.0)
+    t_level = t_quantile(0.5 + LEVEL / 2, REPLICATES - 1)  # the variance experiment's replicates
+    fig = new_figure(2, 2, aspect=0.75)
     (ax, ax_ratio), (ax_mean, ax_kurt) = fig.subplots(2, 2, sharex=True)
-    groups = series_of(rows, series)
+    groups = series_of(rows, series, maths=True)
     rules = rules_in(rows)
     style = Style(rules, groups)
-    spots = len(rules) * len(groups)
-    spread = np.linspace(0.92, 1.08, spots) if spots > 1 else [1.0]
+    rescaled = [s for s in rules if not RULES[s].normalised]  # the same draws times a constant
+    shown = [s for s in rules if RULES[s].normalised or s == rescaled[0]]
+    spots = len(shown) * len(groups)
+    spread = np.linspace(0.93, 1.07, spots) if spots > 1 else [1.0]
+    drawn, kurtosis_theory, kurtosis_points = [], [], []
     for g, (name, group) in enumerate(groups):
         suffix = f" ({name})" if name else ""
-        for i, scaling in enumerate(rules):
-            offset = spread[g * len(rules) + i]
+        for scaling in rules:
             sel = sorted((r for r in group if r["scaling"] == scaling), key=lambda r: r["d_k"])
             if not sel:
                 continue
             colour, marker = style.colour(scaling, g), style.marker(scaling, g)
-            label = RULES[scaling].label + suffix
             d = np.array([r["d_k"] for r in sel], dtype=float)
             var = np.array([r["variance"] for r in sel])
-            ax.plot(d, var, marker, ms=4, color=colour, label=label)
+            ax.plot(d, var, marker, color=colour, label=RULES[scaling].label + suffix)
+            drawn.append(((RULE_NAMES[scaling], name), dict(zip(d, var))))
             with_theory = [r for r in sel if r["theory_variance"]]
             if with_theory:
                 ax.plot(
@@ -297,6 +318,9 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                     alpha=0.7,
                     ls=style.line(scaling),
                 )
+            if scaling not in shown:
+                continue
+            offset = spread[g * len(shown) + shown.index(scaling)]
             bounded = [r for r in with_theory if r["variance_ci_low"] is not None]
             if bounded:
                 t = np.array([r["theory_variance"] for r in bounded])
@@ -308,27 +332,19 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                     / t
                 )
                 ax_ratio.errorbar(
-                    np.array([r["d_k"] for r in bounded]) * offset,
-                    v / t,
-                    yerr=err,
-                    fmt=marker,
-                    ms=3,
-                    color=colour,
-                    capsize=2,
+                    np.array([r["d_k"] for r in bounded]) * offset, v / t, yerr=err, fmt=marker, color=colour
                 )
             z = [
-                (r["d_k"] * offset, r["mean"] / math.sqrt(r["variance"]), t95 * r["mean_se"] / math.sqrt(r["variance"]))
+                (
+                    r["d_k"] * offset,
+                    r["mean"] / math.sqrt(r["variance"]),
+                    t_level * r["mean_se"] / math.sqrt(r["variance"]),
+                )
                 for r in sel
                 if r["variance"] > 0
             ]
             ax_mean.errorbar(
-                [x for x, _, _ in z],
-                [y for _, y, _ in z],
-                yerr=[e for _, _, e in z],
-                fmt=marker,
-                ms=3,
-                color=colour,
-                capsize=2,
+                [x for x, _, _ in z], [y for _, y, _ in z], yerr=[e for _, _, e in z], fmt=marker, color=colour
             )
             zt = [
                 (r["d_k"], r["theory_mean"] / math.sqrt(r["theory_variance"]))
@@ -338,19 +354,13 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             if zt:
                 ax_mean.plot(*zip(*zt), color=colour, lw=1.0, alpha=0.7)
             k = [
-                (r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"], t95 * r["d_k"] * r["excess_kurtosis_se"])
+                (r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"], t_level * r["d_k"] * r["excess_kurtosis_se"])
                 for r in sel
                 if r["excess_kurtosis"] is not None and r["excess_kurtosis_se"] is not None
             ]
             if k:
                 ax_kurt.errorbar(
-                    [x for x, _, _ in k],
-                    [y for _, y, _ in k],
-                    yerr=[e for _, _, e in k],
-                    fmt=marker,
-                    ms=3,
-                    color=colour,
-                    capsize=2,
+                    [x for x, _, _ in k], [y for _, y, _ in k], yerr=[e for _, _, e in k], fmt=marker, color=colour
                 )
             bare = [
                 (r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"])
@@ -358,7 +368,7 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                 if r["excess_kurtosis"] is not None and r["excess_kurtosis_se"] is None
             ]
             if bare:  # heavy tails: the estimate without an interval (it would not cover)
-                ax_kurt.plot(*zip(*bare), marker, ms=3, color=colour, mfc="none")
+                ax_kurt.plot(*zip(*bare), marker, color=colour, mfc="none")
             kt = [
                 (r["d_k"], r["d_k"] * r["theory_excess_kurtosis"])
                 for r in sel
@@ -366,54 +376,66 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             ]
             if kt:
                 ax_kurt.plot(*zip(*kt), color=colour, lw=1.0, alpha=0.7)
+            kurtosis_theory += [y for _, y in kt]
+            kurtosis_points += [(x, y, e, colour) for x, y, e in k] + [(x, y, 0.0, colour) for x, y in bare]
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
+    log_axis(ax, "y", base=2)
     ax.set_ylabel("variance of the score")
-    ax.set_title("Variance of the score: markers measured, lines theory", fontsize=10)
+    together = coinciding(drawn, log=True)
+    ax.set_title(wrap("variance: markers measured, lines theory" + (" " + together if together else ""), 3.3))
     ax_ratio.axhline(1.0, color="0.4", lw=0.8)
     ax_ratio.set_ylabel("measured / theory")
-    ax_ratio.set_title("Measured / theory, 99.9% intervals (rules that only rescale q.k coincide)", fontsize=10)
+    ax_ratio.set_title("measured / theory")
     ax_mean.axhline(0.0, color="0.4", lw=0.8)
     ax_mean.set_ylabel("mean / sd")
     growing = any(r["theory_mean"] and r["scaling"] != "qknorm" for r in rows)
     ax_mean.set_title(
-        "Mean / sd grows like sqrt(d_k): the mean like d_k, the spread like sqrt(d_k)"
-        if growing
-        else "The mean in units of the spread, 95% error bars (lines: theory)",
-        fontsize=10,
+        r"mean / sd grows like $\sqrt{d_k}$" if growing else "the mean in units of the spread (lines: theory)"
     )
     ax_kurt.axhline(0.0, color="0.4", lw=0.8)
-    ax_kurt.set_ylabel("d_k x excess kurtosis")
+    ax_kurt.set_ylabel(r"$d_k \times$ excess kurtosis")
     hollow = any(r["excess_kurtosis"] is not None and r["excess_kurtosis_se"] is None for r in rows)
-    ax_kurt.set_title(
-        "d_k times the excess kurtosis: constant in theory"
-        + (" (95% bars; hollow: no interval)" if hollow else " (95% error bars)"),
-        fontsize=10,
-    )
-    for a in (ax, ax_ratio, ax_mean, ax_kurt):
-        a.grid(True, which="major", alpha=0.3)
+    notes = ["lines: theory, 0: a normal curve"] + (["hollow: no interval"] if hollow else [])
+    if kurtosis_points:  # around the theory and the sharper half of the estimates; wider bars run off
+        half = sorted(e for _, _, e, _ in kurtosis_points)
+        sharp = [y for _, y, e, _ in kurtosis_points if e <= half[len(half) // 2]]
+        core = kurtosis_theory + sharp + [0.0]
+        pad = max(0.3 * (max(core) - min(core)), 3 * half[len(half) // 2], 0.5)
+        low, high = min(core) - pad, max(core) + pad
+        ax_kurt.set_ylim(low, high)
+        beyond = [(x, y, c) for x, y, _, c in kurtosis_points if not low <= y <= high]
+        for x, y, c in beyond:  # a marker on the edge for each estimate beyond the panel
+            ax_kurt.plot([x], [high if y > high else low], "^" if y > high else "v", color=c, clip_on=False)
+        if beyond:
+            notes.append("triangles: beyond the panel")
+    ax_kurt.set_title(wrap(r"$d_k \times$ excess kurtosis (" + "; ".join(notes) + ")", 3.3))
     for a in (ax_mean, ax_kurt):
-        a.set_xlabel("d_k")
-    handles: dict[str, Any] = {}
-    for handle, label in zip(*ax.get_legend_handles_labels()):
-        handles.setdefault(label, handle)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=3, fontsize=7)
-    if setting:
-        fig.suptitle(setting, fontsize=10)
+        a.set_xlabel("$d_k$")
+    legend_below(fig, [ax])
+    once = (
+        f"; {' and '.join(RULE_NAMES[s] for s in rescaled)} rescale the same draws, so measured / theory, "
+        f"mean / sd and kurtosis are the same for them and drawn once (as {RULE_NAMES[rescaled[0]]})"
+        if len(rescaled) > 1
+        else ""
+    )
+    fig.suptitle(wrap((f"{setting}: " if setting else "") + f"error bars: {LEVEL:.1%} intervals{once}", 6.0))
     return fig
 
 
 def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: str = "") -> Any:
     """One d_k, several settings (inits, distributions, ...): each rule's variance with its 99.9% interval
-    against its theory, per setting, and measured / theory."""
+    against its theory, per setting, and measured / theory. Settings whose rows are the same within
+    their intervals (lecun and xavier initialise W_q and W_k alike when d_model = d_k * heads) are said
+    to coincide under the panel."""
     import numpy as np
 
-    from sqrtdk.plots import new_figure, rules_in, series_of
+    from sqrtdk.plots import RULE_NAMES, legend_below, new_figure, rules_in, series_of, wrap
 
-    fig = new_figure(12.0, 4.8)
+    fig = new_figure(2, 1, aspect=0.85)
     ax, ax_ratio = fig.subplots(1, 2)
     groups = series_of(rows, series)
     rules = rules_in(rows)
+    rescaled = [s for s in rules if not RULES[s].normalised] or rules
     width = 0.8 / len(rules)
     for i, scaling in enumerate(rules):
         colour = RULES[scaling].colour
@@ -425,14 +447,7 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
             low, high = row["variance_ci_low"], row["variance_ci_high"]
             err = None if low is None else [[row["variance"] - low], [high - row["variance"]]]
             ax.errorbar(
-                [x],
-                [row["variance"]],
-                yerr=err,
-                fmt="o",
-                ms=4,
-                color=colour,
-                capsize=2,
-                label=RULES[scaling].label if g == 0 else None,
+                [x], [row["variance"]], yerr=err, fmt="o", color=colour, label=RULES[scaling].label if g == 0 else None
             )
             if row["theory_variance"]:
                 ax.plot(
@@ -442,26 +457,54 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
                     lw=1.4,
                     label="theory" if i == 0 and g == 0 else None,
                 )
-                if err is not None:
+                if err is not None and (RULES[scaling].normalised or scaling == rescaled[0]):
                     t = row["theory_variance"]
-                    ax_ratio.errorbar(
-                        [x], [row["variance"] / t], yerr=np.array(err) / t, fmt="o", ms=4, color=colour, capsize=2
-                    )
-    names = [name for name, _ in groups]
+                    ax_ratio.errorbar([x], [row["variance"] / t], yerr=np.array(err) / t, fmt="o", color=colour)
+    names = [name.split(" = ", 1)[-1] if len(series) == 1 else name for name, _ in groups]
     for a in (ax, ax_ratio):
-        a.set_xticks(range(len(groups)), names, rotation=20, ha="right", fontsize=8)
-        a.grid(True, axis="y", alpha=0.3)
+        a.set_xticks(range(len(groups)), names, rotation=30, ha="right")
+        a.grid(True, axis="x", alpha=0.0)
+    if len(series) == 1:
+        ax.set_xlabel(series[0])
+        ax_ratio.set_xlabel(series[0])
     ax.set_yscale("log")
     ax.set_ylabel("variance of the score")
     d_k = rows[0]["d_k"]
-    ax.set_title(f"Score variance at d_k = {d_k} per setting (bars: theory)", fontsize=10)
-    if setting:
-        fig.suptitle(setting, fontsize=10)
-    ax.legend(fontsize=7)
+    ax.set_title(f"variance at $d_k$ = {d_k} (bars: theory)")
     ax_ratio.axhline(1.0, color="0.4", lw=0.8)
     ax_ratio.set_ylabel("measured / theory")
-    ax_ratio.set_title("99.9% intervals from independent replicates", fontsize=10)
+    once = " and ".join(RULE_NAMES[s] for s in rescaled)
+    ax_ratio.set_title(
+        "measured / theory" + (f"\n(drawn once for {once}: the same draws)" if len(rescaled) > 1 else "")
+    )
+    legend_below(fig, [ax])
+    same = _same_settings(groups)
+    note = f"; {same}" if same else ""
+    fig.suptitle(wrap((f"{setting}: " if setting else "") + f"error bars: {LEVEL:.1%} intervals{note}", 6.0))
     return fig
+
+
+def _same_settings(groups: Sequence[tuple[str, Sequence[dict]]]) -> str:
+    """'init = lecun and init = xavier coincide': settings whose every rule's variance lies inside the
+    other's interval."""
+
+    def inside(a: dict, b: dict) -> bool:
+        return (
+            a["variance_ci_low"] is not None
+            and b["variance_ci_low"] is not None
+            and (
+                b["variance_ci_low"] <= a["variance"] <= b["variance_ci_high"]
+                and a["variance_ci_low"] <= b["variance"] <= a["variance_ci_high"]
+            )
+        )
+
+    pairs = []
+    for i, (name_a, rows_a) in enumerate(groups):
+        for name_b, rows_b in groups[i + 1 :]:
+            by_rule = {r["scaling"]: r for r in rows_b}
+            if all(r["scaling"] in by_rule and inside(r, by_rule[r["scaling"]]) for r in rows_a):
+                pairs.append(f"{name_a} and {name_b} agree within their intervals")
+    return "; ".join(pairs)
 
 
 # ---- the reading in the report ----
@@ -494,25 +537,10 @@ def reading(result: Result) -> list[str]:
         prefix, rows = groups[0]
         return _read_one_variance(prefix, rows) + _coverage_sentence(rows)
     if single_d:
-        return [_read_setting(prefix, rows) for prefix, rows in groups] + _coverage_sentence(result.rows)
-    out = []
-    for prefix, rows in groups:
-        out += _read_variance_vs_dk(prefix, rows, detailed=len(groups) == 1)
-    return out + _coverage_sentence(result.rows)
-
-
-def _read_setting(prefix: str, rows: Sequence[dict]) -> str:
-    """'With init = lecun: unscaled 63.76 (99.9% interval ...; theory 64); 1/sqrt(d_k) 0.9962 (...).'"""
-    parts = []
-    for r in sorted(rows, key=lambda r: SCALINGS.index(r["scaling"])):
-        ci = (
-            ""
-            if r["variance_ci_low"] is None
-            else f", interval {r['variance_ci_low']:.4g} to {r['variance_ci_high']:.4g}"
-        )
-        told = "" if r["theory_variance"] is None else f"; theory {r['theory_variance']:.4g}"
-        parts.append(f"{RULES[r['scaling']].words} {r['variance']:.4g}{ci}{told}")
-    return f"{prefix or ''}the score variance at d_k = {rows[0]['d_k']} is " + "; ".join(parts) + "."
+        return [_setting_table(groups)] + _coverage_sentence(result.rows)
+    if len(groups) > 1:
+        return [_variance_table(groups)] + _coverage_sentence(result.rows)
+    return _read_variance_vs_dk("", groups[0][1], detailed=True) + _coverage_sentence(result.rows)
 
 
 def _read_variance_vs_dk(prefix: str, rows: Sequence[dict], detailed: bool) -> list[str]:
@@ -521,17 +549,17 @@ def _read_variance_vs_dk(prefix: str, rows: Sequence[dict], detailed: bool) -> l
     if none:
         a, b = none[0], none[-1]
         out.append(
-            f"{prefix}Unscaled, the variance of q.k {report.trend(a['variance'], b['variance'], '.4g')} from "
+            f"{prefix}Unscaled, the variance of q.k {report.trend(a['variance'], b['variance'], '.4g', (a['variance_se'], b['variance_se']))} from "
             f"d_k = {a['d_k']} to {b['d_k']} (theory {_num(a['theory_variance'])} and "
-            f"{_num(b['theory_variance'])}): a factor {b['variance'] / a['variance']:.4g} for a factor "
+            f"{_num(b['theory_variance'])}): a factor {report.num(b['variance'] / a['variance'])} for a factor "
             f"{b['d_k'] / a['d_k']:g} in d_k."
         )
         if a["theory_mean"] and b["theory_mean"]:
             sd_factor = math.sqrt(b["variance"] / a["variance"])
             out.append(
-                f"Its mean {report.trend(a['mean'], b['mean'], '.4g')} (theory {a['theory_mean']:.4g} and "
-                f"{b['theory_mean']:.4g}), a factor {b['mean'] / a['mean']:.4g}, while its standard deviation "
-                f"grows by a factor {sd_factor:.3g}: the mean outgrows the spread, "
+                f"Its mean {report.trend(a['mean'], b['mean'], '.4g', (a['mean_se'], b['mean_se']))} (theory {report.num(a['theory_mean'])} and "
+                f"{report.num(b['theory_mean'])}), a factor {report.num(b['mean'] / a['mean'])}, while its standard deviation "
+                f"grows by a factor {report.num(sd_factor, 3)}: the mean outgrows the spread, "
                 f"mean / sd {report.trend(a['mean'] / math.sqrt(a['variance']), b['mean'] / math.sqrt(b['variance']), '.3g')}."
             )
     for rule in ("sqrt", "linear", "qknorm"):
@@ -540,7 +568,7 @@ def _read_variance_vs_dk(prefix: str, rows: Sequence[dict], detailed: bool) -> l
             continue
         if rule == "linear":
             line = (
-                f"{RULES[rule].words}: the variance {report.trend(sel[0]['variance'], sel[-1]['variance'], '.4g')} "
+                f"{RULES[rule].words}: the variance {report.trend(sel[0]['variance'], sel[-1]['variance'], '.4g', (sel[0]['variance_se'], sel[-1]['variance_se']))} "
                 f"from d_k = {sel[0]['d_k']} to {sel[-1]['d_k']} (theory {_num(sel[0]['theory_variance'])} and "
                 f"{_num(sel[-1]['theory_variance'])})"
             )
@@ -552,7 +580,7 @@ def _read_variance_vs_dk(prefix: str, rows: Sequence[dict], detailed: bool) -> l
                 f"d_k = {sel[0]['d_k']} to {sel[-1]['d_k']}{told}"
             )
         if sel[0]["theory_mean"] and rule != "qknorm":
-            line += f"; the mean {report.trend(sel[0]['mean'], sel[-1]['mean'], '.4g')}"
+            line += f"; the mean {report.trend(sel[0]['mean'], sel[-1]['mean'], '.4g', (sel[0]['mean_se'], sel[-1]['mean_se']))}"
         out.append(line + ".")
     if detailed and scaled:
         ka, kb = scaled[0], scaled[-1]
@@ -562,7 +590,7 @@ def _read_variance_vs_dk(prefix: str, rows: Sequence[dict], detailed: bool) -> l
             and ka["excess_kurtosis_se"] is not None
         ):
             out.append(
-                f"The excess kurtosis {report.trend(ka['excess_kurtosis'], kb['excess_kurtosis'], '.3g')} "
+                f"The excess kurtosis {report.trend(ka['excess_kurtosis'], kb['excess_kurtosis'], '.3g', (ka['excess_kurtosis_se'], kb['excess_kurtosis_se']))} "
                 f"(± {ka['excess_kurtosis_se']:.2g} and ± {kb['excess_kurtosis_se']:.2g}; theory "
                 f"{_num(ka['theory_excess_kurtosis'], '.3g')} and {_num(kb['theory_excess_kurtosis'], '.3g')}): "
                 + _tails(ka)
@@ -583,14 +611,14 @@ def _read_variance_vs_dk(prefix: str, rows: Sequence[dict], detailed: bool) -> l
                 if abs(r["excess_kurtosis"] - r["theory_excess_kurtosis"]) <= 3 * r["excess_kurtosis_se"]
             ]
             out.append(
-                f"d_k times the excess kurtosis is {kurt[0]['d_k'] * kurt[0]['theory_excess_kurtosis']:.3g} in "
+                f"d_k times the excess kurtosis is {report.num(kurt[0]['d_k'] * kurt[0]['theory_excess_kurtosis'], 3)} in "
                 f"theory at every d_k; the measurement is within 3 standard errors of it at {len(near)} of "
                 f"{len(kurt)} values of d_k."
             )
         elif any(r["excess_kurtosis"] is not None and r["theory_excess_kurtosis"] is not None for r in scaled):
             bare = [r for r in scaled if r["excess_kurtosis"] is not None and r["theory_excess_kurtosis"] is not None]
             out.append(
-                f"d_k times the excess kurtosis is {bare[0]['d_k'] * bare[0]['theory_excess_kurtosis']:.3g} in "
+                f"d_k times the excess kurtosis is {report.num(bare[0]['d_k'] * bare[0]['theory_excess_kurtosis'], 3)} in "
                 f"theory at every d_k and measures {report.between([r['d_k'] * r['excess_kurtosis'] for r in bare], '.3g')}; "
                 "no standard error is given for such heavy tails (its interval would cover too rarely)."
             )
@@ -600,7 +628,7 @@ def _read_variance_vs_dk(prefix: str, rows: Sequence[dict], detailed: bool) -> l
 
 
 def _num(value: float | None, spec: str = ".4g") -> str:
-    return "none in closed form" if value is None else format(value, spec)
+    return "none in closed form" if value is None else report.num(value, int(spec.strip(".g")))
 
 
 def _tails(row: dict) -> str:
@@ -639,10 +667,81 @@ def _read_one_variance(prefix: str, rows: Sequence[dict]) -> list[str]:
     out = [f"{prefix}At d_k = {first['d_k']}, {first['n_scores']:,} scores: " + ", ".join(parts) + "."]
     if scaled is not None and scaled["excess_kurtosis_se"] is not None:
         out.append(
-            f"The excess kurtosis is {scaled['excess_kurtosis']:.3g} ± {scaled['excess_kurtosis_se']:.2g} "
+            f"The excess kurtosis is {report.num(scaled['excess_kurtosis'], 3)} ± {scaled['excess_kurtosis_se']:.2g} "
             f"(theory {_num(scaled['theory_excess_kurtosis'], '.3g')}; a normal curve has 0): {_tails(scaled)}."
         )
     return out
+
+
+def _variance_table(groups: Sequence[tuple[str, list[dict]]]) -> str:
+    """Several settings swept over d_k: per setting and rule, the variance at the ends of the sweep
+    against its theory, and d_k times the excess kurtosis against its constant theory."""
+    all_rows = [r for _, rows in groups for r in rows]
+    d_ks = sorted({r["d_k"] for r in all_rows})
+    with_mean = any(r["theory_mean"] for r in all_rows)
+    head = ["setting", "rule", f"variance, d_k = {d_ks[0]} → {d_ks[-1]}", "theory"]
+    head += ["mean", "theory"] if with_mean else []
+    head += ["d_k times excess kurtosis: theory", "within 3 SE"]
+    cells = []
+    for prefix, rows in groups:
+        setting = prefix.removeprefix("With ").removesuffix(": ")
+        for rule in [s for s in SCALINGS if any(r["scaling"] == s for r in rows)]:
+            sel = report.by_rule(rows, rule)
+            a, b = sel[0], sel[-1]
+            told = (
+                f"{report.num(a['theory_variance'])} → {report.num(b['theory_variance'])}"
+                if a["theory_variance"] is not None and b["theory_variance"] is not None
+                else ""
+            )
+            row = [
+                setting,
+                RULES[rule].words,
+                report.arrow(a["variance"], b["variance"], ".4g", (a["variance_se"], b["variance_se"])),
+                told,
+            ]
+            if with_mean:
+                row += [
+                    report.arrow(a["mean"], b["mean"], ".4g", (a["mean_se"], b["mean_se"])),
+                    f"{report.num(a['theory_mean'])} → {report.num(b['theory_mean'])}"
+                    if a["theory_mean"] is not None and b["theory_mean"] is not None
+                    else "",
+                ]
+            kurt = [r for r in sel if r["excess_kurtosis"] is not None and r["theory_excess_kurtosis"] is not None]
+            judged = [r for r in kurt if r["excess_kurtosis_se"] is not None]
+            near = [
+                r
+                for r in judged
+                if abs(r["excess_kurtosis"] - r["theory_excess_kurtosis"]) <= 3 * r["excess_kurtosis_se"]
+            ]
+            constant = {round(r["d_k"] * r["theory_excess_kurtosis"], 9) for r in kurt}
+            row += [
+                report.num(kurt[0]["d_k"] * kurt[0]["theory_excess_kurtosis"], 3) if len(constant) == 1 else "",
+                f"{len(near)} of {len(judged)}" if judged else ("no SE: heavy tails" if kurt else ""),
+            ]
+            cells.append(row)
+    return (
+        "Per setting and rule, over the sweep (first → last value; flat: within two standard errors):\n\n"
+        + report.markdown_table(head, cells)
+    )
+
+
+def _setting_table(groups: Sequence[tuple[str, list[dict]]]) -> str:
+    """One d_k, several settings: each rule's variance with its 99.9% interval against its theory."""
+    d_k = groups[0][1][0]["d_k"]
+    cells = []
+    for prefix, rows in groups:
+        setting = prefix.removeprefix("With ").removesuffix(": ") or "default"
+        for r in sorted(rows, key=lambda r: SCALINGS.index(r["scaling"])):
+            interval = (
+                ""
+                if r["variance_ci_low"] is None
+                else f"{report.num(r['variance_ci_low'])} to {report.num(r['variance_ci_high'])}"
+            )
+            told = "" if r["theory_variance"] is None else report.num(r["theory_variance"])
+            cells.append([setting, RULES[r["scaling"]].words, report.num(r["variance"]), interval, told])
+    return f"The score variance at d_k = {d_k}:\n\n" + report.markdown_table(
+        ["setting", "rule", "variance", f"{LEVEL:.1%} interval", "theory"], cells
+    )
 
 
 # ---- the terminal table and the cost ----

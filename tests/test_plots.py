@@ -1,0 +1,109 @@
+"""The house style (sqrtdk/plots.py): text no smaller than the style's size at the width each figure is
+drawn for, series that lie on top of each other said to, and the formats and styles a run can ask for."""
+
+from __future__ import annotations
+
+import pytest
+
+import sqrtdk
+from sqrtdk import plots
+from sqrtdk.experiments import _attention, toy, variance
+
+
+def _texts(fig):
+    from matplotlib.text import Text
+
+    fig.canvas.draw()  # the layout places every text, legends included
+    return [t for t in fig.findobj(Text) if t.get_text().strip() and t.get_visible()]
+
+
+def _figures():
+    yield "variance_vs_dk", sqrtdk.run("variance", dim=[4, 16], samples=4096, scaling=["none", "sqrt", "qknorm"])
+    yield "histogram_dk16", sqrtdk.run("variance", dim=16, samples=4096)
+    yield "saturation_vs_dk", sqrtdk.run("saturation", dim=[4, 16], seq_len=[8, 32], samples=256)
+    yield "gradient_vs_n", sqrtdk.run("gradient", dim=[4, 16], seq_len=[8, 32], samples=256)
+    yield "saturation_vs_dk", sqrtdk.run("saturation", dim=16, seq_len=8, samples=256)  # one point: per rule
+    yield "ssmax_toy", sqrtdk.run("toy", seq_len=[10, 100])
+    yield (
+        "variance_by_setting",
+        sqrtdk.run("variance", inputs="projected", init=["lecun", "xavier"], samples=4096),
+    )
+
+
+@pytest.mark.parametrize("style", ["paper", "slide"])
+def test_no_text_is_smaller_than_the_style_and_the_width_is_the_styles(style):
+    look = plots.Look(style)
+    plots.use(look)
+    try:
+        for name, result in _figures():
+            fig = result.figures()[name]()
+            sizes = {round(t.get_fontsize(), 2) for t in _texts(fig)}
+            assert min(sizes) >= look.font, (name, sizes)
+            panels = len([a for a in fig.axes if a.get_visible() and a.axison])
+            assert fig.get_figwidth() == pytest.approx(look.width(1 if panels == 1 else 2)), name
+    finally:
+        plots.use(plots.Look())
+
+
+def test_paper_and_slide_are_stated_widths():
+    assert plots.Look("paper").width(1) == 3.4 and plots.Look("paper").width(3) == 7.0
+    assert plots.Look("slide").width(3) == 11.0 and plots.Look("slide").font == 15.0
+
+
+def test_coinciding_series_are_named_and_distinct_ones_are_not():
+    together = plots.coinciding(
+        [(("a", ""), {1: 1.0, 2: 2.0}), (("b", ""), {1: 1.001, 2: 2.001}), (("c", ""), {1: 5.0, 2: 9.0})]
+    )
+    assert together == "(on top of each other: a = b)"
+    assert plots.coinciding([(("a", ""), {1: 1.0}), (("c", ""), {1: 5.0})]) == ""
+    log = plots.coinciding([(("a", ""), {1: 1e-3, 2: 1.0}), (("b", ""), {1: 2e-3, 2: 1.0})], log=True)
+    assert log == ""  # a factor 2 apart on a log axis spanning a factor 1000 is visible
+
+
+def test_a_single_point_run_is_drawn_per_rule_not_as_a_sweep():
+    result = sqrtdk.run("saturation", dim=16, seq_len=8, samples=256)
+    fig = result.figures()["saturation_vs_dk"]()
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == [plots.RULE_NAMES["none"], plots.RULE_NAMES["sqrt"]]
+
+
+def test_each_reference_line_is_named_and_s_c_takes_its_series_colour():
+    result = sqrtdk.run("gradient", dim=[4, 64], seq_len=[8, 64], samples=256)
+    fig = _attention.metric_grid(result.rows, _attention.GRADIENT, "t", "d_k", ["seq_len"])
+    ax = fig.axes[0]
+    lines = {line.get_label(): line.get_color() for line in ax.get_lines() if not line.get_label().startswith("_")}
+    s_c = {k: v for k, v in lines.items() if "reaches $s_c$" in k}
+    uniform = [k for k in lines if k.startswith("uniform row")]
+    assert len(uniform) == 2 and len(s_c) >= 1
+    for label, colour in s_c.items():  # the n of the label, in the colour of that n's unscaled series
+        n = label.rsplit("= ", 1)[1]
+        series = {c.get_label(): c.lines[0].get_color() for c in ax.containers}
+        assert colour == series[f"unscaled $q\\cdot k$, $n$ = {n}"]
+
+
+def test_the_normal_curve_is_said_to_lie_under_the_exact_density_at_large_d_k():
+    result = sqrtdk.run("variance", dim=1024, samples=2**16)
+    fig = variance.histogram_figure(result.outputs[0])
+    words = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("within 1% of the exact density" in w for w in words)
+
+
+def test_wrap_never_breaks_inside_maths():
+    text = plots.wrap(r"coincide: $q\cdot k\,/\sqrt{d_k}$ and $g \cos(q, k)$ at all settings", 1.0)
+    assert all(line.count("$") % 2 == 0 for line in text.split("\n"))
+
+
+def test_formats_and_style_from_the_command_line(cli, tmp_path):
+    code, _, _ = cli("toy", "--seq-len", "10,100", "--format", "pdf,png", "--style", "slide", "--out", tmp_path)
+    assert code == 0
+    (folder,) = tmp_path.iterdir()
+    assert {p.suffix for p in folder.iterdir() if p.stem == "ssmax_toy"} == {".pdf", ".png"}
+    assert b"/CreationDate" not in (folder / "ssmax_toy.pdf").read_bytes()
+    code, _, err = cli("toy", "--format", "jpg", "--out", tmp_path)
+    assert code == 2 and "--format: 'jpg' is not allowed; choose from png, svg, pdf" in err
+
+
+def test_toy_figure_is_one_column_wide():
+    plots.use(plots.Look())
+    fig = toy.toy_figure(sqrtdk.run("toy", seq_len=[10, 100]).rows)
+    assert fig.get_figwidth() == 3.4
