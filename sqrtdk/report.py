@@ -6,6 +6,7 @@ intervals contain the theory), so the report cannot say what the tables do not.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,14 +33,91 @@ def is_report(path: Path) -> bool:
         return False
 
 
+PARTS = (  # (first order, heading): the report in the order a reader learns the argument
+    (0, "The argument: scores, softmax, gradients"),
+    (40, "The scaling rules"),
+    (50, "Beyond the textbook case"),
+)
+
+# A short explanation of each concept, given once, under the first section whose text names it (any of
+# TRIGGERS[concept], else the concept's own name), and the references a section's text calls on.
+TRIGGERS = {
+    "s_c": ("s_c", "freez", "saturat"),
+    "random-energy model": ("random-energy",),
+    "participation": ("participation", "effective number"),
+}
+SOURCES = {
+    1: ("sqrt(d_k)", "Var(q.k)", "variance-gamma"),
+    2: ("jackknife",),
+    3: ("1/d_k", "muP"),
+    4: ("random-energy", "s_c", "freez"),
+    5: ("random-energy",),
+    6: ("QK-norm",),
+    7: ("Scalable-Softmax", "s ln n"),
+}
+CONCEPTS = {
+    "variance-gamma": "**variance-gamma density**: the exact law of q.k for Gaussian entries, a Bessel-function "
+    "density with exponential tails, heavier than a normal curve's [1].",
+    "jackknife": "**jackknife interval**: the estimate recomputed with each of the independent replicates left "
+    "out; their spread gives a standard error and a Student-t interval.",
+    "excess kurtosis": "**excess kurtosis**: E[(x - mean)^4] / Var^2 - 3, 0 for a normal curve; for q.k with "
+    "unit-variance entries it is (m4^2 - 3) / d_k, m4 the entries' fourth moment.",
+    "s_c": "**s_c = sqrt(2 ln n)**: the logit spread at which the softmax of n iid normal logits freezes; "
+    "below it the weight spreads over many keys, above it over a few [4, 5].",
+    "random-energy model": "**random-energy model (REM)**: Derrida's model of n iid energies, whose large-n "
+    "limits give E[H] ~ ln n - s^2/2 and 1/sum p^2 ~ n e^(-s^2) below s_c; sqrtdk draws these asymptotic "
+    "forms only where they agree with the exact value to 2% [4, 5].",
+    "participation": "**participation 1/sum p^2**: the number of keys a row effectively attends to (n for "
+    "uniform weights, 1 for one-hot).",
+    "||J||_F": "**||J||_F**: the Frobenius norm of the softmax Jacobian diag(p) - p p^T, the size of the "
+    "gradient the softmax passes back; 0 for a one-hot row, sqrt(n-1)/n for a uniform one.",
+    "1/d_k": "**1/d_k (muP)**: Tensor Programs V scales attention logits by 1/d_k rather than "
+    "1/sqrt(d_k), so that a query correlated with its key gives a logit that stays O(1) as d_k grows [3].",
+    "QK-norm": "**QK-norm**: LayerNorm (here: normalisation) of q and k before the product, logits "
+    "g cos(q, k), bounded whatever the entries' scale; used against logit growth in ViT-22B [6].",
+    "Scalable-Softmax": "**Scalable-Softmax (SSMax)**: logits multiplied by s ln n, so that the weight of a "
+    "key that stands out does not fade as the sequence grows [7].",
+}
+
+REFERENCES = """## References
+
+1. Vaswani et al. 2017, "Attention Is All You Need", section 3.2.1 and footnote 4: Var(q.k) = d_k for
+   independent mean-0, variance-1 entries, hence the 1/sqrt(d_k). Base model d_k = d_model / h = 64.
+   The closed forms for other means, variances, correlations and distributions, and the variance-gamma
+   density, are derived in sqrtdk/core/theory.py (README: How the numbers are made).
+2. Efron and Stein 1981, "The jackknife estimate of variance", Annals of Statistics 9(3): the jackknife
+   standard errors and intervals over independent replicates.
+3. Yang et al. 2022, "Tensor Programs V: Tuning Large Neural Networks via Zero-Shot Hyperparameter
+   Transfer" (muP), arXiv 2203.03466: attention scaled by 1/d_head, section on attention logits.
+4. Derrida 1981, "Random-energy model: an exactly solvable model of disordered systems", Physical Review
+   B 24: the freezing transition at s_c.
+5. Giorlandino and Goldt 2025, arXiv 2505.24333: the random-energy model mapped onto attention at
+   initialisation (entropy and participation below s_c).
+6. Dehghani et al. 2023, "Scaling Vision Transformers to 22 Billion Parameters", arXiv 2302.05442:
+   LayerNorm on queries and keys (QK-norm) against attention-logit growth.
+7. Nakanishi 2025, "Scalable-Softmax Is Superior for Attention", arXiv 2501.19399: logits times s ln n,
+   and its toy example (one logit 3, the rest -2; s = 0.43), whose published weights the toy section
+   reproduces.
+"""
+
+
 def render(configs: Sequence, results: Sequence, shown_at: Path) -> str:
     """The report for `configs` and their `results`, with links relative to the folder `shown_at`."""
     parts = [HEADER, "## Contents\n"]
-    parts += [f"- [{c.title or c.name}](#{anchor(c.title or c.name)})" for c in configs]
-    parts.append("")
+    sections: list[str] = []
+    said: set[str] = set()
+    explained: set[str] = set()
+    part = None
     for config, result in zip(configs, results):
-        parts.append(section(config, result, shown_at))
-    return "\n".join(parts).rstrip() + "\n"
+        heading = [h for start, h in PARTS if config.order >= start][-1]
+        if heading != part:
+            part = heading
+            parts.append(f"- **{heading}**")
+            sections.append(f"# {heading}\n")
+        parts.append(f"  - [{config.title or config.name}](#{anchor(config.title or config.name)})")
+        sections.append(section(config, result, shown_at, said, explained))
+    parts.append("- [References](#references)\n")
+    return "\n".join([*parts, *sections, REFERENCES]).rstrip() + "\n"
 
 
 def anchor(title: str) -> str:
@@ -48,7 +126,12 @@ def anchor(title: str) -> str:
     return kept.replace(" ", "-")
 
 
-def section(config, result, shown_at: Path) -> str:
+def section(config, result, shown_at: Path, said: set[str] | None = None, explained: set[str] | None = None) -> str:
+    """One config's section: title, description, figures, the reading (sentences, and small tables
+    where a reading compares several settings), the concepts it names for the first time, the tables'
+    and the config's links. A sentence that an earlier section has said already is not said again."""
+    said = set() if said is None else said
+    explained = set() if explained is None else explained
     name = config.name
     lines = [f"## {config.title or name}", ""]
     if config.description:
@@ -60,7 +143,19 @@ def section(config, result, shown_at: Path) -> str:
     others = [f for f in figures if f not in shown]
     if others:
         lines += ["More figures: " + ", ".join(f"[{f}]({name}/{f}.png)" for f in others) + ".", ""]
-    lines += [f"- {sentence}" for sentence in result.spec.reading(result)]
+    for item in result.spec.reading(result):
+        if item in said:
+            continue
+        said.add(item)
+        lines += ["", item, ""] if "\n|" in item else [f"- {item}"]
+    text = "\n".join([*lines, config.text])
+    new = [c for c in CONCEPTS if c not in explained and any(t in text for t in TRIGGERS.get(c, (c,)))]
+    if new:
+        explained.update(new)
+        lines += ["", "Terms: " + " ".join(CONCEPTS[c] for c in new)]
+    cited = [n for n, triggers in SOURCES.items() if any(t in text for t in triggers)]
+    if cited:
+        lines += ["", "Sources: " + ", ".join(f"[{n}](#references)" for n in cited) + "."]
     config_link = Path(os.path.relpath(config.path.resolve(), shown_at.resolve())).as_posix()
     lines += [
         "",
@@ -72,24 +167,68 @@ def section(config, result, shown_at: Path) -> str:
         "```",
         "",
     ]
-    return "\n".join(lines)
+    return "\n".join(line for i, line in enumerate(lines) if line or i == 0 or lines[i - 1])
 
 
-# ---- wording built from numbers ----
+# ---- wording built from numbers: one format for every number ----
+
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def trend(a: float, b: float, spec: str) -> str:
-    """'rises from 0.75 to 0.97', 'falls from ...' or 'stays at ...', as the printed numbers say."""
-    sa, sb = _format(a, spec), _format(b, spec)
-    if sa == sb:
-        return f"stays at {sa}"
-    return f"{'rises' if b > a else 'falls'} from {sa} to {sb}"
+def num(x: float, digits: int = 4) -> str:
+    """A number in prose: `digits` significant digits, thousands separated, no exponent between 1e-4
+    and 1e6 (65,510; 4.352; 0.0002446); outside that range 2.4 times a power of ten, in superscript."""
+    if x == 0 or not math.isfinite(x):
+        return "0" if x == 0 else str(x)
+    size = abs(x)
+    if size >= 1e6 or size < 1e-4:
+        power = math.floor(math.log10(size))
+        return f"{x / 10**power:.{max(digits - 1, 1)}g} \u00d7 10{str(power).translate(SUPERSCRIPT)}"
+    if size >= 10 ** (digits - 1):
+        return f"{round(x):,}"
+    return f"{x:.{digits}g}"
+
+
+def share(x: float) -> str:
+    """A share as a percentage, always with one decimal: 0.0%, 16.6%, 100.0%."""
+    return f"{x:.1%}"
 
 
 def _format(x: float, spec: str) -> str:
     if spec == "%":
-        return f"{x:.1%}" if 0 < abs(x) < 0.1 else f"{x:.0%}"
+        return share(x)
+    if spec.endswith("g"):
+        return num(x, int(spec.strip(".g") or 4))
     return format(x, spec)
+
+
+def trend(a: float, b: float, spec: str, se: tuple[float | None, float | None] | None = None) -> str:
+    """'rises from 0.75 to 0.97', 'falls from ...', or, when the change is within two standard errors
+    of the difference (or the printed numbers agree), 'stays at 0.069' / 'does not move beyond its
+    uncertainty (0.903 and 0.900)'."""
+    sa, sb = _format(a, spec), _format(b, spec)
+    if sa == sb:
+        return f"stays at {sa}"
+    if _within(a, b, se):
+        return f"does not move beyond its uncertainty ({sa} and {sb})"
+    return f"{'rises' if b > a else 'falls'} from {sa} to {sb}"
+
+
+def _within(a: float, b: float, se: tuple[float | None, float | None] | None) -> bool:
+    """Whether b - a is within two standard errors of the difference (independent estimates)."""
+    if se is None:
+        return False
+    se_a, se_b = se
+    return se_a is not None and se_b is not None and abs(b - a) <= 2 * math.hypot(se_a, se_b)
+
+
+def arrow(a: float, b: float, spec: str, se: tuple[float | None, float | None] | None = None) -> str:
+    """'0.425 → 0.961' for a table cell, with '(flat within 2 SE)' when the change is inside the noise."""
+    sa, sb = _format(a, spec), _format(b, spec)
+    if sa == sb:
+        return f"{sa} (flat)"
+    flat = _within(a, b, se)
+    return f"{sa} → {sb}" + (" (flat within 2 SE)" if flat else "")
 
 
 def between(values: Sequence[float], spec: str) -> str:
@@ -97,9 +236,13 @@ def between(values: Sequence[float], spec: str) -> str:
     return f"at {lo}" if lo == hi else f"between {lo} and {hi}"
 
 
-def share(x: float) -> str:
-    """A share of rows as a percentage: one decimal below 10%, none above."""
-    return _format(x, "%")
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A small Markdown table, for readings that compare several settings."""
+
+    def row(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([row(head), "|" + "|".join("---" for _ in head) + "|", *(row(r) for r in rows)])
 
 
 def groups(result: Any, x: str) -> list[tuple[str, list[dict]]]:

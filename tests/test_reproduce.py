@@ -191,10 +191,8 @@ def test_report_reads_the_numbers(cli, project):
     report = (results / "README.md").read_text()
     rows = json.loads((results / "b_saturation" / "rows.json").read_text())
     none = {r["d_k"]: r for r in rows if r["scaling"] == "none" and r["seq_len"] == 32}
-    assert (
-        f"n = 32, from d_k = 4 to 64: unscaled: the largest weight rises from {none[4]['max_prob_mean']:.3f} "
-        f"to {none[64]['max_prob_mean']:.3f}"
-    ) in report
+    assert "Mean over query rows, from d_k = 4 to 64" in report
+    assert f"| 32 | unscaled | {none[4]['max_prob_mean']:.3f} → {none[64]['max_prob_mean']:.3f} |" in report
     assert "![variance_vs_dk](a_variance/variance_vs_dk.png)" in report
     assert "## Variance" in report and report.index("## Variance") < report.index("## Saturation")
     assert "[`a_variance.toml`](../configs/a_variance.toml)" in report

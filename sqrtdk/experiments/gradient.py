@@ -31,9 +31,9 @@ def unscaled(rows: Sequence[dict], eps: float) -> list[str]:
     a, b, sb = none[0], none[-1], scaled[-1]
     return [
         f"Unscaled at n = {b['seq_len']}, the share of rows with ||J||_F < {eps:g} "
-        f"{report.trend(a['vanishing_fraction'], b['vanishing_fraction'], '%')} from d_k = {a['d_k']} to "
-        f"{b['d_k']}, yet at d_k = {b['d_k']} ||dL/dq|| averages {b['grad_q_mean']:.3g} against "
-        f"{sb['grad_q_mean']:.3g} scaled (uniform row's ||J||_F: {b['uniform_jacobian_fro']:.3g})."
+        f"{report.trend(a['vanishing_fraction'], b['vanishing_fraction'], '%', (a['vanishing_fraction_se'], b['vanishing_fraction_se']))} from d_k = {a['d_k']} to "
+        f"{b['d_k']}, yet at d_k = {b['d_k']} ||dL/dq|| averages {report.num(b['grad_q_mean'], 3)} against "
+        f"{report.num(sb['grad_q_mean'], 3)} scaled (uniform row's ||J||_F: {report.num(b['uniform_jacobian_fro'], 3)})."
     ]
 
 

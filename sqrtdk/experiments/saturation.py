@@ -15,6 +15,7 @@ from functools import partial
 from sqrtdk import report, schema
 from sqrtdk.core.theory import REM_ACCURACY
 from sqrtdk.experiments import Experiment, _attention
+from sqrtdk.output import with_se
 
 Params = _attention.params(
     "`sqrtdk saturation`: the schema of its options and config keys.",
@@ -35,7 +36,7 @@ def unscaled(rows: Sequence[dict], threshold: float) -> list[str]:
         return []
     a, b = none[0], none[-1]
     line = (
-        f"Unscaled at d_k = {b['d_k']}, n = {b['seq_len']}: the entropy is {b['entropy_mean']:.3g} nats and "
+        f"Unscaled at d_k = {b['d_k']}, n = {b['seq_len']}: the entropy is {report.num(b['entropy_mean'], 3)} nats and "
         f"{report.share(b['saturated_fraction'])} of rows put at least {threshold:g} on one key "
         f"({report.share(a['saturated_fraction'])} at d_k = {a['d_k']})"
     )
@@ -44,8 +45,8 @@ def unscaled(rows: Sequence[dict], threshold: float) -> list[str]:
         r = rem[-1]
         line += (
             f"; scaled, the random-energy-model entropy ln n - E[s^2]/2 (asymptotic, shown where it holds "
-            f"to {REM_ACCURACY:.0%}) is {r['theory_entropy']:.3f}, measured {r['entropy_mean']:.3f} "
-            f"± {r['entropy_mean_se']:.2g}"
+            f"to {REM_ACCURACY:.0%}) is {report.num(r['theory_entropy'])}, measured "
+            f"{with_se(r['entropy_mean'], r['entropy_mean_se'])}"
         )
     return [line + "."]
 
