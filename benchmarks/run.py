@@ -183,7 +183,20 @@ def main(argv: list[str] | None = None) -> None:
         "the saturation and gradient fractions are above",
     )
 
-    # 4. start-up, memory, reproduce
+    # 4. what drawing the figures adds to the commands people start with
+    for command in (["variance", "--dim", "64"], ["saturation"], ["gradient"]):
+        base = SQRTDK + command + ["--quiet", "--out", str(tmp / "draw")]
+        timed = runs({"figures": base, "tables": base + ["--no-plot"]}, repeat)
+        drawn = statistics.median(w for w, _ in timed["figures"])
+        bare = statistics.median(w for w, _ in timed["tables"])
+        share = (drawn - bare) / drawn
+        row(
+            f"sqrtdk {' '.join(command)}: wall s with / without figures",
+            f"{drawn:.2f} / {bare:.2f}",
+            f"figures {share:.0%} of the run (target <= 33%: {'met' if share <= 1 / 3 else '**not met**'})",
+        )
+
+    # 5. start-up, memory, reproduce
     walls = [w for w, _ in runs({"help": SQRTDK + ["--help"]}, repeat)["help"]]
     row("sqrtdk --help: wall s", summary(walls), "target <= 0.3")
     peaks = {}
