@@ -343,11 +343,11 @@ def metric_grid(
     for ax in axes[len(metrics) :]:
         ax.set_axis_off()
     legend_below(fig, axes[: len(metrics)], spare=axes[-1] if len(axes) > len(metrics) else None)
-    fixed = [setting] if setting else []
+    fixed = [p for p in setting.split(", ") if p]
     other = "seq_len" if x == "d_k" else "d_k"
     if len({r[other] for r in rows}) == 1 and other not in series:
-        fixed.insert(0, f"{'$n$' if other == 'seq_len' else '$d_k$'} = {rows[0][other]}")
-    fixed = [p for part in fixed for p in part.split(", ") if p]
+        name = "n" if other == "seq_len" else "d_k"
+        fixed = [f"${name}$ = {rows[0][other]}", *(p for p in fixed if not p.startswith(f"{name} ="))]
     context = ", " + ", ".join(dict.fromkeys(fixed)) if fixed else ""
     freezing = r"; $s_c = \sqrt{2\ln n}$" if crossings else ""
     fig.suptitle(wrap(f"{title}{context}; error bars: 95% intervals{freezing}", fig.get_figwidth() - 0.4))

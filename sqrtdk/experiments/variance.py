@@ -258,7 +258,7 @@ def histogram_figure(sample: ScoreSample, label: str = "") -> Any:
         told += "; no closed-form density for these entries"
     if sample.outside:
         told += f"; {sample.outside:,} scores beyond the bins"
-    fig.suptitle(wrap(f"Scores at $d_k$ = {d_k}{where}: {sample.n_scores:,} scores, one histogram each way{told}", 6.4))
+    fig.suptitle(wrap(f"Scores at $d_k$ = {d_k}{where}: {sample.n_scores:,} of them, scaled or not{told}", 6.4))
     return fig
 
 
