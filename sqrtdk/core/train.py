@@ -1,0 +1,137 @@
+"""One training run of the lab's model (core/transformer.py) on one task (core/tasks.py): the loop, what
+it logs and how it ends.
+
+Training batches and held-out batches come from two streams spawned from the run's seed, so held-out
+sequences are never trained on and a run is the same wherever it runs. Every `every` steps (and at the
+last) the log gets: the training loss, the held-out loss and accuracy, and per layer the attention
+entropy (over query rows that see at least two keys, also as a fraction of ln n, n the keys a row sees),
+the largest |logit|, the logits' standard deviation and the share of saturated rows (largest weight
+>= 0.99, the saturation experiment's definition), and over all layers the gradient norms of W_q, W_k,
+W_v and W_o and the update-to-weight ratio ||delta W|| / ||W|| of the four projections. A run whose loss
+or gradient stops being finite ends there and is marked diverged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sqrtdk.core import transformer as tf
+from sqrtdk.core.tasks import Task, batch
+
+SATURATED = 0.99  # as core/rows.py's default threshold
+PROJECTIONS = ("w_q", "w_k", "w_v", "w_o")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a finished run reports; `log` holds one dict per logged step."""
+
+    diverged: bool
+    steps_done: int
+    loss_at_init: float
+    log: list[dict] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict:
+        return self.log[-1]
+
+    def steps_to(self, accuracy: float) -> int | None:
+        """The first logged step whose held-out accuracy reaches `accuracy`, or None."""
+        return next((row["step"] for row in self.log if row["accuracy"] >= accuracy), None)
+
+    @property
+    def max_logit(self) -> float:
+        return max(max(row["max_logit"]) for row in self.log)
+
+
+def attention_statistics(caches: list[dict]) -> dict[str, list[float]]:
+    """Per layer: entropy, entropy / ln n, largest |logit|, logit std and saturated share, over the query
+    rows that see at least two keys (causal: row i sees i + 1 keys)."""
+    out: dict[str, list[float]] = {k: [] for k in ("entropy", "entropy_ratio", "max_logit", "logit_std", "saturated")}
+    for cache in caches[:-1]:
+        weights, logits = cache["weights"][..., 1:, :], cache["logits"][..., 1:, :]  # (B, H, T-1, T)
+        t = weights.shape[-1]
+        seen = np.arange(2, t + 1)  # keys each kept row sees
+        visible = np.tril(np.ones((t, t), dtype=bool))[1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(weights > 0, weights * np.log(weights), 0.0)
+        entropy = -terms.sum(axis=-1)  # (B, H, T-1)
+        out["entropy"].append(float(entropy.mean()))
+        out["entropy_ratio"].append(float((entropy / np.log(seen)).mean()))
+        values = logits[..., visible]
+        out["max_logit"].append(float(np.abs(values).max()))
+        out["logit_std"].append(float(values.std()))
+        out["saturated"].append(float((weights.max(axis=-1) >= SATURATED).mean()))
+    return out
+
+
+def _norm(x: np.ndarray) -> float:
+    return float(np.sqrt((x.astype(np.float64) ** 2).sum()))
+
+
+def evaluate(p: dict, shape: tf.Shape, task: Task, tokens: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """Held-out loss and accuracy (argmax at the scored positions)."""
+    logits, _ = tf.forward(p, tokens, shape)
+    scored = targets >= 0
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    picked = np.take_along_axis(log_probs, np.where(scored, targets, 0)[..., None], axis=-1)[..., 0]
+    loss = float(-(picked * scored).sum() / scored.sum())
+    accuracy = float((logits.argmax(axis=-1) == targets)[scored].mean())
+    return loss, accuracy
+
+
+def train(
+    shape: tf.Shape,
+    task: Task,
+    optimiser: tf.AdamW,
+    seed: np.random.SeedSequence,
+    batch_size: int = 64,
+    every: int = 50,
+    held_out: int = 512,
+    init: str = "lecun",
+) -> Run:
+    """Train from `seed` for optimiser.steps steps; log every `every` steps and at the end."""
+    train_seed, test_seed, init_seed = seed.spawn(3)
+    rng = np.random.default_rng(train_seed)
+    p = tf.init(np.random.default_rng(init_seed), shape, init)
+    test_tokens, test_targets = batch(np.random.default_rng(test_seed), task, held_out)
+    loss_at_init = evaluate(p, shape, task, test_tokens, test_targets)[0]
+    state: dict = {}
+    log: list[dict] = []
+    for step in range(optimiser.steps):
+        tokens, targets = batch(rng, task, batch_size)
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, grad, caches = tf.loss_and_grad(p, tokens, targets, shape)
+            finite = np.isfinite(loss) and all(np.isfinite(g).all() for g in grad.values())
+        if not finite:
+            return Run(True, step, loss_at_init, log)
+        new, state, grad_norm = optimiser.update(p, grad, state, step)
+        if (step + 1) % every == 0 or step + 1 == optimiser.steps:
+            test_loss, accuracy = evaluate(new, shape, task, test_tokens, test_targets)
+            names = [f"{layer}.{w}" for layer in range(shape.layers) for w in PROJECTIONS]
+            moved = np.sqrt(sum(_norm(new[n] - p[n]) ** 2 for n in names))
+            size = np.sqrt(sum(_norm(p[n]) ** 2 for n in names))
+            log.append(
+                {
+                    "step": step + 1,
+                    "train_loss": loss,
+                    "loss": test_loss,
+                    "accuracy": accuracy,
+                    **attention_statistics(caches),
+                    **{
+                        f"grad_{w}": float(
+                            np.sqrt(sum(_norm(grad[f"{layer}.{w}"]) ** 2 for layer in range(shape.layers)))
+                        )
+                        for w in PROJECTIONS
+                    },
+                    "grad_norm": grad_norm,
+                    "update_ratio": float(moved / size) if size > 0 else float("inf"),
+                }
+            )
+            if not np.isfinite(test_loss):
+                return Run(True, step + 1, loss_at_init, log)
+        p = new
+    return Run(False, optimiser.steps, loss_at_init, log)
