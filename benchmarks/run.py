@@ -183,7 +183,21 @@ def main(argv: list[str] | None = None) -> None:
         "the saturation and gradient fractions are above",
     )
 
-    # 4. what drawing the figures adds to the commands people start with
+    # 4. the training lab: steps per second at the default size, against the GEMM ceiling
+    steps = 20 if args.quick else 200
+    train = SQRTDK + ["train", "--scaling", "sqrt", "--lr", "0.01", "--replicates", "1", "--steps", str(steps)]
+    train += ["--no-plot", "--quiet", "--out", str(tmp / "train")]
+    timed = runs({"train": train, "help": SQRTDK + ["--help"]}, repeat)
+    spent = statistics.median(w for w, _ in timed["train"]) - statistics.median(w for w, _ in timed["help"])
+    b, t, d, v, layers = 64, 24, 64, 129, 2  # the default model and batch
+    flops = 3 * (layers * (8 * b * t * d * d + 4 * b * t * t * d) + 2 * b * t * d * v)  # forward + backward
+    row(
+        "sqrtdk train (recall, d_model 64, batch 64): steps per s, one task",
+        f"{steps / spent:.0f}",
+        f"{flops / 1e6:.0f} MFLOP a step: {flops * steps / spent / ceilings['gemm_flops']:.1%} of the GEMM ceiling",
+    )
+
+    # 5. what drawing the figures adds to the commands people start with
     for command in (["variance", "--dim", "64"], ["saturation"], ["gradient"]):
         base = SQRTDK + command + ["--quiet", "--out", str(tmp / "draw")]
         timed = runs({"figures": base, "tables": base + ["--no-plot"]}, repeat)
@@ -196,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
             f"figures {share:.0%} of the run (target <= 33%: {'met' if share <= 1 / 3 else '**not met**'})",
         )
 
-    # 5. start-up, memory, reproduce
+    # 6. start-up, memory, reproduce
     walls = [w for w, _ in runs({"help": SQRTDK + ["--help"]}, repeat)["help"]]
     row("sqrtdk --help: wall s", summary(walls), "target <= 0.3")
     peaks = {}

@@ -196,14 +196,17 @@ def coinciding(series: Sequence[tuple[tuple[str, str], dict]], log: bool = False
 
 
 def log_axis(ax: Any, axis: str = "y", base: int = 10) -> None:
-    """A log axis whose labelled ticks read at a glance: 1, 2 and 5 times the powers of ten (minor ticks
-    unlabelled), or for base 2 powers of two in steps that include 2^0."""
+    """A log axis whose labelled ticks read at a glance: the powers of ten (and 2 and 5 times them on a
+    narrow axis; minor ticks unlabelled), or for base 2 powers of two in steps that include 2^0. Call it
+    after the data are drawn."""
     from matplotlib.ticker import FixedLocator, LogFormatterSciNotation, LogLocator, NullFormatter
 
     target = ax.yaxis if axis == "y" else ax.xaxis
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log", base=base)
     if base == 10:
-        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+        narrow = low > 0 and high / low < 30  # within a decade or so: label 1, 2 and 5 times its powers
+        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
         target.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
         target.set_minor_formatter(NullFormatter())
         return

@@ -107,6 +107,7 @@ class Result:
             "version": output.version(),
             "config": self.config,
             "rows": self.rows,
+            **(self.spec.across(self) if self.spec.across else {}),
             "files": list(files),
         }
 

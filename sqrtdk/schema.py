@@ -528,7 +528,7 @@ def check(params: Any, given: set[str], label: Callable[[str], str]) -> None:
                 )
         if task.get("std") is not None and task.get("mean") is not None and ("dim" in task or _projected(task)):
             _check_domain(task, label)
-        if _projected(task) and task["d_model"] % task["heads"]:
+        if task.get("d_model") and task.get("heads") and task["d_model"] % task["heads"]:
             raise InputError(
                 f"{label('heads')}: {task['heads']} is not allowed with d_model = "
                 f"{task['d_model']}; the number of heads must divide d_model"

@@ -99,6 +99,7 @@ def _oracle_loss(params: dict, tokens, targets, shape: tf.Shape):
 @pytest.mark.parametrize("scaling", RULES)
 def test_the_backward_pass_agrees_with_automatic_differentiation(scaling):
     import autograd  # the test extra's oracle: a missing one is a failure, not a skip
+
     shape, p, tokens, targets = _problem(scaling, seed=1)
     loss, grad, _ = tf.loss_and_grad(p, tokens, targets, shape)
     oracle = autograd.value_and_grad(_oracle_loss)

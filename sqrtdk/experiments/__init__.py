@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from sqrtdk.core.moments import MapReplicates
     from sqrtdk.result import Result
 
-NAMES = ("variance", "saturation", "gradient", "check", "toy")  # the order of the command line's help
+NAMES = ("variance", "saturation", "gradient", "check", "toy", "train")  # the order of the command line's help
 
 Task = Mapping[str, Any]  # one value of every parameter (schema.grid)
 
@@ -44,6 +44,7 @@ class Experiment:
     )
     histogram: Callable[[Any], tuple[Sequence[int], int] | None] | None = None  # an output's counts, outside
     with_histogram: Callable[[Any, Sequence[int], int], Any] | None = None  # the output with those counts
+    across: Callable[[Result], dict[str, Any]] | None = None  # numbers across rows, for the JSON document
 
 
 def get(name: str, label: str = "experiment") -> Experiment:

@@ -1,0 +1,424 @@
+"""`sqrtdk train`: does the scaling matter for learning? Small attention-only models trained under each rule.
+
+Every task of the grid is one (task, size, rule, learning rate) trained from `replicates` seeds spawned
+from the root seed; the same seeds serve every rule and rate, so rules are compared on the same
+initial draws and batches. A run (core/train.py) trains the model of core/transformer.py with AdamW
+(0.9, 0.95; weight decay 1e-4; clipping at norm 1; linear warm-up, cosine decay) and logs its held-out
+loss and accuracy, attention entropy, largest logit and gradients. A row summarises the replicates: the
+final held-out loss and accuracy with standard errors over the replicates that did not diverge, the step
+at which held-out accuracy first reached 99%, the largest logit, the final entropy / ln n, and the share
+of replicates that diverged. Across the learning rates of a rule, its LR sensitivity is Wortsman et al.
+2023's (arXiv 2309.14322, section 3): the mean over the grid of min(loss(lr), loss at initialisation)
+minus the best loss, a diverged replicate counting as the loss at initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqrtdk import report, schema
+from sqrtdk.core.rules import RULES, SCALINGS
+from sqrtdk.experiments import Experiment
+from sqrtdk.tables import Column, Table
+
+if TYPE_CHECKING:
+    from sqrtdk.core.moments import MapReplicates
+    from sqrtdk.core.train import Run
+    from sqrtdk.result import Result
+
+Params = schema.params_class(
+    __name__,
+    "Params",
+    "`sqrtdk train`: the schema of its options and config keys.",
+    task=schema.param(
+        "recall",
+        "recall: 8 key-value pairs, then 8 queried keys; copy: a string, a separator, the string again",
+        schema.Choice(("recall", "copy"), "the task"),
+        metavar="NAME",
+    ),
+    layers=schema.param(2, "attention layers", schema.Integer(1, 8, "the number of layers"), metavar="INT"),
+    heads=schema.param(1, "heads per layer; d_k = d_model / heads", schema.Integer(1, 64, "the heads"), metavar="INT"),
+    d_model=schema.param(64, "model width", schema.Integer(2, 1024, "d_model"), metavar="INT"),
+    scaling=schema.param(
+        SCALINGS,
+        "scaling rule of the attention logits, each trained on its own",
+        schema.Choice(SCALINGS, "the scaling"),
+        metavar="RULE",
+    ),
+    lr=schema.param(
+        (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+        "peak learning rate of AdamW",
+        schema.Real("the learning rate", lo=0.0, lo_open=True, hi=10.0),
+    ),
+    steps=schema.param(1500, "training steps", schema.Integer(1, 10**6, "the steps"), metavar="INT"),
+    warmup=schema.param(100, "steps of linear warm-up", schema.Integer(0, 10**6, "the warm-up"), metavar="INT"),
+    batch=schema.param(64, "sequences per step", schema.Integer(1, 4096, "the batch"), metavar="INT"),
+    replicates=schema.param(
+        3, "independent seeds per grid point", schema.Integer(1, 64, "the replicates"), metavar="INT"
+    ),
+    seed=schema.seed_field(),
+    init=schema.param(
+        "lecun",
+        "initialisation of W_q, W_k, W_v, W_o",
+        schema.Choice(("normal", "lecun", "xavier", "torch-linear", "torch-mha"), "the init"),
+        metavar="NAME",
+    ),
+    every=schema.param(
+        50, "log every this many steps", schema.Integer(1, 10**6, "the logging interval"), metavar="INT"
+    ),
+)
+
+LEVEL = 0.95  # of the figures' error bars
+ACCURATE = 0.99  # steps_to_99
+
+
+def _shape(task: Mapping[str, Any]) -> Any:
+    from sqrtdk.core import transformer as tf
+    from sqrtdk.core.tasks import Task
+
+    problem = Task(task["task"])
+    return tf.Shape(
+        problem.vocab, problem.length, task["d_model"], task["heads"], task["layers"], task["scaling"]
+    ), problem
+
+
+def run(task: Mapping[str, Any], histogram: bool, map_replicates: MapReplicates) -> list[Run]:
+    """Every replicate of one grid point, each from its own seed spawned from the root seed."""
+    import numpy as np
+
+    from sqrtdk.core import transformer as tf
+    from sqrtdk.core.train import train
+
+    shape, problem = _shape(task)
+    optimiser = tf.AdamW(task["lr"], task["steps"], min(task["warmup"], task["steps"]))
+    seeds = np.random.SeedSequence(task["seed"]).spawn(task["replicates"])
+    return [
+        train(shape, problem, optimiser, seed, task["batch"], min(task["every"], task["steps"]), init=task["init"])
+        for seed in seeds
+    ]
+
+
+def _mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(var / len(values))
+
+
+def rows(task: Mapping[str, Any], runs: Sequence[Run]) -> list[dict]:
+    kept = [r for r in runs if not r.diverged]
+    loss, loss_se = _mean_se([r.final["loss"] for r in kept])
+    accuracy, accuracy_se = _mean_se([r.final["accuracy"] for r in kept])
+    reached = [r.steps_to(ACCURATE) for r in kept]
+    hit = [s for s in reached if s is not None]
+    return [
+        {
+            "task": task["task"],
+            "d_model": task["d_model"],
+            "heads": task["heads"],
+            "d_k": task["d_model"] // task["heads"],
+            "layers": task["layers"],
+            "scaling": task["scaling"],
+            "lr": task["lr"],
+            "replicates": len(runs),
+            "loss_at_init": sum(r.loss_at_init for r in runs) / len(runs),
+            "final_loss": loss,
+            "final_loss_se": loss_se,
+            "final_accuracy": accuracy,
+            "final_accuracy_se": accuracy_se,
+            "steps_to_99": sum(hit) / len(hit) if hit and len(hit) == len(runs) else None,
+            "reached_99": len(hit) / len(runs),
+            "max_logit": max(r.max_logit for r in kept) if kept else None,
+            "final_entropy_ratio": sum(sum(r.final["entropy_ratio"]) / len(r.final["entropy_ratio"]) for r in kept)
+            / len(kept)
+            if kept
+            else None,
+            "diverged": (len(runs) - len(kept)) / len(runs),
+        }
+    ]
+
+
+def lr_sensitivity(rows: Sequence[dict]) -> float | None:
+    """Wortsman et al.'s LR sensitivity of one rule's rows across the learning rates: mean over the rates
+    of min(loss, loss at initialisation) minus the best loss; diverged replicates count as the loss at
+    initialisation (a rate where all diverged counts fully)."""
+    points = []
+    for r in rows:
+        init, share = r["loss_at_init"], r["diverged"]
+        loss = init if r["final_loss"] is None else (1 - share) * min(r["final_loss"], init) + share * init
+        points.append(loss)
+    best = min(points) if points else None
+    return None if best is None else sum(points) / len(points) - best
+
+
+def _groups(result: Result) -> list[tuple[str, list[dict]]]:
+    """Rows by everything but the rule and the learning rate."""
+    from sqrtdk.plots import series_of
+
+    others = [c for c in result.series_columns("lr") if c not in ("scaling", "lr")]
+    return series_of(result.rows, others)
+
+
+def across(result: Result) -> dict[str, Any]:
+    """The per-rule LR sensitivity of each setting, for the JSON document."""
+    out = []
+    for name, rows in _groups(result):
+        for rule in [s for s in SCALINGS if any(r["scaling"] == s for r in rows)]:
+            sel = [r for r in rows if r["scaling"] == rule]
+            if len(sel) > 1:
+                out.append({"setting": name, "scaling": rule, "lr_sensitivity": lr_sensitivity(sel)})
+    return {"lr_sensitivity": out}
+
+
+# ---- figures ----
+
+
+def figures(result: Result) -> dict[str, Callable[[], Any]]:
+    out: dict[str, Callable[[], Any]] = {}
+    if len(result.params.lr) > 1:
+        out["train_vs_lr"] = lambda: lr_figure(result)
+    out["train_curves"] = lambda: curves_figure(result)
+    return out
+
+
+def lr_figure(result: Result) -> Any:
+    """Final held-out loss and accuracy against the learning rate, a line per rule (95% error bars over
+    replicates); a rate where some replicates diverged is a hollow marker, where all did, a cross at the
+    loss at initialisation."""
+    from sqrtdk.core.moments import t_quantile
+    from sqrtdk.plots import legend_below, new_figure, rules_in, wrap
+
+    groups = _groups(result)
+    fig = new_figure(2, len(groups), aspect=0.7)
+    axes = fig.subplots(len(groups), 2, squeeze=False)
+    for (name, rows), (ax_loss, ax_acc) in zip(groups, axes):
+        for rule in rules_in(rows):
+            sel = sorted((r for r in rows if r["scaling"] == rule), key=lambda r: r["lr"])
+            colour, marker = RULES[rule].colour, RULES[rule].marker
+            for ax, key in ((ax_loss, "final_loss"), (ax_acc, "final_accuracy")):
+                ok = [r for r in sel if r[key] is not None]
+                if ok:
+                    err = [
+                        0.0
+                        if r[key + "_se"] is None
+                        else t_quantile(0.5 + LEVEL / 2, r["replicates"] - 1) * r[key + "_se"]
+                        for r in ok
+                    ]
+                    ax.errorbar(
+                        [r["lr"] for r in ok],
+                        [r[key] for r in ok],
+                        yerr=err,
+                        fmt=marker + "-",
+                        color=colour,
+                        label=RULES[rule].label,
+                    )
+                    some = [r for r in ok if r["diverged"] > 0]
+                    if some:
+                        ax.plot([r["lr"] for r in some], [r[key] for r in some], marker, color="white", ms=3)
+                gone = [r for r in sel if r[key] is None]
+                if gone and key == "final_loss":
+                    ax.plot(
+                        [r["lr"] for r in gone],
+                        [r["loss_at_init"] for r in gone],
+                        "x",
+                        color=colour,
+                        ms=8,
+                        label=f"{RULES[rule].label}: all diverged",
+                    )
+        ax_loss.axhline(rows[0]["loss_at_init"], color="0.5", lw=0.8, ls=":")
+        for ax in (ax_loss, ax_acc):
+            ax.set_xscale("log")
+            ax.set_xlabel("peak learning rate")
+        ax_loss.set_yscale("log")
+        ax_loss.set_title(wrap(f"held-out loss{', ' + name if name else ''} (dotted: at initialisation)", 3.3))
+        ax_acc.set_title(wrap(f"held-out accuracy{', ' + name if name else ''}", 3.3))
+        ax_acc.set_ylim(-0.02, 1.02)
+    legend_below(fig, list(axes.ravel()))
+    row = result.rows[0]
+    fig.suptitle(
+        wrap(
+            f"{row['task']}, {row['layers']} layers, {result.params.steps[0]} steps, {row['replicates']} seeds; "
+            f"error bars: {LEVEL:.0%} intervals; hollow: some seeds diverged",
+            6.4,
+        )
+    )
+    return fig
+
+
+def best_lr(rows: Sequence[dict]) -> float:
+    """The learning rate at which the 1/sqrt(d_k) rule (or the first rule there is) ends with the lowest
+    held-out loss: where the curves of every rule are compared."""
+    rule = "sqrt" if any(r["scaling"] == "sqrt" for r in rows) else rows[0]["scaling"]
+    trained = [r for r in rows if r["scaling"] == rule and r["final_loss"] is not None]
+    return min(trained, key=lambda r: r["final_loss"])["lr"] if trained else min(r["lr"] for r in rows)
+
+
+def curves_figure(result: Result) -> Any:
+    """Training curves at one learning rate (best_lr): held-out loss, entropy / ln n and the largest logit against the step, the mean
+    over replicates per rule."""
+    import numpy as np
+
+    from sqrtdk.plots import legend_below, log_axis, new_figure, wrap
+
+    chosen = best_lr(_groups(result)[0][1])
+    fig = new_figure(3, 1, aspect=0.9)
+    axes = fig.subplots(1, 3)
+    first = None
+    for task, runs in zip(result.tasks, result.outputs):
+        if task["lr"] != chosen:
+            continue
+        if first is None:
+            first = task
+        elif any(task[k] != first[k] for k in ("task", "d_model", "heads", "layers")):
+            continue
+        kept = [r for r in runs if r.log]
+        if not kept:
+            continue
+        steps = [row["step"] for row in kept[0].log]
+        colour = RULES[task["scaling"]].colour
+        for ax, key in zip(axes, ("loss", "entropy_ratio", "max_logit")):
+            length = min(len(r.log) for r in kept)
+            values = np.array([[np.mean(row[key]) for row in r.log[:length]] for r in kept])
+            ax.plot(
+                steps[:length],
+                values.mean(axis=0),
+                color=colour,
+                ls=RULES[task["scaling"]].line,
+                label=RULES[task["scaling"]].label,
+            )
+    titles = ("held-out loss", r"attention entropy $/\ln n$ (layer mean)", r"largest $|$logit$|$")
+    for ax, title in zip(axes, titles):
+        ax.set_xlabel("step")
+        ax.set_title(title)
+    log_axis(axes[0])
+    log_axis(axes[2])
+    legend_below(fig, [axes[0]])
+    where = f"{first['task']}, d_model = {first['d_model']}" if first else ""
+    fig.suptitle(
+        wrap(f"Training at learning rate {chosen:g} ({where}): the mean over {result.rows[0]['replicates']} seeds", 6.4)
+    )
+    return fig
+
+
+# ---- reading and table ----
+
+
+def reading(result: Result) -> list[str]:
+    out = []
+    for name, rows in _groups(result):
+        prefix = f"With {name}: " if name else ""
+        cells = []
+        for rule in [s for s in SCALINGS if any(r["scaling"] == s for r in rows)]:
+            sel = sorted((r for r in rows if r["scaling"] == rule), key=lambda r: r["lr"])
+            trained = [r for r in sel if r["final_loss"] is not None]
+            best = min(trained, key=lambda r: r["final_loss"]) if trained else None
+            broken = [r["lr"] for r in sel if r["diverged"] > 0]
+            sensitivity = lr_sensitivity(sel) if len(sel) > 1 else None
+            cells.append(
+                [
+                    RULES[rule].words,
+                    "" if best is None else f"{best['lr']:g}",
+                    ""
+                    if best is None
+                    else f"{report.num(best['final_loss'], 3)} ± {report.num(best['final_loss_se'] or 0, 2)}",
+                    "" if best is None else f"{report.share(best['final_accuracy'])}",
+                    ", ".join(f"{lr:g}" for lr in broken) or "none",
+                    "" if sensitivity is None else report.num(sensitivity, 3),
+                ]
+            )
+        out += _against_sqrt(prefix, rows)
+        out.append(
+            f"{prefix}Per rule, over the learning rates (held-out loss ± standard error over seeds):\n\n"
+            + report.markdown_table(
+                ["rule", "best lr", "its loss", "its accuracy", "diverged at", "LR sensitivity"], cells
+            )
+        )
+    return out
+
+
+def _against_sqrt(prefix: str, rows: Sequence[dict]) -> list[str]:
+    """Each rule against 1/sqrt(d_k) at each learning rate: worse, better or alike, by two standard
+    errors of the difference of the final losses (a rate where a rule diverged on every seed is worse)."""
+    scaled = {r["lr"]: r for r in rows if r["scaling"] == "sqrt"}
+    out = []
+    for rule in [s for s in SCALINGS if s != "sqrt" and any(r["scaling"] == s for r in rows)]:
+        verdicts: dict[str, list[str]] = {"worse": [], "better": [], "alike": []}
+        for r in sorted((r for r in rows if r["scaling"] == rule), key=lambda r: r["lr"]):
+            base = scaled.get(r["lr"])
+            if base is None or base["final_loss"] is None:
+                continue
+            if r["final_loss"] is None:
+                verdicts["worse"].append(f"{r['lr']:g} (every seed diverged)")
+                continue
+            se = math.hypot(r["final_loss_se"] or 0.0, base["final_loss_se"] or 0.0)
+            gap = r["final_loss"] - base["final_loss"]
+            kind = "alike" if abs(gap) <= 2 * se else ("worse" if gap > 0 else "better")
+            verdicts[kind].append(
+                f"{r['lr']:g} ({report.num(r['final_loss'], 3)} against {report.num(base['final_loss'], 3)})"
+            )
+        parts = [f"{kind} at lr {', '.join(v)}" for kind, v in verdicts.items() if v]
+        if parts:
+            out.append(
+                f"{prefix}{RULES[rule].words} against 1/sqrt(d_k), final held-out loss: "
+                + "; ".join(parts)
+                + " (alike: within two standard errors of the difference)."
+            )
+    return out
+
+
+def table(result: Result) -> Table:
+    from sqrtdk.output import pm
+
+    rows = result.rows
+    return Table(
+        "Training: held-out loss and accuracy at the last step, mean ± standard error over seeds",
+        (
+            Column("d_k", tuple(str(r["d_k"]) for r in rows), key=True),  # the grid's axes lead (cli)
+            Column("loss", tuple(pm(r, "final_loss") for r in rows)),
+            Column("accuracy", tuple(pm(r, "final_accuracy") for r in rows)),
+            Column("steps to 99%", tuple("" if r["steps_to_99"] is None else f"{r['steps_to_99']:.0f}" for r in rows)),
+            Column("max |logit|", tuple("" if r["max_logit"] is None else f"{r['max_logit']:.3g}" for r in rows)),
+            Column("diverged", tuple(report.share(r["diverged"]) for r in rows)),
+            Column(
+                "H / ln n",
+                tuple("" if r["final_entropy_ratio"] is None else f"{r['final_entropy_ratio']:.3f}" for r in rows),
+                wide=True,
+            ),
+        ),
+        [
+            "An empty steps-to-99% cell: some seed never reached 99% held-out accuracy; an empty loss: "
+            "every seed diverged."
+        ],
+    )
+
+
+def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
+    """Bytes and seconds of one grid point: the activations of a batch, and steps x replicates x the
+    matrix products of a step plus numpy's per-step overhead (sqrtdk/resources.py)."""
+    from sqrtdk.resources import FLOP_NS, TASK_SECONDS
+
+    shape, _ = _shape(task)
+    b, t, d, v, layers = task["batch"], shape.length, task["d_model"], shape.vocab, task["layers"]
+    flops = 3 * (layers * (8 * b * t * d * d + 4 * b * t * t * d) + 2 * b * t * d * v)  # forward and backward
+    per_step = flops * FLOP_NS * 1e-9 * 4 + 4e-3  # small products run far below the GEMM ceiling
+    held = 8.0 * b * t * (layers * (10 * d + 4 * t) + 2 * v) * 4
+    return held, task["steps"] * task["replicates"] * per_step + TASK_SECONDS
+
+
+EXPERIMENT = Experiment(
+    "train",
+    "Small attention-only models trained under each scaling rule across learning rates: loss, accuracy, entropy.",
+    Params,
+    run,
+    rows,
+    figures,
+    reading,
+    table,
+    cost,
+    across=across,
+)

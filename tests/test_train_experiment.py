@@ -1,0 +1,87 @@
+"""`sqrtdk train` (sqrtdk/experiments/train.py): rows that do not depend on who runs them, diverged runs
+recorded as such, Wortsman et al.'s LR sensitivity by hand, and bad input refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import sqrtdk
+from sqrtdk.experiments.train import lr_sensitivity
+
+TINY = {"steps": 30, "batch": 8, "replicates": 2, "every": 10, "d_model": 16, "task": "copy"}
+
+
+def test_rows_are_the_same_whichever_runs_them():
+    serial = sqrtdk.run("train", scaling=["sqrt", "qknorm"], lr=[1e-2, 1e-1], workers=1, **TINY).rows
+    pooled = sqrtdk.run("train", scaling=["sqrt", "qknorm"], lr=[1e-2, 1e-1], workers=2, **TINY).rows
+    assert serial == pooled
+    assert {r["scaling"] for r in serial} == {"sqrt", "qknorm"} and len(serial) == 4
+    assert all(r["d_k"] == 16 and r["replicates"] == 2 for r in serial)
+
+
+def test_a_rule_that_blows_up_is_diverged_and_not_a_nan():
+    (row,) = sqrtdk.run("train", scaling="none", lr=10.0, **{**TINY, "steps": 60}).rows
+    if row["diverged"] == 1.0:
+        assert row["final_loss"] is None and row["final_accuracy"] is None
+    else:  # a finite but useless run stays a number
+        assert row["final_loss"] is not None and row["final_loss"] == row["final_loss"]
+
+
+def test_lr_sensitivity_is_the_mean_excess_over_the_best_loss():
+    rows = [
+        {"loss_at_init": 5.0, "final_loss": 1.0, "diverged": 0.0},
+        {"loss_at_init": 5.0, "final_loss": 2.0, "diverged": 0.0},
+        {"loss_at_init": 5.0, "final_loss": 9.0, "diverged": 0.0},  # worse than at initialisation: capped
+        {"loss_at_init": 5.0, "final_loss": None, "diverged": 1.0},  # all diverged: the loss at init
+        {"loss_at_init": 5.0, "final_loss": 1.0, "diverged": 0.5},  # half diverged: halfway to init
+    ]
+    points = [1.0, 2.0, 5.0, 5.0, 3.0]
+    assert lr_sensitivity(rows) == pytest.approx(sum(points) / 5 - 1.0)
+
+
+def test_the_json_document_carries_the_lr_sensitivity(cli, tmp_path):
+    code, out, _ = cli(
+        "train",
+        "--scaling",
+        "sqrt",
+        "--lr",
+        "1e-2,1e-1",
+        "--steps",
+        "20",
+        "--batch",
+        "8",
+        "--replicates",
+        "2",
+        "--d-model",
+        "16",
+        "--task",
+        "copy",
+        "--json",
+        "--no-plot",
+        "--out",
+        tmp_path,
+    )
+    assert code == 0
+    doc = json.loads(out)
+    (entry,) = doc["lr_sensitivity"]
+    assert entry["scaling"] == "sqrt" and entry["lr_sensitivity"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ("--d-model", "10", "--heads", "3"),
+            "--heads: 3 is not allowed with d_model = 10; the number of heads must divide d_model",
+        ),
+        (("--lr", "0"), "--lr: '0' is not allowed; the learning rate must be"),
+        (("--task", "sort"), "--task: 'sort' is not allowed; the task must be one of recall, copy"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, argv, message):
+    code, out, err = cli("train", *argv, "--out", tmp_path)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.startswith(f"sqrtdk: error: {message}"), err
+    assert list(tmp_path.iterdir()) == []
