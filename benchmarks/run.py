@@ -189,8 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     train += ["--no-plot", "--quiet", "--out", str(tmp / "train")]
     timed = runs({"train": train, "help": SQRTDK + ["--help"]}, repeat)
     spent = statistics.median(w for w, _ in timed["train"]) - statistics.median(w for w, _ in timed["help"])
-    b, t, d, v, layers = 64, 24, 64, 129, 2  # the default model and batch
-    flops = 3 * (layers * (8 * b * t * d * d + 4 * b * t * t * d) + 2 * b * t * d * v)  # forward + backward
+    from sqrtdk.experiments.train import step_flops
+
+    flops = step_flops(64, 24, 64, 129, 2)  # the default model and batch: recall, d_model 64, 2 layers
     row(
         "sqrtdk train (recall, d_model 64, batch 64): steps per s, one task",
         f"{steps / spent:.0f}",

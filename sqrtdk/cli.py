@@ -75,11 +75,9 @@ NO_PLOT = Shared("--no-plot", "write the tables and manifest but no figures")
 class Formats:
     """'png,pdf': figure formats, several allowed."""
 
-    def from_text(self, text: str | tuple[str, ...]) -> tuple[str, ...]:
+    def from_text(self, text: str) -> tuple[str, ...]:
         from sqrtdk.plots import FORMATS
 
-        if isinstance(text, tuple):  # click passes a converted value through again
-            return text
         chosen = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",")))
         wrong = [c for c in chosen if c not in FORMATS]
         if wrong or not chosen:

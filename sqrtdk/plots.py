@@ -62,9 +62,9 @@ def grid(panels: int) -> tuple[int, int]:
     return math.ceil(panels / columns), columns
 
 
-def new_figure(columns: int = 1, rows: int = 1, aspect: float = 0.72, extra: float = 0.0) -> Any:
+def new_figure(columns: int = 1, rows: int = 1, aspect: float = 0.72) -> Any:
     """An empty figure (no pyplot, no GUI) of `rows` x `columns` panels, each `aspect` as high as it is
-    wide, plus `extra` inches (a legend below), at the style's width; SVG element ids are stable from run
+    wide, at the style's width (legend_below adds the legend's height); SVG element ids are stable from run
     to run.
 
     Figures are only ever saved to files, so the user's MPLBACKEND (a notebook's, a GUI's, or a typo that
@@ -98,7 +98,7 @@ def new_figure(columns: int = 1, rows: int = 1, aspect: float = 0.72, extra: flo
     from matplotlib.figure import Figure
 
     width = _look.width(columns)
-    height = rows * (width / columns) * aspect + extra * font / 9
+    height = rows * (width / columns) * aspect
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)  # a renderer to measure text with
     return fig

@@ -74,11 +74,7 @@ def _norm(x: np.ndarray) -> float:
 def evaluate(p: dict, shape: tf.Shape, task: Task, tokens: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
     """Held-out loss and accuracy (argmax at the scored positions)."""
     logits, _ = tf.forward(p, tokens, shape)
-    scored = targets >= 0
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    picked = np.take_along_axis(log_probs, np.where(scored, targets, 0)[..., None], axis=-1)[..., 0]
-    loss = float(-(picked * scored).sum() / scored.sum())
+    loss, _, scored, _ = tf.cross_entropy(logits, targets)
     accuracy = float((logits.argmax(axis=-1) == targets)[scored].mean())
     return loss, accuracy
 

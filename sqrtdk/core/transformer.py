@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from sqrtdk.core.rules import SSMAX_S
+from sqrtdk.core.rules import scale as scale_rule
 
 EPS = 1e-5  # LayerNorm's, as in PyTorch
 
@@ -78,12 +78,12 @@ def init(rng: np.random.Generator, shape: Shape, init: str = "lecun", dtype: Any
 
 
 def scale(shape: Shape, dtype: Any = np.float32) -> np.ndarray:
-    """The logits' factor c per query position, (T, 1)."""
-    d_k, t = shape.d_k, shape.length
-    c = {"none": 1.0, "sqrt": 1 / math.sqrt(d_k), "linear": 1 / d_k, "qknorm": 1 / math.sqrt(d_k)}
-    if shape.scaling == "logn":
-        return (SSMAX_S * np.log(np.arange(1, t + 1)) / math.sqrt(d_k)).astype(dtype)[:, None]
-    return np.full((t, 1), c[shape.scaling], dtype)
+    """The logits' factor c per query position, (T, 1): core.rules.scale with n = the keys query i sees
+    (i + 1). Under QK-norm the layer-normalised q and k have |q| = |k| = sqrt(d_k), so q.k = d_k cos(q, k)
+    and the rule's gain g on cos(q, k) is c = g / d_k."""
+    d_k, rule = shape.d_k, shape.scaling
+    c = [scale_rule(d_k, rule, seq_len=i + 1) / (d_k if rule == "qknorm" else 1) for i in range(shape.length)]
+    return np.array(c, dtype)[:, None]
 
 
 def _norm(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,16 +140,22 @@ def forward(p: dict, tokens: np.ndarray, shape: Shape) -> tuple[np.ndarray, list
     return h @ p["unembed"], caches
 
 
-def loss_and_grad(p: dict, tokens: np.ndarray, targets: np.ndarray, shape: Shape) -> tuple[float, dict, list[dict]]:
-    """Mean cross-entropy over the positions whose target is >= 0, its gradient with respect to every
-    parameter, and the forward caches (for the statistics)."""
-    logits, caches = forward(p, tokens, shape)
+def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, int]:
+    """Mean cross-entropy over the positions whose target is >= 0, with the log-probabilities, the mask
+    of scored positions and their count."""
     scored = targets >= 0
     count = max(int(scored.sum()), 1)
     shifted = logits - logits.max(axis=-1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     picked = np.take_along_axis(log_probs, np.where(scored, targets, 0)[..., None], axis=-1)[..., 0]
-    loss = float(-(picked * scored).sum() / count)
+    return float(-(picked * scored).sum() / count), log_probs, scored, count
+
+
+def loss_and_grad(p: dict, tokens: np.ndarray, targets: np.ndarray, shape: Shape) -> tuple[float, dict, list[dict]]:
+    """Mean cross-entropy over the positions whose target is >= 0, its gradient with respect to every
+    parameter, and the forward caches (for the statistics)."""
+    logits, caches = forward(p, tokens, shape)
+    loss, log_probs, scored, count = cross_entropy(logits, targets)
 
     g: dict = {}
     d_logits = np.exp(log_probs)

@@ -101,13 +101,15 @@ def run(task: Mapping[str, Any], histogram: bool, map_replicates: MapReplicates)
 
 
 def _mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """The mean over replicates and its standard error (core.moments.batch_means), None where undefined."""
+    import numpy as np
+
+    from sqrtdk.core.moments import batch_means
+
     if not values:
         return None, None
     mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(var / len(values))
+    return mean, (batch_means(mean, np.array(values), LEVEL).se if len(values) > 1 else None)
 
 
 def rows(task: Mapping[str, Any], runs: Sequence[Run]) -> list[dict]:
@@ -397,6 +399,12 @@ def table(result: Result) -> Table:
     )
 
 
+def step_flops(batch: int, length: int, d_model: int, vocab: int, layers: int) -> float:
+    """Floating-point operations of one training step's matrix products, forward and backward (3x)."""
+    b, t, d, v = batch, length, d_model, vocab
+    return 3.0 * (layers * (8 * b * t * d * d + 4 * b * t * t * d) + 2 * b * t * d * v)
+
+
 def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
     """Bytes and seconds of one grid point: the activations of a batch, and steps x replicates x the
     matrix products of a step plus numpy's per-step overhead (sqrtdk/resources.py)."""
@@ -404,7 +412,7 @@ def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
 
     shape, _ = _shape(task)
     b, t, d, v, layers = task["batch"], shape.length, task["d_model"], shape.vocab, task["layers"]
-    flops = 3 * (layers * (8 * b * t * d * d + 4 * b * t * t * d) + 2 * b * t * d * v)  # forward and backward
+    flops = step_flops(b, t, d, v, layers)
     per_step = flops * FLOP_NS * 1e-9 * 4 + 4e-3  # small products run far below the GEMM ceiling
     held = 8.0 * b * t * (layers * (10 * d + 4 * t) + 2 * v) * 4
     return held, task["steps"] * task["replicates"] * per_step + TASK_SECONDS
