@@ -155,3 +155,25 @@ def test_clipping_and_the_schedule():
     _, moments, norm = opt.update(p, g, {}, 0)
     assert norm == pytest.approx(20.0)
     assert np.allclose(moments["w"][0], 0.1 * g["w"] / 20.0)  # m = (1 - beta1) * clipped g
+
+
+def test_a_saturated_model_makes_no_subnormal_numbers():
+    """Unscaled logits of large queries saturate the softmax: weights and gradients far below 1e-38 that
+    would slow every later product. The backward pass drops them, and its float32 gradient still follows
+    the float64 one."""
+    shape, p64, tokens, targets = _problem("none", seed=3)
+    for layer in range(shape.layers):
+        p64[f"{layer}.w_q"] = 30.0 * p64[f"{layer}.w_q"]
+    p32 = {k: v.astype(np.float32) for k, v in p64.items()}
+    _, g32, caches = tf.loss_and_grad(p32, tokens, targets, shape)
+    _, g64, _ = tf.loss_and_grad(p64, tokens, targets, shape)
+    tiny = np.finfo(np.float32).tiny
+
+    def subnormal(x):
+        return int(((x != 0) & (np.abs(x) < tiny)).sum())
+
+    assert caches[0]["weights"].min() == 0.0  # saturated: some weights underflow
+    assert all(subnormal(c["weights"]) == 0 for c in caches[:-1])
+    assert all(subnormal(g) == 0 for g in g32.values())
+    for name in p64:
+        assert np.allclose(g32[name], g64[name], rtol=1e-3, atol=1e-5 * max(1.0, np.abs(g64[name]).max())), name

@@ -87,6 +87,7 @@ def _shape(task: Mapping[str, Any]) -> Any:
 def run(task: Mapping[str, Any], histogram: bool, map_replicates: MapReplicates) -> list[Run]:
     """Every replicate of one grid point, each from its own seed spawned from the root seed."""
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     from sqrtdk.core import transformer as tf
     from sqrtdk.core.train import train
@@ -94,10 +95,11 @@ def run(task: Mapping[str, Any], histogram: bool, map_replicates: MapReplicates)
     shape, problem = _shape(task)
     optimiser = tf.AdamW(task["lr"], task["steps"], min(task["warmup"], task["steps"]))
     seeds = np.random.SeedSequence(task["seed"]).spawn(task["replicates"])
-    return [
-        train(shape, problem, optimiser, seed, task["batch"], min(task["every"], task["steps"]), init=task["init"])
-        for seed in seeds
-    ]
+    with threadpool_limits(1):  # a step's products are small: one BLAS thread per run, runs side by side
+        return [
+            train(shape, problem, optimiser, seed, task["batch"], min(task["every"], task["steps"]), init=task["init"])
+            for seed in seeds
+        ]
 
 
 def _mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
