@@ -228,8 +228,8 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 # What sqrtdk writes into a run folder; anything else in one is the user's and is carried over.
-OUTPUT_NAMES = {"rows.csv", "rows.md", "rows.json", "config.toml", "manifest.json", "histograms.json"}
-OUTPUT_SUFFIXES = (".png", ".svg", ".pdf")
+OUTPUT_NAMES = {"rows.csv", "rows.md", "rows.json", "config.toml", "manifest.json", "histograms.json", "curves.json"}
+OUTPUT_SUFFIXES = (".png", ".svg", ".pdf", ".npz")
 
 
 def is_output(path: Path) -> bool:
@@ -420,6 +420,22 @@ def same_folder(staging: Path, folder: Path) -> bool:
 
 def discard(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_arrays(path: Path, arrays: Mapping[str, Any]) -> None:
+    """`arrays` as a NumPy .npz archive (numpy.load reads it) whose bytes depend on the arrays alone: no
+    timestamps, so that two runs that compute the same arrays write the same file."""
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
 
 
 def write_text_atomic(path: Path, text: str) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +87,12 @@ def _json(value: Any) -> Any:
     return json.loads(output.to_json(value))
 
 
-def compare_rows(committed: list[dict], fresh: list[dict]) -> str | None:
-    """None when the rows agree value by value, else the first difference (row, column, values)."""
+Agree = Callable[[Mapping[str, Any], Mapping[str, Any], str], "bool | None"]
+
+
+def compare_rows(committed: list[dict], fresh: list[dict], agree: Agree | None = None) -> str | None:
+    """None when the rows agree value by value, else the first difference (row, column, values).
+    `agree` is the experiment's own judgement of a column where it has one (Experiment.agree)."""
     fresh = _json(fresh)
     if len(committed) != len(fresh):
         return f"{len(committed)} rows committed, {len(fresh)} now"
@@ -96,6 +100,14 @@ def compare_rows(committed: list[dict], fresh: list[dict]) -> str | None:
         if list(old) != list(new):
             return f"row {number}: columns committed {list(old)}, now {list(new)}"
         for column, value in old.items():
+            judged = agree(old, new, column) if agree is not None else None
+            if judged is not None:
+                if not judged:
+                    return (
+                        f"row {number}, column {column!r}: committed {value!r}, now {new[column]!r} "
+                        "(beyond the spread over seeds)"
+                    )
+                continue
             se = standard_error(old, column)
             relative = SE_REL_FLOOR if column.endswith("_se") else REL_FLOOR
             if not same_value(value, new[column], se, relative):
@@ -133,14 +145,16 @@ def settle(result: Result, committed: Path) -> Result:
     """`result` with the committed values in place of the fresh ones where the two agree (rows and, when
     both have them, histogram counts); the fresh result otherwise."""
     rows = _read_json(committed / "rows.json")
-    if not isinstance(rows, list) or compare_rows(rows, result.rows) is not None:
+    if not isinstance(rows, list) or compare_rows(rows, result.rows, result.spec.agree) is not None:
         return result
+    curves = _read_json(committed / "curves.json") if result.spec.curves else None
+    curves = curves if isinstance(curves, list) and len(curves) == len(result.outputs) else None
     fresh, histograms = result.histograms(), _read_json(committed / "histograms.json")
     if fresh and histograms is not None:
         if compare_histograms(histograms, fresh) is not None:
             return result
-        return result.with_values(rows, histograms)
-    return result.with_values(rows, None)
+        return result.with_values(rows, histograms, curves)
+    return result.with_values(rows, None, curves)
 
 
 # ---- writing ----
@@ -254,7 +268,7 @@ def check(configs: Sequence[Config], results: Sequence[Result], committed: Path)
             problems.append(f"{folder / 'rows.json'}: missing or not a JSON list of rows")
             settled.append(result)
             continue
-        problem = compare_rows(rows, result.rows)
+        problem = compare_rows(rows, result.rows, result.spec.agree)
         if problem:
             problems.append(f"{folder / 'rows.json'}: {problem}")
             settled.append(result)

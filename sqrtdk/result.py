@@ -124,13 +124,28 @@ class Result:
                 out.append({"task": i, "counts": list(held[0]), "outside": int(held[1])})
         return out
 
-    def with_values(self, rows: list[dict], histograms: Sequence[Mapping[str, Any]] | None) -> Result:
-        """The same result with other values of its rows and histogram counts (reproduce keeps the
-        committed ones where they agree with a fresh run)."""
+    def curves(self) -> list[dict]:
+        """The logged curves behind the figures, one entry per task that has them (task index, curves):
+        the figures' data, kept beside the tables."""
+        if self.spec.curves is None:
+            return []
+        return [{"task": i, "curves": self.spec.curves(out)} for i, out in enumerate(self.outputs)]
+
+    def with_values(
+        self,
+        rows: list[dict],
+        histograms: Sequence[Mapping[str, Any]] | None,
+        curves: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Result:
+        """The same result with other values of its rows, histogram counts and curves (reproduce keeps
+        the committed ones where they agree with a fresh run)."""
         outputs = list(self.outputs)
         for h in histograms or ():
             if self.spec.with_histogram is not None:
                 outputs[h["task"]] = self.spec.with_histogram(outputs[h["task"]], h["counts"], h["outside"])
+        for c in curves or ():
+            if self.spec.with_curves is not None:
+                outputs[c["task"]] = self.spec.with_curves(outputs[c["task"]], c["curves"])
         return dataclasses.replace(self, outputs=outputs, rows=[dict(r) for r in rows])
 
     def write(
@@ -194,6 +209,11 @@ def write_all(
             histograms = result.histograms() if plot else []
             if histograms:  # the data of the histogram figures, beside them
                 (staged[-1] / "histograms.json").write_text(output.to_json(histograms), encoding="utf-8")
+            for stem, arrays in (result.spec.arrays(result) if result.spec.arrays else {}).items():
+                output.write_arrays(staged[-1] / f"{stem}.npz", arrays)
+            curves = result.curves() if plot else []
+            if curves:  # the data of the curve figures, beside them
+                (staged[-1] / "curves.json").write_text(output.to_json(curves), encoding="utf-8")
         if plot:
             figures = [
                 (result, name, staging, look or Look())

@@ -62,3 +62,35 @@ def test_attention_statistics_against_a_brute_force_count():
     assert stats["max_logit"][0] == pytest.approx(max(abs(x) for x in seen))
     assert stats["logit_std"][0] == pytest.approx(np.std(seen))
     assert stats["saturated"][0] == pytest.approx(np.mean([weights[b, 0, i].max() >= 0.99 for b, i in rows]))
+
+
+@pytest.mark.parametrize("scaling", ["sqrt", "qknorm", "logn"])
+def test_saved_queries_and_keys_rebuild_the_attention(scaling):
+    """q, k and scale of the saved activations give back the model's own attention weights, computed
+    here from the layout alone (a softmax over the keys each query sees)."""
+    shape = tf.Shape(COPY.vocab, COPY.length, 16, 2, 2, scaling)
+    run = train(
+        shape, COPY, tf.AdamW(1e-2, 20, 5), np.random.SeedSequence(1), batch_size=8, every=10, held_out=16, keep=5
+    )
+    saved = run.activations
+    assert saved["q"].shape == saved["k"].shape == (2, 2, 5, COPY.length, 8) and saved["q"].dtype == np.float32
+    assert saved["scale"].shape == (COPY.length,)
+    # the same model, rebuilt from the same seed and steps, run forward on the same held-out sequences
+    train_seed, test_seed, init_seed = np.random.SeedSequence(1).spawn(3)
+    from sqrtdk.core.tasks import batch
+
+    tokens, _ = batch(np.random.default_rng(test_seed), COPY, 16)
+    p = tf.init(np.random.default_rng(init_seed), shape)
+    rng, optimiser, state = np.random.default_rng(train_seed), tf.AdamW(1e-2, 20, 5), {}
+    for step in range(20):
+        x, y = batch(rng, COPY, 8)
+        _, grad, _ = tf.loss_and_grad(p, x, y, shape)
+        p, state, _ = optimiser.update(p, grad, state, step)
+    _, caches = tf.forward(p, tokens[:5], shape)
+    for layer in range(2):
+        q, k = saved["q"][layer].astype(np.float64), saved["k"][layer].astype(np.float64)  # (H, N, T, d_k)
+        logits = saved["scale"][:, None] * np.einsum("hnid,hnjd->nhij", q, k)
+        logits = np.where(np.tril(np.ones((COPY.length,) * 2, dtype=bool)), logits, -np.inf)
+        weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        weights /= weights.sum(axis=-1, keepdims=True)
+        assert np.allclose(weights, caches[layer]["weights"], atol=1e-5)

@@ -69,6 +69,23 @@ def test_the_json_document_carries_the_lr_sensitivity(cli, tmp_path):
     assert entry["scaling"] == "sqrt" and entry["lr_sensitivity"] >= 0
 
 
+def test_trained_queries_and_keys_are_saved_for_the_probe(cli, tmp_path):
+    import numpy as np
+
+    argv = ["train", "--scaling", "sqrt,qknorm", "--lr", "0.01", "--steps", "10", "--batch", "4", "--replicates", "2"]
+    argv += ["--d-model", "16", "--heads", "2", "--task", "copy", "--activations", "3", "--no-plot", "--quiet"]
+    assert cli(*argv, "--out", tmp_path / "a")[0] == 0
+    (folder,) = (tmp_path / "a").iterdir()
+    saved = sorted(p.name for p in folder.glob("*.npz"))
+    assert saved == [f"activations_scaling{s}_seed{i}.npz" for s in ("qknorm", "sqrt") for i in (1, 2)]
+    with np.load(folder / saved[0]) as archive:
+        assert set(archive.files) == {"q", "k", "scale", "causal"}
+        assert archive["q"].shape == (2, 2, 3, 17, 8) and bool(archive["causal"])
+    assert cli(*argv, "--out", tmp_path / "b")[0] == 0  # the same run writes the same bytes
+    (again,) = (tmp_path / "b").iterdir()
+    assert all((folder / name).read_bytes() == (again / name).read_bytes() for name in saved)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

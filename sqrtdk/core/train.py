@@ -32,6 +32,7 @@ class Run:
     steps_done: int
     loss_at_init: float
     log: list[dict] = field(default_factory=list)
+    activations: dict[str, np.ndarray] | None = None  # the trained model's q and k (see `activations`)
 
     @property
     def final(self) -> dict:
@@ -79,6 +80,20 @@ def evaluate(p: dict, shape: tf.Shape, task: Task, tokens: np.ndarray, targets: 
     return loss, accuracy
 
 
+def activations(p: dict, shape: tf.Shape, tokens: np.ndarray) -> dict[str, np.ndarray]:
+    """The queries and keys of every layer and head on `tokens` (N, T), as the logits take them (after
+    the projection, and under QK-norm after the norm and its gain; before the scale): `q` and `k` of
+    shape (layers, heads, N, T, d_k), float32, and `scale`, the factor of q.k at each query position (T,),
+    so that the logits are scale[i] * q_i . k_j for keys j <= i (causal)."""
+    _, caches = tf.forward(p, tokens, shape)
+    pick = {name: np.stack([c.get(f"{name}_scaled", c[name]) for c in caches[:-1]]) for name in ("q", "k")}
+    return {
+        "q": pick["q"].transpose(0, 2, 1, 3, 4).astype(np.float32),
+        "k": pick["k"].transpose(0, 2, 1, 3, 4).astype(np.float32),
+        "scale": tf.scale(shape, np.float32)[:, 0],
+    }
+
+
 def train(
     shape: tf.Shape,
     task: Task,
@@ -88,8 +103,10 @@ def train(
     every: int = 50,
     held_out: int = 512,
     init: str = "lecun",
+    keep: int = 0,
 ) -> Run:
-    """Train from `seed` for optimiser.steps steps; log every `every` steps and at the end."""
+    """Train from `seed` for optimiser.steps steps; log every `every` steps and at the end. With `keep`,
+    the run also returns the activations of the trained model on its first `keep` held-out sequences."""
     train_seed, test_seed, init_seed = seed.spawn(3)
     rng = np.random.default_rng(train_seed)
     p = tf.init(np.random.default_rng(init_seed), shape, init)
@@ -130,4 +147,5 @@ def train(
             if not np.isfinite(test_loss):
                 return Run(True, step + 1, loss_at_init, log)
         p = new
-    return Run(False, optimiser.steps, loss_at_init, log)
+    kept = activations(p, shape, test_tokens[:keep]) if keep else None
+    return Run(False, optimiser.steps, loss_at_init, log, kept)

@@ -45,6 +45,12 @@ class Experiment:
     histogram: Callable[[Any], tuple[Sequence[int], int] | None] | None = None  # an output's counts, outside
     with_histogram: Callable[[Any, Sequence[int], int], Any] | None = None  # the output with those counts
     across: Callable[[Result], dict[str, Any]] | None = None  # numbers across rows, for the JSON document
+    curves: Callable[[Any], Any] | None = None  # an output's logged curves (JSON-ready), kept in curves.json
+    with_curves: Callable[[Any, Any], Any] | None = None  # the output with those curves
+    arrays: Callable[[Result], dict[str, dict[str, Any]]] | None = None  # file stem -> arrays, as .npz
+    # Whether a committed value of a column agrees with a fresh one, for an experiment whose numbers are
+    # not reproducible across CPUs (training): True or False, or None to leave it to reproduce's rule.
+    agree: Callable[[Mapping[str, Any], Mapping[str, Any], str], bool | None] | None = None
 
 
 def get(name: str, label: str = "experiment") -> Experiment:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from sqrtdk.core.train import Run
     from sqrtdk.result import Result
 
+HELD_OUT = 512  # held-out sequences of every run (core.train)
+
 Params = schema.params_class(
     __name__,
     "Params",
@@ -68,6 +70,12 @@ Params = schema.params_class(
     every=schema.param(
         50, "log every this many steps", schema.Integer(1, 10**6, "the logging interval"), metavar="INT"
     ),
+    activations=schema.param(
+        0,
+        "held-out sequences on which each trained run saves its queries and keys (activations_*.npz; 0: none)",
+        schema.Integer(0, HELD_OUT, "the sequences saved"),
+        metavar="INT",
+    ),
 )
 
 LEVEL = 0.95  # of the figures' error bars
@@ -97,7 +105,17 @@ def run(task: Mapping[str, Any], histogram: bool, map_replicates: MapReplicates)
     seeds = np.random.SeedSequence(task["seed"]).spawn(task["replicates"])
     with threadpool_limits(1):  # a step's products are small: one BLAS thread per run, runs side by side
         return [
-            train(shape, problem, optimiser, seed, task["batch"], min(task["every"], task["steps"]), init=task["init"])
+            train(
+                shape,
+                problem,
+                optimiser,
+                seed,
+                task["batch"],
+                min(task["every"], task["steps"]),
+                HELD_OUT,
+                task["init"],
+                task["activations"],
+            )
             for seed in seeds
         ]
 
@@ -118,8 +136,12 @@ def rows(task: Mapping[str, Any], runs: Sequence[Run]) -> list[dict]:
     kept = [r for r in runs if not r.diverged]
     loss, loss_se = _mean_se([r.final["loss"] for r in kept])
     accuracy, accuracy_se = _mean_se([r.final["accuracy"] for r in kept])
-    reached = [r.steps_to(ACCURATE) for r in kept]
+    reached = [r.steps_to(ACCURATE) for r in runs]
     hit = [s for s in reached if s is not None]
+    steps, steps_se = _mean_se(hit) if len(hit) == len(runs) else (None, None)
+    logit, logit_se = _mean_se([r.max_logit for r in kept])
+    ratio = [sum(r.final["entropy_ratio"]) / len(r.final["entropy_ratio"]) for r in kept]
+    entropy, entropy_se = _mean_se(ratio)
     return [
         {
             "task": task["task"],
@@ -135,13 +157,13 @@ def rows(task: Mapping[str, Any], runs: Sequence[Run]) -> list[dict]:
             "final_loss_se": loss_se,
             "final_accuracy": accuracy,
             "final_accuracy_se": accuracy_se,
-            "steps_to_99": sum(hit) / len(hit) if hit and len(hit) == len(runs) else None,
+            "steps_to_99": steps,
+            "steps_to_99_se": steps_se,
             "reached_99": len(hit) / len(runs),
-            "max_logit": max(r.max_logit for r in kept) if kept else None,
-            "final_entropy_ratio": sum(sum(r.final["entropy_ratio"]) / len(r.final["entropy_ratio"]) for r in kept)
-            / len(kept)
-            if kept
-            else None,
+            "max_logit": logit,
+            "max_logit_se": logit_se,
+            "final_entropy_ratio": entropy,
+            "final_entropy_ratio_se": entropy_se,
             "diverged": (len(runs) - len(kept)) / len(runs),
         }
     ]
@@ -420,6 +442,90 @@ def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
     return held, task["steps"] * task["replicates"] * per_step + TASK_SECONDS
 
 
+# ---- what is kept, and how a rerun on another CPU is judged ----
+
+CURVED = ("step", "loss", "entropy_ratio", "max_logit")  # what the curve figure draws
+
+
+def curves(runs: Sequence[Run]) -> list[dict]:
+    """Each replicate's logged curves (the curve figure's data), JSON-ready."""
+    return [
+        {
+            "diverged": r.diverged,
+            "steps_done": r.steps_done,
+            "loss_at_init": r.loss_at_init,
+            "log": [{k: row[k] for k in CURVED} for row in r.log],
+        }
+        for r in runs
+    ]
+
+
+def with_curves(runs: Sequence[Run], data: Sequence[Mapping[str, Any]]) -> list[Run]:
+    """The replicates with their curves from `data` (what the figures draw; the rows come from
+    rows.json), each keeping its own activations."""
+    from sqrtdk.core.train import Run
+
+    return [
+        Run(bool(d["diverged"]), int(d["steps_done"]), float(d["loss_at_init"]), list(d["log"]), r.activations)
+        for r, d in zip(runs, data)
+    ]
+
+
+def arrays(result: Result) -> dict[str, dict[str, Any]]:
+    """activations<task suffix>_seed<i>: each trained run's queries and keys (core.train.activations),
+    in the layout `sqrtdk probe --activations` reads: q, k (layers, heads, sequences, tokens, d_k), scale
+    (tokens,) and causal."""
+    import numpy as np
+
+    out = {}
+    for task, runs in zip(result.tasks, result.outputs):
+        for i, run in enumerate(runs, start=1):
+            if run.activations is not None:
+                out[f"activations{result.suffix(task)}_seed{i}"] = {**run.activations, "causal": np.array(True)}
+    return out
+
+
+# Training amplifies the last-bit differences between BLAS kernels: measured between OpenBLAS's
+# SkylakeX and Haswell kernels on one machine, runs that contract (scaled rules at a small rate) agree to
+# 1e-7, but wherever a run is unstable (unscaled, or at the larger rates) the two trajectories part
+# within tens of steps and end as far apart as two seeds would. So another CPU's rows are judged as a
+# second draw of the same seeds: an outcome agrees when the two means lie within Z combined standard
+# errors over seeds (plus a floor for rows whose seeds agree with each other), and a share of seeds
+# (diverged, reached 99%) may differ by one seed. The setting and the loss at initialisation (before any
+# step: BLAS moves it by 1e-6) are held to reproduce's ordinary rule, so a change of model, task,
+# initialisation or seeds is always caught.
+Z = 4.0
+FLOORS = {  # absolute, per outcome: what float32 rounding can move a mean whose seeds agree
+    "final_loss": 0.02,
+    "final_accuracy": 0.01,
+    "final_entropy_ratio": 0.02,
+}
+RELATIVE_FLOORS = {"max_logit": 0.05, "steps_to_99": 0.1}
+SHARES = {  # a share of seeds, and the outcomes that are empty when that share is 1 (or below 1)
+    "diverged": ("final_loss", "final_accuracy", "max_logit", "final_entropy_ratio"),
+    "reached_99": ("steps_to_99",),
+}
+
+
+def agree(committed: Mapping[str, Any], fresh: Mapping[str, Any], column: str) -> bool | None:
+    """Whether a committed outcome agrees with a fresh one (see above); None for the setting columns."""
+    replicates = committed["replicates"]
+    if column in SHARES:
+        a, b = committed[column], fresh[column]
+        return isinstance(b, float) and abs(a - b) * replicates <= 1 + 1e-9
+    if column.endswith("_se") and column[: -len("_se")] in FLOORS | RELATIVE_FLOORS:
+        return True  # the spread over seeds: the scale of the comparison, itself as uncertain as the mean
+    if column not in FLOORS | RELATIVE_FLOORS:
+        return None
+    a, b = committed[column], fresh[column]
+    if a is None or b is None:
+        share = next(s for s, outcomes in SHARES.items() if column in outcomes)
+        return (a is None and b is None) or agree(committed, fresh, share) is True
+    se = math.hypot(committed.get(column + "_se") or 0.0, fresh.get(column + "_se") or 0.0)
+    floor = FLOORS.get(column, 0.0) + RELATIVE_FLOORS.get(column, 0.0) * max(abs(a), abs(b))
+    return abs(a - b) <= Z * se + floor
+
+
 EXPERIMENT = Experiment(
     "train",
     "Small attention-only models trained under each scaling rule across learning rates: loss, accuracy, entropy.",
@@ -431,4 +537,8 @@ EXPERIMENT = Experiment(
     table,
     cost,
     across=across,
+    curves=curves,
+    with_curves=with_curves,
+    arrays=arrays,
+    agree=agree,
 )

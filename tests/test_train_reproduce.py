@@ -1,0 +1,133 @@
+"""Training results across CPUs: another BLAS's last bits change where unstable runs end, so `reproduce`
+judges a training row as a second draw of the same seeds (Experiment.agree); a real change is still
+caught."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sqrtdk.experiments.train import FLOORS, Z, agree
+from sqrtdk.reproduce import compare_rows
+
+CONFIG = (
+    'experiment = "train"\ntitle = "Training"\norder = 1\ntask = "copy"\nd_model = 16\nscaling = ["none", "sqrt"]\n'
+    "lr = [0.01, 0.3]\nsteps = 60\nwarmup = 10\nbatch = 8\nreplicates = 3\nevery = 10\n"
+)
+
+
+@pytest.fixture
+def project(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "train.toml").write_text(CONFIG)
+    return configs, tmp_path / "results"
+
+
+def snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def another_blas(monkeypatch):
+    """Every matrix product of the model moved by a few float32 units in the last place, as another
+    CPU's kernel moves them."""
+    from sqrtdk.core import transformer
+
+    dot = transformer._dot
+    rng = np.random.default_rng(0)
+
+    def moved(a, w):
+        out = dot(a, w)
+        return (out * (1 + 3e-7 * rng.standard_normal(out.shape))).astype(out.dtype)
+
+    monkeypatch.setattr(transformer, "_dot", moved)
+
+
+def test_another_cpu_finds_the_results_current_and_rewrites_nothing(cli, project, monkeypatch):
+    configs, results = project
+    assert cli("reproduce", str(configs), "--out", str(results), "--quiet", "--workers", "1")[0] == 0
+    committed = json.loads((results / "train" / "rows.json").read_text())
+    assert (results / "train" / "curves.json").is_file()
+    before = snapshot(results)
+
+    another_blas(monkeypatch)
+    import sqrtdk
+
+    fresh = sqrtdk.run_config(configs / "train.toml").rows
+    assert compare_rows(committed, fresh) is not None  # the numbers did move beyond reproduce's usual rule
+    code, out, err = cli("reproduce", str(configs), "--out", str(results), "--check", "--workers", "1")
+    assert code == 0 and err == "", err
+    assert cli("reproduce", str(configs), "--out", str(results), "--quiet", "--workers", "1")[0] == 0
+    assert snapshot(results) == before  # figures redrawn from the kept curves: a clean `git status`
+
+
+def test_a_real_change_is_still_caught(cli, project, monkeypatch):
+    configs, results = project
+    cli("reproduce", str(configs), "--out", str(results), "--quiet", "--workers", "1")
+    rows = json.loads((results / "train" / "rows.json").read_text())
+    row = next(r for r in rows if r["final_loss_se"] is not None)
+    beyond = Z * 2 * row["final_loss_se"] + FLOORS["final_loss"] + 0.05
+    moved = dict(row, final_loss=row["final_loss"] + beyond)
+    assert agree(row, moved, "final_loss") is False
+    assert "column 'final_loss'" in compare_rows([moved], [row], agree)
+
+    # a change of the model (here its initialisation) moves the loss at initialisation, held to 1e-4
+    from sqrtdk.core import transformer
+
+    init = transformer.init
+
+    def wider(rng, shape, kind="lecun", dtype=np.float32):
+        p = init(rng, shape, kind, dtype)
+        return {k: v * np.float32(1.05) if k == "unembed" else v for k, v in p.items()}
+
+    monkeypatch.setattr(transformer, "init", wider)
+    code, _, err = cli("reproduce", str(configs), "--out", str(results), "--check", "--quiet", "--workers", "1")
+    assert code == 1 and "column 'loss_at_init'" in err
+
+
+ROW = {
+    "replicates": 3,
+    "loss_at_init": 5.0,
+    "final_loss": 0.5,
+    "final_loss_se": 0.1,
+    "final_accuracy": 0.9,
+    "final_accuracy_se": 0.02,
+    "steps_to_99": None,
+    "steps_to_99_se": None,
+    "reached_99": 2 / 3,
+    "max_logit": 10.0,
+    "max_logit_se": 1.0,
+    "final_entropy_ratio": 0.3,
+    "final_entropy_ratio_se": 0.01,
+    "diverged": 0.0,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "verdict"),
+    [
+        ({"final_loss": 0.5 + Z * 0.1}, True),  # within Z combined standard errors (one side's alone)
+        ({"final_loss": 0.5 + Z * 0.1 * 2**0.5 + FLOORS["final_loss"] + 1e-3, "final_loss_se": 0.1}, False),
+        ({"final_loss": 0.51, "final_loss_se": 0.0}, True),  # the floor
+        ({"final_accuracy": 0.9 + Z * 0.02 + FLOORS["final_accuracy"] + 1e-3, "final_accuracy_se": 0.0}, False),
+        ({"reached_99": 1.0, "steps_to_99": 40.0, "steps_to_99_se": 5.0}, True),  # one seed got there
+        ({"reached_99": 0.0}, False),  # 2 of 3 seeds against 0 of 3: a share may differ by one seed only
+        ({"diverged": 1 / 3}, True),
+        ({"diverged": 2 / 3}, False),
+        ({"max_logit": 10.0 + Z * 2**0.5 + 0.6, "max_logit_se": 1.0}, True),  # relative floor: 5% of 16
+        ({"max_logit": 30.0, "max_logit_se": 1.0}, False),
+    ],
+)
+def test_the_rule(change, verdict):
+    fresh = {**ROW, **change}
+    assert all(agree(ROW, fresh, c) is not False for c in ROW) is verdict, change
+
+
+def test_an_empty_outcome_needs_its_share_to_explain_it():
+    all_gone = {**ROW, "final_loss": None, "final_loss_se": None, "diverged": 1.0}
+    two_gone = {**ROW, "diverged": 2 / 3}
+    assert agree(two_gone, all_gone, "final_loss") is True  # one more seed diverged
+    assert agree(ROW, all_gone, "final_loss") is False  # three more
+    assert agree(ROW, ROW, "lr") is None and agree(ROW, ROW, "loss_at_init") is None  # reproduce's own rule
