@@ -79,27 +79,33 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     heading("4. Training: is it bad for learning?")
+    # the committed sweep (configs/train_copy.toml): copying, d_k 64 and 256, every rule, three rates
     steps = 40 if args.quick else 200
     train = sqrtdk.run(
         "train",
         task="copy",
-        scaling=["none", "sqrt"],
+        d_model=[64] if args.quick else [64, 256],
+        scaling=["none", "sqrt"] if args.quick else ["none", "sqrt", "linear", "qknorm", "logn"],
         lr=[0.003, 0.03, 0.3],
         steps=steps,
         warmup=steps // 10,
         batch=32,
         replicates=2 if args.quick else 3,
-        every=steps // 5,
+        every=steps // 10,
+        workers=None,
     )
     train.write(args.out, plot=not args.quick, folder="seed004_train")
-    print(f"{'lr':>6} {'scaling':>8} {'held-out loss':>18} {'accuracy':>18} {'diverged':>9}")
+    print(f"{'d_k':>5} {'lr':>6} {'scaling':>8} {'held-out loss':>20} {'accuracy':>18} {'diverged':>9}")
     for r in train.rows:
+        if r["scaling"] not in ("none", "sqrt"):
+            continue
         loss = "all diverged" if r["final_loss"] is None else pm(r["final_loss"], r["final_loss_se"] or 0.0, 3)
         accuracy = "" if r["final_accuracy"] is None else pm(r["final_accuracy"], r["final_accuracy_se"] or 0.0, 3)
-        print(f"{r['lr']:>6g} {r['scaling']:>8} {loss:>18} {accuracy:>18} {r['diverged']:>9.0%}")
+        print(f"{r['d_k']:>5} {r['lr']:>6g} {r['scaling']:>8} {loss:>20} {accuracy:>18} {r['diverged']:>9.0%}")
     print()
-    for line in train.spec.reading(train)[:1]:
-        say(line)
+    for line in train.spec.reading(train):
+        if not line.startswith(("Per rule", "per rule")) and "|" not in line:
+            say(line)
     print(f"tables and figures: {args.out}/seed004_*/")
 
 

@@ -54,6 +54,7 @@ SOURCES = {
     5: ("random-energy",),
     6: ("QK-norm",),
     7: ("Scalable-Softmax", "s ln n"),
+    8: ("LR sensitivity",),
 }
 CONCEPTS = {
     "variance-gamma": "**variance-gamma density**: the exact law of q.k for Gaussian entries, a Bessel-function "
@@ -77,6 +78,8 @@ CONCEPTS = {
     "g cos(q, k), bounded whatever the entries' scale; used against logit growth in ViT-22B [6].",
     "Scalable-Softmax": "**Scalable-Softmax (SSMax)**: logits multiplied by s ln n, so that the weight of a "
     "key that stands out does not fade as the sequence grows [7].",
+    "LR sensitivity": "**LR sensitivity**: over a grid of learning rates, the mean of min(final loss, loss at "
+    "initialisation) minus the best final loss; 0 when every rate trains as well as the best one [8].",
 }
 
 REFERENCES = """## References
@@ -98,6 +101,9 @@ REFERENCES = """## References
 7. Nakanishi 2025, "Scalable-Softmax Is Superior for Attention", arXiv 2501.19399: logits times s ln n,
    and its toy example (one logit 3, the rest -2; s = 0.43), whose published weights the toy section
    reproduces.
+8. Wortsman et al. 2023, "Small-scale proxies for large-scale Transformer training instabilities",
+   arXiv 2309.14322: attention-logit growth at high learning rates, QK-layernorm against it, and the LR
+   sensitivity of section 3.
 """
 
 

@@ -30,6 +30,7 @@ EXPECT = {
         "against the published figures",
         "of its rows are frozen",
         "Training: is it bad",
+        "A rule trains at a learning rate when",
     ],
 }
 

@@ -26,8 +26,9 @@ def _copy_run(seed: int = 0, lr: float = 3e-2, scaling: str = "sqrt", steps: int
 def test_two_layers_learn_to_copy_and_the_log_says_so():
     run = _copy_run()
     assert not run.diverged and run.steps_done == 300
-    assert [row["step"] for row in run.log] == [100, 200, 300]
-    assert run.log[0]["loss"] < run.loss_at_init < 2 * math.log(COPY.vocab)
+    assert [row["step"] for row in run.log] == [0, 100, 200, 300]
+    assert run.log[0]["loss"] == run.loss_at_init and run.log[0]["accuracy"] < 0.5
+    assert run.log[1]["loss"] < run.loss_at_init < 2 * math.log(COPY.vocab)
     assert run.final["accuracy"] >= 0.99 and run.steps_to(0.99) is not None
     assert set(run.final) >= {"train_loss", "entropy_ratio", "max_logit", "grad_w_q", "grad_w_o", "update_ratio"}
     assert len(run.final["entropy"]) == 2 and all(0 <= r <= 1 + 1e-6 for r in run.final["entropy_ratio"])

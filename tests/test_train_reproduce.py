@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from sqrtdk.experiments.train import FLOORS, Z, agree
+from sqrtdk.experiments.train import Z, agree, floor
 from sqrtdk.reproduce import compare_rows
 
 CONFIG = (
@@ -68,7 +68,7 @@ def test_a_real_change_is_still_caught(cli, project, monkeypatch):
     cli("reproduce", str(configs), "--out", str(results), "--quiet", "--workers", "1")
     rows = json.loads((results / "train" / "rows.json").read_text())
     row = next(r for r in rows if r["final_loss_se"] is not None)
-    beyond = Z * 2 * row["final_loss_se"] + FLOORS["final_loss"] + 0.05
+    beyond = Z * 2 * row["final_loss_se"] + floor("final_loss", row, 0.0, 0.0) + 0.05
     moved = dict(row, final_loss=row["final_loss"] + beyond)
     assert agree(row, moved, "final_loss") is False
     assert "column 'final_loss'" in compare_rows([moved], [row], agree)
@@ -109,15 +109,16 @@ ROW = {
     ("change", "verdict"),
     [
         ({"final_loss": 0.5 + Z * 0.1}, True),  # within Z combined standard errors (one side's alone)
-        ({"final_loss": 0.5 + Z * 0.1 * 2**0.5 + FLOORS["final_loss"] + 1e-3, "final_loss_se": 0.1}, False),
-        ({"final_loss": 0.51, "final_loss_se": 0.0}, True),  # the floor
-        ({"final_accuracy": 0.9 + Z * 0.02 + FLOORS["final_accuracy"] + 1e-3, "final_accuracy_se": 0.0}, False),
+        ({"final_loss": 0.5 + Z * 0.1 * 2**0.5 + 0.05 + 1e-3, "final_loss_se": 0.1}, False),  # floor 1% of 5
+        ({"final_loss": 0.54, "final_loss_se": 0.0}, True),  # the floor
+        ({"final_accuracy": 0.9 + Z * 0.02 + 0.01 + 1e-3, "final_accuracy_se": 0.0}, False),
         ({"reached_99": 1.0, "steps_to_99": 40.0, "steps_to_99_se": 5.0}, True),  # one seed got there
         ({"reached_99": 0.0}, False),  # 2 of 3 seeds against 0 of 3: a share may differ by one seed only
         ({"diverged": 1 / 3}, True),
         ({"diverged": 2 / 3}, False),
-        ({"max_logit": 10.0 + Z * 2**0.5 + 0.6, "max_logit_se": 1.0}, True),  # relative floor: 5% of 16
+        ({"max_logit": 10.0 + Z * 2**0.5 + 3.0, "max_logit_se": 1.0}, True),  # floor: 20% of 18.7
         ({"max_logit": 30.0, "max_logit_se": 1.0}, False),
+        ({"reached_99": 1.0, "steps_to_99": 40.0, "steps_to_99_se": 0.0}, True),
     ],
 )
 def test_the_rule(change, verdict):

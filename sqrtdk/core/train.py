@@ -2,8 +2,9 @@
 it logs and how it ends.
 
 Training batches and held-out batches come from two streams spawned from the run's seed, so held-out
-sequences are never trained on and a run is the same wherever it runs. Every `every` steps (and at the
-last) the log gets: the training loss, the held-out loss and accuracy, and per layer the attention
+sequences are never trained on and a run is the same wherever it runs. At step 0 (the model as
+initialised, its statistics from the first batch), every `every` steps and at the last, the log gets:
+the training loss, the held-out loss and accuracy, and per layer the attention
 entropy (over query rows that see at least two keys, also as a fraction of ln n, n the keys a row sees),
 the largest |logit|, the logits' standard deviation and the share of saturated rows (largest weight
 >= 0.99, the saturation experiment's definition), and over all layers the gradient norms of W_q, W_k,
@@ -111,9 +112,10 @@ def train(
     rng = np.random.default_rng(train_seed)
     p = tf.init(np.random.default_rng(init_seed), shape, init)
     test_tokens, test_targets = batch(np.random.default_rng(test_seed), task, held_out)
-    loss_at_init = evaluate(p, shape, task, test_tokens, test_targets)[0]
+    loss_at_init, accuracy_at_init = evaluate(p, shape, task, test_tokens, test_targets)
     state: dict = {}
     log: list[dict] = []
+    names = [f"{layer}.{w}" for layer in range(shape.layers) for w in PROJECTIONS]
     for step in range(optimiser.steps):
         tokens, targets = batch(rng, task, batch_size)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -122,14 +124,15 @@ def train(
         if not finite:
             return Run(True, step, loss_at_init, log)
         new, state, grad_norm = optimiser.update(p, grad, state, step)
+        logged = [(0, loss_at_init, accuracy_at_init)] if step == 0 else []  # the model as initialised
         if (step + 1) % every == 0 or step + 1 == optimiser.steps:
-            test_loss, accuracy = evaluate(new, shape, task, test_tokens, test_targets)
-            names = [f"{layer}.{w}" for layer in range(shape.layers) for w in PROJECTIONS]
+            logged.append((step + 1, *evaluate(new, shape, task, test_tokens, test_targets)))
+        for at, test_loss, accuracy in logged:
             moved = np.sqrt(sum(_norm(new[n] - p[n]) ** 2 for n in names))
             size = np.sqrt(sum(_norm(p[n]) ** 2 for n in names))
             log.append(
                 {
-                    "step": step + 1,
+                    "step": at,
                     "train_loss": loss,
                     "loss": test_loss,
                     "accuracy": accuracy,
