@@ -1,0 +1,132 @@
+"""The exact finite-n softmax expectations (sqrtdk/core/exact.py) against brute-force simulation written
+here independently, against their own grid at half the spacing, and against the random-energy model's
+limits at large n; the attention rows' average over |q| against simulated queries and keys."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sqrtdk.core import exact
+
+Z = 4.5  # standard errors allowed between a simulated mean and the exact value (40 comparisons below)
+
+
+def simulate(n: int, logits, rows: int = 200_000, seed: int = 0, width: int = 1) -> dict[str, tuple[float, float]]:
+    """Means and standard errors over `rows` rows of n logits drawn by logits(rng, size), float64, in
+    chunks of at most 2^21 numbers (`width` numbers drawn per logit)."""
+    rng = np.random.default_rng(seed)
+    values: dict[str, list[np.ndarray]] = {f: [] for f in exact.FIELDS}
+    chunk = max(1, min(rows, 2**21 // (n * width)))
+    for start in range(0, rows, chunk):
+        x = logits(rng, (min(chunk, rows - start), n))
+        x = x - x.max(axis=1, keepdims=True)
+        p = np.exp(x)
+        p /= p.sum(axis=1, keepdims=True)
+        logp = np.log(np.where(p > 0, p, 1.0))
+        s2, s3 = (p * p).sum(axis=1), (p**3).sum(axis=1)
+        values["entropy"].append(-(p * logp).sum(axis=1))
+        values["sum_p2"].append(s2)
+        values["participation"].append(1 / s2)
+        values["max_prob"].append(p.max(axis=1))
+        values["jacobian_sq"].append(s2 - 2 * s3 + s2 * s2)  # ||diag(p) - p p^T||_F^2
+    out = {}
+    for name, parts in values.items():
+        v = np.concatenate(parts)
+        out[name] = (float(v.mean()), float(v.std() / math.sqrt(len(v))))
+    return out
+
+
+def agree(row: exact.Row, simulated: dict[str, tuple[float, float]]) -> None:
+    for name, (mean, se) in simulated.items():
+        value = getattr(row, name)
+        assert abs(value - mean) <= Z * se + 1e-12, f"{name}: exact {value}, simulated {mean} ± {se}"
+
+
+@pytest.mark.parametrize("n", [2, 8, 128, 4096])
+@pytest.mark.parametrize("fraction", [0.05, 0.5, 1.0, 2.0, 4.0])
+def test_normal_rows_match_simulation(n, fraction):
+    """n iid N(0, s^2) logits, s from 0.05 s_c to 4 s_c (the frozen phase)."""
+    s = fraction * math.sqrt(2 * math.log(n))
+    rows = 200_000 if n <= 128 else 20_000
+    agree(exact.normal_row(n, s), simulate(n, lambda rng, size: s * rng.standard_normal(size), rows, seed=n))
+
+
+@pytest.mark.parametrize(("n", "s"), [(2, 0.3), (16, 0.1), (128, 1.0), (1024, 3.0), (4096, 16.0), (8, 32.0)])
+def test_the_grid_has_converged(n, s, monkeypatch):
+    """Every expectation within 1e-6 relative of the same computation on a grid twice as fine."""
+    coarse = exact.normal_row.__wrapped__(n, s)
+    monkeypatch.setattr(exact, "STEP", exact.STEP / 2)
+    monkeypatch.setattr(exact, "TAU_STEP", exact.TAU_STEP / 2)
+    spacings = exact._spacings
+    monkeypatch.setattr(exact, "_spacings", lambda n, s: tuple(h / 2 for h in spacings(n, s)))
+    fine = exact.normal_row.__wrapped__(n, s)
+    for name in exact.FIELDS:
+        assert getattr(coarse, name) == pytest.approx(getattr(fine, name), rel=1e-6), name
+
+
+def test_the_uniform_row_and_the_one_hot_row_are_the_limits():
+    tiny, huge = exact.normal_row(64, 1e-3), exact.normal_row(8, 200.0)
+    assert tiny.entropy == pytest.approx(math.log(64), rel=1e-6)
+    assert tiny.participation == pytest.approx(64, rel=1e-5) and tiny.max_prob == pytest.approx(1 / 64, rel=1e-2)
+    assert tiny.jacobian_sq == pytest.approx(63 / 64**2, rel=1e-5)
+    assert huge.max_prob > 0.99 and huge.sum_p2 > 0.98 and huge.entropy < 0.05 and huge.jacobian_sq < 0.01
+
+
+def test_the_random_energy_model_is_the_large_n_limit():
+    """Below s_c, E[H] -> ln n - s^2/2 and E[1/sum p^2] -> n e^(-s^2) (relative gaps shrinking with n);
+    above it, E[sum p^2] -> 1 - s_c/s (Derrida's frozen phase; the approach is slow, like 1/ln n)."""
+    gaps, participation = [], []
+    for n in (2**6, 2**10, 2**14):
+        s = 0.3 * math.sqrt(2 * math.log(n))
+        row = exact.normal_row(n, s)
+        gaps.append(abs(row.entropy / (math.log(n) - s * s / 2) - 1))
+        participation.append(abs(row.participation / (n * math.exp(-s * s)) - 1))
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 2e-3
+    assert participation[0] > participation[1] > participation[2] and participation[2] < 0.05
+    frozen = []
+    for n in (2**6, 2**10, 2**14):
+        s_c = math.sqrt(2 * math.log(n))
+        frozen.append(abs(exact.normal_row(n, 2 * s_c).sum_p2 - 0.5))
+    assert frozen[0] > frozen[1] > frozen[2] and frozen[2] < 0.06
+
+
+@pytest.mark.parametrize(("d", "g"), [(4, 2.0), (16, 4.0), (64, 30.0)])
+def test_cosine_rows_match_simulation(d, g):
+    """QK-norm: logits g cos(q, k_j) with k_j isotropic, simulated from Gaussian vectors."""
+
+    def logits(rng, size):
+        q = rng.standard_normal((size[0], 1, d))
+        k = rng.standard_normal((*size, d))
+        cos = (q * k).sum(-1) / (np.linalg.norm(q, axis=-1) * np.linalg.norm(k, axis=-1))
+        return g * cos
+
+    agree(exact.cosine_row(32, d, g), simulate(32, logits, 100_000, seed=d, width=d))
+
+
+@pytest.mark.parametrize(
+    ("d_k", "mean", "std", "c"),
+    [(4, 0.0, 1.0, 1.0), (16, 0.0, 1.0, 0.25), (64, 0.0, 1.0, 1.0), (64, 0.5, 1.0, 0.125), (256, 0.0, 2.0, 1 / 16)],
+)
+def test_attention_rows_average_over_the_query_norm(d_k, mean, std, c):
+    """c q.k_j for Gaussian q and k with entries N(mean, std^2), simulated as such: the spread of a row
+    varies with |q|, and the mean of the entries shifts a row's logits together."""
+    n = 16
+
+    def logits(rng, size):
+        q = mean + std * rng.standard_normal((size[0], 1, d_k))
+        k = mean + std * rng.standard_normal((*size, d_k))
+        return c * (q * k).sum(-1)
+
+    row = exact.attention_row(n, d_k, mean, std, c, False)
+    assert row is not None
+    agree(row, simulate(n, logits, 100_000, seed=d_k, width=d_k))
+
+
+def test_no_exact_form_where_a_rows_logits_are_not_iid_given_the_query():
+    assert exact.attention_row(16, 64, 0.5, 1.0, 1.0, True) is None  # QK-norm of entries with a mean
+    assert exact.attention_row(1, 64, 0.0, 1.0, 1.0, False) is None  # one key: nothing to spread over
+    with pytest.raises(ValueError, match="n >= 2 and s > 0"):
+        exact.normal_row(8, 0.0)
