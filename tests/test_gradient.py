@@ -21,6 +21,16 @@ def test_the_uniform_rows_reference_is_the_explicit_jacobian_norm(n):
     assert all(r["uniform_jacobian_fro"] == pytest.approx(explicit, rel=1e-12) for r in result.rows)
 
 
+def test_the_mean_squared_jacobian_norm_is_the_exact_theory():
+    """E||J||_F^2 (core/exact.py) against the measured mean of ||J||_F^2, from the uniform-like scaled
+    rows to the frozen unscaled ones (6 comparisons, 4 standard errors each)."""
+    result = sqrtdk.run("gradient", dim=[4, 256], seq_len=[8, 128], samples=2**13, scaling=["none", "sqrt", "qknorm"])
+    for r in result.rows:
+        assert r["theory_jacobian_sq"] is not None
+        assert abs(r["jacobian_sq_mean"] - r["theory_jacobian_sq"]) <= 4 * r["jacobian_sq_mean_se"], r
+        assert r["jacobian_fro_mean"] ** 2 <= r["jacobian_sq_mean"] * (1 + 1e-9)  # Jensen: E X^2 >= (E X)^2
+
+
 def test_unscaled_gradients_vanish_as_d_k_grows_and_scaled_ones_do_not():
     result = sqrtdk.run("gradient", dim=[16, 1024], seq_len=128, samples=2**12, eps=1e-3)
     by = {(r["d_k"], r["scaling"]): r for r in result.rows}
@@ -36,7 +46,9 @@ def test_unscaled_gradients_vanish_as_d_k_grows_and_scaled_ones_do_not():
 def test_the_table_has_a_column_per_metric_named_by_the_metric_table():
     result = sqrtdk.run("gradient", dim=16, seq_len=8, samples=64)
     table = gradient.EXPERIMENT.table(result)
-    assert [_attention.METRICS[m].short for m in _attention.GRADIENT] == [c.heading for c in table.columns[4:]]
+    headings = [c.heading for c in table.columns[4:]]
+    assert [_attention.METRICS[m].short for m in _attention.GRADIENT] == [h for h in headings if h != "theory"]
+    assert headings[headings.index("‖J‖²") + 1] == "theory"  # the exact E||J||_F^2 beside its measurement
     assert all(len(c.cells) == len(result.rows) for c in table.columns)
     row = result.rows[0]
     assert table.columns[4].cells[0] == with_se(row["jacobian_fro_mean"], row["jacobian_fro_mean_se"])

@@ -49,7 +49,7 @@ def test_rem_entropy_in_its_regime():
     assert theory.rem_entropy(4096, 1024, c=1 / 32) == pytest.approx(math.log(4096) - 0.5)
     # the asymptotic form is off by about 0.001 at n = 4096 (a float64 simulation: 7.817 measured, 7.818 predicted)
     for rule in ("sqrt", "qknorm"):
-        assert abs(row[rule]["entropy_mean"] - row[rule]["theory_entropy"]) < Z * row[rule]["entropy_mean_se"] + 0.002
+        assert abs(row[rule]["entropy_mean"] - row[rule]["rem_entropy"]) < Z * row[rule]["entropy_mean_se"] + 0.002
 
 
 def test_rem_participation_is_its_average_over_the_query_norm():
@@ -84,16 +84,47 @@ def test_rem_participation_is_its_average_over_the_query_norm():
         (64, 128, Entries("student-t", df=3.0), "sqrt", False),
     ],
 )
-def test_theory_columns_hold_to_their_accuracy_wherever_shown(d_k, n, entries, scaling, shown):
-    """A theory column is either empty or within theory.REM_ACCURACY (plus 3 standard errors) of the
-    measurement; the cases include those where the forms once misled (small n, a mean, QK-norm with a
-    mean or at small d_k, heavy tails)."""
+def test_rem_columns_hold_to_their_accuracy_wherever_shown(d_k, n, entries, scaling, shown):
+    """A random-energy-model column is either empty or within theory.REM_ACCURACY (plus 3 standard
+    errors) of the measurement; the cases include those where the forms once misled (small n, a mean,
+    QK-norm with a mean or at small d_k, heavy tails)."""
     row = rows_of("saturation", d_k, n, samples=2**13, scalings=(scaling,), source=Source(entries))[scaling]
-    assert (row["theory_entropy"] is not None) is shown
-    for column, theory_column in (("entropy_mean", "theory_entropy"), ("participation_mean", "theory_participation")):
+    assert (row["rem_entropy"] is not None) is shown
+    for column, theory_column in (("entropy_mean", "rem_entropy"), ("participation_mean", "rem_participation")):
         if row[theory_column] is not None:
             gap = abs(row[column] - row[theory_column])
             assert gap <= theory.REM_ACCURACY * row[column] + 3 * row[column + "_se"], (column, row)
+
+
+EXACT = {
+    "max_prob_mean": "theory_max_prob",
+    "entropy_mean": "theory_entropy",
+    "entropy_ratio_mean": "theory_entropy_ratio",
+    "participation_mean": "theory_participation",
+}
+
+
+@pytest.mark.parametrize(
+    "d_k,n,entries,scaling,shown",
+    [
+        (16, 16, Entries(), "sqrt", True),  # where the random-energy model is 28% off
+        (256, 128, Entries(std=0.5), "none", True),  # frozen: s = 4 = 1.3 s_c
+        (1024, 8, Entries(), "none", True),  # deep in the frozen phase: s = 32 = 16 s_c
+        (64, 128, Entries(mean=1.0), "sqrt", True),
+        (8, 64, Entries(), "qknorm", True),  # cosines far from normal: their own law
+        (64, 128, Entries(mean=1.0), "qknorm", False),  # cosines of one row not iid given the query
+        (64, 128, Entries("student-t", df=3.0), "sqrt", False),
+        (64, 128, Entries(rho=0.5), "sqrt", False),  # the own key's logit stands apart
+    ],
+)
+def test_exact_columns_match_the_measurement_wherever_shown(d_k, n, entries, scaling, shown):
+    """The exact theory is given wherever a row's logits are iid normal (or iid cosines) given the query,
+    and there every metric it gives is within 4 standard errors of the measurement (30 comparisons)."""
+    row = rows_of("saturation", d_k, n, samples=2**13, scalings=(scaling,), source=Source(entries))[scaling]
+    for column, theory_column in EXACT.items():
+        assert (row[theory_column] is not None) is shown, theory_column
+        if shown:
+            assert abs(row[column] - row[theory_column]) <= 4 * row[column + "_se"], (column, row)
 
 
 def test_correlated_query_and_key_saturate_under_sqrt_but_not_linear():

@@ -40,7 +40,14 @@ SATURATION = (
     "participation_mean",
     "saturated_fraction",
 )
-GRADIENT = ("jacobian_fro_mean", "jacobian_diag_max_mean", "grad_logits_mean", "grad_q_mean", "vanishing_fraction")
+GRADIENT = (
+    "jacobian_fro_mean",
+    "jacobian_sq_mean",
+    "jacobian_diag_max_mean",
+    "grad_logits_mean",
+    "grad_q_mean",
+    "vanishing_fraction",
+)
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ def row_metrics(
             d_q = rule.c / q_norm[..., None] * (v - np.einsum("...d,...d->...", q_hat, v)[..., None] * q_hat)
         else:
             d_q = rule.c * np.matmul(d_logits, k)  # (t, rows, d_k)
-        values = [fro, diag_max, np.sqrt(_dot(d_logits, d_logits)), np.sqrt(_dot(d_q, d_q)), fro < level]
+        values = [fro, fro * fro, diag_max, np.sqrt(_dot(d_logits, d_logits)), np.sqrt(_dot(d_q, d_q)), fro < level]
         names = GRADIENT
     return {name: np.asarray(v, dtype=np.float64).reshape(-1) for name, v in zip(names, values)}
 

@@ -2,7 +2,8 @@
 
 Their kernel is core/rows.py, which returns each metric's replicate means; this module turns them into
 estimates (batch means over independent replicates, exact intervals for the shares of rows), rows beside
-the random-energy-model theory where it holds (core/theory.py), the figures against d_k and n, the
+the exact theory where a row's logits are iid normal given its query (core/exact.py) and the
+random-energy model's large-n limits where they hold (core/theory.py), the figures against d_k and n, the
 report's reading, the terminal table and the cost. METRICS names and describes every metric once.
 """
 
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqrtdk import report, schema
 from sqrtdk.core.rules import RULES, SCALINGS
-from sqrtdk.core.theory import REM_ACCURACY
 from sqrtdk.tables import Column, Table
 
 if TYPE_CHECKING:
@@ -35,18 +35,26 @@ class Metric:
     words: str = ""  # in the report's sentences
     spec: str = ".3g"  # its format there
     log_y: bool = False  # drawn on a log axis
-    theory: str | None = None  # the row column of its theory (or reference value)
+    theory: str | None = None  # the row column of its exact theory (core/exact.py), None where it has none
+    asymptotic: str | None = None  # the row column of its random-energy-model limit (where within 2%)
+    reference: str | None = None  # the row column of a reference value (the uniform row's)
     fraction: bool = False  # a share of rows, with an exact interval inside [0, 1]
     kind: str = "saturation"  # the experiment that measures it (core.rows.SATURATION or GRADIENT)
 
 
 METRICS = {
-    "max_prob_mean": Metric(r"mean largest weight $\mathrm{max}_j\,p_j$", "max p", "the largest weight", ".3f"),
-    "entropy_mean": Metric(r"entropy $H$ (nats)", "H", theory="theory_entropy"),
-    "entropy_ratio_mean": Metric(r"$H\,/\ln n$", "H / ln n", "entropy / ln n", ".3f"),
+    "max_prob_mean": Metric(
+        r"mean largest weight $\mathrm{max}_j\,p_j$", "max p", "the largest weight", ".3f", theory="theory_max_prob"
+    ),
+    "entropy_mean": Metric(r"entropy $H$ (nats)", "H", theory="theory_entropy", asymptotic="rem_entropy"),
+    "entropy_ratio_mean": Metric(r"$H\,/\ln n$", "H / ln n", "entropy / ln n", ".3f", theory="theory_entropy_ratio"),
     "effective_tokens_mean": Metric(r"effective keys $e^H$", "e^H", log_y=True),
     "participation_mean": Metric(
-        r"participation $1/\Sigma_j\,p_j^2$", "1/Σp²", log_y=True, theory="theory_participation"
+        r"participation $1/\Sigma_j\,p_j^2$",
+        "1/Σp²",
+        log_y=True,
+        theory="theory_participation",
+        asymptotic="rem_participation",
     ),
     "saturated_fraction": Metric(
         r"share of rows with $\mathrm{max}_j\,p_j \geq$ threshold", "saturated", fraction=True
@@ -56,8 +64,11 @@ METRICS = {
         "‖J‖_F",
         "||J||_F",
         log_y=True,
-        theory="uniform_jacobian_fro",
+        reference="uniform_jacobian_fro",
         kind="gradient",
+    ),
+    "jacobian_sq_mean": Metric(
+        r"$\|J\|_F^2$", "‖J‖²", "||J||_F^2", log_y=True, theory="theory_jacobian_sq", kind="gradient"
     ),
     "jacobian_diag_max_mean": Metric(r"$\mathrm{max}_j\,p_j(1-p_j)$", "max p(1-p)", log_y=True, kind="gradient"),
     "grad_logits_mean": Metric(r"$\|\partial L/\partial s_i\|$", "‖∂L/∂s‖", log_y=True, kind="gradient"),
@@ -118,7 +129,7 @@ def attention_rows(sample: RowSample) -> list[dict]:
     """One row per scaling rule: each metric's mean with its standard error `<name>_se`, and the theory."""
     import numpy as np
 
-    from sqrtdk.core import theory
+    from sqrtdk.core import exact, theory
     from sqrtdk.core.moments import batch_means, fraction_interval
 
     metrics = sample.metrics
@@ -165,11 +176,20 @@ def attention_rows(sample: RowSample) -> list[dict]:
                 row[name + "_ci_low"], row[name + "_ci_high"] = fraction_interval(
                     est.value, est.se, sample.n_rows, sample.n_trials, LEVEL
                 )
+        entries = source.entries
+        iid = direct and entries.dist == "gaussian" and entries.rho == 0  # a row's logits iid given q
+        known = exact.attention_row(n, d_k, entries.mean, entries.std, rule.c, rule.normalised) if iid else None
         if sample.kind == "saturation":
-            args = (n, d_k, source.entries, rule.c, rule.normalised)
-            row["theory_entropy"] = theory.rem_entropy(*args) if direct else None
-            row["theory_participation"] = theory.rem_participation(*args) if direct else None
+            args = (n, d_k, entries, rule.c, rule.normalised)
+            row["theory_max_prob"] = known.max_prob if known else None
+            row["theory_entropy"] = known.entropy if known else None
+            row["theory_entropy_ratio"] = known.entropy / math.log(n) if known else None
+            row["theory_participation"] = known.participation if known else None
+            row["theory_sum_p2"] = known.sum_p2 if known else None
+            row["rem_entropy"] = theory.rem_entropy(*args) if direct else None
+            row["rem_participation"] = theory.rem_participation(*args) if direct else None
         else:
+            row["theory_jacobian_sq"] = known.jacobian_sq if known else None
             row["uniform_jacobian_fro"] = theory.uniform_jacobian_fro(n)
         rows.append(row)
     return rows
@@ -219,6 +239,8 @@ def error_bars(rows: Sequence[dict], metric: str) -> Any:
 
 
 X_LABELS = {"d_k": "$d_k$", "seq_len": "sequence length $n$"}
+EXACT_LABEL = "exact theory (Gaussian entries)"
+REM_LABEL = "random-energy model, large n (within 2%)"
 
 
 def freezing_point(row: dict, x: str) -> float | None:
@@ -248,7 +270,8 @@ def metric_grid(
     the `series` columns, with 95% error bars; a run with a single value of `x` is drawn as points per
     rule instead (rule_points).
 
-    Thin black dashes: the random-energy-model theory where it holds. Dash-dot: the uniform row's
+    Black bars: the exact theory (core/exact.py) at each point where it applies. Grey dots: the random-energy
+    model's large-n limit where it is within 2% of the exact value. Dash-dot: the uniform row's
     ||J||_F, one per n. Dashed vertical: where the unscaled logit spread reaches s_c = sqrt(2 ln n),
     beyond which the softmax freezes onto a few keys, one per series, coloured like it. Series that a
     panel draws on top of each other are named in its title. `levels` gives the threshold and eps that
@@ -307,9 +330,9 @@ def metric_grid(
                     label=label,
                 )
                 drawn.append(((RULE_NAMES[scaling], name), dict(zip(xv, y))))
-                key = METRICS[metric].theory
-                pts = [(r[x], r[key]) for r in sel if key and r.get(key) is not None]
-                if pts and key == "uniform_jacobian_fro":
+                spec = METRICS[metric]
+                pts = [(r[x], r[spec.reference]) for r in sel if spec.reference and r[spec.reference] is not None]
+                if pts:
                     per_series = x == "d_k" and len(groups) > 1  # it depends on n alone
                     if scaling == scalings[0] and (per_series or g == 0):
                         ax.plot(
@@ -319,15 +342,12 @@ def metric_grid(
                             color=colour if per_series and not style.by_rule else "0.35",
                             label=r"uniform row $p_j = 1/n$: $\sqrt{n-1}/n$" + (f", {name}" if per_series else ""),
                         )
-                elif pts:
-                    ax.plot(
-                        *zip(*pts),
-                        ls=(0, (2, 2)),
-                        lw=0.9,
-                        color="0.05",
-                        zorder=5,
-                        label="random-energy model (where within 2%)",
-                    )
+                pts = [(r[x], r[spec.theory]) for r in sel if spec.theory and r[spec.theory] is not None]
+                if pts:  # a black bar at each point: the theory, without hiding the measured line
+                    ax.plot(*zip(*pts), ls="none", marker="_", ms=9, mew=1.2, color="0.0", zorder=6, label=EXACT_LABEL)
+                pts = [(r[x], r[spec.asymptotic]) for r in sel if spec.asymptotic and r[spec.asymptotic] is not None]
+                if pts:
+                    ax.plot(*zip(*pts), ls=(0, (1, 1.5)), lw=1.4, color="0.55", zorder=4, label=REM_LABEL)
         for g, name, point in crossings:
             colour = "0.3" if style.by_rule else style.colour("none", g)
             where = f", {name}" if name else ""
@@ -514,7 +534,7 @@ def table(kind: str, shown: Sequence[str], headline: str, result: Result) -> Tab
         metric = METRICS[m]
         cells = tuple(_share(r, m) if metric.fraction else pm(r, m) for r in rows)
         columns.append(Column(metric.short, cells, wide=m not in shown))
-        if m != "entropy_ratio_mean" and metric.theory in (None, "uniform_jacobian_fro"):
+        if metric.theory is None:
             continue
         told = tuple(_theory(r, m) for r in rows)
         columns.append(Column("theory", told, wide=m not in shown or not any(told), about=""))
@@ -522,8 +542,8 @@ def table(kind: str, shown: Sequence[str], headline: str, result: Result) -> Tab
             empty.append(metric.short)
     if empty:
         notes.append(
-            f"An empty theory cell ({', '.join(empty)}): the random-energy-model form is shown only where it is "
-            f"within {REM_ACCURACY:.0%}, for Gaussian entries and a logit spread well below s_c = √(2 ln n)."
+            f"An empty theory cell ({', '.join(empty)}): the exact theory needs a row's logits iid and normal "
+            "given its query (Gaussian entries, no correlated own key, direct inputs; under QK-norm, mean 0)."
         )
     if kind == "gradient":
         uniform = sorted({(r["seq_len"], r["uniform_jacobian_fro"]) for r in rows})
@@ -538,10 +558,7 @@ def table(kind: str, shown: Sequence[str], headline: str, result: Result) -> Tab
 
 
 def _theory(row: dict, metric: str) -> str:
-    """The theory of `metric` in a row, as a table cell; the entropy ratio's is the entropy's over ln n."""
-    if metric == "entropy_ratio_mean":
-        value = row["theory_entropy"]
-        return "" if value is None else f"{value / math.log(row['seq_len']):.4g}"
+    """The exact theory of `metric` in a row, as a table cell."""
     value = row[METRICS[metric].theory or ""]
     return "" if value is None else f"{value:.4g}"
 

@@ -1,10 +1,12 @@
 """`sqrtdk saturation`: how far softmax(c Q K^T) concentrates on one key, across d_k and n.
 
 Per query row: the largest weight, the entropy H (and H / ln n, e^H), the participation 1 / sum p^2 and
-whether the largest weight reaches the threshold. Theory: the random-energy-model forms
-E[H] ~ ln n - s^2/2 and 1/sum p^2 ~ n e^(-s^2) for logit spread s well below s_c = sqrt(2 ln n) (Derrida
-1981; for attention at initialisation, Giorlandino and Goldt 2025, arXiv 2505.24333), shown only where they
-hold to core.theory.REM_ACCURACY. The kernel is core/rows.py; the rest is shared in _attention.py.
+whether the largest weight reaches the threshold. Theory: the exact E[max p], E[H], E[H] / ln n and
+E[1 / sum p^2] at every n and spread, frozen phase included, by quadrature (core/exact.py), wherever a
+row's logits are iid normal given its query; beside them the random-energy-model limits E[H] ~ ln n -
+s^2/2 and 1/sum p^2 ~ n e^(-s^2) (Derrida 1981; for attention at initialisation, Giorlandino and Goldt
+2025, arXiv 2505.24333), shown only where they are within core.theory.REM_ACCURACY of the exact values.
+The kernel is core/rows.py; the rest is shared in _attention.py.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from collections.abc import Sequence
 from functools import partial
 
 from sqrtdk import report, schema
-from sqrtdk.core.theory import REM_ACCURACY
 from sqrtdk.experiments import Experiment, _attention
 from sqrtdk.output import with_se
 
@@ -40,12 +41,19 @@ def unscaled(rows: Sequence[dict], threshold: float) -> list[str]:
         f"{report.share(b['saturated_fraction'])} of rows put at least {threshold:g} on one key "
         f"({report.share(a['saturated_fraction'])} at d_k = {a['d_k']})"
     )
-    rem = [r for r in report.by_rule(rows, "sqrt") if r["theory_entropy"] is not None]
-    if rem:
-        r = rem[-1]
+    exact = [r for r in report.by_rule(rows, "sqrt") if r["theory_entropy"] is not None]
+    if exact:
+        r = exact[-1]
         line += (
-            f"; scaled, the random-energy-model entropy ln n - E[s^2]/2 (asymptotic, shown where it holds "
-            f"to {REM_ACCURACY:.0%}) is {report.num(r['theory_entropy'])}, measured "
+            f"; scaled, the exact entropy for Gaussian entries is {report.num(r['theory_entropy'])} nats, "
+            f"measured {with_se(r['entropy_mean'], r['entropy_mean_se'])}"
+        )
+    exact = [r for r in none if r["theory_entropy"] is not None]
+    if exact:
+        r = exact[-1]
+        line += (
+            f"; unscaled at d_k = {r['d_k']} (logit spread {report.num(r['logit_std'], 3)}, s_c = "
+            f"{report.num(r['critical_logit_std'], 3)}), exact {report.num(r['theory_entropy'])}, measured "
             f"{with_se(r['entropy_mean'], r['entropy_mean_se'])}"
         )
     return [line + "."]
