@@ -422,6 +422,71 @@ CONFIGS = click.Command(
 )
 
 
+def _inspect(
+    d_model: int,
+    heads: int,
+    scale: str,
+    qk_norm_gain: float | None,
+    init: str,
+    init_std: float | None,
+    seq_len: int,
+    as_json: bool,
+) -> None:
+    """What one attention configuration does at initialisation: the per-head d_k, the logit spread, where
+    it sits against s_c for the sequence length, the predicted entropy and largest weight, and warnings
+    for the usual mistakes."""
+    import json
+
+    from sqrtdk import inspect
+
+    found = inspect.inspect(d_model, heads, scale, qk_norm_gain, init, init_std, seq_len)
+    if as_json:
+        print(json.dumps({**vars(found), "entropy_ratio": found.entropy_ratio}, indent=2))
+        return
+    import textwrap
+
+    from sqrtdk.tables import width
+
+    for line in inspect.lines(found, init):
+        glued = line.replace("ln n", "ln\0n")  # never broken
+        text = textwrap.fill(glued, width(), subsequent_indent="    ", break_on_hyphens=False)
+        _print(text.replace("\0", " ") + "\n")
+
+
+INSPECT = click.Command(
+    "inspect",
+    context_settings=CONTEXT,
+    callback=_inspect,
+    help=_inspect.__doc__,
+    params=[
+        click.Option(["--d-model"], type=int, default=512, show_default=True, metavar="INT", help="model width"),
+        click.Option(
+            ["--heads"], type=int, default=8, show_default=True, metavar="INT", help="heads; d_k = d_model / heads"
+        ),
+        click.Option(
+            ["--scale"],
+            default="sqrt",
+            show_default=True,
+            metavar="RULE|NUMBER",
+            help="the factor of q.k: a rule (none, sqrt, linear, qknorm, logn) or a number such as 0.125",
+        ),
+        click.Option(
+            ["--qk-norm-gain"], type=float, default=None, metavar="NUMBER", help="QK-norm's gain g (default sqrt(d_k))"
+        ),
+        click.Option(
+            ["--init"],
+            type=click.Choice(["normal", "lecun", "xavier", "torch-linear", "torch-mha"]),
+            default="lecun",
+            show_default=True,
+            help="how W_q and W_k are drawn",
+        ),
+        click.Option(["--init-std"], type=float, default=None, metavar="NUMBER", help="std of --init normal (0.02)"),
+        click.Option(["--seq-len"], type=int, default=512, show_default=True, metavar="INT", help="keys a query sees"),
+        click.Option(["--json", "as_json"], is_flag=True, help="print the numbers as JSON"),
+    ],
+)
+
+
 class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # the registry's order, then run and reproduce
@@ -429,7 +494,7 @@ class _Group(click.Group):
 
 def cli() -> click.Group:
     """The whole command line: the experiments (in registry order), then `run` and `reproduce`."""
-    commands = [*(_command(spec) for spec in experiments.every()), RUN, REPRODUCE, CONFIGS]
+    commands = [*(_command(spec) for spec in experiments.every()), RUN, REPRODUCE, CONFIGS, INSPECT]
     version = click.Option(
         ["--version"],
         is_flag=True,

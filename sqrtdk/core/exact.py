@@ -234,7 +234,7 @@ def _spread_nodes(d_k: int, noncentrality: float) -> tuple[np.ndarray, np.ndarra
     return nodes * nodes, weights / weights.sum()
 
 
-def _normal_row_at(n: int, s: float) -> Row:
+def normal_row_at(n: int, s: float) -> Row:
     """normal_row, and below S_MIN its expansion about the uniform row (s = 0): every expectation but
     E[max p] is even and smooth in s, f(0) + (f(S_MIN) - f(0)) (s / S_MIN)^2 to O(S_MIN^4); E[max p]
     grows like |s| (the largest of n normals), so it is interpolated linearly, to O(S_MIN^2)."""
@@ -261,6 +261,6 @@ def attention_row(n: int, d_k: int, mean: float, std: float, c: float, normalise
         spreads = abs(c) * std * std * np.sqrt(x)
         if not (np.all(np.isfinite(spreads)) and np.all(np.isfinite(w))) or spreads.max() > S_MAX:
             return None
-        rows = [_normal_row_at(n, float(s)) for s in spreads]
+        rows = [normal_row_at(n, float(s)) for s in spreads]
         out = Row(*(float(sum(wi * getattr(r, f) for wi, r in zip(w, rows))) for f in FIELDS))
     return out if all(math.isfinite(getattr(out, f)) for f in FIELDS) else None
