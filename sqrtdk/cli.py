@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from sqrtdk import experiments, resources, schema
+from sqrtdk.core.theory import INITS
 from sqrtdk.errors import InputError
 from sqrtdk.experiments import Experiment
 
@@ -436,17 +437,15 @@ def _inspect(
     it sits against s_c for the sequence length, the predicted entropy and largest weight, and warnings
     for the usual mistakes."""
     import json
+    import textwrap
 
     from sqrtdk import inspect
+    from sqrtdk.tables import width
 
     found = inspect.inspect(d_model, heads, scale, qk_norm_gain, init, init_std, seq_len)
     if as_json:
         print(json.dumps({**vars(found), "entropy_ratio": found.entropy_ratio}, indent=2))
         return
-    import textwrap
-
-    from sqrtdk.tables import width
-
     for line in inspect.lines(found, init):
         glued = line.replace("ln n", "ln\0n")  # never broken
         text = textwrap.fill(glued, width(), subsequent_indent="    ", break_on_hyphens=False)
@@ -475,7 +474,7 @@ INSPECT = click.Command(
         ),
         click.Option(
             ["--init"],
-            type=click.Choice(["normal", "lecun", "xavier", "torch-linear", "torch-mha"]),
+            type=click.Choice(INITS),
             default="lecun",
             show_default=True,
             help="how W_q and W_k are drawn",

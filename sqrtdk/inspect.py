@@ -83,25 +83,23 @@ def inspect(
     if qknorm and d_k < 3:
         raise InputError(f"--heads: {heads} leaves d_k = {d_k}; QK-norm's cosines need d_k >= 3 here")
     s_c = theory.critical_logit_std(seq_len)
+    v_w, v_b = theory.init_variances(init, d_model, init_std)
+    std = math.sqrt(d_model * v_w + v_b)  # a projected entry of a layer-normalised token
     if qknorm:
         s = c / math.sqrt(d_k)
-        row = exact.cosine_row(seq_len, d_k, c)
     else:
         s = math.sqrt(theory.projected_score_variance(d_model, heads, seq_len, theory.DEFAULT, init, init_std, True, c))
-        v_w, v_b = theory.init_variances(init, d_model, init_std)
-        std = math.sqrt(d_model * v_w + v_b)  # a projected entry of a layer-normalised token
-        found_row = exact.attention_row(seq_len, d_k, 0.0, std, c, False)
-        if found_row is None:
-            raise InputError(f"--scale: {scale!r} gives a logit spread of {s:.3g}, beyond {exact.S_MAX:g}")
-        row = found_row
+    row = exact.attention_row(seq_len, d_k, 0.0, std, c, qknorm)
+    if row is None:
+        raise InputError(f"--scale: {scale!r} gives a logit spread of {s:.3g}, beyond {exact.S_MAX:g}")
     found = Inspection(
         d_model, heads, d_k, seq_len, c, rule, qknorm, s, s_c, row.entropy, row.max_prob, row.participation
     )
-    found.warnings.extend(_warnings(found, init))
+    found.warnings.extend(_warnings(found))
     return found
 
 
-def _warnings(i: Inspection, init: str) -> list[str]:
+def _warnings(i: Inspection) -> list[str]:
     out = []
     if i.rule == "custom" and i.heads > 1 and math.isclose(i.scale, 1 / math.sqrt(i.d_model), rel_tol=1e-3):
         out.append(

@@ -72,6 +72,7 @@ def test_the_uniform_row_and_the_one_hot_row_are_the_limits():
     assert tiny.entropy == pytest.approx(math.log(64), rel=1e-6)
     assert tiny.participation == pytest.approx(64, rel=1e-5) and tiny.max_prob == pytest.approx(1 / 64, rel=1e-2)
     assert tiny.jacobian_sq == pytest.approx(63 / 64**2, rel=1e-5)
+    assert tiny.jacobian_rms == pytest.approx(math.sqrt(63) / 64, rel=1e-5)  # the uniform row's sqrt(n-1)/n
     assert huge.max_prob > 0.99 and huge.sum_p2 > 0.98 and huge.entropy < 0.05 and huge.jacobian_sq < 0.01
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqrtdk import report, schema
 from sqrtdk.core.rules import RULES, SCALINGS
+from sqrtdk.core.theory import INITS
 from sqrtdk.experiments import Experiment
 from sqrtdk.tables import Column, Table
 
@@ -64,7 +65,7 @@ Params = schema.params_class(
     init=schema.param(
         "lecun",
         "initialisation of W_q, W_k, W_v, W_o",
-        schema.Choice(("normal", "lecun", "xavier", "torch-linear", "torch-mha"), "the init"),
+        schema.Choice(INITS, "the init"),
         metavar="NAME",
     ),
     every=schema.param(
