@@ -64,6 +64,13 @@ CONFIGS = [
         "key 'seq_len': 16385 is not allowed; the sequence length must be",
     ),
     ('experiment = "toy"\nhigh = nan\n', "key 'high': nan is not allowed; high must be a finite number"),
+    ('experiment = "precision"\ndtype = "float8"\n', "key 'dtype': 'float8' is not allowed; the dtype must be one"),
+    ('experiment = "precision"\nplacement = "key"\n', "key 'placement': 'key' is not allowed; the placement must"),
+    (
+        'experiment = "precision"\nstd = 5000.0\n',
+        "key 'std': 5000.0 is not allowed; the std must be a finite number >= 0.001",
+    ),
+    ('experiment = "precision"\nseq_len = 8192\n', "key 'seq_len': 8192 is not allowed; the sequence length must be"),
 ]
 
 

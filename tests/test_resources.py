@@ -21,6 +21,8 @@ CASES = [  # (experiment, parameters): the cases the guard once misjudged, and o
     ("gradient", dict(dim=256, seq_len=1024, samples=2**12)),
     ("gradient", dict(inputs="projected", d_model=512, heads=8, seq_len=256, samples=2**12)),
     ("toy", dict(seq_len=[10, 10**6])),
+    ("precision", dict(dim=[64, 2048], std=[1.0, 32.0], samples=2**11)),
+    ("precision", dict(dim=8192, seq_len=1024, samples=256, dtype="bfloat16")),
 ]
 
 

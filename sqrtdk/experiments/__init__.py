@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from sqrtdk.core.moments import MapReplicates
     from sqrtdk.result import Result
 
-NAMES = ("variance", "saturation", "gradient", "check", "toy", "train")  # the order of the command line's help
+NAMES = (
+    "variance",
+    "saturation",
+    "gradient",
+    "precision",
+    "check",
+    "toy",
+    "train",
+)  # the order of the command line's help
 
 Task = Mapping[str, Any]  # one value of every parameter (schema.grid)
 

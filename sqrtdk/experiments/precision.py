@@ -1,0 +1,482 @@
+"""`sqrtdk precision`: attention scores in float16, bfloat16 and float32, and where the scale goes.
+
+Per d_k and entry std: the share of scores that overflow the format, against the exact variance-gamma tail
+probability at its threshold (65520 for float16); the share of rows that an overflow leaves without a
+softmax; and over the other rows what rounding put into the weights (max_j and mean_j |p_j - p*_j|) and
+into the entropy, p* being the float64 softmax of the unrounded entries. The scale 1/sqrt(d_k) goes after
+the product, on the query, or split between q and k (or nowhere: the unscaled softmax). Rounding is
+emulated exactly in float64 (core/precision.py), so bfloat16 needs no hardware type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqrtdk import report, schema
+from sqrtdk.experiments import Experiment
+from sqrtdk.tables import Column, Table
+
+if TYPE_CHECKING:
+    from sqrtdk.core.moments import MapReplicates
+    from sqrtdk.core.precision import PrecisionSample
+    from sqrtdk.result import Result
+
+DTYPES = ("float16", "bfloat16", "float32")  # core.precision.FORMATS, in its order
+PLACEMENTS = ("none", "after", "query", "split")  # core.precision.PLACEMENTS
+LEVEL = 0.95  # of the shares' intervals and the figures' error bars
+RATE = 1e-6  # the overflow rate the reading asks about: one score in a million
+FLOOR = 1e-12  # the overflow figure's lowest value
+ERRORS = ("weight_error_max", "weight_error_mean", "entropy_error")
+SHOWN = {
+    "none": "unscaled",
+    "after": "after q.k",
+    "query": "on q",
+    "split": "split",
+}
+PLACEMENT_MATHS = {
+    "none": r"unscaled: $q\cdot k$",
+    "after": r"after: $(q\cdot k)/\sqrt{d_k}$",
+    "query": r"on $q$: $(q/\sqrt{d_k})\cdot k$",
+    "split": r"split: $(q/d_k^{1/4})\cdot(k/d_k^{1/4})$",
+}
+
+Params = schema.params_class(
+    __name__,
+    "Params",
+    "`sqrtdk precision`: the schema of its options and config keys.",
+    dim=schema.dim_field((16, 32, 64, 128, 256, 512, 1024, 2048)),
+    std=schema.param(
+        1.0,
+        "standard deviation of every entry of q and k (mean 0, Gaussian)",
+        schema.Real("the std", lo=1e-3, hi=1e3),
+        column="entry_std",
+    ),
+    seq_len=schema.seq_len_field(128, hi=4096),
+    samples=schema.param(
+        4096,
+        "query rows per point, in whole trials of min(n, 256) queries; overflow is counted over their n scores",
+        schema.Integer(1, 10**9, "the number of query rows"),
+        metavar="INT",
+    ),
+    seed=schema.seed_field(),
+    dtype=schema.param(
+        DTYPES,
+        "number formats compared on the same draws (rounding emulated exactly)",
+        schema.Choice(DTYPES, "the dtype"),
+        metavar="NAME",
+        axis=False,
+    ),
+    placement=schema.param(
+        PLACEMENTS,
+        "where 1/sqrt(d_k) goes: none (unscaled), after q.k, query (q pre-scaled), split (d_k^-1/4 on q and k)",
+        schema.Choice(PLACEMENTS, "the placement"),
+        metavar="NAME",
+        axis=False,
+    ),
+)
+
+
+def run(task: Mapping[str, Any], histogram: bool, map_replicates: MapReplicates) -> PrecisionSample:
+    from sqrtdk.core.precision import sample_precision
+
+    return sample_precision(
+        task["dim"],
+        task["seq_len"],
+        task["samples"],
+        task["std"],
+        task["seed"],
+        task["dtype"],
+        task["placement"],
+        map_replicates,
+    )
+
+
+def rows(task: Mapping[str, Any], sample: PrecisionSample) -> list[dict]:
+    """One row per dtype and placement: each share with its standard error and exact interval, the
+    exact overflow probability, and the rounding errors' means with their standard errors."""
+    import numpy as np
+
+    from sqrtdk.core.moments import batch_means, fraction_interval
+    from sqrtdk.core.precision import FORMATS, METRICS, overflow_probability
+
+    out = []
+    for i, dtype in enumerate(sample.formats):
+        for j, placement in enumerate(sample.placements):
+            row: dict = {
+                "d_k": sample.d_k,
+                "seq_len": sample.seq_len,
+                "entry_std": sample.std,
+                "dtype": dtype,
+                "placement": placement,
+                "n_rows": sample.n_rows,
+                "replicates": len(sample.replicate_means),
+            }
+            for m, name in enumerate(METRICS):
+                values = sample.replicate_means[:, i, j, m]
+                if np.isnan(values).any():
+                    row[name], row[name + "_se"] = None, None
+                    continue
+                est = batch_means(float(values.mean()), values, LEVEL)
+                row[name], row[name + "_se"] = est.value, est.se
+                if name == "overflow_fraction":
+                    # Two scores are dependent only when they share a query or a key, and then their
+                    # covariance is at most p: Var(count) <= N p (n + m - 1), so at least N / (n + m - 1)
+                    # independent scores' worth, which is what an interval with no overflow rests on.
+                    count, least = sample.n_scores, sample.n_scores // (sample.seq_len + sample.queries - 1)
+                elif name == "overflow_rows":
+                    count, least = sample.n_rows, sample.n_trials  # rows share every key of their trial
+                else:
+                    continue
+                row[name + "_ci_low"], row[name + "_ci_high"] = fraction_interval(
+                    est.value, est.se, count, least, LEVEL
+                )
+                if name == "overflow_fraction":
+                    row["theory_overflow_fraction"] = overflow_probability(
+                        sample.d_k, sample.std, placement, FORMATS[dtype]
+                    )
+            out.append(row)
+    return out
+
+
+# ---- figures ----
+
+
+def figures(result: Result) -> dict[str, Callable[[], Any]]:
+    if len({r["d_k"] for r in result.rows}) < 2:
+        return {}
+    out = {}
+    if any(r["dtype"] == "float16" and r["placement"] in ("none", "after") for r in result.rows):
+        out["precision_overflow"] = lambda: overflow_figure(result.rows)
+    if any(r["weight_error_max"] is not None for r in result.rows):
+        out["precision_error"] = lambda: error_figure(result.rows)
+    return out
+
+
+def _stds(rows: Sequence[dict]) -> list[float]:
+    return sorted({r["entry_std"] for r in rows})
+
+
+def _sel(rows: Sequence[dict], **match: Any) -> list[dict]:
+    return sorted((r for r in rows if all(r[k] == v for k, v in match.items())), key=lambda r: r["d_k"])
+
+
+def overflow_figure(rows: Sequence[dict]) -> Any:
+    """The share of float16 scores that overflow against d_k, one colour per entry std: the exact tail
+    probability as lines (product first: solid; pre-scaled: dashed), measured shares as points with
+    their exact intervals (drawn where a score overflowed)."""
+    from matplotlib.lines import Line2D
+
+    from sqrtdk.plots import SERIES_COLOURS, legend_below, log_axis, new_figure, wrap
+
+    fig = new_figure(1, 1, aspect=0.85)
+    ax = fig.subplots()
+    handles, nothing, dashed = [], [], False
+    for g, std in enumerate(_stds(rows)):
+        colour = SERIES_COLOURS[g % len(SERIES_COLOURS)]
+        drawn = False
+        for placement, line, marker in (("after", "-", "o"), ("query", "--", "s")):
+            sel = _sel(rows, dtype="float16", placement=placement, entry_std=std)
+            shown = [r for r in sel if r["theory_overflow_fraction"] >= FLOOR]
+            if shown:
+                ax.plot([r["d_k"] for r in shown], [r["theory_overflow_fraction"] for r in shown], line, color=colour)
+                dashed = dashed or placement == "query"
+            hit = [r for r in sel if r["overflow_fraction"] and r["overflow_fraction"] > 0]
+            drawn = drawn or bool(shown or hit)
+            if hit:
+                y = [r["overflow_fraction"] for r in hit]
+                low = [r["overflow_fraction"] - r["overflow_fraction_ci_low"] for r in hit]
+                high = [r["overflow_fraction_ci_high"] - r["overflow_fraction"] for r in hit]
+                ax.errorbar([r["d_k"] for r in hit], y, yerr=[low, high], fmt=marker, color=colour, mfc="none")
+        if drawn:
+            handles.append(Line2D([], [], color=colour, marker="o", mfc="none", label=rf"$\sigma$ = {std:g}"))
+        else:
+            nothing.append(f"{std:g}")
+    handles.append(Line2D([], [], color="black", ls="-", label="exact, product first (unscaled or after)"))
+    if dashed:
+        handles.append(Line2D([], [], color="black", ls="--", label=r"exact, $q$ pre-scaled (or split)"))
+    handles.append(
+        Line2D([], [], color="grey", ls="none", marker="o", mfc="none", label=f"measured, {LEVEL:.0%} interval")
+    )
+    ax.axhline(RATE, color="grey", ls=":", lw=1)
+    handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="one score in a million"))
+    d_ks = sorted({r["d_k"] for r in rows})
+    ax.set_xscale("log", base=2)
+    ax.set_xlim(d_ks[0] / 1.3, d_ks[-1] * 1.3)
+    ax.set_ylim(FLOOR / 3, 2.0)
+    log_axis(ax, "x", base=2)
+    log_axis(ax, "y")
+    ax.set_xlabel("$d_k$")
+    ax.set_ylabel("share of scores that overflow")
+    others = [r["theory_overflow_fraction"] for r in rows if r["dtype"] != "float16"]
+    never = [r for r in rows if r["dtype"] == "float16" and r["placement"] in ("query", "split")]
+    below = [f"\u03c3 = {', '.join(nothing)}"] if nothing else []
+    if never and all(r["theory_overflow_fraction"] < FLOOR for r in never):
+        below.append("q pre-scaled")
+    notes = [f"{' and '.join(below)}: below {FLOOR:.0e} at every d_k"] if below else []
+    if others and max(others) < 1e-300:
+        notes.append("bfloat16, float32: below 1e-300")
+    title = "float16 scores overflow from 65520; entries N(0, σ²)"
+    fig.suptitle(wrap(title + (" (" + "; ".join(notes) + ")" if notes else ""), fig.get_figwidth()))
+    legend_below(fig, handles=handles)
+    return fig
+
+
+def error_figure(rows: Sequence[dict]) -> Any:
+    """Rounding errors against d_k at the smallest entry std (the textbook case; the table has the
+    others): the mean over rows of max_j |p_j - p*_j| and of |H - H*|, colour by dtype, marker and line
+    by placement."""
+    from matplotlib.lines import Line2D
+
+    from sqrtdk.plots import SERIES_COLOURS, legend_below, log_axis, new_figure, wrap
+
+    stds = _stds(rows)[:1]
+    placements = [p for p in PLACEMENTS if any(r["placement"] == p for r in rows)]
+    dtypes = [d for d in DTYPES if any(r["dtype"] == d for r in rows)]
+    styles = {"none": (":", "x"), "after": ("-", "o"), "query": ("--", "s"), "split": ("-.", "^")}
+    fig = new_figure(2, len(stds), aspect=0.75)
+    axes = fig.subplots(len(stds), 2, squeeze=False)
+    for row_axes, std in zip(axes, stds):
+        for ax, metric, label in (
+            (row_axes[0], "weight_error_max", r"mean of $\mathrm{max}_j\,|p_j - p^*_j|$"),
+            (row_axes[1], "entropy_error", r"mean of $|H - H^*|$ (nats)"),
+        ):
+            for d, dtype in enumerate(dtypes):
+                for placement in placements:
+                    sel = [r for r in _sel(rows, dtype=dtype, placement=placement, entry_std=std) if r[metric]]
+                    if not sel:
+                        continue
+                    line, marker = styles[placement]
+                    ax.errorbar(
+                        [r["d_k"] for r in sel],
+                        [r[metric] for r in sel],
+                        yerr=[r[metric + "_se"] for r in sel],
+                        ls=line,
+                        marker=marker,
+                        color=SERIES_COLOURS[d],
+                        mfc="none",
+                    )
+            ax.set_xscale("log", base=2)
+            log_axis(ax, "x", base=2)
+            log_axis(ax)
+            ax.set_xlabel("$d_k$")
+            ax.set_ylabel(label)
+    handles = [Line2D([], [], color=SERIES_COLOURS[d], label=dtype) for d, dtype in enumerate(dtypes)]
+    handles += [
+        Line2D([], [], color="grey", ls=styles[p][0], marker=styles[p][1], mfc="none", label=PLACEMENT_MATHS[p])
+        for p in placements
+    ]
+    fig.suptitle(
+        wrap(
+            "What rounding the scores puts into the softmax, entries N(0, "
+            f"{stds[0]:g}²) (p*: float64 from the unrounded entries; rows with an overflow left out; bars: "
+            "one standard error)",
+            fig.get_figwidth(),
+        )
+    )
+    legend_below(fig, handles=handles)
+    return fig
+
+
+# ---- reading and table ----
+
+
+def _first_at(sel: Sequence[dict], rate: float) -> dict | None:
+    return next((r for r in sel if r["theory_overflow_fraction"] >= rate), None)
+
+
+def _p(value: float) -> str:
+    """An exact probability as the reading gives it: two digits, or "below 1e-300" where float64 has 0."""
+    return "below 1e-300" if value < 1e-300 else report.num(value, 2)
+
+
+def _measured(row: Mapping[str, Any]) -> str:
+    from sqrtdk.output import with_se
+
+    if not row["overflow_fraction"]:
+        return f"none measured in {row['n_rows'] * row['seq_len']:,} scores"
+    return f"measured {with_se(row['overflow_fraction'], row['overflow_fraction_se'])}"
+
+
+def reading(result: Result) -> list[str]:
+    rows = result.rows
+    out = []
+    for std in _stds(rows):
+        after = _sel(rows, dtype="float16", placement="after", entry_std=std)
+        query = _sel(rows, dtype="float16", placement="query", entry_std=std)
+        if len(after) < 2:
+            continue
+        first = _first_at(after, RATE)
+        if first is None:
+            worst = max(after, key=lambda r: r["theory_overflow_fraction"])
+            out.append(
+                f"Entries of std {std:g}: unscaled float16 scores (or scaled after the product) never overflow "
+                f"at a rate of {RATE:.0e} up to d_k = {after[-1]['d_k']} (exact "
+                + (
+                    "below 1e-300 at every d_k)."
+                    if worst["theory_overflow_fraction"] < 1e-300
+                    else f"at most {_p(worst['theory_overflow_fraction'])}, at d_k = {worst['d_k']})."
+                )
+            )
+            continue
+        line = (
+            f"Entries of std {std:g}: unscaled float16 scores (or scaled after the product) overflow at "
+            f"{RATE:.0e} or more from d_k = {first['d_k']} (exact {_p(first['theory_overflow_fraction'])}, "
+            f"{_measured(first)}); at d_k = {after[-1]['d_k']}, {_p(after[-1]['theory_overflow_fraction'])}"
+        )
+        pre = next((r for r in query if r["d_k"] == after[-1]["d_k"]), None)
+        if pre is not None:
+            line += (
+                f", and with q pre-scaled {_p(pre['theory_overflow_fraction'])} "
+                f"({_measured(pre)}): the threshold moves sqrt(d_k) times further out"
+            )
+        out.append(line + ".")
+    measured = [
+        r
+        for r in rows
+        if r["overflow_fraction"] and r["overflow_fraction"] > 0 and r["overflow_fraction_ci_low"] is not None
+    ]
+    if measured:
+        inside = sum(
+            r["overflow_fraction_ci_low"] <= r["theory_overflow_fraction"] <= r["overflow_fraction_ci_high"]
+            for r in measured
+        )
+        out.append(
+            f"Where scores overflowed, {inside} of {len(measured)} measured shares hold the exact tail probability "
+            f"within their {LEVEL:.0%} intervals."
+        )
+    others = [r["theory_overflow_fraction"] for r in rows if r["dtype"] != "float16"]
+    if others and max(others) < 1e-300 and not any(r["overflow_fraction"] for r in rows if r["dtype"] != "float16"):
+        out.append("bfloat16 and float32 never overflow here (exact probability below 1e-300), whatever the placement.")
+    out += _errors(rows)
+    return out
+
+
+def _errors(rows: Sequence[dict]) -> list[str]:
+    """The rounding error of the scaled weights per dtype at the smallest std, and what the placement does."""
+    std = _stds(rows)[0]
+    out = []
+    per = {}
+    for dtype in DTYPES:
+        sel = [
+            r for r in _sel(rows, dtype=dtype, placement="after", entry_std=std) if r["weight_error_max"] is not None
+        ]
+        if sel:
+            per[dtype] = sel
+    if per:
+        parts = [f"{dtype} {report.between([r['weight_error_max'] for r in sel], '.2g')}" for dtype, sel in per.items()]
+        line = (
+            f"Entries of std {std:g}, scaled after the product: the largest weight error per row averages "
+            + ", ".join(parts)
+        )
+        if "float16" in per and "bfloat16" in per:
+            ratio = [
+                b["weight_error_max"] / a["weight_error_max"]
+                for a, b in zip(per["float16"], per["bfloat16"])
+                if a["d_k"] == b["d_k"] and a["weight_error_max"] > 0
+            ]
+            if ratio:
+                line += (
+                    f"; bfloat16's is {report.between(ratio, '.2g')} times float16's (unit roundoff 2^-8 "
+                    "against 2^-11: bfloat16 buys its range with 3 fewer bits)"
+                )
+        out.append(line + ".")
+    none = [
+        r for r in _sel(rows, dtype="float16", placement="none", entry_std=std) if r["weight_error_max"] is not None
+    ]
+    scaled = {r["d_k"]: r["weight_error_max"] for r in per.get("float16", [])}
+    ratio = [r["weight_error_max"] / scaled[r["d_k"]] for r in none if scaled.get(r["d_k"])]
+    if len(none) >= 2 and ratio:
+        out.append(
+            f"Unscaled, float16 weights carry {report.between(ratio, '.2g')} times the scaled error, "
+            f"{report.num(none[0]['weight_error_max'], 2)} at d_k = {none[0]['d_k']} and "
+            f"{report.num(none[-1]['weight_error_max'], 2)} at {none[-1]['d_k']}: logits of spread sqrt(d_k) carry "
+            "larger rounding errors, though a saturated row has less weight to move."
+        )
+    by = {(r["dtype"], r["placement"], r["d_k"]): r for r in rows if r["entry_std"] == std}
+    ratios = {
+        d: by[("bfloat16", "split", d)]["entropy_error"] / by[("bfloat16", "after", d)]["entropy_error"]
+        for d in sorted({d for (_, _, d) in by})
+        if all(by.get(("bfloat16", p, d), {}).get("entropy_error") for p in ("after", "query", "split"))
+    }
+    if ratios:
+        d = max(ratios, key=lambda d: ratios[d])
+        values = {p: by[("bfloat16", p, d)]["entropy_error"] for p in ("after", "query", "split")}
+        out.append(
+            "Where sqrt(d_k) is a power of two (d_k = 16, 64, 256, ...) the scale is exact, and scaling after "
+            "the product or on q gives the same logits; a split scale is exact where d_k^(1/4) is one too (16, "
+            "256, 4096). Elsewhere the rounded scale multiplies every logit of a row by the same wrong factor, a "
+            f"change of temperature, and a split rounds it twice: at d_k = {d}, bfloat16's entropy error is "
+            f"{values['after']:.2g} nats scaled after the product, {values['query']:.2g} on q and "
+            f"{values['split']:.2g} split."
+        )
+    return out
+
+
+def _exact(value: float) -> str:
+    return "<1e-300" if value < 1e-300 else f"{value:.2g}"
+
+
+def table(result: Result) -> Table:
+    from sqrtdk.output import pm
+
+    rows = result.rows
+
+    def share(r: dict) -> str:
+        if r["overflow_fraction"] == 0 and r.get("overflow_fraction_ci_high") is not None:
+            return f"0 (< {r['overflow_fraction_ci_high']:.2g})"
+        return pm(r, "overflow_fraction") if r["overflow_fraction"] is not None else ""
+
+    def error(r: dict, key: str) -> str:
+        return "" if r[key] is None else f"{r[key]:.3g}"
+
+    return Table(
+        "Scores in low precision: overflow and rounding error",
+        (
+            Column("d_k", tuple(str(r["d_k"]) for r in rows), key=True),
+            Column("dtype", tuple(r["dtype"] for r in rows), key=True),
+            Column("scale", tuple(SHOWN[r["placement"]] for r in rows), key=True),
+            Column("overflow", tuple(share(r) for r in rows)),
+            Column("exact", tuple(_exact(r["theory_overflow_fraction"]) for r in rows)),
+            Column("max|Δp|", tuple(error(r, "weight_error_max") for r in rows)),
+            Column("mean|Δp|", tuple(error(r, "weight_error_mean") for r in rows), wide=True),
+            Column("|ΔH|", tuple(error(r, "entropy_error") for r in rows)),
+        ),
+        [
+            "overflow: share of scores that are ±inf in the format (0: followed by the upper end of its exact "
+            f"{LEVEL:.0%} interval); exact: the variance-gamma tail probability there. max|Δp|, |ΔH|: means over "
+            "the rows without an overflow (empty: every row had one)."
+        ],
+    )
+
+
+def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
+    """Float64 queries, keys and their rounded copies per trial, and the products (sqrtdk/resources.py)."""
+    from sqrtdk.core.rows import QUERIES, geometry
+    from sqrtdk.resources import DRAW_NS, FLOP_NS, LOGIT_NS, TASK_SECONDS
+
+    d, n = task["dim"], task["seq_len"]
+    m = min(n, QUERIES)
+    replicates, per_replicate = geometry(task["samples"], m)
+    formats, placements = len(task["dtype"]), len(task["placement"])
+    held = 8 * ((m + n) * d * 6 + m * n * (8 + 2 * placements))
+    per_trial = (
+        (m + n) * d * DRAW_NS
+        + formats * (3 * m + 2 * n) * d * 12 * LOGIT_NS
+        + (1 + 3 * formats) * 2 * m * n * d * 2 * FLOP_NS
+        + (2 + formats * placements) * m * n * 30 * LOGIT_NS
+    )
+    return held * min(threads, replicates), replicates * per_replicate * per_trial * 1e-9 + TASK_SECONDS
+
+
+EXPERIMENT = Experiment(
+    "precision",
+    "Attention scores in float16, bfloat16 and float32: overflow and rounding error, per scale placement.",
+    Params,
+    run,
+    rows,
+    figures,
+    reading,
+    table,
+    cost,
+)
