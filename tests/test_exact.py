@@ -126,8 +126,47 @@ def test_attention_rows_average_over_the_query_norm(d_k, mean, std, c):
     agree(row, simulate(n, logits, 100_000, seed=d_k, width=d_k))
 
 
+@pytest.mark.parametrize(
+    ("n", "s", "m0", "s0"), [(2, 1.0, 1.5, 0.8), (8, 2.0, -2.0, 1.5), (128, 1.0, 4.0, 0.87), (1024, 3.0, 9.0, 2.6)]
+)
+def test_one_logit_apart_matches_simulation(n, s, m0, s0):
+    """n - 1 logits N(0, s^2) and one N(m0, s0^2): a row whose own key is correlated with its query."""
+
+    def logits(rng, size):
+        x = s * rng.standard_normal(size)
+        x[:, 0] = m0 + s0 * rng.standard_normal(size[0])
+        return x
+
+    agree(exact.own_key_row(n, s, m0, s0), simulate(n, logits, 200_000 if n <= 128 else 20_000, seed=n + 1))
+
+
+def test_one_logit_of_the_same_law_is_the_iid_row():
+    for n, s in ((2, 0.5), (8, 1.0), (128, 3.0)):
+        iid, apart = exact.normal_row(n, s), exact.own_key_row(n, s, 0.0, s)
+        for f in exact.FIELDS:
+            assert getattr(apart, f) == pytest.approx(getattr(iid, f), rel=1e-12), f
+
+
+@pytest.mark.parametrize(("d_k", "rho", "c"), [(4, 0.5, 0.5), (64, 0.5, 0.125), (64, -0.3, 1.0), (256, 0.9, 0.0625)])
+def test_attention_rows_with_a_correlated_own_key(d_k, rho, c):
+    """Each query's own key k_0 = rho q + sqrt(1 - rho^2) z, simulated as such; mean-0 entries of std 1.5."""
+    n, std = 16, 1.5
+
+    def logits(rng, size):
+        a = rng.standard_normal((size[0], 1, d_k))
+        b = rng.standard_normal((*size, d_k))
+        b[:, 0] = rho * a[:, 0] + math.sqrt(1 - rho * rho) * b[:, 0]
+        return c * ((std * a) * (std * b)).sum(-1)
+
+    row = exact.attention_row(n, d_k, 0.0, std, c, False, rho)
+    assert row is not None
+    agree(row, simulate(n, logits, 100_000, seed=d_k, width=d_k))
+
+
 def test_no_exact_form_where_a_rows_logits_are_not_iid_given_the_query():
     assert exact.attention_row(16, 64, 0.5, 1.0, 1.0, True) is None  # QK-norm of entries with a mean
+    assert exact.attention_row(16, 64, 0.5, 1.0, 1.0, False, rho=0.5) is None  # own key with a mean
+    assert exact.attention_row(16, 64, 0.0, 1.0, 8.0, True, rho=0.5) is None  # own key under QK-norm
     assert exact.attention_row(1, 64, 0.0, 1.0, 1.0, False) is None  # one key: nothing to spread over
     with pytest.raises(ValueError, match="n >= 2 and s > 0"):
         exact.normal_row(8, 0.0)

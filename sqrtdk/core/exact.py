@@ -24,8 +24,11 @@ For the attention rows sqrtdk samples, a row's logits are iid given its query: c
 iid N(mu, sigma^2) is N(c mu sum q, c^2 sigma^2 |q|^2), and the softmax ignores the common shift; under
 QK-norm, g cos(q, k_j) for mean-0 Gaussian keys has the density of g times a Beta((d-1)/2, (d-1)/2)
 variable on [-1, 1], whatever q. So `attention_row` averages `row` over the law of |q|^2 (sigma^2 times a
-noncentral chi-square) by Gauss quadrature, and gives None where the logits of a row are not iid given
-the query (a correlated own key, projected inputs) or not Gaussian given it (other distributions).
+noncentral chi-square) by Gauss quadrature. A query's own key correlated with it (mean-0 entries) makes
+one logit of its row normal with a mean and spread of its own, still independent of the others given
+the query: every formula above then singles that logit out (`own_key_row`). None where the logits of a
+row are not independent normals given the query (projected inputs, other distributions, a correlated own
+key with a mean or under QK-norm).
 """
 
 from __future__ import annotations
@@ -85,37 +88,63 @@ def _kernels(h: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     }
 
 
-def _row(n: int, x0: float, h: float, a: np.ndarray, max_prob: float) -> Row:
-    """The expectations for n iid logits whose law puts mass a_i at x0 + i h (E[max p] computed apart)."""
+def _row(n: int, x0: float, h: float, a: np.ndarray, max_prob: float, a0: np.ndarray | None = None) -> Row:
+    """The expectations for n independent logits whose law puts mass a_i at x0 + i h, or, given `a0`, for
+    one logit of law a0 (a query's own key) and n - 1 of law a (E[max p] computed apart).
+
+    With one logit apart, every product B^n of the iid case becomes B0 B^(n-1), and each term that singles
+    out one logit (n G B^(n-1)) is split into that logit being the special one or one of the others:
+    G0 B^(n-1) + (n - 1) G B0 B^(n-2); pairs of logits likewise."""
     from scipy.signal import fftconvolve
 
     u, kernels = _kernels(h)
     j_high = round(u[0] / h)
+    laws = {"iid": a} if a0 is None else {"iid": a, "own": a0}
     # F[p] = sum_i a_i k(x_i - tau_p), tau_p = x0 + (p - j_high) h
-    conv = {name: fftconvolve(a, k) for name, k in kernels.items()}
-    tau = x0 + h * (np.arange(len(conv["g1"])) - j_high)
-    # 1 - exp(-e^u) -> 1 above u = HIGH: the mass of the logits above tau + HIGH, which the kernel omits
-    above = np.concatenate([1.0 - np.cumsum(a), np.zeros(len(tau) - len(a))])
-    tail = np.clip(conv["tail"] + above, 0.0, 1.0)
-    with np.errstate(divide="ignore"):  # B = 0 far left: log B = -inf, B^k = 0
-        log_b = np.log1p(-tail)
-    b_n1 = np.exp((n - 1) * log_b)  # B^(n-1)
-    b_n2 = np.exp((n - 2) * log_b) if n > 2 else np.ones_like(log_b)
-    b_n = b_n1 * np.exp(log_b)
+    conv = {law: {name: fftconvolve(m, k) for name, k in kernels.items()} for law, m in laws.items()}
+    tau = x0 + h * (np.arange(len(conv["iid"]["g1"])) - j_high)
+
+    def transform(law: str, tail_name: str) -> np.ndarray:
+        """log of B (or of C, for W = sum e^(2x)) on the tau grid; 1 - exp(-e^u) -> 1 above u = HIGH:
+        the mass of the logits above tau + HIGH, which the kernel omits."""
+        m = laws[law]
+        above = np.concatenate([1.0 - np.cumsum(m), np.zeros(len(tau) - len(m))])
+        tail = np.clip(conv[law][tail_name] + above, 0.0, 1.0)
+        with np.errstate(divide="ignore"):  # B = 0 far left: log B = -inf, B^k = 0
+            return np.log1p(-tail)
+
+    def powers(log_b: np.ndarray) -> dict[int, np.ndarray]:
+        return {k: np.exp(k * log_b) if k > 0 else np.ones_like(log_b) for k in (n - 3, n - 2, n - 1, n) if k >= 0}
+
+    g = conv["iid"]
+    g0 = conv.get("own", g)
+    log_b, log_c = transform("iid", "tail"), transform("iid", "tail2")
+    b, cw = powers(log_b), powers(log_c)
+    if a0 is None:
+        b0, c0 = np.exp(log_b), np.exp(log_c)
+    else:
+        b0, c0 = np.exp(transform("own", "tail")), np.exp(transform("own", "tail2"))
+
+    def one(name: str, bb: dict[int, np.ndarray], bb0: np.ndarray) -> np.ndarray:
+        """E[sum_j k(x_j - tau) prod_(l != j) B_l]: the special logit's term and the others'."""
+        return g0[name] * bb[n - 1] + (n - 1) * g[name] * bb0 * bb[n - 2]
+
+    def two(name: str, bb: dict[int, np.ndarray], bb0: np.ndarray) -> np.ndarray:
+        """E[sum_(j != k) k(x_j - tau) k(x_k - tau) prod_(l != j, k) B_l]."""
+        out = 2 * (n - 1) * g0[name] * g[name] * bb[n - 2]
+        if n > 2:
+            out = out + (n - 1) * (n - 2) * g[name] ** 2 * bb0 * bb[n - 3]
+        return out
+
     # at the grid's ends both terms vanish (left) or cancel to below 1e-17 (right: their difference decays
     # like n E[e^x] e^(-tau), and the grid reaches LOW past the largest logit)
     with np.errstate(over="ignore"):  # e^(-tau) overflows far left, where exp(-e^(-tau)) is 0
-        log_z = h * np.sum(np.exp(-np.exp(-tau)) - b_n)
-    px = n * h * np.sum((conv["g1u"] + tau * conv["g1"]) * b_n1)
-    sum_p2 = n * h * np.sum(conv["g2"] * b_n1)
-    sum_p3 = n / 2 * h * np.sum(conv["g3"] * b_n1)
-    sum_p2_sq = h / 6 * np.sum(n * conv["g4"] * b_n1 + n * (n - 1) * conv["g2"] ** 2 * b_n2)
-    tail2 = np.clip(conv["tail2"] + above, 0.0, 1.0)
-    with np.errstate(divide="ignore"):
-        log_c = np.log1p(-tail2)
-    c_n1 = np.exp((n - 1) * log_c)
-    c_n2 = np.exp((n - 2) * log_c) if n > 2 else np.ones_like(log_c)
-    participation = 2 * h * np.sum(n * conv["h2"] * c_n1 + n * (n - 1) * conv["h1"] ** 2 * c_n2)
+        log_z = h * np.sum(np.exp(-np.exp(-tau)) - b0 * b[n - 1])
+    px = h * np.sum((g0["g1u"] + tau * g0["g1"]) * b[n - 1] + (n - 1) * (g["g1u"] + tau * g["g1"]) * b0 * b[n - 2])
+    sum_p2 = h * np.sum(one("g2", b, b0))
+    sum_p3 = h / 2 * np.sum(one("g3", b, b0))
+    sum_p2_sq = h / 6 * np.sum(one("g4", b, b0) + two("g2", b, b0))
+    participation = 2 * h * np.sum(one("h2", cw, c0) + two("h1", cw, c0))
     return Row(
         entropy=float(log_z - px),
         sum_p2=float(sum_p2),
@@ -125,15 +154,17 @@ def _row(n: int, x0: float, h: float, a: np.ndarray, max_prob: float) -> Row:
     )
 
 
-def _max_prob(n: int, x0: float, h: float, a: np.ndarray) -> float:
+def _max_prob(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarray | None = None) -> float:
     """E[max p] = n int dtau sum_i a_i g1(x_i - tau) D(tau, x_i)^(n-1), D(tau, x) = E[exp(-e^(y-tau)); y < x]
     (the trapezoid sum with its first Euler-Maclaurin correction: fourth order in h). The integrand is
     smooth in tau on a scale of 1 whatever the spread, so tau has its own grid (TAU_STEP); for each tau
     only the logits within [tau - LOW, tau + HIGH] are visited, and the mass below them enters D whole
-    (there exp(-e^(y-tau)) = 1)."""
+    (there exp(-e^(y-tau)) = 1). With one logit of law a0 apart, the largest is that one (a0, D^(n-1)) or
+    one of the others (a, D0 D^(n-2))."""
     size = len(a)
     width = min(size, math.ceil((LOW + HIGH) / h) + 2)
-    cumulative = np.concatenate([[0.0], np.cumsum(a)])
+    laws = [a] if a0 is None else [a, a0]
+    cumulative = [np.concatenate([[0.0], np.cumsum(m)]) for m in laws]
     x_last = x0 + h * (size - 1)
     tau = np.arange(x0 - HIGH, x_last + LOW + TAU_STEP, TAU_STEP)
     total = 0.0
@@ -142,13 +173,28 @@ def _max_prob(n: int, x0: float, h: float, a: np.ndarray) -> float:
         lo = np.clip(np.floor((t - LOW - x0) / h).astype(np.int64), 0, size - width)
         idx = lo + np.arange(-1, width + 1)[None, :]  # one node more on each side, for the end correction
         offset = x0 + h * idx - t  # x_i - tau
-        w = np.where((idx >= 0) & (idx < size), a[np.clip(idx, 0, size - 1)], 0.0)
-        c = w * np.exp(-np.exp(offset))
-        d = cumulative[lo] + np.cumsum(c[:, 1:-1], axis=1) - 0.5 * c[:, 1:-1] - (c[:, 2:] - c[:, :-2]) / 24
-        powered = np.exp((n - 1) * np.log(np.clip(d, 1e-300, 1.0)))
+        inside = (idx >= 0) & (idx < size)
         inner = offset[:, 1:-1]
-        total += float(np.sum(w[:, 1:-1] * np.exp(inner - np.exp(inner)) * powered))
-    return n * TAU_STEP * total
+        kernel = np.exp(inner - np.exp(inner))
+        w, d = [], []
+        for m, cum in zip(laws, cumulative):
+            wm = np.where(inside, m[np.clip(idx, 0, size - 1)], 0.0)
+            c = wm * np.exp(-np.exp(offset))
+            w.append(wm[:, 1:-1])
+            d.append(
+                np.clip(
+                    cum[lo] + np.cumsum(c[:, 1:-1], axis=1) - 0.5 * c[:, 1:-1] - (c[:, 2:] - c[:, :-2]) / 24,
+                    1e-300,
+                    1.0,
+                )
+            )
+        log_d = np.log(d[0])
+        if a0 is None:
+            total += n * float(np.sum(w[0] * kernel * np.exp((n - 1) * log_d)))
+        else:
+            rest = np.exp((n - 2) * log_d) if n > 2 else np.ones_like(log_d)
+            total += float(np.sum(kernel * (w[1] * np.exp((n - 1) * log_d) + (n - 1) * w[0] * d[1] * rest)))
+    return TAU_STEP * total
 
 
 def _spacings(n: int, s: float) -> tuple[float, float]:
@@ -184,6 +230,27 @@ def normal_row(n: int, s: float) -> Row:
         raise ValueError(f"normal_row needs n >= 2 and s > 0, not n = {n}, s = {s}")
     h, h_max = _spacings(n, s)
     return _row(n, *_normal_grid(s, h), _max_prob(n, *_normal_grid(s, h_max)))
+
+
+def _normal_pair_grid(s: float, m0: float, s0: float, h: float) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(x0, h, a, a0): N(0, s^2) and N(m0, s0^2) on the same nodes x0 + i h, covering both."""
+    lo = math.floor(min(-SPAN * s, m0 - SPAN * s0) / h)
+    hi = math.ceil(max(SPAN * s, m0 + SPAN * s0) / h)
+    x = h * np.arange(lo, hi + 1)
+    a = np.where(np.abs(x) <= SPAN * s, np.exp(-0.5 * (x / s) ** 2), 0.0)
+    a0 = np.where(np.abs(x - m0) <= SPAN * s0, np.exp(-0.5 * ((x - m0) / s0) ** 2), 0.0)
+    return float(x[0]), h, a / a.sum(), a0 / a0.sum()
+
+
+@lru_cache(maxsize=4096)
+def own_key_row(n: int, s: float, m0: float, s0: float) -> Row:
+    """Expectations for n independent logits, n - 1 of them N(0, s^2) and one N(m0, s0^2): a query's row
+    when its own key is correlated with it (n >= 2, s, s0 > 0)."""
+    if n < 2 or not (s > 0 and s0 > 0):
+        raise ValueError(f"own_key_row needs n >= 2 and s, s0 > 0, not n = {n}, s = {s}, s0 = {s0}")
+    h, h_max = _spacings(n, min(s, s0))
+    x0, h, a, a0 = _normal_pair_grid(s, m0, s0, h)
+    return _row(n, x0, h, a, _max_prob(n, *_normal_pair_grid(s, m0, s0, h_max)), a0)
 
 
 @lru_cache(maxsize=4096)
@@ -246,21 +313,39 @@ def normal_row_at(n: int, s: float) -> Row:
     return Row(*((1 - weights[f]) * getattr(flat, f) + weights[f] * getattr(edge, f) for f in FIELDS))
 
 
-def attention_row(n: int, d_k: int, mean: float, std: float, c: float, normalised: bool) -> Row | None:
+def attention_row(
+    n: int, d_k: int, mean: float, std: float, c: float, normalised: bool, rho: float = 0.0
+) -> Row | None:
     """The expectations over the rows of attention logits c q.k_j (or c cos(q, k_j) under QK-norm) for
-    Gaussian query and key entries N(mean, std^2) with no correlated own key; None where no exact form
-    is given here (QK-norm of entries with a mean: the cosines of a row are not iid given the query;
-    spreads beyond S_MAX, where the grid would not fit in memory)."""
+    Gaussian query and key entries N(mean, std^2), the query's own key correlated with it by `rho`; None
+    where no exact form is given here (QK-norm of entries with a mean: the cosines of a row are not iid
+    given the query; a correlated own key with a mean or under QK-norm; spreads beyond S_MAX, where the
+    grid would not fit in memory, or a correlated row's below S_MIN).
+
+    With k_0 = rho q + sqrt(1 - rho^2) std z and mean 0, given |q| = std r the own key's logit is
+    N(rho c std^2 r^2, (1 - rho^2) s^2) and the others N(0, s^2), s = c std^2 r, all independent."""
     if n < 2 or c == 0:
         return None
     if normalised:
-        return cosine_row(n, d_k, abs(c)) if mean == 0 and d_k >= 3 and abs(c) <= S_MAX else None
+        ok = mean == 0 and rho == 0 and d_k >= 3 and abs(c) <= S_MAX
+        return cosine_row(n, d_k, abs(c)) if ok else None
+    if rho and mean != 0:
+        return None
     with np.errstate(all="ignore"):  # entries far from 1 in scale: whatever fails is checked below
         noncentrality = d_k * mean * mean / (std * std)
         x, w = _spread_nodes(d_k, noncentrality)
         spreads = abs(c) * std * std * np.sqrt(x)
         if not (np.all(np.isfinite(spreads)) and np.all(np.isfinite(w))) or spreads.max() > S_MAX:
             return None
-        rows = [normal_row_at(n, float(s)) for s in spreads]
+        if rho:
+            centres = rho * c * std * std * x
+            if spreads.min() * math.sqrt(1 - rho * rho) < S_MIN or np.abs(centres).max() > S_MAX:
+                return None
+            rows = [
+                own_key_row(n, float(sp), float(m0), float(sp * math.sqrt(1 - rho * rho)))
+                for sp, m0 in zip(spreads, centres)
+            ]
+        else:
+            rows = [normal_row_at(n, float(sp)) for sp in spreads]
         out = Row(*(float(sum(wi * getattr(r, f) for wi, r in zip(w, rows))) for f in FIELDS))
     return out if all(math.isfinite(getattr(out, f)) for f in FIELDS) else None

@@ -177,8 +177,12 @@ def attention_rows(sample: RowSample) -> list[dict]:
                     est.value, est.se, sample.n_rows, sample.n_trials, LEVEL
                 )
         entries = source.entries
-        iid = direct and entries.dist == "gaussian" and entries.rho == 0  # a row's logits iid given q
-        known = exact.attention_row(n, d_k, entries.mean, entries.std, rule.c, rule.normalised) if iid else None
+        independent = direct and entries.dist == "gaussian"  # a row's logits independent normals given q
+        known = (
+            exact.attention_row(n, d_k, entries.mean, entries.std, rule.c, rule.normalised, entries.rho)
+            if independent
+            else None
+        )
         if sample.kind == "saturation":
             args = (n, d_k, entries, rule.c, rule.normalised)
             row["theory_max_prob"] = known.max_prob if known else None
@@ -542,8 +546,9 @@ def table(kind: str, shown: Sequence[str], headline: str, result: Result) -> Tab
             empty.append(metric.short)
     if empty:
         notes.append(
-            f"An empty theory cell ({', '.join(empty)}): the exact theory needs a row's logits iid and normal "
-            "given its query (Gaussian entries, no correlated own key, direct inputs; under QK-norm, mean 0)."
+            f"An empty theory cell ({', '.join(empty)}): the exact theory needs a row's logits independent "
+            "normals given its query (Gaussian entries, direct inputs; with a correlated own key, mean 0; "
+            "under QK-norm, mean 0 and no correlated own key)."
         )
     if kind == "gradient":
         uniform = sorted({(r["seq_len"], r["uniform_jacobian_fro"]) for r in rows})
