@@ -170,3 +170,34 @@ def test_no_exact_form_where_a_rows_logits_are_not_iid_given_the_query():
     assert exact.attention_row(1, 64, 0.0, 1.0, 1.0, False) is None  # one key: nothing to spread over
     with pytest.raises(ValueError, match="n >= 2 and s > 0"):
         exact.normal_row(8, 0.0)
+
+
+def test_committed_saturation_and_gradient_results_agree_with_the_exact_theory():
+    """Every committed point with an exact value: the measurement within its 99.9% Student-t interval
+    (on the replicates' degrees of freedom), and the share outside the 95% intervals within 3 binomial
+    standard errors of 5%."""
+    import json
+    from pathlib import Path
+
+    from scipy import stats
+
+    pairs = {
+        "max_prob_mean": "theory_max_prob",
+        "entropy_mean": "theory_entropy",
+        "entropy_ratio_mean": "theory_entropy_ratio",
+        "participation_mean": "theory_participation",
+        "jacobian_sq_mean": "theory_jacobian_sq",
+    }
+    points, outside = 0, 0
+    for path in sorted((Path(__file__).resolve().parent.parent / "results").glob("*/rows.json")):
+        for row in json.loads(path.read_text()):
+            for measured, exact_value in pairs.items():
+                if row.get(exact_value) is None or not row.get(measured + "_se"):
+                    continue
+                z = abs(row[measured] - row[exact_value]) / row[measured + "_se"]
+                df = row["replicates"] - 1
+                assert z <= stats.t.ppf(0.9995, df), (path.parent.name, row["seq_len"], row["d_k"], measured, z)
+                points += 1
+                outside += z > stats.t.ppf(0.975, df)
+    assert points > 400
+    assert abs(outside - 0.05 * points) <= 3 * math.sqrt(points * 0.05 * 0.95), (outside, points)

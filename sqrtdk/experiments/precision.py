@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 DTYPES = ("float16", "bfloat16", "float32")  # core.precision.FORMATS, in its order
 PLACEMENTS = ("none", "after", "query", "split")  # core.precision.PLACEMENTS
 LEVEL = 0.95  # of the shares' intervals and the figures' error bars
-RATE = 1e-6  # the overflow rate the reading asks about: one score in a million
+RATE, RATE_TEXT = 1e-6, "1e-6"  # the overflow rate the reading asks about: one score in a million
 FLOOR = 1e-12  # the overflow figure's lowest value
 ERRORS = ("weight_error_max", "weight_error_mean", "entropy_error")
 SHOWN = {
@@ -228,7 +228,7 @@ def error_figure(rows: Sequence[dict]) -> Any:
     by placement."""
     from matplotlib.lines import Line2D
 
-    from sqrtdk.plots import SERIES_COLOURS, legend_below, log_axis, new_figure, wrap
+    from sqrtdk.plots import SERIES_COLOURS, coinciding, legend_below, log_axis, new_figure, wrap
 
     stds = _stds(rows)[:1]
     placements = [p for p in PLACEMENTS if any(r["placement"] == p for r in rows)]
@@ -241,11 +241,13 @@ def error_figure(rows: Sequence[dict]) -> Any:
             (row_axes[0], "weight_error_max", r"mean of $\mathrm{max}_j\,|p_j - p^*_j|$"),
             (row_axes[1], "entropy_error", r"mean of $|H - H^*|$ (nats)"),
         ):
+            drawn = []
             for d, dtype in enumerate(dtypes):
                 for placement in placements:
                     sel = [r for r in _sel(rows, dtype=dtype, placement=placement, entry_std=std) if r[metric]]
                     if not sel:
                         continue
+                    drawn.append(((SHOWN[placement], dtype), {r["d_k"]: r[metric] for r in sel}))
                     line, marker = styles[placement]
                     ax.errorbar(
                         [r["d_k"] for r in sel],
@@ -261,6 +263,9 @@ def error_figure(rows: Sequence[dict]) -> Any:
             log_axis(ax)
             ax.set_xlabel("$d_k$")
             ax.set_ylabel(label)
+            on_top = coinciding(drawn, log=True)
+            if on_top:
+                ax.set_title(wrap(on_top, fig.get_figwidth() / 2))
     handles = [Line2D([], [], color=SERIES_COLOURS[d], label=dtype) for d, dtype in enumerate(dtypes)]
     handles += [
         Line2D([], [], color="grey", ls=styles[p][0], marker=styles[p][1], mfc="none", label=PLACEMENT_MATHS[p])
@@ -311,7 +316,7 @@ def reading(result: Result) -> list[str]:
             worst = max(after, key=lambda r: r["theory_overflow_fraction"])
             out.append(
                 f"Entries of std {std:g}: unscaled float16 scores (or scaled after the product) never overflow "
-                f"at a rate of {RATE:.0e} up to d_k = {after[-1]['d_k']} (exact "
+                f"at a rate of {RATE_TEXT} up to d_k = {after[-1]['d_k']} (exact "
                 + (
                     "below 1e-300 at every d_k)."
                     if worst["theory_overflow_fraction"] < 1e-300
@@ -321,7 +326,7 @@ def reading(result: Result) -> list[str]:
             continue
         line = (
             f"Entries of std {std:g}: unscaled float16 scores (or scaled after the product) overflow at "
-            f"{RATE:.0e} or more from d_k = {first['d_k']} (exact {_p(first['theory_overflow_fraction'])}, "
+            f"{RATE_TEXT} or more from d_k = {first['d_k']} (exact {_p(first['theory_overflow_fraction'])}, "
             f"{_measured(first)}); at d_k = {after[-1]['d_k']}, {_p(after[-1]['theory_overflow_fraction'])}"
         )
         pre = next((r for r in query if r["d_k"] == after[-1]["d_k"]), None)
