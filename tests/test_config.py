@@ -39,7 +39,7 @@ def test_resolved_config_round_trips_through_toml(tmp_path):
 
 
 BAD = [
-    ("dim = 4\n", "key 'experiment' is missing; choose from variance, saturation, gradient, check"),
+    ("dim = 4\n", "key 'experiment' is missing; choose from variance, saturation, gradient, precision, check"),
     ('experiment = "varience"\n', "key 'experiment': 'varience' is not allowed; choose from variance"),
     ("experiment = 3\n", "key 'experiment': 3 is not allowed; choose from"),
     ('experiment = "variance"\ndims = 4\n', "key 'dims': unknown key; allowed keys are experiment, title"),
