@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqrtdk import config, executors, experiments, resources, schema
+from sqrtdk.errors import InputError
 from sqrtdk.result import Result, folder_name, write_all
 
 __all__ = ["Result", "folder_name", "parse", "run", "run_config", "run_many", "run_params", "write_all"]
@@ -63,6 +64,13 @@ def run_many(
     """
     specs = [experiments.get(name) for name, _ in jobs]
     grids = [schema.grid(params) for _, params in jobs]
+    for spec, tasks in zip(specs, grids):
+        for task in tasks:
+            missing = spec.available(task) if spec.available else None
+            if missing:
+                raise InputError(f"{spec.name}: {missing}")
+            if spec.prepare:
+                spec.prepare(task)
     items = [(spec.name, task, figures) for spec, tasks in zip(specs, grids) for task in tasks]
     at_once = 1 if scheduler else max(1, min(executors.cores() if workers is None else workers, len(items)))
     resources.check(list(zip(specs, grids)), at_once, max(1, executors.cores() // at_once), *limits)

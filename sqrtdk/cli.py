@@ -297,22 +297,30 @@ def _reproduce(
         check_writable(target)
         reproduce.check_targets(loaded, target)
     chatty = _chatty(quiet)
+    skip = reproduce.skipped(loaded)
+    for c in loaded:
+        if c.name in skip and not quiet:
+            print(f"skipped {c.path.name}: {skip[c.name]}", file=sys.stderr)
+    runnable = [c for c in loaded if c.name not in skip]
     with _progress(chatty) as progress:
-        results = reproduce.run(loaded, workers, scheduler, progress, figures=not check, limits=(max_memory, max_time))
+        results = reproduce.run(
+            runnable, workers, scheduler, progress, figures=not check, limits=(max_memory, max_time)
+        )
     if check:
-        problems = reproduce.check(loaded, results, target)
+        problems = reproduce.check(loaded, results, target, skip)
         if problems:
             raise Failed(
                 f"reproduce --check: {len(problems)} file(s) in {out}/ differ from what "
                 f"{config_dir}/ produces now; run sqrtdk reproduce:\n" + "\n".join(problems)
             )
         if not quiet:
-            print(f"{out}/ is up to date with {config_dir}/ ({len(loaded)} configs)")
+            also = f", {len(skip)} skipped" if skip else ""
+            print(f"{out}/ is up to date with {config_dir}/ ({len(runnable)} configs{also})")
         return
     with _progress(chatty, "figures") as progress, _writing(out):
-        files = reproduce.write(loaded, results, target, workers=workers, progress=progress)
+        files = reproduce.write(loaded, results, target, workers=workers, progress=progress, skip=skip)
     if not quiet:
-        for c, result in zip(loaded, results):
+        for c, result in zip(runnable, results):
             print(
                 f"{target / c.name}/  {c.experiment}, {_count(len(result.tasks), 'task')}, "
                 f"{_count(len(result.rows), 'row')}"

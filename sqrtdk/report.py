@@ -55,6 +55,8 @@ SOURCES = {
     6: ("QK-norm",),
     7: ("Scalable-Softmax", "s ln n"),
     8: ("LR sensitivity",),
+    9: ("sink heads", "[SEP]"),
+    10: ("sigma = ||W_Q",),
 }
 CONCEPTS = {
     "variance-gamma": "**variance-gamma density**: the exact law of q.k for Gaussian entries, a Bessel-function "
@@ -104,6 +106,10 @@ REFERENCES = """## References
 8. Wortsman et al. 2023, "Small-scale proxies for large-scale Transformer training instabilities",
    arXiv 2309.14322: attention-logit growth at high learning rates, QK-layernorm against it, and the LR
    sensitivity of section 3.
+9. Clark et al. 2019, "What Does BERT Look At? An Analysis of BERT's Attention", arXiv 1906.04341: heads
+   that attend to [SEP] and [CLS] (more than half of BERT-base's attention in layers 6-10 goes to [SEP]).
+10. Zhai et al. 2023, "Stabilizing Transformer Training by Preventing Attention Entropy Collapse",
+   arXiv 2303.06296: sigma = ||W_Q W_K^T||_2 / sqrt(d_head), the attention logits' largest gain.
 """
 
 

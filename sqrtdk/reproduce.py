@@ -43,6 +43,36 @@ SE_REL_FLOOR = 1e-3
 COUNT_FLOOR = 2  # histogram counts: scores that a rounding moved across a bin edge (plus REL_FLOOR)
 
 
+def skipped(configs: Sequence[Config]) -> dict[str, str]:
+    """Config name -> why it cannot run on this machine (its experiment's `available`: a package it needs
+    is not installed). Such a config is skipped: its committed folder is kept and read, not rewritten."""
+    from sqrtdk import experiments, schema
+
+    out = {}
+    for config in configs:
+        spec = experiments.get(config.experiment)
+        if spec.available is None:
+            continue
+        for task in schema.grid(config.params):
+            why = spec.available(task)
+            if why:
+                out[config.name] = why
+                break
+    return out
+
+
+def committed_result(config: Config, folder: Path) -> Result | None:
+    """A skipped config's result as its committed folder holds it (rows only: enough for the report),
+    or None when there is none."""
+    from sqrtdk import experiments, schema
+
+    rows = _read_json(folder / "rows.json")
+    if not isinstance(rows, list) or not rows:
+        return None
+    tasks = schema.grid(config.params)
+    return Result(experiments.get(config.experiment), config.params, tasks, [None] * len(tasks), rows)
+
+
 def run(
     configs: Sequence[Config],
     workers: int | None = None,
@@ -168,17 +198,19 @@ def write(
     shown_at: Path | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    skip: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Write out/<config name>/ for each config and out/README.md; drop canonical folders of removed configs.
 
     Values that agree with those already in `out` are kept (see `settle`), and a folder or report whose
     files come out identical is left untouched. Returns the paths written. `shown_at` is where the report
-    will be read from (links to the configs are relative to it).
+    will be read from (links to the configs are relative to it). `results` holds one result per config
+    not in `skip` (skipped configs keep their committed folders, which the report reads).
     """
     shown_at = shown_at or out
     with output.locked(out):  # a second reproduce into the same folder waits for this one
         output.sweep(out)
-        return _write(configs, results, out, plot, shown_at, workers, progress)
+        return _write(configs, results, out, plot, shown_at, workers, progress, skip or {})
 
 
 def check_targets(configs: Sequence[Config], out: Path) -> None:
@@ -207,25 +239,38 @@ def _write(
     shown_at: Path,
     workers: int | None,
     progress: Callable[[int, int], None] | None,
+    skip: Mapping[str, str],
 ) -> list[str]:
     check_targets(configs, out)  # again under the lock: something may have appeared meanwhile
     owned = {folder.name for folder in canonical_folders(out)}
-    settled = [
-        settle(result, out / config.name) if config.name in owned else result
-        for config, result in zip(configs, results)
-    ]
+    ran = [c for c in configs if c.name not in skip]
+    settled = {
+        config.name: settle(result, out / config.name) if config.name in owned else result
+        for config, result in zip(ran, results)
+    }
     jobs = []
-    for config, result in zip(configs, settled):
+    for config in ran:
         where = Path(os.path.relpath(config.path.resolve(), shown_at.resolve())).as_posix()
-        jobs.append((result, out / config.name, {MARKER: where, "title": config.title}))
+        jobs.append((settled[config.name], out / config.name, {MARKER: where, "title": config.title}))
     files = [f for folder in write_all(jobs, plot, workers, progress, unchanged="keep") for f in folder]
     for stale in orphans(out, {c.name for c in configs}):
         output.remove_folder(stale)
-    text = report.render(configs, settled, shown_at)
+    shown = _with_committed(configs, settled, out)
+    text = report.render([c for c, _ in shown], [r for _, r in shown], shown_at)
     readme = out / "README.md"
     if not readme.exists() or readme.read_text(encoding="utf-8") != text:
         files.append(output.write_text_atomic(readme, text))
     return files
+
+
+def _with_committed(configs: Sequence[Config], results: Mapping[str, Result], out: Path) -> list[tuple[Config, Result]]:
+    """Each config with its result, a skipped one with its committed rows (left out when it has none)."""
+    shown = []
+    for config in configs:
+        result = results.get(config.name) or committed_result(config, out / config.name)
+        if result is not None:
+            shown.append((config, result))
+    return shown
 
 
 def canonical_folders(out: Path) -> list[Path]:
@@ -257,24 +302,28 @@ def orphans(out: Path, names: set[str]) -> list[Path]:
 # ---- the staleness check ----
 
 
-def check(configs: Sequence[Config], results: Sequence[Result], committed: Path) -> list[str]:
-    """Problems with `committed` against a fresh regeneration, one line each (file, then what differs)."""
+def check(
+    configs: Sequence[Config], results: Sequence[Result], committed: Path, skip: Mapping[str, str] | None = None
+) -> list[str]:
+    """Problems with `committed` against a fresh regeneration, one line each (file, then what differs).
+    Configs in `skip` are not compared (the report is, with their committed rows)."""
     problems = []
-    settled = []
-    for config, result in zip(configs, results):
+    settled = {}
+    ran = [c for c in configs if c.name not in (skip or {})]
+    for config, result in zip(ran, results):
         folder = committed / config.name
         rows = _read_json(folder / "rows.json")
         if not isinstance(rows, list):
             problems.append(f"{folder / 'rows.json'}: missing or not a JSON list of rows")
-            settled.append(result)
+            settled[config.name] = result
             continue
         problem = compare_rows(rows, result.rows, result.spec.agree)
         if problem:
             problems.append(f"{folder / 'rows.json'}: {problem}")
-            settled.append(result)
+            settled[config.name] = result
             continue
         kept = result.with_values(rows, None)
-        settled.append(kept)
+        settled[config.name] = kept
         where = Path(os.path.relpath(config.path.resolve(), committed.resolve())).as_posix()
         tables = kept.tables({MARKER: where, "title": config.title})
         for name in TABLES + ("manifest.json",):
@@ -288,7 +337,8 @@ def check(configs: Sequence[Config], results: Sequence[Result], committed: Path)
                     problems.append(f"{folder / (figure + suffix)}: missing")
     names = {c.name for c in configs}
     problems += [f"{folder}: no config makes this folder any more" for folder in orphans(committed, names)]
-    text = report.render(configs, settled, committed)
+    shown = _with_committed(configs, settled, committed)
+    text = report.render([c for c, _ in shown], [r for _, r in shown], committed)
     problem = compare_text(text, committed / "README.md")
     if problem:
         problems.append(f"{committed / 'README.md'}: differs: {problem}")

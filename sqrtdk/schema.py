@@ -176,6 +176,27 @@ class Flag:
 
 
 @dataclass(frozen=True)
+class Text:
+    """A non-empty string: a path or a name, checked where it is used (the experiment's `prepare`)."""
+
+    what: str
+
+    @property
+    def allowed(self) -> str:
+        return f"{self.what} must be a non-empty string"
+
+    def from_text(self, text: str) -> str:
+        if not text.strip():
+            raise _refuse(text, self.allowed, typed=False)
+        return text.strip()
+
+    def from_value(self, raw: Any) -> str:
+        if not isinstance(raw, str) or not raw.strip():
+            raise _refuse(raw, self.allowed, typed=True)
+        return raw.strip()
+
+
+@dataclass(frozen=True)
 class RealOrAuto(Real):
     """A number, or "auto" for a default that depends on the task."""
 

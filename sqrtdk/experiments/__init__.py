@@ -30,6 +30,7 @@ NAMES = (
     "check",
     "toy",
     "train",
+    "probe",
 )  # the order of the command line's help
 
 Task = Mapping[str, Any]  # one value of every parameter (schema.grid)
@@ -59,6 +60,10 @@ class Experiment:
     # Whether a committed value of a column agrees with a fresh one, for an experiment whose numbers are
     # not reproducible across CPUs (training): True or False, or None to leave it to reproduce's rule.
     agree: Callable[[Mapping[str, Any], Mapping[str, Any], str], bool | None] | None = None
+    # A task's inputs outside its parameters (files it reads) checked before any work: InputError if bad.
+    prepare: Callable[[Task], None] | None = None
+    # Why a task cannot run on this machine (a package it needs is missing), or None; reproduce skips it.
+    available: Callable[[Task], str | None] | None = None
 
 
 def get(name: str, label: str = "experiment") -> Experiment:

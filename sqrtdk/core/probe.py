@@ -1,0 +1,109 @@
+"""Per-head statistics of real queries and keys: the probe's kernel.
+
+For one sequence and one layer, q and k are (heads, tokens, d_k) as the model computes them before the
+scale c (1/sqrt(d_k), or one value per query token), and the logits are c q.k over the keys a query
+sees (all, or those at or before it when `causal`). Per head this returns, as numbers of that sequence:
+the logits' mean, standard deviation and excess kurtosis; the variance of the raw scores q.k and the
+iid prediction d_k Var(q_i) Var(k_i) from the same sequence's entries (and the entries' means and
+variances); per query row the entropy over ln(keys it sees), the largest weight and whether it reaches
+`threshold` (means over rows); and the share of the attention each key position receives (the mean
+over rows of its weight), whose largest value and position, and the shares of the first and last
+positions ([CLS] and [SEP] for a BERT sequence), are kept. Sequences are independent draws of text, so
+the experiment averages these over sequences and takes standard errors across them. A histogram of the
+logits (fixed edges) goes with them, for the figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EDGES = np.linspace(-50.0, 50.0, 501)  # the logits' histogram: 0.2 wide bins
+STATS = (
+    "logit_mean",
+    "logit_std",
+    "logit_kurtosis",
+    "score_variance",
+    "iid_score_variance",
+    "variance_ratio",
+    "q_mean",
+    "q_var",
+    "k_mean",
+    "k_var",
+    "entropy_ratio",
+    "max_prob",
+    "saturated",
+    "top_share",
+    "top_position",
+    "first_share",
+    "last_share",
+)
+
+
+def head_stats(
+    q: np.ndarray, k: np.ndarray, scale: np.ndarray | float, causal: bool = False, threshold: float = 0.99
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """STATS per head (each (heads,), float64) and the logits' histogram counts (heads, len(EDGES) + 1):
+    the last column counts logits outside the edges."""
+    q64, k64 = q.astype(np.float64), k.astype(np.float64)
+    heads, tokens, d = q64.shape
+    scores = q64 @ k64.transpose(0, 2, 1)  # (heads, queries, keys)
+    c = np.broadcast_to(np.asarray(scale, dtype=np.float64), (tokens,))[None, :, None]
+    logits = scores * c
+    seen = np.tril(np.ones((tokens, tokens), bool)) if causal else np.ones((tokens, tokens), bool)
+    count = seen.sum()
+
+    def over_pairs(x: np.ndarray) -> np.ndarray:  # the mean over the pairs a query sees, per head
+        return np.where(seen, x, 0.0).sum(axis=(1, 2)) / count
+
+    mean = over_pairs(logits)
+    centred = logits - mean[:, None, None]
+    m2 = over_pairs(centred**2)
+    m4 = over_pairs(centred**4)
+    s_mean = over_pairs(scores)
+    s_var = over_pairs((scores - s_mean[:, None, None]) ** 2)
+    q_var, k_var = q64.var(axis=(1, 2)), k64.var(axis=(1, 2))
+    iid = d * q_var * k_var
+
+    masked = np.where(seen, logits, -np.inf)
+    shifted = masked - masked.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(axis=-1)
+    p = e / total[..., None]
+    with np.errstate(invalid="ignore"):
+        h = np.log(total) - np.where(seen, e * shifted, 0.0).sum(axis=-1) / total
+    keys = seen.sum(axis=1)  # keys per query row
+    rows = keys > 1  # a row with one key has no entropy ratio
+    ratio = (h[:, rows] / np.log(keys[rows])).mean(axis=1)
+    largest = p.max(axis=-1)
+    share = p.mean(axis=1)  # (heads, keys): the attention each key position receives, averaged over rows
+    counts = np.stack(
+        [
+            np.concatenate(
+                [
+                    np.histogram(logits[i][seen], bins=EDGES)[0],
+                    [int(((logits[i][seen] < EDGES[0]) | (logits[i][seen] > EDGES[-1])).sum())],
+                ]
+            )
+            for i in range(heads)
+        ]
+    )
+    stats = {
+        "logit_mean": mean,
+        "logit_std": np.sqrt(m2),
+        "logit_kurtosis": m4 / (m2 * m2) - 3.0,
+        "score_variance": s_var,
+        "iid_score_variance": iid,
+        "variance_ratio": s_var / iid,
+        "q_mean": q64.mean(axis=(1, 2)),
+        "q_var": q_var,
+        "k_mean": k64.mean(axis=(1, 2)),
+        "k_var": k_var,
+        "entropy_ratio": ratio,
+        "max_prob": largest.mean(axis=1),
+        "saturated": (largest >= threshold).mean(axis=1),
+        "top_share": share.max(axis=1),
+        "top_position": share.argmax(axis=1).astype(np.float64),
+        "first_share": share[:, 0],
+        "last_share": share[:, -1],
+    }
+    return stats, counts
