@@ -90,7 +90,7 @@ def resolve(model: str) -> Path:
     return folder
 
 
-def _config(folder: Path) -> Any:
+def read_config(folder: Path) -> Any:
     from sqrtdk.core.bert import BertConfig
 
     path = folder / "config.json"
@@ -190,7 +190,7 @@ def _tokenizer(folder: Path) -> Any:
 def load(model: str) -> Checkpoint:
     """The checkpoint `--model` names, read and checked: one InputError naming what is wrong."""
     folder = resolve(model)
-    config = _config(folder)
+    config = read_config(folder)
     params = _params(folder, config)
     tokenizer = _tokenizer(folder)
     ids = [tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]")]
@@ -244,6 +244,22 @@ class Activations:
     k: Any
     scale: Any  # (tokens,) float64
     causal: bool
+
+
+def activation_shape(source: str) -> tuple[int, ...] | None:
+    """The shape of the `q` an .npz holds, read from its header alone (None when it cannot be read)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with zipfile.ZipFile(source) as archive, archive.open("q.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = read(f)  # the header, not the data
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return tuple(int(n) for n in shape)
 
 
 def activations(source: str) -> Activations:

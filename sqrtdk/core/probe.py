@@ -45,22 +45,17 @@ def head_stats(
     """STATS per head (each (heads,), float64) and the logits' histogram counts (heads, len(EDGES) + 1):
     the last column counts logits outside the edges."""
     q64, k64 = q.astype(np.float64), k.astype(np.float64)
-    heads, tokens, d = q64.shape
+    _, tokens, d = q64.shape
     scores = q64 @ k64.transpose(0, 2, 1)  # (heads, queries, keys)
     c = np.broadcast_to(np.asarray(scale, dtype=np.float64), (tokens,))[None, :, None]
     logits = scores * c
     seen = np.tril(np.ones((tokens, tokens), bool)) if causal else np.ones((tokens, tokens), bool)
-    count = seen.sum()
-
-    def over_pairs(x: np.ndarray) -> np.ndarray:  # the mean over the pairs a query sees, per head
-        return np.where(seen, x, 0.0).sum(axis=(1, 2)) / count
-
-    mean = over_pairs(logits)
-    centred = logits - mean[:, None, None]
-    m2 = over_pairs(centred**2)
-    m4 = over_pairs(centred**4)
-    s_mean = over_pairs(scores)
-    s_var = over_pairs((scores - s_mean[:, None, None]) ** 2)
+    pairs = logits[:, seen]  # (heads, pairs a query sees): every moment below is over these
+    mean = pairs.mean(axis=1)
+    centred = pairs - mean[:, None]
+    m2 = (centred**2).mean(axis=1)
+    m4 = (centred**4).mean(axis=1)
+    s_var = scores[:, seen].var(axis=1)
     q_var, k_var = q64.var(axis=(1, 2)), k64.var(axis=(1, 2))
     iid = d * q_var * k_var
 
@@ -76,17 +71,8 @@ def head_stats(
     ratio = (h[:, rows] / np.log(keys[rows])).mean(axis=1)
     largest = p.max(axis=-1)
     share = p.mean(axis=1)  # (heads, keys): the attention each key position receives, averaged over rows
-    counts = np.stack(
-        [
-            np.concatenate(
-                [
-                    np.histogram(logits[i][seen], bins=EDGES)[0],
-                    [int(((logits[i][seen] < EDGES[0]) | (logits[i][seen] > EDGES[-1])).sum())],
-                ]
-            )
-            for i in range(heads)
-        ]
-    )
+    outside = ((pairs < EDGES[0]) | (pairs > EDGES[-1])).sum(axis=1)
+    counts = np.concatenate([np.stack([np.histogram(v, bins=EDGES)[0] for v in pairs]), outside[:, None]], axis=1)
     stats = {
         "logit_mean": mean,
         "logit_std": np.sqrt(m2),

@@ -110,7 +110,7 @@ def prepare(task: Mapping[str, Any]) -> None:
         checkpoint.activations(task["activations"])
         return
     folder = checkpoint.resolve(task["model"])
-    checkpoint._config(folder)
+    checkpoint.read_config(folder)
     checkpoint.text(task["text"])
 
 
@@ -473,13 +473,33 @@ def table(result: Result) -> Table:
 
 
 def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
-    """A MiniLM-sized model (22M parameters) on the sequences, and the per-head statistics."""
+    """The model's weights and a batch's attention held at once, its products and the per-head
+    statistics (sqrtdk/resources.py), from the checkpoint's config.json where it can be read, else
+    MiniLM's sizes (saved activations: the statistics alone)."""
     from sqrtdk.resources import FLOP_NS, TASK_SECONDS
 
+    layers, heads, hidden, inner, vocab = 6, 12, 384, 1536, 30522
     n, count = task["seq_len"], task["sequences"]
-    held = 4 * 23e6 * 2 + BATCH * 6 * 12 * n * n * 8 * 4
-    flops = count * n * 2 * 6 * (4 * 384**2 + 2 * 384 * 1536 + 2 * n * 384)
-    stats = count * 6 * 12 * n * n * 60e-9
+    from pathlib import Path
+
+    from sqrtdk import checkpoint
+    from sqrtdk.errors import InputError
+
+    if _activations(task):
+        shape = checkpoint.activation_shape(task["activations"]) or (layers, heads, count, n, 32)
+        layers, heads, count, n = shape[:4]
+        held = 2 * 4 * math.prod(shape) + layers * heads * n * n * 8 * 4
+        return held, count * layers * heads * n * n * 250e-9 + 1.0 + TASK_SECONDS
+    folder = checkpoint.minilm_folder() if task["model"] == checkpoint.MINILM else None
+    try:
+        c = checkpoint.read_config(folder if folder is not None else Path(task["model"]))
+        layers, heads, hidden, inner, vocab = c.layers, c.heads, c.hidden, c.intermediate, c.vocab
+    except InputError:
+        pass  # prepare names what is wrong with it; the estimate stays MiniLM's
+    weights = (vocab + n) * hidden + layers * (4 * hidden * hidden + 2 * hidden * inner)
+    held = 8 * weights + BATCH * layers * heads * n * n * 8 * 4  # weights as read and as float32; a batch
+    flops = count * n * 2 * (weights - vocab * hidden + layers * 2 * n * hidden)
+    stats = count * layers * heads * n * n * 250e-9  # about 30 passes over each head's n x n logits
     return held, flops * FLOP_NS * 1e-9 * 3 + stats + 1.0 + TASK_SECONDS
 
 
