@@ -131,6 +131,14 @@ def pm(row: Mapping[str, Any], key: str) -> str:
     return with_se(row[key], row.get(key + "_se"))
 
 
+def pm_share(row: Mapping[str, Any], key: str) -> str:
+    """A share with its standard error, or 0 with the upper end of its exact interval (`key + '_ci_high'`),
+    since a share of 0 has a standard error of 0 and says nothing without it."""
+    if row[key] == 0 and row.get(key + "_ci_high") is not None:
+        return f"0 (< {row[key + '_ci_high']:.2g})"
+    return pm(row, key)
+
+
 def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]

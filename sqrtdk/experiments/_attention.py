@@ -523,7 +523,7 @@ def _along(lead: Sequence[str], rows: Sequence[dict], rules: Sequence[str], key:
 def table(kind: str, shown: Sequence[str], headline: str, result: Result) -> Table:
     """Each metric's mean ± standard error (the `shown` ones by default, the rest with --wide), the logit
     spread that drives them, and the theory columns that have a value somewhere."""
-    from sqrtdk.output import pm
+    from sqrtdk.output import pm, pm_share
 
     rows, metrics = result.rows, SATURATION if kind == "saturation" else GRADIENT
     columns = [
@@ -536,7 +536,7 @@ def table(kind: str, shown: Sequence[str], headline: str, result: Result) -> Tab
     empty: list[str] = []
     for m in metrics:
         metric = METRICS[m]
-        cells = tuple(_share(r, m) if metric.fraction else pm(r, m) for r in rows)
+        cells = tuple(pm_share(r, m) if metric.fraction else pm(r, m) for r in rows)
         columns.append(Column(metric.short, cells, wide=m not in shown))
         if metric.theory is None:
             continue
@@ -566,16 +566,6 @@ def _theory(row: dict, metric: str) -> str:
     """The exact theory of `metric` in a row, as a table cell."""
     value = row[METRICS[metric].theory or ""]
     return "" if value is None else f"{value:.4g}"
-
-
-def _share(row: dict, metric: str) -> str:
-    """A share of rows: its value ± standard error, or 0 with the upper end of its exact interval."""
-    from sqrtdk.output import pm
-
-    value = row[metric]
-    if value == 0 and row.get(metric + "_ci_high") is not None:
-        return f"0 (< {row[metric + '_ci_high']:.2g})"
-    return pm(row, metric)
 
 
 def _headline(rows: Sequence[dict], metric: str) -> str:

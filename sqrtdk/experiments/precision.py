@@ -423,14 +423,9 @@ def _exact(value: float) -> str:
 
 
 def table(result: Result) -> Table:
-    from sqrtdk.output import pm
+    from sqrtdk.output import pm_share
 
     rows = result.rows
-
-    def share(r: dict) -> str:
-        if r["overflow_fraction"] == 0 and r.get("overflow_fraction_ci_high") is not None:
-            return f"0 (< {r['overflow_fraction_ci_high']:.2g})"
-        return pm(r, "overflow_fraction") if r["overflow_fraction"] is not None else ""
 
     def error(r: dict, key: str) -> str:
         return "" if r[key] is None else f"{r[key]:.3g}"
@@ -441,7 +436,7 @@ def table(result: Result) -> Table:
             Column("d_k", tuple(str(r["d_k"]) for r in rows), key=True),
             Column("dtype", tuple(r["dtype"] for r in rows), key=True),
             Column("scale", tuple(SHOWN[r["placement"]] for r in rows), key=True),
-            Column("overflow", tuple(share(r) for r in rows)),
+            Column("overflow", tuple(pm_share(r, "overflow_fraction") for r in rows)),
             Column("exact", tuple(_exact(r["theory_overflow_fraction"]) for r in rows)),
             Column("max|Δp|", tuple(error(r, "weight_error_max") for r in rows)),
             Column("mean|Δp|", tuple(error(r, "weight_error_mean") for r in rows), wide=True),
