@@ -114,3 +114,12 @@ def test_rerun_without_figures_keeps_the_earlier_figures(tmp_path):
     folder = tmp_path / result.folder_name()
     assert {p.name for p in folder.iterdir()} == first
     assert {str(folder / name) for name in first} == set(again)
+
+
+@pytest.mark.parametrize("name", ["sqrtdk", "numpy", "scipy", "matplotlib", "typer", "safetensors"])
+def test_package_version_reads_what_importlib_metadata_reads(name):
+    from importlib.metadata import version
+
+    from sqrtdk.output import package_version
+
+    assert package_version(name) == version(name)
