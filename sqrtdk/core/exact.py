@@ -154,13 +154,20 @@ def _row(n: int, x0: float, h: float, a: np.ndarray, max_prob: float, a0: np.nda
     )
 
 
-def _max_prob(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarray | None = None) -> float:
+def _max_prob(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarray | None = None, on_nodes: bool = True) -> float:
     """E[max p] = n int dtau sum_i a_i g1(x_i - tau) D(tau, x_i)^(n-1), D(tau, x) = E[exp(-e^(y-tau)); y < x]
     (the trapezoid sum with its first Euler-Maclaurin correction: fourth order in h). The integrand is
     smooth in tau on a scale of 1 whatever the spread, so tau has its own grid (TAU_STEP); for each tau
     only the logits within [tau - LOW, tau + HIGH] are visited, and the mass below them enters D whole
     (there exp(-e^(y-tau)) = 1). With one logit of law a0 apart, the largest is that one (a0, D^(n-1)) or
-    one of the others (a, D0 D^(n-2))."""
+    one of the others (a, D0 D^(n-2)).
+
+    Where that window is narrower than the grid (logits of a spread of a few units or more), tau runs on
+    every stride-th node (`_max_prob_on_nodes`): the offsets x_i - tau are then the same for every tau
+    and their kernels are computed once, and tau starts where the logits below it are too few to be the
+    largest (F(x)^(n-1) < e^-PRUNE), which leaves out most of the range at large n."""
+    if on_nodes and math.ceil(LOW / h) + math.ceil(HIGH / h) + 3 <= len(a):
+        return _max_prob_on_nodes(n, x0, h, a, a0)
     size = len(a)
     width = min(size, math.ceil((LOW + HIGH) / h) + 2)
     laws = [a] if a0 is None else [a, a0]
@@ -195,6 +202,54 @@ def _max_prob(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarray | None 
             rest = np.exp((n - 2) * log_d) if n > 2 else np.ones_like(log_d)
             total += float(np.sum(kernel * (w[1] * np.exp((n - 1) * log_d) + (n - 1) * w[0] * d[1] * rest)))
     return TAU_STEP * total
+
+
+PRUNE = 60.0  # terms below e^-PRUNE (1e-26) of E[max p] are left out
+
+
+def _max_prob_on_nodes(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarray | None = None) -> float:
+    """_max_prob with tau on the nodes x0 + j h, every `stride`-th one (a spacing of TAU_STEP or just below)."""
+    size = len(a)
+    j_low, j_high = math.ceil(LOW / h), math.ceil(HIGH / h)
+    laws = [a] if a0 is None else [a, a0]
+    cumulative = [np.concatenate([[0.0], np.cumsum(m)]) for m in laws]
+    # every term with the largest logit at x_i carries D^(n-1) <= F(x_i)^(n-1) (or ^(n-2) with a0 apart)
+    power = n - 1 if a0 is None else n - 2
+    first = 0
+    if power > 0:
+        with np.errstate(divide="ignore"):
+            first = int(np.argmax(power * np.log(cumulative[0][1:]) > -PRUNE))
+    stride = max(1, int(TAU_STEP / h + 1e-9))
+    r = np.arange(-j_low - 1, j_high + 2)  # the window's offsets i - j, one node more on each side
+    e_window = np.exp(-np.exp(h * r))
+    inner = h * r[1:-1]
+    kernel = np.exp(inner - np.exp(inner))
+    pad_low, pad_high = j_low + j_high + 2, j_low + j_high + stride + 2  # zeros around the laws: no masks
+    padded = [np.concatenate([np.zeros(pad_low), m, np.zeros(pad_high)]) for m in laws]
+    below = [np.concatenate([np.zeros(pad_low), cum, np.ones(pad_high)]) for cum in cumulative]
+    taus = np.arange(first - j_high, size + j_low + stride, stride) + pad_low  # tau_p = x0 + (j_p - pad_low) h
+    total = 0.0
+    for start in range(0, len(taus), 256):
+        idx = taus[start : start + 256, None] + r[None, :]
+        w, d = [], []
+        for m, cum in zip(padded, below):
+            wm = m[idx]
+            c = wm * e_window
+            inside = c[:, 1:-1]
+            dd = np.cumsum(inside, axis=1)
+            dd -= 0.5 * inside
+            dd -= (c[:, 2:] - c[:, :-2]) / 24
+            dd += cum[idx[:, 1]][:, None]
+            np.clip(dd, 1e-300, 1.0, out=dd)
+            w.append(wm[:, 1:-1])
+            d.append(dd)
+        log_d = np.log(d[0])
+        if a0 is None:
+            total += n * float(np.sum(w[0] * kernel * np.exp((n - 1) * log_d)))
+        else:
+            rest = np.exp((n - 2) * log_d) if n > 2 else np.ones_like(log_d)
+            total += float(np.sum(kernel * (w[1] * np.exp((n - 1) * log_d) + (n - 1) * w[0] * d[1] * rest)))
+    return stride * h * total
 
 
 def _spacings(n: int, s: float) -> tuple[float, float]:

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from sqrtdk.core import theory
-from sqrtdk.core.moments import REPLICATES, MapReplicates, Moments, Stopped, add_in_order, block_power_sums, serial
+from sqrtdk.core.moments import (
+    PIECE,
+    REPLICATES,
+    MapReplicates,
+    Moments,
+    Stopped,
+    add_in_order,
+    block_power_sums,
+    serial,
+)
 from sqrtdk.core.sampling import Source, projected_blocks, qk_blocks, task_seed
 from sqrtdk.core.theory import Entries
 
@@ -123,10 +132,14 @@ class _Stream:
             bins = len(self.edges) - 1
             # bin + 1, clipped to [0, bins + 1]: 0 and bins + 1 collect what falls outside the edges
             t = scores.dtype.type
-            where = (scores.ravel() - t(self.edges[0])) * t(bins / (self.edges[-1] - self.edges[0]))
-            where += t(1)
-            np.clip(where, 0, bins + 1, out=where)
-            self.counts += np.bincount(where.astype(np.int32), minlength=bins + 2)
+            low, per_unit = t(self.edges[0]), t(bins / (self.edges[-1] - self.edges[0]))
+            flat = scores.ravel()
+            for start in range(0, flat.size, PIECE):  # in cache, like the power sums
+                where = flat[start : start + PIECE] - low
+                where *= per_unit
+                where += t(1)
+                np.clip(where, 0, bins + 1, out=where)
+                self.counts += np.bincount(where.astype(np.int32), minlength=bins + 2)
 
 
 def _cosines(u: np.ndarray, a: np.ndarray, b: np.ndarray, lam: float, pairs: bool) -> np.ndarray:
