@@ -15,6 +15,7 @@ configs, `reproduce` and the study scripts all go through `run_many`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,15 @@ def _task_seconds(item: tuple[str, Mapping[str, Any], bool]) -> float:
     return experiments.get(item[0]).cost(item[1], 1)[1]
 
 
+def _compute_theory(jobs: list[tuple[Callable[[Any], None], Any]]) -> None:
+    """Each experiment's `theory` for each task; an error is left for the rows to raise where it belongs."""
+    for compute, task in jobs:
+        try:
+            compute(task)
+        except Exception:
+            return
+
+
 def run_many(
     jobs: Sequence[tuple[str, Any]],
     workers: int | None = None,
@@ -74,7 +84,15 @@ def run_many(
     items = [(spec.name, task, figures) for spec, tasks in zip(specs, grids) for task in tasks]
     at_once = 1 if scheduler else max(1, min(executors.cores() if workers is None else workers, len(items)))
     resources.check(list(zip(specs, grids)), at_once, max(1, executors.cores() // at_once), *limits)
+    theory = [(spec.theory, task) for spec, tasks in zip(specs, grids) if spec.theory for task in tasks]
+    # the exact theory the rows will need, computed here while the workers sample (it depends on the
+    # tasks' parameters only, and would otherwise run after them, one row at a time)
+    ahead = threading.Thread(target=_compute_theory, args=(theory,), daemon=True) if theory else None
+    if ahead:
+        ahead.start()
     outputs = executors.run_all(run_task, items, workers, scheduler, progress, cost=_task_seconds)
+    if ahead:
+        ahead.join()
     results, start = [], 0
     for spec, (_, params), tasks in zip(specs, jobs, grids):
         results.append(Result(spec, params, tasks, outputs[start : start + len(tasks)]))

@@ -368,6 +368,7 @@ def normal_row_at(n: int, s: float) -> Row:
     return Row(*((1 - weights[f]) * getattr(flat, f) + weights[f] * getattr(edge, f) for f in FIELDS))
 
 
+@lru_cache(maxsize=4096)
 def attention_row(
     n: int, d_k: int, mean: float, std: float, c: float, normalised: bool, rho: float = 0.0
 ) -> Row | None:

@@ -64,6 +64,8 @@ class Experiment:
     prepare: Callable[[Task], None] | None = None
     # Why a task cannot run on this machine (a package it needs is missing), or None; reproduce skips it.
     available: Callable[[Task], str | None] | None = None
+    # Computes (and caches) a task's exact theory from the task alone, so that it runs while tasks sample.
+    theory: Callable[[Task], None] | None = None
 
 
 def get(name: str, label: str = "experiment") -> Experiment:

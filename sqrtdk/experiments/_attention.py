@@ -125,6 +125,21 @@ def run(
     )
 
 
+def exact_theory(task: Mapping[str, Any]) -> None:
+    """Compute (into exact's caches) the exact theory that `attention_rows` will ask for this task, from
+    the task alone: `api.run_many` calls it on a thread while the tasks are sampled."""
+    from sqrtdk.core import exact
+    from sqrtdk.core.rows import rules_for
+    from sqrtdk.core.rules import SSMAX_S
+
+    source = schema.source(task)
+    entries, d_k, n = source.entries, source.d_k(task["dim"]), task["seq_len"]
+    if source.inputs != "direct" or entries.dist != "gaussian":
+        return
+    for rule in rules_for(task["scaling"], d_k, n, schema.gain(task), task.get("ssmax_s") or SSMAX_S):
+        exact.attention_row(n, d_k, entries.mean, entries.std, rule.c, rule.normalised, entries.rho)
+
+
 def attention_rows(sample: RowSample) -> list[dict]:
     """One row per scaling rule: each metric's mean with its standard error `<name>_se`, and the theory."""
     import numpy as np

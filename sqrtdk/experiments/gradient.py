@@ -52,4 +52,5 @@ EXPERIMENT = Experiment(
         "jacobian_fro_mean",
     ),
     cost=_attention.cost,
+    theory=_attention.exact_theory,
 )

@@ -74,4 +74,5 @@ EXPERIMENT = Experiment(
         "max_prob_mean",
     ),
     cost=_attention.cost,
+    theory=_attention.exact_theory,
 )
