@@ -24,6 +24,11 @@ def test_quick_benchmark_prints_its_table():
         "exp",
         "--help",
         "peak MiB",
+        "the seed method's standard error",
+        "relative standard error",
+        "of the draw ceiling",
+        "with / without figures",
+        "OpenBLAS kernel",
     ):
         assert any(what in line for line in lines), what
 
