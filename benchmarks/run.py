@@ -115,6 +115,20 @@ def scaled_se(samples: int, out: Path) -> float:
     return next(r for r in doc["rows"] if r["scaling"] == "sqrt")["variance_se"]
 
 
+def whole_blocks(samples: int, d: int = D_K) -> int:
+    """The least count >= samples that fills whole blocks: sqrtdk draws each replicate in blocks of n x n
+    scores, n = block_size(...) rounded down, so a count just above 64 n^2 would draw two blocks each."""
+    from sqrtdk.core.moments import REPLICATES
+    from sqrtdk.core.scores import block_size
+
+    n = block_size(d, samples)
+    per_block = REPLICATES * n * n
+    if n < 2 * d and per_block < samples:
+        n += 1
+        per_block = REPLICATES * n * n
+    return max(per_block, math.ceil(samples / per_block) * per_block)
+
+
 def variance_draws(samples: int, d: int = D_K) -> float:
     """Normal draws of `sqrtdk variance` for `samples` scores: blocks of n queries and n keys (2 n d draws)."""
     from sqrtdk.core.moments import REPLICATES
@@ -228,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     for label, target in (("the seed method's", seed_se(seed_n)), *((f"{t:g} relative", t) for t in targets)):
-        needed = max(10**4, math.ceil(scores * (se / target) ** 2))  # the scaled variance is 1: relative = absolute
+        needed = whole_blocks(math.ceil(scores * (se / target) ** 2))  # the scaled variance is 1: relative = absolute
         timed = walls(runs({"v": variance + ["--samples", str(needed)]}, repeat)["v"])
         achieved = scaled_se(needed, tmp)
         wall = statistics.median(timed)
@@ -284,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
         commands = [["variance", "--dim", "64", "--samples", "4096"], ["saturation", "--dim", "16", "--samples", "512"]]
     for command in commands:
         base = SQRTDK + command + ["--quiet", "--out", str(tmp / "draw")]
-        timed = runs({"figures": base, "tables": base + ["--no-plot"]}, repeat)
+        timed = runs({"figures": base, "tables": base + ["--no-plot"]}, min(repeat, 3))
         drawn, bare = (statistics.median(walls(timed[k])) for k in ("figures", "tables"))
         row(
             f"sqrtdk {' '.join(command)}: wall s with / without figures",
