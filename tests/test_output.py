@@ -116,7 +116,7 @@ def test_rerun_without_figures_keeps_the_earlier_figures(tmp_path):
     assert {str(folder / name) for name in first} == set(again)
 
 
-@pytest.mark.parametrize("name", ["sqrtdk", "numpy", "scipy", "matplotlib", "typer", "safetensors"])
+@pytest.mark.parametrize("name", ["sqrtdk", "numpy", "scipy", "matplotlib", "threadpoolctl", "safetensors"])
 def test_package_version_reads_what_importlib_metadata_reads(name):
     from importlib.metadata import version
 
