@@ -154,6 +154,16 @@ def _row(n: int, x0: float, h: float, a: np.ndarray, max_prob: float, a0: np.nda
     )
 
 
+def _largest_terms(n: int, kernel: np.ndarray, w: list[np.ndarray], d: list[np.ndarray]) -> float:
+    """The sum over a block of taus and nodes of E[max p]'s integrand: n w g1 D^(n-1) for iid logits, or,
+    with a second law apart (w[1], d[1]), w0 g1 D^(n-1) + (n - 1) w g1 D0 D^(n-2)."""
+    log_d = np.log(d[0])
+    if len(w) == 1:
+        return n * float(np.sum(w[0] * kernel * np.exp((n - 1) * log_d)))
+    rest = np.exp((n - 2) * log_d) if n > 2 else np.ones_like(log_d)
+    return float(np.sum(kernel * (w[1] * np.exp((n - 1) * log_d) + (n - 1) * w[0] * d[1] * rest)))
+
+
 def _max_prob(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarray | None = None, on_nodes: bool = True) -> float:
     """E[max p] = n int dtau sum_i a_i g1(x_i - tau) D(tau, x_i)^(n-1), D(tau, x) = E[exp(-e^(y-tau)); y < x]
     (the trapezoid sum with its first Euler-Maclaurin correction: fourth order in h). The integrand is
@@ -195,12 +205,7 @@ def _max_prob(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarray | None 
                     1.0,
                 )
             )
-        log_d = np.log(d[0])
-        if a0 is None:
-            total += n * float(np.sum(w[0] * kernel * np.exp((n - 1) * log_d)))
-        else:
-            rest = np.exp((n - 2) * log_d) if n > 2 else np.ones_like(log_d)
-            total += float(np.sum(kernel * (w[1] * np.exp((n - 1) * log_d) + (n - 1) * w[0] * d[1] * rest)))
+        total += _largest_terms(n, kernel, w, d)
     return TAU_STEP * total
 
 
@@ -243,12 +248,7 @@ def _max_prob_on_nodes(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarra
             np.clip(dd, 1e-300, 1.0, out=dd)
             w.append(wm[:, 1:-1])
             d.append(dd)
-        log_d = np.log(d[0])
-        if a0 is None:
-            total += n * float(np.sum(w[0] * kernel * np.exp((n - 1) * log_d)))
-        else:
-            rest = np.exp((n - 2) * log_d) if n > 2 else np.ones_like(log_d)
-            total += float(np.sum(kernel * (w[1] * np.exp((n - 1) * log_d) + (n - 1) * w[0] * d[1] * rest)))
+        total += _largest_terms(n, kernel, w, d)
     return stride * h * total
 
 
