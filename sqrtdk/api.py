@@ -125,7 +125,7 @@ def run(experiment: str, workers: int | None = 1, scheduler: str | None = None, 
 
 
 def run_config(path: str | Path, workers: int | None = 1, scheduler: str | None = None, **overrides: Any) -> Result:
-    """Run the config at `path` (see config.py), with keyword overrides of its parameters (typed values,
-    checked as those of `run` are)."""
+    """Run the config at `path`, or the config of that name (`"variance_vs_dk"`: see config.resolve), with
+    keyword overrides of its parameters (typed values, checked as those of `run` are)."""
     loaded = config.load(path, overrides, text=False)
     return run_params(loaded.experiment, loaded.params, workers=workers, scheduler=scheduler)

@@ -9,15 +9,17 @@ table, or one JSON document with --json); everything else goes to stderr.
 
 from __future__ import annotations
 
+import inspect
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import click
+import typer
 
 from sqrtdk import experiments, resources, schema
 from sqrtdk.core.theory import INITS
@@ -42,7 +44,8 @@ class NonEmpty:
 
 @dataclass(frozen=True)
 class Shared:
-    """An option that several commands take, declared once for both kinds of command."""
+    """An option that several commands take, declared once: a flag, or text that its schema parser turns
+    into a value (or refuses, naming the option) when the command runs."""
 
     flag: str
     help: str
@@ -50,17 +53,54 @@ class Shared:
     metavar: str | None = None
     parser: Any = None  # a schema parser of the option's text; None for a flag
 
-    def click(self) -> click.Option:
+    @property
+    def name(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def option(self) -> Any:
+        """The option as Typer declares it: a flag, or text (parsed by `value` when the command runs)."""
         if self.parser is None:
-            return click.Option([self.flag], is_flag=True, default=False, help=self.help)
-        return click.Option(
-            [self.flag],
-            type=click.types.FuncParamType(self.parser.from_text),
-            default=self.default,
-            metavar=self.metavar,
-            help=self.help,
-            show_default=False,
+            return typer.Option(self.flag, help=self.help)
+        return typer.Option(
+            self.flag, metavar=self.metavar, help=self.help, show_default=False, autocompletion=_completion(self.parser)
         )
+
+    def parameter(self) -> inspect.Parameter:
+        """The option as a parameter of a generated Typer command function."""
+        if self.parser is None:
+            return _keyword(self.name, Annotated[bool, self.option()], False)
+        return _keyword(self.name, Annotated[str | None, self.option()], None)
+
+    def value(self, text: str | None) -> Any:
+        """The option's value from its text (its default when not given)."""
+        text = self.default if text is None else text
+        return None if text is None else _parsed(self.flag, self.parser, text)
+
+
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _parsed(flag: str, parser: Any, text: str) -> Any:
+    """`parser.from_text(text)`, a refusal naming the option: "--workers: '0' is not allowed; ..."."""
+    try:
+        return parser.from_text(text)
+    except InputError as error:
+        raise InputError(f"{flag}: {error}") from None
+
+
+def _completion(parser: Any) -> Callable[[str], list[str]] | None:
+    """Shell completion of an option's value: the allowed values of a choice (the last item of a comma
+    list), true/false for a flag, nothing for numbers and paths."""
+    options = getattr(parser, "options", None) or (("true", "false") if isinstance(parser, schema.Flag) else None)
+    if not options:
+        return None
+
+    def complete(incomplete: str) -> list[str]:
+        head, comma, last = incomplete.rpartition(",")
+        return [head + comma + option for option in options if option.startswith(last)]
+
+    return complete
 
 
 RUNS = "results/runs"
@@ -75,6 +115,12 @@ NO_PLOT = Shared("--no-plot", "write the tables and manifest but no figures")
 @dataclass(frozen=True)
 class Formats:
     """'png,pdf': figure formats, several allowed."""
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        from sqrtdk.plots import FORMATS
+
+        return FORMATS
 
     def from_text(self, text: str) -> tuple[str, ...]:
         from sqrtdk.plots import FORMATS
@@ -159,17 +205,22 @@ def _print(text: str, stderr: bool = False) -> None:
 
 @contextmanager
 def _progress(enabled: bool, label: str = "tasks") -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr while the block runs (for a person at a terminal), else nothing."""
+    """A progress bar on stderr while the block runs (for a person at a terminal), else nothing. `label`
+    may name the total as {count}: "drawing {count}" reads "drawing 6 figures" once the total is known."""
     if not enabled:
         yield None
         return
     from rich.progress import Progress
 
     bar = Progress(console=_console(stderr=True), transient=True)
-    task = bar.add_task(label, total=None)
+    task = bar.add_task(label.format(count="").strip(), total=None)
     bar.start()
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total, description=label.format(count=_count(total, "figure")))
+
     try:
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+        yield update
     finally:
         bar.stop()
 
@@ -187,7 +238,8 @@ def _writing(out: str) -> Iterator[None]:
 
 
 def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options: dict[str, Any]) -> None:
-    """The one run path: check the target, run, write (when `writes`), print, and give a check's verdict."""
+    """The one run path: check the target, run, write (when `writes`), print, and give a check's verdict.
+    `options` holds the shared options' values, by name."""
     from sqrtdk import api
     from sqrtdk.output import check_replaceable, check_writable
     from sqrtdk.plots import Look
@@ -210,9 +262,16 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
         )
     files: list[str] = []
     if writes:
-        with _writing(out):
-            look = Look(options.get("style", "paper"), options.get("format", ("png", "svg")))
-            files = result.write(out, plot=plot, folder=result.folder_name(stem), workers=options["workers"], look=look)
+        look = Look(options.get("style", "paper"), options.get("format", ("png", "svg")))
+        with _progress(chatty and plot, "drawing {count}") as drawn, _writing(out):
+            files = result.write(
+                out,
+                plot=plot,
+                folder=result.folder_name(stem),
+                workers=options["workers"],
+                look=look,
+                progress=drawn,
+            )
     if json:
         sys.stdout.write(result.to_json(files))
         if chatty:
@@ -231,94 +290,175 @@ def _shown(default: Any) -> str:
     return ",".join(map(str, default))
 
 
-def _command(spec: Experiment) -> click.Command:
-    """`sqrtdk <experiment>`: an option per schema field (repeatable, comma lists), then the shared ones."""
+def _shared_values(shared: tuple[Shared, ...], given: dict[str, Any]) -> dict[str, Any]:
+    """The shared options' values by name, each parsed from its text (a flag as it is)."""
+    return {s.name: given[s.name] if s.parser is None else s.value(given[s.name]) for s in shared}
+
+
+def _function(name: str, parameters: list[inspect.Parameter], body: Callable[..., None]) -> Callable[..., None]:
+    """A command function with the given parameters, as Typer reads them (its signature and annotations):
+    how the commands generated from a schema are declared through Typer's own API."""
+
+    def command(**given: Any) -> None:
+        body(**given)
+
+    command.__name__ = name
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    return command
+
+
+def _experiment(app: typer.Typer, spec: Experiment) -> None:
+    """`sqrtdk <experiment>`: an option per schema field (text, repeatable, comma lists, parsed by the
+    schema so that a refusal names the option, the value and what is allowed), then the shared ones."""
     fields = schema.fields(spec.params)
     names = {f.name for f in fields}
-    options = [
-        click.Option(
-            [schema.option_name(f.name)],
-            multiple=True,
-            metavar=f.metadata["metavar"],
-            help=f"{f.metadata['help']}{_allowed(f.metadata['parser'])}; repeatable, and comma lists  "
-            f"[default: {_shown(f.default)}]",
+    shared = (*(WRITING if spec.writes else (JSON, QUIET, WIDE)), *EXECUTION)
+    parameters = [
+        _keyword(
+            f.name,
+            Annotated[
+                list[str] | None,
+                typer.Option(
+                    schema.option_name(f.name),
+                    metavar=f.metadata["metavar"],
+                    help=f"{f.metadata['help']}{_allowed(f.metadata['parser'])}; repeatable, and comma lists  "
+                    f"[default: {_shown(f.default)}]",
+                    show_default=False,
+                    autocompletion=_completion(f.metadata["parser"]),
+                ),
+            ],
+            None,
         )
         for f in fields
     ]
-    shared = (*(WRITING if spec.writes else (JSON, QUIET, WIDE)), *EXECUTION)
 
-    def callback(**given: Any) -> None:
+    def body(**given: Any) -> None:
         raw = {k: list(v) for k, v in given.items() if k in names and v}
         params = schema.build(spec.params, raw)  # every value is checked before any work or any write
-        _run(spec, params, None, spec.writes, {k: v for k, v in given.items() if k not in names})
+        _run(spec, params, None, spec.writes, _shared_values(shared, given))
 
-    return click.Command(
-        spec.name,
-        callback=callback,
-        params=[*options, *(s.click() for s in shared)],
-        help=spec.summary,
-        context_settings=CONTEXT,
+    function = _function(spec.name, [*parameters, *(s.parameter() for s in shared)], body)
+    app.command(spec.name, help=spec.summary, context_settings=CONTEXT)(function)
+
+
+def _config_run(app: typer.Typer) -> None:
+    """`sqrtdk run CONFIG`: a config by path or name, with --set overrides."""
+    shared = (*WRITING, *EXECUTION)
+    parameters = [
+        inspect.Parameter(
+            "config",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Annotated[str, typer.Argument(metavar="CONFIG", show_default=False)],
+        ),
+        _keyword(
+            "set_",
+            Annotated[
+                list[str] | None,
+                typer.Option("--set", metavar="KEY=VALUE", help="override a parameter of the config; repeatable"),
+            ],
+            None,
+        ),
+        *(s.parameter() for s in shared),
+    ]
+
+    def body(config: str, set_: list[str] | None, **given: Any) -> None:
+        from sqrtdk import config as configs
+
+        loaded = configs.load(config, configs.parse_sets(set_ or []))
+        _run(experiments.get(loaded.experiment), loaded.params, loaded.name, True, _shared_values(shared, given))
+
+    help = (
+        "Run one config (a TOML file, or the name of a config that ships with sqrtdk: `sqrtdk configs` lists "
+        "them; a path wins where both exist), with --set overrides; results go to <out>/<config name>-<hash>/."
     )
+    app.command("run", help=help, context_settings=CONTEXT)(_function("run", parameters, body))
 
 
-def _run_config(config: str, set_: tuple[str, ...], **options: Any) -> None:
-    """Run one config (with --set overrides); results go to <out>/<config name>-<hash>/."""
-    from sqrtdk import config as configs
-
-    loaded = configs.load(config, configs.parse_sets(set_))
-    _run(experiments.get(loaded.experiment), loaded.params, loaded.name, True, options)
+REPRODUCE_OUT = Shared(
+    "--out",
+    "canonical results folder: <config name>/ per config and README.md  [default: results]",
+    "results",
+    "DIR",
+    NonEmpty(),
+)
 
 
 def _reproduce(
-    config_dir: str | None,
-    out: str,
-    check: bool,
-    quiet: bool,
-    workers: int | None,
-    scheduler: str | None,
-    max_memory: float | None,
-    max_time: float | None,
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[CONFIG_DIR | CONFIG...]",
+            show_default=False,
+            help="a folder of configs (default: ./configs, else the configs that ship with sqrtdk), or configs "
+            "by name or path, all from one folder",
+        ),
+    ] = None,
+    out: Annotated[str | None, REPRODUCE_OUT.option()] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="regenerate into memory and compare the tables with those in --out; exit 1 when they are stale",
+        ),
+    ] = False,
+    quiet: Annotated[bool, QUIET.option()] = False,
+    workers: Annotated[str | None, WORKERS.option()] = None,
+    scheduler: Annotated[str | None, SCHEDULER.option()] = None,
+    max_memory: Annotated[str | None, MAX_MEMORY.option()] = None,
+    max_time: Annotated[str | None, MAX_TIME.option()] = None,
 ) -> None:
-    """Run every config (in CONFIG_DIR: ./configs, else the configs that ship with sqrtdk) and rewrite the
-    results folder and its generated report (README.md)."""
+    """Regenerate the canonical results: every config of a folder, or the configs named, each into
+    <out>/<config name>/, and the generated report <out>/README.md (written from every config's rows: the
+    ones not named keep their committed results)."""
     from sqrtdk import config as configs
     from sqrtdk import reproduce
     from sqrtdk.output import check_writable
 
-    if config_dir == "":
-        raise InputError("CONFIG_DIR: '' is not allowed; name a folder of TOML configs")
-    folder = configs.default_dir() if config_dir is None else Path(config_dir)
-    config_dir = str(folder)
-    loaded = configs.load_dir(folder)
-    target = Path(out)
+    folder, loaded, chosen = configs.selection(targets or [])
+    given = dict(out=out, workers=workers, scheduler=scheduler, max_memory=max_memory, max_time=max_time)
+    values = _shared_values((REPRODUCE_OUT, *EXECUTION), given)
+    target, limits = Path(values["out"]), (values["max_memory"], values["max_time"])
     if check and not target.is_dir():
-        raise InputError(f"--out: {out!r} is not allowed with --check; it is not a results folder")
+        raise InputError(f"--out: {values['out']!r} is not allowed with --check; it is not a results folder")
+    named = [c for c in loaded if chosen is None or c.name in chosen]
     if not check:
         check_writable(target)
-        reproduce.check_targets(loaded, target)
-    chatty = _chatty(quiet)
-    skip = reproduce.skipped(loaded)
-    for c in loaded:
-        if c.name in skip and not quiet:
-            print(f"skipped {c.path.name}: {skip[c.name]}", file=sys.stderr)
+        reproduce.check_targets(named, target)
+        if chosen is not None:
+            changed = reproduce.changed_since_written([c for c in loaded if c not in named], target)
+            if changed:
+                raise InputError(
+                    f"CONFIG: {changed[0].path} is not allowed to stay out; it changed since "
+                    f"{target / changed[0].name}/ was written, and the report would pair its new parameters with "
+                    f"the old rows: name it too (sqrtdk reproduce {' '.join(chosen + [changed[0].name])}) or "
+                    "reproduce every config"
+                )
+    unavailable = reproduce.skipped(named)
+    for c in named:
+        if c.name in unavailable and not quiet:
+            print(f"skipped {c.path.name}: {unavailable[c.name]}", file=sys.stderr)
+    skip = {**{c.name: "not named" for c in loaded if c not in named}, **unavailable}
     runnable = [c for c in loaded if c.name not in skip]
+    chatty = _chatty(quiet)
     with _progress(chatty) as progress:
         results = reproduce.run(
-            runnable, workers, scheduler, progress, figures=not check, limits=(max_memory, max_time)
+            runnable, values["workers"], values["scheduler"], progress, figures=not check, limits=limits
         )
+    shown = f"{folder.as_posix().rstrip('/')}/"
     if check:
         problems = reproduce.check(loaded, results, target, skip)
         if problems:
             raise Failed(
-                f"reproduce --check: {len(problems)} file(s) in {out}/ differ from what "
-                f"{config_dir}/ produces now; run sqrtdk reproduce:\n" + "\n".join(problems)
+                f"reproduce --check: {len(problems)} file(s) in {values['out']}/ differ from what "
+                f"{shown} produces now; run sqrtdk reproduce:\n" + "\n".join(problems)
             )
         if not quiet:
-            also = f", {len(skip)} skipped" if skip else ""
-            print(f"{out}/ is up to date with {config_dir}/ ({len(runnable)} configs{also})")
+            also = f", {len(unavailable)} skipped" if unavailable else ""
+            print(f"{values['out']}/ is up to date with {shown} ({_count(len(runnable), 'config')}{also})")
         return
-    with _progress(chatty, "figures") as progress, _writing(out):
-        files = reproduce.write(loaded, results, target, workers=workers, progress=progress, skip=skip)
+    with _progress(chatty, "drawing {count}") as progress, _writing(values["out"]):
+        files = reproduce.write(loaded, results, target, workers=values["workers"], progress=progress, skip=skip)
     if not quiet:
         for c, result in zip(runnable, results):
             print(
@@ -326,44 +466,6 @@ def _reproduce(
                 f"{_count(len(result.rows), 'row')}"
             )
         print(f"{target / 'README.md'}  ({len(files)} files written)")
-
-
-RUN = click.Command(
-    "run",
-    context_settings=CONTEXT,
-    callback=_run_config,
-    help=_run_config.__doc__,
-    params=[
-        click.Argument(["config"], metavar="CONFIG"),
-        click.Option(
-            ["--set", "set_"], multiple=True, metavar="KEY=VALUE", help="override a parameter of the config; repeatable"
-        ),
-        *(s.click() for s in (*WRITING, *EXECUTION)),
-    ],
-)
-REPRODUCE = click.Command(
-    "reproduce",
-    context_settings=CONTEXT,
-    callback=_reproduce,
-    help=_reproduce.__doc__,
-    params=[
-        click.Argument(["config_dir"], default=None, required=False, metavar="[CONFIG_DIR]"),
-        Shared(
-            "--out",
-            "canonical results folder: <config name>/ per config and README.md  [default: results]",
-            "results",
-            "DIR",
-            NonEmpty(),
-        ).click(),
-        click.Option(
-            ["--check"],
-            is_flag=True,
-            help="regenerate into a temporary folder and compare the tables "
-            "with those in --out; exit 1 when they are stale",
-        ),
-        *(s.click() for s in (QUIET, *EXECUTION)),
-    ],
-)
 
 
 def _count(n: int, noun: str) -> str:
@@ -393,53 +495,72 @@ def _table(result: Any, wide: bool = False) -> str:
     return render(replace(table, columns=(*columns, *table.columns)), wide=wide)
 
 
-def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        from sqrtdk.output import version
+def _configs(
+    copy: Annotated[
+        str | None,
+        typer.Option(
+            "--copy", metavar="DIR", help="copy the configs into DIR (new or empty of them) instead of listing them"
+        ),
+    ] = None,
+) -> None:
+    """List the configs that ship with sqrtdk (each one's name runs it: `sqrtdk run NAME`, `sqrtdk
+    reproduce NAME`), or copy them into a folder (--copy) for editing."""
+    import textwrap
 
-        click.echo(f"sqrtdk {version()}")
-        ctx.exit()
-
-
-def _configs(copy: str | None) -> None:
-    """List the configs that ship with sqrtdk, or copy them into a folder (--copy) for editing."""
     from sqrtdk import config as configs
+    from sqrtdk.tables import width
 
     if copy is not None:
-        written = configs.copy_out(Path(copy))
-        print(f"{copy}/  {_count(len(written), 'config')} copied; run them with: sqrtdk reproduce {copy}")
+        target = _parsed("--copy", NonEmpty(), copy)
+        written = configs.copy_out(Path(target))
+        print(f"{target}/  {_count(len(written), 'config')} copied; run them with: sqrtdk reproduce {target}")
         return
     folder = configs.bundled_dir()
-    for c in configs.load_dir(folder):
-        print(f"{c.name:<24} {c.experiment:<11} {c.title}")
-    print(f"({folder})")
-
-
-CONFIGS = click.Command(
-    "configs",
-    context_settings=CONTEXT,
-    callback=_configs,
-    help=_configs.__doc__,
-    params=[
-        click.Option(
-            ["--copy"],
-            metavar="DIR",
-            type=click.types.FuncParamType(NonEmpty().from_text),
-            help="copy the configs into DIR (new or empty of them) instead of listing them",
-        )
-    ],
-)
+    loaded = configs.load_dir(folder)
+    name_width = max(len(c.name) for c in loaded)
+    lead = name_width + 2 + 11
+    columns = width()
+    for c in loaded:
+        head = f"{c.name:<{name_width}}  {c.experiment:<11}"
+        title = textwrap.wrap(c.title, max(20, columns - lead - 1)) or [""]
+        if lead + 1 + len(title[0]) > columns:  # too narrow for a title column: the title below its name
+            print(head.rstrip())
+            for line in textwrap.wrap(c.title, max(20, columns - 4)):
+                print(f"    {line}")
+            continue
+        print(f"{head} {title[0]}")
+        for line in title[1:]:
+            print(f"{'':<{lead}} {line}")
+    print(textwrap.fill(f"({folder})", columns, break_on_hyphens=False).replace("\n", "\n "))
 
 
 def _inspect(
-    d_model: int,
-    heads: int,
-    scale: str,
-    qk_norm_gain: float | None,
-    init: str,
-    init_std: float | None,
-    seq_len: int,
-    as_json: bool,
+    d_model: Annotated[int, typer.Option("--d-model", metavar="INT", help="model width")] = 512,
+    heads: Annotated[int, typer.Option("--heads", metavar="INT", help="heads; d_k = d_model / heads")] = 8,
+    scale: Annotated[
+        str,
+        typer.Option(
+            "--scale",
+            metavar="RULE|NUMBER",
+            help="the factor of q.k: a rule (none, sqrt, linear, qknorm, logn) or a number such as 0.125",
+            autocompletion=_completion(schema.Choice(("none", "sqrt", "linear", "qknorm", "logn"), "the scale")),
+        ),
+    ] = "sqrt",
+    qk_norm_gain: Annotated[
+        float | None,
+        typer.Option(
+            "--qk-norm-gain", metavar="NUMBER", help="QK-norm's gain g (default sqrt(d_k))", show_default=False
+        ),
+    ] = None,
+    init: Annotated[
+        str, typer.Option("--init", click_type=click.Choice(INITS), help="how W_q and W_k are drawn")
+    ] = "lecun",
+    init_std: Annotated[
+        float | None,
+        typer.Option("--init-std", metavar="NUMBER", help="std of --init normal (0.02)", show_default=False),
+    ] = None,
+    seq_len: Annotated[int, typer.Option("--seq-len", metavar="INT", help="keys a query sees")] = 512,
+    as_json: Annotated[bool, typer.Option("--json", help="print the numbers as JSON")] = False,
 ) -> None:
     """What one attention configuration does at initialisation: the per-head d_k, the logit spread, where
     it sits against s_c for the sequence length, the predicted entropy and largest weight, and warnings
@@ -447,85 +568,64 @@ def _inspect(
     import json
     import textwrap
 
-    from sqrtdk import inspect
+    from sqrtdk import inspect as inspection
     from sqrtdk.tables import width
 
-    found = inspect.inspect(d_model, heads, scale, qk_norm_gain, init, init_std, seq_len)
+    found = inspection.inspect(d_model, heads, scale, qk_norm_gain, init, init_std, seq_len)
     if as_json:
         print(json.dumps({**vars(found), "entropy_ratio": found.entropy_ratio}, indent=2))
         return
-    for line in inspect.lines(found, init):
+    for line in inspection.lines(found, init):
         glued = line.replace("ln n", "ln\0n")  # never broken
         text = textwrap.fill(glued, width(), subsequent_indent="    ", break_on_hyphens=False)
         _print(text.replace("\0", " ") + "\n")
 
 
-INSPECT = click.Command(
-    "inspect",
-    context_settings=CONTEXT,
-    callback=_inspect,
-    help=_inspect.__doc__,
-    params=[
-        click.Option(["--d-model"], type=int, default=512, show_default=True, metavar="INT", help="model width"),
-        click.Option(
-            ["--heads"], type=int, default=8, show_default=True, metavar="INT", help="heads; d_k = d_model / heads"
-        ),
-        click.Option(
-            ["--scale"],
-            default="sqrt",
-            show_default=True,
-            metavar="RULE|NUMBER",
-            help="the factor of q.k: a rule (none, sqrt, linear, qknorm, logn) or a number such as 0.125",
-        ),
-        click.Option(
-            ["--qk-norm-gain"], type=float, default=None, metavar="NUMBER", help="QK-norm's gain g (default sqrt(d_k))"
-        ),
-        click.Option(
-            ["--init"],
-            type=click.Choice(INITS),
-            default="lecun",
-            show_default=True,
-            help="how W_q and W_k are drawn",
-        ),
-        click.Option(["--init-std"], type=float, default=None, metavar="NUMBER", help="std of --init normal (0.02)"),
-        click.Option(["--seq-len"], type=int, default=512, show_default=True, metavar="INT", help="keys a query sees"),
-        click.Option(["--json", "as_json"], is_flag=True, help="print the numbers as JSON"),
-    ],
-)
+def _version(value: bool) -> None:
+    if value:
+        from sqrtdk.output import version
+
+        typer.echo(f"sqrtdk {version()}")
+        raise typer.Exit()
 
 
-class _Group(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)  # the registry's order, then run and reproduce
+def _overview(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_version, help="print sqrtdk's version and exit"),
+    ] = False,
+) -> None:
+    """Measure why attention divides its scores by sqrt(d_k)."""
+    if ctx.invoked_subcommand is None:  # `sqrtdk` alone: the list of commands (a request for help, not an error)
+        typer.echo(ctx.get_help())
+
+
+def app() -> typer.Typer:
+    """The whole command line as a Typer app: the experiments (in registry order), then `run`,
+    `reproduce`, `configs` and `inspect`; completion from Typer (--install-completion)."""
+    application = typer.Typer(
+        name="sqrtdk",
+        context_settings=CONTEXT,
+        rich_markup_mode=None,  # plain help: fitted by click to the terminal, readable when piped
+        pretty_exceptions_enable=False,
+        invoke_without_command=True,
+        callback=_overview,
+    )
+    for spec in experiments.every():
+        _experiment(application, spec)
+    _config_run(application)
+    application.command("reproduce", context_settings=CONTEXT)(_reproduce)
+    application.command("configs", context_settings=CONTEXT)(_configs)
+    application.command("inspect", context_settings=CONTEXT)(_inspect)
+    return application
 
 
 def cli() -> click.Group:
-    """The whole command line: the experiments (in registry order), then `run` and `reproduce`."""
-    commands = [*(_command(spec) for spec in experiments.every()), RUN, REPRODUCE, CONFIGS, INSPECT]
-    version = click.Option(
-        ["--version"],
-        is_flag=True,
-        expose_value=False,
-        is_eager=True,
-        callback=_version,
-        help="print sqrtdk's version and exit",
-    )
-    return _Group(
-        "sqrtdk",
-        commands={c.name: c for c in commands if c.name},
-        params=[version],
-        invoke_without_command=True,
-        callback=_overview,
-        context_settings=CONTEXT,
-        help="Measure why attention divides its scores by sqrt(d_k).",
-    )
-
-
-def _overview() -> None:
-    """`sqrtdk` alone: the list of commands, as --help gives it (a request for help, not an error)."""
-    ctx = click.get_current_context()
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+    """The app as the click group Typer builds from it (what `main` runs, and what completion reads)."""
+    group = typer.main.get_command(app())
+    assert isinstance(group, click.Group)
+    return group
 
 
 INTERRUPTED = "sqrtdk: interrupted; nothing was written for the unfinished run"
@@ -535,7 +635,8 @@ OUTPUT_FAILED = 74  # stdout could not be written (sysexits' EX_IOERR); files al
 
 
 class Terminated(BaseException):
-    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so unfinished run folders are removed, then 143 or 129."""
+    """SIGINT, SIGTERM or SIGHUP: unwinds the run, so unfinished run folders are removed, then 130, 143
+    or 129."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -552,14 +653,15 @@ def main(argv: list[str] | None = None) -> None:
 
     from sqrtdk.executors import ServiceLost
 
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    for signum in SIGNAL_CODES:  # Ctrl-C too: Typer would turn a KeyboardInterrupt into a silent exit 130
+        signal.signal(signum, _terminate)
     if sys.stdout is None:  # started with stdout closed: the files are still written
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (it stays open for the whole process)
     sys.stdout = _Stdout(sys.stdout)
     code = 0
     try:
-        cli().main(args=argv, prog_name="sqrtdk", standalone_mode=False)
+        returned = cli().main(args=argv, prog_name="sqrtdk", standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0  # an exit code (--help, --version) or None
         sys.stdout.flush()
     except InputError as error:
         print(f"sqrtdk: error: {error}", file=sys.stderr)

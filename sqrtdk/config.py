@@ -50,10 +50,14 @@ MAX_BYTES = 1024 * 1024
 def _read(path: Path) -> tuple[str, dict[str, Any]]:
     where = str(path)
     if not path.exists():
-        raise InputError(
-            f"{where}: no such config file; give the path of a TOML config (`sqrtdk configs` lists the ones that "
-            "ship with sqrtdk and `sqrtdk configs --copy DIR` copies them out for editing)"
+        bundled = path.stem if path.suffix == ".toml" and path.stem in names(bundled_dir()) else None
+        hint = (
+            f"; {bundled!r} alone names the config of that name that ships with sqrtdk"
+            if bundled
+            else " or the name of one that ships with sqrtdk (`sqrtdk configs` lists them"
+            " and `sqrtdk configs --copy DIR` copies them out for editing)"
         )
+        raise InputError(f"{where}: no such config file; give the path of a TOML config{hint}")
     if path.is_dir():
         raise InputError(f"{where}: is a folder; give the path of one TOML config file")
     if not path.is_file():
@@ -89,8 +93,9 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None, text: bool = True) -> Config:
-    """Read and validate a config, then apply overrides: `--set` text, or typed values with `text=False`."""
-    path = Path(path)
+    """Read and validate a config (a path, or the name of a bundled config: see `resolve`), then apply
+    overrides: `--set` text, or typed values with `text=False`."""
+    path = resolve(path)
     written, table = _read(path)
 
     def key(name: str) -> str:
@@ -134,6 +139,26 @@ def bundled_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "configs"
 
 
+def names(folder: Path) -> list[str]:
+    """The names of the configs in `folder` (their file names without .toml), sorted."""
+    return sorted(p.stem for p in Path(folder).glob("*.toml"))
+
+
+def resolve(given: str | Path) -> Path:
+    """The config file that `given` names: a path where one exists (a path wins), else a config's name
+    (`variance_vs_dk`, or with `.toml`) looked up in ./configs, then among the bundled configs. A name
+    that is neither is returned as a path, for `load` to refuse with its message."""
+    path = Path(given)
+    if path.exists() or path.is_symlink() or len(path.parts) != 1 or str(given).strip() in ("", ".", ".."):
+        return path
+    stem = path.name[: -len(".toml")] if path.name.endswith(".toml") else path.name
+    for folder in (Path("configs"), bundled_dir()):
+        found = folder / f"{stem}.toml"
+        if found.is_file():
+            return found
+    return path
+
+
 def default_dir() -> Path:
     """Where `sqrtdk reproduce` finds configs when none is named: ./configs if there is one, else the
     bundled ones."""
@@ -165,9 +190,43 @@ def load_dir(folder: str | Path) -> list[Config]:
     if not folder.is_dir():
         what = "is a file" if folder.exists() else "does not exist"
         raise InputError(
-            f"CONFIG_DIR: {str(folder)!r} is not allowed; it {what}, and a folder of TOML configs is needed"
+            f"CONFIG_DIR: {str(folder)!r} is not allowed; it {what}, and a folder of TOML configs (or the "
+            "names of configs: `sqrtdk configs` lists them) is needed"
         )
     paths = sorted(folder.glob("*.toml"))
     if not paths:
         raise InputError(f"CONFIG_DIR: {str(folder)!r} is not allowed; it holds no *.toml config")
     return sorted((load(p) for p in paths), key=lambda c: (c.order, c.name))
+
+
+def selection(targets: Sequence[str]) -> tuple[Path, list[Config], list[str] | None]:
+    """What `sqrtdk reproduce [TARGET...]` regenerates: (the config folder, every config in it, the names of
+    the configs to run, or None for all of them).
+
+    No target: ./configs, else the bundled configs. One folder: the configs in it. Otherwise each target
+    is a config, by path or by name (`resolve`), all from one folder, whose other configs keep their
+    committed results (the report is written from all of them).
+    """
+    if "" in targets:
+        raise InputError("CONFIG_DIR: '' is not allowed; name a folder of TOML configs")
+    if not targets:
+        folder = default_dir()
+        return folder, load_dir(folder), None
+    paths = [resolve(t) for t in targets]
+    if len(paths) == 1 and paths[0].suffix != ".toml":
+        return paths[0], load_dir(paths[0]), None  # a folder (load_dir refuses a file, or nothing there)
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        raise InputError(
+            f"CONFIG: {str(folders[0])!r} is not allowed beside other configs; give one folder alone, "
+            "or configs by name or path"
+        )
+    chosen = [load(p) for p in paths]  # each refused with its own message (missing, not TOML, bad keys)
+    parents = sorted({str(p.resolve().parent) for p in paths})
+    if len(parents) > 1:
+        raise InputError(
+            f"CONFIG: {', '.join(map(repr, targets))} are not allowed together; they come from "
+            f"{len(parents)} folders ({', '.join(parents)}), and one report is written from one folder's configs"
+        )
+    folder = paths[0].parent
+    return folder, load_dir(folder), list(dict.fromkeys(c.name for c in chosen))

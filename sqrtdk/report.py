@@ -19,8 +19,8 @@ mean 0 and variance 1, q.k has variance d_k: unscaled, the softmax saturates as 
 gradients vanish. Each section below measures one step of that argument: a figure, the config that made
 it, and a reading of its numbers, generated from the tables beside it.
 
-This file and every folder beside it are written by `sqrtdk reproduce` from the configs in `configs/`;
-`sqrtdk reproduce --check` tells whether they are stale. Do not edit them by hand.
+This file and every folder beside it are written by `sqrtdk reproduce` from the configs in
+[`{folder}/`]({link}/); `sqrtdk reproduce --check` tells whether they are stale. Do not edit them by hand.
 """
 
 
@@ -114,8 +114,11 @@ REFERENCES = """## References
 
 
 def render(configs: Sequence, results: Sequence, shown_at: Path) -> str:
-    """The report for `configs` and their `results`, with links relative to the folder `shown_at`."""
-    parts = [HEADER, "## Contents\n"]
+    """The report for `configs` and their `results`, with links relative to the folder `shown_at`; its
+    heading names the folder the configs came from."""
+    folder = configs[0].path.parent if configs else Path("configs")
+    link = Path(os.path.relpath(folder.resolve(), shown_at.resolve())).as_posix()
+    parts = [HEADER.format(folder=folder.as_posix().rstrip("/"), link=link), "## Contents\n"]
     sections: list[str] = []
     said: set[str] = set()
     explained: set[str] = set()

@@ -61,6 +61,21 @@ def skipped(configs: Sequence[Config]) -> dict[str, str]:
     return out
 
 
+def changed_since_written(configs: Sequence[Config], out: Path) -> list[Config]:
+    """The configs whose committed folder in `out` was made from other parameters than the config file
+    holds now (its config.toml differs): a report that paired such a folder's rows with the file's
+    parameters would describe neither."""
+    from sqrtdk.schema import resolved
+
+    changed = []
+    for config in configs:
+        written = out / config.name / "config.toml"
+        now = output.to_toml({"experiment": config.experiment, **resolved(config.params)})
+        if written.is_file() and written.read_text(encoding="utf-8") != now:
+            changed.append(config)
+    return changed
+
+
 def committed_result(config: Config, folder: Path) -> Result | None:
     """A skipped config's result as its committed folder holds it (rows only: enough for the report),
     or None when there is none."""

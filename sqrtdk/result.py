@@ -156,11 +156,13 @@ class Result:
         manifest: Mapping[str, Any] | None = None,
         workers: int | None = 1,
         look: Look | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[str]:
         """Write tables, config, manifest and (with `plot`) figures into out/<folder>, atomically; the
-        figures in `look`'s style and formats (default: paper, PNG and SVG)."""
+        figures in `look`'s style and formats (default: paper, PNG and SVG). `progress(done, total)` is
+        told of each figure drawn (first with none drawn)."""
         target = Path(out) / (folder or self.folder_name())
-        return write_all([(self, target, manifest)], plot, workers, look=look)[0]
+        return write_all([(self, target, manifest)], plot, workers, progress, look=look)[0]
 
     def tables(self, manifest: Mapping[str, Any] | None = None) -> dict[str, str]:
         """File name -> text: the rows as CSV, Markdown and JSON, the resolved config and the manifest.
@@ -220,6 +222,8 @@ def write_all(
                 for (result, _, _), staging in zip(jobs, staged)
                 for name in result.figures()
             ]
+            if progress and figures:
+                progress(0, len(figures))
             executors.run_all(_render, figures, workers, progress=progress)
         if unchanged == "keep":  # canonical folders: untouched when identical, otherwise replaced whole
             return [

@@ -13,7 +13,7 @@ from sqrtdk.cli import main
 def cli(capsys):
     """cli(*argv) -> (exit code, stdout, stderr) of `sqrtdk *argv`, run in this process; the signal
     handlers that `main` installs are put back afterwards, so they never reach other tests."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 
     def run(*argv: str) -> tuple[int, str, str]:
         with pytest.raises(SystemExit) as exit_info:

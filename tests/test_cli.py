@@ -202,10 +202,34 @@ def test_version_is_the_installed_packages(cli):
 
 
 def test_shell_completion_script(monkeypatch, cli):
-    """click's completion: `eval "$(_SQRTDK_COMPLETE=bash_source sqrtdk)"` in ~/.bashrc."""
-    monkeypatch.setenv("_SQRTDK_COMPLETE", "bash_source")
+    """Typer's completion: `sqrtdk --install-completion`, or the script that it installs."""
+    code, stdout, _ = cli("--help")
+    assert "--install-completion" in stdout and "--show-completion" in stdout
+    monkeypatch.setenv("_SQRTDK_COMPLETE", "source_bash")
     code, stdout, _ = cli()
     assert code == 0 and "_sqrtdk_completion()" in stdout
+
+
+@pytest.mark.parametrize(
+    "line,offered",
+    [
+        ("sqrtdk variance --scaling ", ["none", "sqrt", "linear", "qknorm"]),  # logn is refused in variance
+        ("sqrtdk saturation --scaling l", ["linear", "logn"]),
+        ("sqrtdk variance --dist st", ["student-t"]),
+        ("sqrtdk gradient --style ", ["paper", "slide"]),
+        ("sqrtdk variance --format png,s", ["png,svg"]),
+        ("sqrtdk variance --layernorm ", ["true", "false"]),
+        ("sqrtdk inspect --init t", ["torch-linear", "torch-mha"]),
+        ("sqrtdk rep", ["reproduce"]),
+    ],
+)
+def test_completion_offers_the_allowed_values(monkeypatch, cli, line, offered):
+    words = line.split()
+    monkeypatch.setenv("_SQRTDK_COMPLETE", "complete_bash")
+    monkeypatch.setenv("COMP_WORDS", line)
+    monkeypatch.setenv("COMP_CWORD", str(len(words) if line.endswith(" ") else len(words) - 1))
+    code, stdout, _ = cli()
+    assert code == 0 and stdout.split() == offered
 
 
 @pytest.mark.parametrize("kind,metric", [("saturation", "max_prob_mean"), ("gradient", "grad_q_mean")])
@@ -465,4 +489,95 @@ def test_configs_lists_and_copies_the_bundled_configs(cli, tmp_path):
     code, stdout, stderr = cli("configs", "--copy", tmp_path / "mine")
     assert code == 2 and stdout == "" and "which sqrtdk does not overwrite" in stderr
     code, _, stderr = cli("run", tmp_path / "none.toml")
-    assert code == 2 and "`sqrtdk configs` lists the ones that ship with sqrtdk" in stderr
+    assert code == 2 and "or the name of one that ships with sqrtdk (`sqrtdk configs` lists them" in stderr
+
+
+def test_configs_by_name_run_and_reproduce(cli, tmp_path, monkeypatch):
+    """`run NAME` and `reproduce NAME...`: a name works as well as a path; reproduce regenerates only the
+    configs named, leaves every other folder untouched, writes the report again from all committed rows,
+    and names the folder the configs came from; --check takes names too."""
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = cli("run", "variance_vs_dk", "--set", "samples=65536", "--no-plot", "--json")
+    assert code == 0, stderr  # no ./configs here: the config that ships with sqrtdk
+    doc = json.loads(stdout)
+    assert doc["experiment"] == "variance" and Path(doc["files"][0]).parent.name.startswith("variance_vs_dk-")
+    (tmp_path / "configs").mkdir()
+    for name, lengths in (("a", "[2, 10]"), ("b", "[5, 20]")):
+        (tmp_path / "configs" / f"{name}.toml").write_text(
+            f'experiment = "toy"\ntitle = "{name}"\nseq_len = {lengths}\n'
+        )
+    assert cli("reproduce", "--out", "results", "--quiet")[0] == 0
+    report = (tmp_path / "results" / "README.md").read_text()
+    assert "from the configs in\n[`configs/`](../configs/)" in report
+    kept = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results" / "a").iterdir()}
+    (tmp_path / "configs" / "b.toml").write_text('experiment = "toy"\ntitle = "b"\nseq_len = [5, 50]\n')
+    assert cli("reproduce", "--check", "--out", "results")[0] == 1  # b is stale
+    code, stdout, stderr = cli("reproduce", "b", "--out", "results")
+    assert code == 0 and stdout.splitlines()[0].startswith("results/b/"), stderr
+    assert "results/a/" not in stdout
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results" / "a").iterdir()} == kept
+    rows = json.loads((tmp_path / "results" / "b" / "rows.json").read_text())
+    assert sorted({row["seq_len"] for row in rows}) == [5, 50]
+    report = (tmp_path / "results" / "README.md").read_text()
+    assert "## a" in report and "## b" in report  # a's section from its committed rows
+    assert cli("reproduce", "--check", "a", "b", "--out", "results")[0] == 0
+    assert cli("reproduce", "--check", "--out", "results")[0] == 0
+    (tmp_path / "configs" / "a.toml").write_text('experiment = "toy"\ntitle = "a"\nseq_len = [2, 30]\n')
+    code, _, stderr = cli("reproduce", "--check", "b", "--out", "results")  # a's rows are not compared...
+    assert code == 1 and "results/a/" not in stderr and "README.md: differs" in stderr  # ...the report is
+    code, _, stderr = cli("reproduce", "--check", "a", "--out", "results")
+    assert code == 1 and "results/a/rows.json" in stderr
+    before = (tmp_path / "results" / "README.md").read_text()
+    code, stdout, stderr = cli("reproduce", "b", "--out", "results")  # a changed: it cannot stay out
+    assert code == 2 and stdout == "" and "CONFIG: configs/a.toml is not allowed to stay out" in stderr
+    assert "sqrtdk reproduce b a" in stderr and (tmp_path / "results" / "README.md").read_text() == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "c.toml").write_text('experiment = "toy"\nseq_len = 2\n')
+    assert cli("reproduce", mine, "--out", "other", "--quiet")[0] == 0
+    assert f"[`{mine}/`]" in (tmp_path / "other" / "README.md").read_text().replace("\n", " ")
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_configs_fits_the_terminal(cli, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, stdout, _ = cli("configs")
+    assert code == 0 and "ssmax_toy" in stdout
+    assert max(len(line) for line in stdout.splitlines()) <= columns
+
+
+def _stderr_at_a_terminal(argv, cwd):
+    """`sqrtdk *argv` with stderr on a pseudo-terminal (where progress is shown): (exit code, stderr)."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from sqrtdk.cli import main; main()", *map(str, argv)],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return proc.wait(timeout=600), seen.decode("utf-8", "replace")
+
+
+def test_drawing_figures_is_a_visible_step(tmp_path):
+    """After sampling, the figures take a while: a person at a terminal sees "drawing N figures" counted on
+    stderr; --quiet shows nothing."""
+    argv = ["variance", "--dim", "4,8", "--samples", "1000", "--out", tmp_path / "out"]
+    code, stderr = _stderr_at_a_terminal(argv, tmp_path)
+    assert code == 0 and "drawing 3 figures" in stderr, stderr
+    code, stderr = _stderr_at_a_terminal([*argv, "--quiet"], tmp_path)
+    assert code == 0 and stderr == ""

@@ -134,3 +134,61 @@ def test_copying_the_configs_out_never_overwrites(tmp_path):
     assert [c.name for c in config.load_dir(tmp_path / "mine")] == [
         c.name for c in config.load_dir(config.bundled_dir())
     ]
+
+
+def test_a_bundled_config_by_name_from_any_folder(tmp_path, monkeypatch):
+    """A name is looked up in ./configs, then among the bundled configs; a path wins where both exist."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    assert config.resolve("ssmax_toy") == config.bundled_dir() / "ssmax_toy.toml"
+    assert config.resolve("ssmax_toy.toml") == config.bundled_dir() / "ssmax_toy.toml"
+    assert config.load("ssmax_toy").experiment == "toy"
+    write(tmp_path, 'experiment = "variance"\ndim = 4\n', "ssmax_toy.toml")  # a file by that name here
+    assert config.resolve("ssmax_toy.toml") == Path("ssmax_toy.toml") and config.load("ssmax_toy.toml").experiment == (
+        "variance"
+    )
+    (tmp_path / "configs").mkdir()
+    write(tmp_path / "configs", 'experiment = "gradient"\n', "ssmax_toy.toml")  # ./configs before the bundled
+    assert config.load("ssmax_toy").experiment == "gradient"
+    with pytest.raises(InputError, match=r"'variance_vs_dk' alone names the config of that name that ships"):
+        config.load("elsewhere/variance_vs_dk.toml")
+    with pytest.raises(InputError, match=r"no such config file; .* or the name of one that ships with sqrtdk"):
+        config.load("no_such_config")
+
+
+def test_selection_of_configs_to_reproduce(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    for name in ("a", "b", "c"):
+        write(tmp_path, 'experiment = "variance"\ndim = 4\n', f"{name}.toml")
+    folder, every, chosen = config.selection([str(tmp_path)])
+    assert folder == tmp_path and [c.name for c in every] == ["a", "b", "c"] and chosen is None
+    folder, every, chosen = config.selection([str(tmp_path / "c.toml"), str(tmp_path / "a.toml")])
+    assert folder == tmp_path and len(every) == 3 and chosen == ["c", "a"]
+    monkeypatch.chdir(tmp_path)
+    folder, every, chosen = config.selection(["ssmax_toy", "precision"])  # no ./configs: the bundled ones
+    assert folder == config.bundled_dir() and chosen == ["ssmax_toy", "precision"]
+    other = tmp_path / "other"
+    other.mkdir()
+    write(other, 'experiment = "variance"\n', "d.toml")
+    with pytest.raises(InputError, match=r"CONFIG: .* are not allowed together; they come from 2 folders"):
+        config.selection(["a.toml", "other/d.toml"])
+    with pytest.raises(InputError, match=r"CONFIG: 'other' is not allowed beside other configs"):
+        config.selection(["a.toml", "other"])
+    with pytest.raises(InputError, match=r"no_such: no such config file"):
+        config.selection(["a.toml", "no_such"])
+    with pytest.raises(InputError, match=r"CONFIG_DIR: 'nowhere' is not allowed; it does not exist"):
+        config.selection(["nowhere"])
+    assert config.selection([])[0] == config.bundled_dir()  # no ./configs here
+    (tmp_path / "configs").mkdir()
+    write(tmp_path / "configs", 'experiment = "variance"\n', "e.toml")
+    assert config.selection([])[0] == Path("configs") and config.selection(["e"])[2] == ["e"]
+
+
+def test_run_config_takes_a_name_outside_a_checkout(tmp_path, monkeypatch):
+    import sqrtdk
+
+    monkeypatch.chdir(tmp_path)
+    result = sqrtdk.run_config("ssmax_toy", seq_len=[2, 10])
+    assert result.experiment == "toy" and sorted({row["seq_len"] for row in result.rows}) == [2, 10]

@@ -167,7 +167,9 @@ HISTOGRAMS = 16  # a histogram per task for runs of at most this many tasks; lar
 def figures(result: Result) -> dict[str, Callable[[], Any]]:
     figures: dict[str, Callable[[], Any]] = {}
     for task, sample in zip(result.tasks if len(result.tasks) <= HISTOGRAMS else (), result.outputs):
-        name = f"histogram_dk{sample.d_k}" + result.suffix(task, skip=("dim",))
+        d_k = task["d_model"] // task["heads"] if task.get("inputs") == "projected" else task["dim"]
+        name = f"histogram_dk{d_k}" + result.suffix(task, skip=("dim",))  # from the task: a committed
+        # result (a config that reproduce did not run) has rows but no samples
         figures[name] = partial(histogram_figure, sample, result.label(task, skip=("dim",)))
     if len({r["d_k"] for r in result.rows}) > 1:
         figures["variance_vs_dk"] = lambda: variance_figure(result.rows, result.series_columns("dim"), result.setting())
