@@ -1,6 +1,8 @@
 """The Python API that the command line, reproduce and the study scripts share."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,16 @@ def test_bad_parameters_raise_the_one_error_type():
         sqrtdk.run("varience")
     with pytest.raises(sqrtdk.InputError, match="dim: '64' \\(a string\\) is not allowed"):
         sqrtdk.run("variance", dim="64")
+
+
+def test_the_package_lists_its_public_names_and_imports_no_numpy():
+    code = """
+import sys, sqrtdk
+names = dir(sqrtdk)
+assert "numpy" not in sys.modules, "import sqrtdk (or dir) imported numpy"
+print(" ".join(n for n in names if not n.startswith("_")), "__version__" in names)
+assert all(getattr(sqrtdk, n) is not None for n in names)
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["InputError", "Result", "core", "experiments", "run", "run_config", "True"]
+    assert set(sqrtdk.__all__) <= set(dir(sqrtdk)) and "Any" not in dir(sqrtdk)
