@@ -9,6 +9,7 @@ per experiment.
 from typing import Any
 
 __all__ = ["InputError", "Result", "__version__", "run", "run_config"]
+_SUBPACKAGES = ("core", "experiments")  # public, and reached as attributes like the names above
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +30,13 @@ def __getattr__(name: str) -> Any:
         from importlib.metadata import version
 
         return version("sqrtdk")
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'sqrtdk' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names, which load lazily, and the module's own dunders: not what it imports for itself."""
+    return sorted({*__all__, *_SUBPACKAGES, *(n for n in globals() if n.startswith("__") and n.endswith("__"))})

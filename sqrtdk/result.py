@@ -12,6 +12,8 @@ from sqrtdk import executors, output, schema
 from sqrtdk.plots import SHOWN, Look
 
 if TYPE_CHECKING:
+    import pandas
+
     from sqrtdk.experiments import Experiment
 
 
@@ -114,6 +116,27 @@ class Result:
     def to_json(self, files: Sequence[str] = ()) -> str:
         return output.to_json(self.document(files))
 
+    def to_pandas(self) -> pandas.DataFrame:
+        """The rows as a tidy pandas DataFrame: one observation per row (a row of rows.csv) and one variable
+        per column, the columns of rows.csv in their order, so that what tells the observations apart
+        (the parameters that vary, d_k, the rule) comes first and the measurements follow, each with its
+        standard error (`_se`), interval and theory. Whole numbers are int64 (Int64 where one is
+        missing), real numbers float64 with NaN wherever rows.csv leaves a cell empty (a missing value,
+        NaN or an infinity), flags bool, text pandas' own text type.
+
+        Needs pandas, an optional extra: `pip install 'sqrtdk[pandas]'`."""
+        try:
+            import pandas
+        except ImportError:
+            raise ModuleNotFoundError(
+                "Result.to_pandas() needs pandas, which is not installed; "
+                "install the extra: pip install 'sqrtdk[pandas]'",
+                name="pandas",
+            ) from None
+        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        values = {c: [output.clean(row.get(c)) for row in self.rows] for c in columns}
+        return pandas.DataFrame({c: pandas.Series(v, dtype=_dtype(v)) for c, v in values.items()}, columns=columns)
+
     def histograms(self) -> list[dict]:
         """The histogram counts behind the figures, one entry per task that has them (task index, the
         counts per bin and the scores outside the bins): the figures' data, kept beside the tables."""
@@ -181,6 +204,20 @@ class Result:
 def folder_name(experiment: str, params: Any, stem: str | None = None) -> str:
     """'<stem or experiment>-<hash of the resolved parameters>': where an ad-hoc run of `params` goes."""
     return f"{stem or experiment}-{output.config_hash(experiment, schema.resolved(params))}"
+
+
+def _dtype(values: Sequence[Any]) -> str | None:
+    """The pandas dtype of a column's values; None leaves text (and anything else) to pandas."""
+    present = [v for v in values if v is not None]
+    kinds = {type(v) for v in present}
+    missing = len(present) < len(values)
+    if kinds == {bool}:
+        return "boolean" if missing else "bool"
+    if kinds == {int}:
+        return "Int64" if missing else "int64"
+    if kinds <= {int, float}:  # an empty column is a number that has no value in any row (a theory)
+        return "float64"
+    return None
 
 
 def _with_coords(rows: list[dict], task: Mapping[str, Any], coords: Sequence[Any]) -> list[dict]:

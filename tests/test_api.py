@@ -1,6 +1,10 @@
 """The Python API that the command line, reproduce and the study scripts share."""
 
+import io
 import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +52,60 @@ def test_bad_parameters_raise_the_one_error_type():
         sqrtdk.run("varience")
     with pytest.raises(sqrtdk.InputError, match="dim: '64' \\(a string\\) is not allowed"):
         sqrtdk.run("variance", dim="64")
+
+
+def test_the_package_lists_its_public_names_and_imports_no_numpy():
+    code = """
+import sys, sqrtdk
+names = dir(sqrtdk)
+assert "numpy" not in sys.modules, "import sqrtdk (or dir) imported numpy"
+print(" ".join(n for n in names if not n.startswith("_")), "__version__" in names)
+assert all(getattr(sqrtdk, n) is not None for n in names)
+assert "pandas" not in sys.modules, "the API imported pandas before Result.to_pandas() was called"
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["InputError", "Result", "core", "experiments", "run", "run_config", "True"]
+    assert set(sqrtdk.__all__) <= set(dir(sqrtdk)) and "Any" not in dir(sqrtdk)
+
+
+def test_to_pandas_holds_the_rows_csv_with_their_dtypes():
+    pandas = pytest.importorskip("pandas")
+    result = sqrtdk.run("check", dim=[4, 8], tol=[0.05, 0.5], samples=1000)
+    frame = result.to_pandas()
+    assert list(frame.columns) == list(result.rows[0]) and len(frame) == len(result.rows) == 4
+    assert list(frame.columns[:2]) == ["tol", "d_k"]  # what tells the rows apart comes first
+    csv = pandas.read_csv(io.StringIO(result.tables()["rows.csv"]))  # the same values, read back by pandas
+    pandas.testing.assert_frame_equal(frame, csv, check_dtype=False)
+    kinds = {c: str(t) for c, t in frame.dtypes.items()}
+    assert kinds["d_k"] == kinds["n_scores"] == "int64" and kinds["passed"] == "bool"
+    assert kinds["tol"] == kinds["variance"] == "float64"
+
+
+def test_to_pandas_marks_missing_values_in_each_dtype():
+    pandas = pytest.importorskip("pandas")
+    base = sqrtdk.run("toy", seq_len=[2, 16])
+    rows = [
+        {"rule": "none", "steps": 10, "reached": True, "loss": math.inf, "theory": None, "note": "a"},
+        {"rule": "sqrt", "steps": None, "reached": None, "loss": 0.5, "theory": None, "note": None},
+    ]
+    frame = base.with_values(rows, None).to_pandas()
+    kinds = {c: str(t) for c, t in frame.dtypes.items()}
+    assert kinds == {
+        "rule": kinds["rule"],  # text: pandas' own type (str from pandas 3, object before)
+        "steps": "Int64",
+        "reached": "boolean",
+        "loss": "float64",
+        "theory": "float64",  # no value in any row: a number that is missing
+        "note": kinds["note"],
+    }
+    assert pandas.api.types.is_string_dtype(frame["rule"]) and frame["rule"].tolist() == ["none", "sqrt"]
+    assert frame["steps"].isna().tolist() == [False, True] and frame["reached"].isna().tolist() == [False, True]
+    assert frame["loss"].isna().tolist() == [True, False]  # an infinity is an empty cell, as in rows.csv
+    assert frame["theory"].isna().all() and frame["note"].isna().tolist() == [False, True]
+
+
+def test_to_pandas_without_pandas_names_the_extra(monkeypatch):
+    result = sqrtdk.run("toy", seq_len=[2, 16])
+    monkeypatch.setitem(sys.modules, "pandas", None)  # what an installation without pandas does on import
+    with pytest.raises(ImportError, match=r"needs pandas, which is not installed; .* pip install 'sqrtdk\[pandas\]'"):
+        result.to_pandas()

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -119,9 +124,33 @@ def test_the_source_fields_are_written_once():
 
 def test_every_package_goes_into_the_wheel():
     """pyproject lists the packages by name (configs/ is mapped in as sqrtdk.configs): a new subpackage
-    that is not listed would be missing from an installed sqrtdk."""
+    that is not listed would be missing from an installed sqrtdk. A folder without code (sqrtdk/data)
+    counts too, since Python can import any folder."""
     import tomllib
 
     listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    folders = [PACKAGE, *(p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__")]
+    found = {module_name(p / "__init__.py") for p in folders}
     assert found | {"sqrtdk.configs"} == listed
+
+
+def test_the_wheel_builds_without_a_warning_and_holds_the_text_and_the_configs(tmp_path):
+    """The wheel as pip builds it from a copy of the sources, with the installed setuptools and no index:
+    setuptools says nothing (it warned of sqrtdk/data while that was missing from the packages), and
+    the probe's built-in text and every committed config are inside."""
+    root = PACKAGE.parent
+    source = tmp_path / "source"  # a copy, so that the build leaves nothing in the checkout
+    for name in ("sqrtdk", "configs"):
+        shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(root / name, source / name)
+    argv = ["wheel", "-v", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", str(tmp_path / "wheel")]
+    built = subprocess.run([sys.executable, "-m", "pip", *argv, str(source)], capture_output=True, text=True)
+    log = built.stdout + built.stderr
+    assert built.returncode == 0, log
+    assert re.findall(r"\w*Warning\b.*", log) == [], log
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "sqrtdk/data/prose.txt" in names
+    configs = {f"sqrtdk/configs/{p.name}" for p in (root / "configs").glob("*.toml")}
+    assert configs and configs <= names

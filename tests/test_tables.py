@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sqrtdk import experiments, tables
 from sqrtdk.output import at_se, with_se
 from sqrtdk.tables import Column, Table, render
 
@@ -125,3 +127,115 @@ def test_wide_prints_every_column(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     code, stdout, _ = cli("saturation", "--dim", "16", "--samples", "512", "--no-plot", "--wide", "--out", tmp_path)
     assert code == 0 and "e^H" in stdout and "Not shown" not in stdout
+
+
+def _headings(text: str) -> list[list[str]]:
+    """Each block's column headings, read off the rendered text: the rule under a block's headings marks
+    where each column is; a two-line heading comes back as 'upper\\nlower'."""
+    lines = text.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if not line.startswith("─"):
+            continue
+        top = i
+        while top > 0 and lines[top - 1].strip():
+            top -= 1
+        spans = [m.span() for m in re.finditer("─+", line)]
+        out.append(["\n".join(h[a:b].strip() for h in lines[top:i] if h[a:b].strip()) for a, b in spans])
+    return out
+
+
+def test_a_theory_stays_in_the_block_of_its_measurement():
+    columns = [
+        Column("d_k", ("16", "1024"), key=True),
+        Column("scaling", ("none", "sqrt"), key=True),
+        Column("variance", ("1018.0 ± 5.5", "0.9942 ± 0.0054")),
+        Column("99.9% interval", ("[999.1, 1037.0]", "[0.9757, 1.0127]"), joins=True),
+        Column("theory", ("1024", "1"), joins=True),
+        Column("excess kurtosis", ("-0.014 ± 0.019", "-0.014 ± 0.019")),
+        Column("theory", ("0.005859", "0.005859"), joins=True),
+    ]
+    text = render(Table("t", columns), limit=80)
+    assert _headings(text) == [
+        ["d_k", "scaling", "variance", "99.9% interval", "theory"],
+        ["d_k", "scaling", "excess kurtosis", "theory"],
+    ]
+    # a theory whose measurement is hidden does not join the column before it
+    hidden = [*columns[:5], replace(columns[5], wide=True), columns[6]]
+    assert _headings(render(Table("t", hidden), limit=60))[1:] == [["d_k", "scaling", "theory"]]
+
+
+def test_a_group_too_wide_for_a_block_names_the_measurement_over_the_rest():
+    columns = [
+        Column("d_k", ("16", "1024"), key=True),
+        Column("variance", ("1018.0 ± 5.5", "0.9942 ± 0.0054")),
+        Column("99.9% interval", ("[999.1, 1037.0]", "[0.9757, 1.0127]"), joins=True),
+        Column("theory", ("1024", "1"), joins=True),
+    ]
+    text = render(Table("t", columns), limit=40)
+    assert all(len(line) <= 40 for line in text.splitlines())
+    assert _headings(text) == [["d_k", "variance", "99.9% interval"], ["d_k", "variance\ntheory"]]
+
+
+# Cheap runs of every experiment, with parameters that vary so that the tables wrap at 80 and 60 columns
+# (sqrtdk.run's keyword arguments; the probe measures saved activations, made by the fixture)
+WRAPPED = {
+    "variance": dict(dim=[16, 1024], std=[1.0, 2.0], mean=[0.0, 0.5], samples=4096),
+    "saturation": dict(dim=[16, 1024], seq_len=8, seed=[0, 1], samples=64),
+    "gradient": dict(dim=[16, 1024], seq_len=8, seed=[0, 1], samples=64),
+    "precision": dict(dim=[16, 256], std=[1.0, 32.0], seq_len=[16, 32], samples=64),
+    "check": dict(dim=[16, 64], tol=[0.05, 0.5], samples=4096),
+    "toy": dict(seq_len=[2, 16, 1024], high=[1.0, 2.0], low=[0.0, -1.0]),
+    "train": dict(steps=1, every=1, batch=1, d_model=[16, 32], scaling=["none", "sqrt"], lr=0.01, replicates=2),
+    "probe": dict(threshold=[0.5, 0.99]),
+}
+# headings of the columns that belong to the measurement before them: its theory or its interval
+BELONGS = {"theory", "exact", "closed form", "published", "iid", "s iid", "99.9% interval"}
+
+
+@pytest.fixture(scope="module")
+def wrapped(tmp_path_factory):
+    """name -> the experiment's terminal table (as the command line builds it) of its cheap run."""
+    import numpy as np
+
+    import sqrtdk
+
+    rng = np.random.default_rng(0)
+    acts = tmp_path_factory.mktemp("probe") / "acts.npz"
+    q, k = (rng.standard_normal((2, 3, 4, 10, 4)).astype(np.float32) for _ in range(2))
+    np.savez(acts, q=q, k=k, scale=np.full(10, 0.5), causal=np.array(True))
+    made: dict[str, Table] = {}
+
+    def table(name: str) -> Table:
+        if name not in made:
+            params = {**WRAPPED[name], **({"activations": str(acts)} if name == "probe" else {})}
+            made[name] = tables.of(sqrtdk.run(name, **params))
+        return made[name]
+
+    return table
+
+
+@pytest.mark.parametrize("limit", [80, 60])
+@pytest.mark.parametrize("name", experiments.NAMES)
+def test_every_experiments_wrapped_table_keeps_each_theory_beside_its_measurement(wrapped, name, limit):
+    table = wrapped(name)
+    text = render(table, limit=limit)
+    assert all(len(line) <= limit for line in text.splitlines()), text
+    blocks = _headings(text)
+    keys = [c.heading for c in table.columns if c.key]
+    shown = [c.heading for c in table.columns if not c.key and not c.wide]
+    assert len(blocks) > 1 or (name in ("check", "toy") and limit == 80), text  # the runs do wrap
+    leads = [[h for h in block if h in keys] for block in blocks]
+    assert all(lead == leads[0] and block[: len(lead)] == lead for lead, block in zip(leads, blocks)), text
+    rest = [h for lead, block in zip(leads, blocks) for h in block[len(lead) :]]
+    assert [h.split("\n")[-1] for h in rest] == shown, text  # every column once, in the table's order
+    owner = ""  # the measurement that the columns since it belong to
+    for lead, block in zip(leads, blocks):
+        for i, heading in enumerate(block[len(lead) :]):
+            if heading in BELONGS:  # beside the column it belongs to
+                assert i > 0, (heading, text)
+            elif "\n" in heading:  # or, only where its group is too wide for a block, under that column's name
+                assert heading.split("\n") == [owner, heading.split("\n")[1]], (heading, text)
+                assert heading.split("\n")[1] in BELONGS and limit < 80, (heading, text)
+            else:
+                owner = heading

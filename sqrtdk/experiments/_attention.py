@@ -556,7 +556,7 @@ def table(kind: str, shown: Sequence[str], headline: str, result: Result) -> Tab
         if metric.theory is None:
             continue
         told = tuple(_theory(r, m) for r in rows)
-        columns.append(Column("theory", told, wide=m not in shown or not any(told), about=""))
+        columns.append(Column("theory", told, wide=m not in shown or not any(told), about="", joins=True))
         if m in shown and not all(told):
             empty.append(metric.short)
     if empty:

@@ -91,11 +91,14 @@ def table(result: Result) -> Table:
                     f"[{at_se(r['variance_ci_low'], r['variance_se'])}, {at_se(r['variance_ci_high'], r['variance_se'])}]"
                     for r in rows
                 ),
+                joins=True,
             ),
             Column(
-                "allowed", tuple(f"[{r['allowed_low']:g}, {r['allowed_high']:g}]" for r in rows), wide=len(band) == 1
+                "allowed",
+                tuple(f"[{r['allowed_low']:g}, {r['allowed_high']:g}]" for r in rows),
+                wide=len(band) == 1,
             ),
-            Column("verdict", tuple("pass" if r["passed"] else "FAIL" for r in rows)),
+            Column("verdict", tuple("pass" if r["passed"] else "FAIL" for r in rows), joins=True),
         ),
         [
             f"{passed} of {len(rows)} values of d_k pass"

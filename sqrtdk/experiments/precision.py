@@ -437,7 +437,7 @@ def table(result: Result) -> Table:
             Column("dtype", tuple(r["dtype"] for r in rows), key=True),
             Column("scale", tuple(SHOWN[r["placement"]] for r in rows), key=True),
             Column("overflow", tuple(pm_share(r, "overflow_fraction") for r in rows)),
-            Column("exact", tuple(_exact(r["theory_overflow_fraction"]) for r in rows)),
+            Column("exact", tuple(_exact(r["theory_overflow_fraction"]) for r in rows), joins=True),
             Column("max|Δp|", tuple(error(r, "weight_error_max") for r in rows)),
             Column("mean|Δp|", tuple(error(r, "weight_error_mean") for r in rows), wide=True),
             Column("|ΔH|", tuple(error(r, "entropy_error") for r in rows)),

@@ -146,10 +146,11 @@ def table(result: Result) -> Table:
             Column("n", tuple(str(r["seq_len"]) for r in rows), key=True),
             Column("scaling", tuple(r["scaling"] for r in rows), key=True),
             Column("largest weight", tuple(f"{r['max_weight']:.6g}" for r in rows)),
-            Column("closed form", tuple(f"{r['theory_max_weight']:.6g}" for r in rows)),
+            Column("closed form", tuple(f"{r['theory_max_weight']:.6g}" for r in rows), joins=True),
             Column(
                 "published",
                 tuple("" if r["published_max_weight"] is None else f"{r['published_max_weight']:.4f}" for r in rows),
+                joins=True,
             ),
         ),
         ["An empty published cell: the paper's table has no value there."]

@@ -763,8 +763,15 @@ def table(result: Result) -> Table:
     def told(value: float | None) -> str:
         return "" if value is None else f"{value:.4g}"
 
-    def column(heading: str, cells: Sequence[str], key: bool = False, wide: bool = False, about: str | None = None):
-        return Column(heading, tuple(cells), key, wide, about)
+    def column(
+        heading: str,
+        cells: Sequence[str],
+        key: bool = False,
+        wide: bool = False,
+        about: str | None = None,
+        joins: bool = False,
+    ) -> Column:
+        return Column(heading, tuple(cells), key, wide, about, joins)
 
     mean_matters = any(r["theory_mean"] != 0 for r in rows)
     notes = [_headline(rows)] if len(report.groups(result, "dim")) == 1 and _headline(rows) else []
@@ -779,12 +786,12 @@ def table(result: Result) -> Table:
             column("scaling", [r["scaling"] for r in rows], key=True),
             column("scores", [f"{r['n_scores']:,}" for r in rows], wide=True),
             column("mean", [pm(r, "mean") for r in rows], wide=not mean_matters),
-            column("theory", [told(r["theory_mean"]) for r in rows], wide=not mean_matters, about=""),
+            column("theory", [told(r["theory_mean"]) for r in rows], wide=not mean_matters, about="", joins=True),
             column("variance", [pm(r, "variance") for r in rows]),
-            column(f"{LEVEL:.1%} interval", [interval(r) for r in rows]),
-            column("theory", [told(r["theory_variance"]) for r in rows]),
+            column(f"{LEVEL:.1%} interval", [interval(r) for r in rows], joins=True),
+            column("theory", [told(r["theory_variance"]) for r in rows], joins=True),
             column("excess kurtosis", [pm(r, "excess_kurtosis") for r in rows]),
-            column("theory", [told(r["theory_excess_kurtosis"]) for r in rows]),
+            column("theory", [told(r["theory_excess_kurtosis"]) for r in rows], joins=True),
         ),
         notes,
     )
