@@ -1,5 +1,5 @@
 """`python -m sqrtdk`: the same command line as `sqrtdk`."""
 
-from sqrtdk.cli import main
+from sqrtdk.entry import main
 
 main()

@@ -23,7 +23,7 @@ import typer
 
 from sqrtdk import experiments, resources, schema
 from sqrtdk.core.theory import INITS
-from sqrtdk.errors import InputError
+from sqrtdk.errors import INTERRUPTED, InputError
 from sqrtdk.experiments import Experiment
 
 
@@ -482,17 +482,10 @@ def _allowed(parser: Any) -> str:
 
 
 def _table(result: Any, wide: bool = False) -> str:
-    """The rows as a person reads them: the varying parameters first, then the experiment's own columns,
-    fitted to the terminal (sqrtdk/tables.py)."""
-    from dataclasses import replace
+    """The rows as a person reads them (tables.of), fitted to the terminal."""
+    from sqrtdk.tables import of, render
 
-    from sqrtdk.output import fmt
-    from sqrtdk.tables import Column, render
-
-    lead = [schema.column(f) for f in schema.varying(result.params) if schema.column(f) not in ("d_k", "seq_len")]
-    table = result.spec.table(result)
-    columns = [Column(c, tuple(fmt(row[c]) for row in result.rows), key=True) for c in lead]
-    return render(replace(table, columns=(*columns, *table.columns)), wide=wide)
+    return render(of(result), wide=wide)
 
 
 def _configs(
@@ -628,7 +621,6 @@ def cli() -> click.Group:
     return group
 
 
-INTERRUPTED = "sqrtdk: interrupted; nothing was written for the unfinished run"
 SIGNAL_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 BROKEN_PIPE = 141  # stdout's reader went away: the code of a process that SIGPIPE ends, and no message
 OUTPUT_FAILED = 74  # stdout could not be written (sysexits' EX_IOERR); files already written are kept

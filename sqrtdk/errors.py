@@ -8,3 +8,6 @@ line on stderr and exits with code 2.
 
 class InputError(ValueError):
     """Input that sqrtdk refuses before doing any work."""
+
+
+INTERRUPTED = "sqrtdk: interrupted; nothing was written for the unfinished run"  # Ctrl-C, SIGTERM, SIGHUP

@@ -161,6 +161,39 @@ def _main_module_hidden() -> Iterator[None]:
             main.__dict__.update(saved)
 
 
+STOPPING = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold back Ctrl-C, SIGTERM and SIGHUP while workers start, and deliver them once all have started.
+
+    A signal that stopped the run inside `submit` (between a worker's start and the pool's record of it,
+    or while the pool holds its lock) would leave a worker unknown to `_stop`, which then goes on
+    starting, finds the pool's semaphores gone with the run and prints a traceback, or leave the pool
+    locked. Its handler is run where it would have been, only later. (Python runs signal handlers in the
+    main thread only, so elsewhere there is nothing to hold.)
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    saved = {}
+    for name in STOPPING:
+        signum = getattr(signal, name)
+        saved[signum] = signal.signal(signum, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)  # the run's own handler, now that the pool knows every worker
+
+
 def _processes(
     fn: Callable[[Any], Any], items: Sequence[Any], order: list[int], workers: int, progress: Progress | None
 ) -> list[Any]:
@@ -176,7 +209,7 @@ def _processes(
     )
     outputs: list[Any] = [None] * len(items)
     try:
-        with _main_module_hidden():  # workers start as tasks are submitted
+        with _main_module_hidden(), _signals_held():  # workers start as tasks are submitted
             futures = {pool.submit(fn, items[i]): i for i in order}
         pending, done = set(futures), 0
         while pending:
@@ -200,9 +233,9 @@ def _stop(pool: Any) -> None:
         terminate()
         return
     processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
+    for process in processes:  # before shutdown releases the queues: a worker still starting would
+        process.kill()  # otherwise find their semaphores gone and print a traceback as it dies
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
 
 
 def _dask(

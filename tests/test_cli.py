@@ -581,3 +581,23 @@ def test_drawing_figures_is_a_visible_step(tmp_path):
     assert code == 0 and "drawing 3 figures" in stderr, stderr
     code, stderr = _stderr_at_a_terminal([*argv, "--quiet"], tmp_path)
     assert code == 0 and stderr == ""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line():
+    """A Ctrl-C before `main` runs (the imports take a second or more on a busy machine) ends as one
+    mid-run does: one line, exit 130, no import traceback. Delivered deterministically: the import of the
+    command line raises KeyboardInterrupt, as the signal would."""
+    code = (
+        "import builtins\n"
+        "real = builtins.__import__\n"
+        "def interrupted(name, *args, **kwargs):\n"
+        "    if name == 'sqrtdk.cli':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupted\n"
+        "from sqrtdk.entry import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, "variance"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and done.stdout == ""
+    assert done.stderr == "sqrtdk: interrupted; nothing was written for the unfinished run\n"

@@ -113,3 +113,22 @@ def test_a_scheduler_lost_mid_run_is_one_line_and_exit_69(tmp_path):
         err.startswith(f"sqrtdk: error: --scheduler: the Dask scheduler at {address!r}") and len(err.splitlines()) == 1
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_signals_are_held_while_workers_start_and_delivered_after():
+    """A Ctrl-C, SIGTERM or SIGHUP that arrives while the pool starts its workers (inside `submit`) is
+    handled once every worker is known to the pool, where `_stop` can end them."""
+    import signal
+
+    from sqrtdk.executors import _signals_held
+
+    seen = []
+    saved = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with _signals_held():
+            signal.raise_signal(signal.SIGTERM)
+            assert seen == []  # held
+        assert seen == [signal.SIGTERM]  # delivered once, to the handler in place before
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, saved)
