@@ -286,6 +286,43 @@ def test_uncorrelated_dimensions_meet_the_independent_prediction_exactly():
     assert got["independent_score_variance"][0] == pytest.approx(diagonal, rel=1e-12)
 
 
+def test_the_logits_histogram_leaves_empty_bins_blank():
+    """A bin separated from the rest by empty bins (layer 1 head 12's [CLS] -> [CLS] logits) is drawn on
+    its own: no outline of the measured histogram crosses an empty bin above the axis' floor."""
+    from matplotlib.path import Path as MplPath
+
+    from sqrtdk.experiments import probe as experiment
+
+    centres = (probe.EDGES[:-1] + probe.EDGES[1:]) / 2
+    counts = np.zeros(len(probe.EDGES))  # the bins, and one more for logits outside them
+    counts[:-1] = np.round(1e6 * np.exp(-(centres**2) / 2) * (np.abs(centres) < 4))
+    isolated = int(np.searchsorted(probe.EDGES, 4.5)) - 1
+    counts[isolated] = 64
+    row = {"layer": 1, "head": 1, "d_k": 32, "logit_std": 1.0, "iid_logit_std": 1.0, "excess_kurtosis": 0.0}
+    sample = experiment.ProbeSample("test", 32, 128, False, None, counts[None, None], None, True)
+    fig = experiment.logits_figure([row], sample)
+    (ax,) = fig.axes
+    floor = ax.get_ylim()[0]
+    empty = centres[(counts[:-1] == 0) & (centres > -4) & (centres < 4.5)]
+    assert len(empty) > 0
+    measured = [a for a in (*ax.lines, *ax.patches) if a.get_label().startswith("measured")]
+    assert measured
+    drawn_alone = False
+    for artist in measured:
+        path = artist.get_path()  # data coordinates: a step line's points, or the stairs' outline
+        vertices, codes = path.vertices, path.codes
+        for i in range(1, len(vertices)):
+            if codes is not None and codes[i] == MplPath.MOVETO:
+                continue  # a new piece: nothing is drawn from the previous vertex
+            (x0, y0), (x1, y1) = vertices[i - 1], vertices[i]
+            for c in empty:
+                if min(x0, x1) < c < max(x0, x1):
+                    y = y0 + (y1 - y0) * (c - x0) / (x1 - x0)
+                    assert y <= floor * (1 + 1e-9), (c, y, floor)
+            drawn_alone |= probe.EDGES[isolated] <= x0 <= probe.EDGES[isolated + 1] and y0 > floor
+    assert drawn_alone
+
+
 def test_activations_from_an_npz(tmp_path):
     """The train command's layout: q, k (layers, heads, sequences, tokens, d_k), scale per token, causal;
     the rows are means of the per-sequence statistics, and the reading quotes their range."""

@@ -352,49 +352,68 @@ def maps_figure(rows: Sequence[dict]) -> Any:
 
 def logits_figure(rows: Sequence[dict], sample: ProbeSample) -> Any:
     """The scaled logits of two contrasting heads (their histogram as a density, log scale) beside the
-    variance-gamma density that iid Gaussian entries with the head's own variances would give."""
+    variance-gamma density that iid Gaussian entries with the head's own variances would give. An empty
+    bin is left blank (a log axis has no 0), so an isolated bin stands alone instead of joining a tail."""
     import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     from sqrtdk.core import theory
     from sqrtdk.core.probe import EDGES
-    from sqrtdk.plots import legend_below, new_figure, wrap
+    from sqrtdk.core.rules import RULES
+    from sqrtdk.plots import legend_below, new_figure
 
     chosen = contrasting(rows)
+    colour = RULES["sqrt"].colour  # the measured logits are q.k / sqrt(d_k)
     fig = new_figure(2, 1, aspect=0.75)
     axes = fig.subplots(1, len(chosen), squeeze=False)[0]
     centres = (EDGES[:-1] + EDGES[1:]) / 2
     width = EDGES[1] - EDGES[0]
     for ax, r in zip(axes, chosen):
         counts = np.asarray(sample.counts[r["layer"] - 1][r["head"] - 1], dtype=np.float64)
-        inside = counts[:-1]
-        density = inside / (counts.sum() * width)
+        density = counts[:-1] / (counts.sum() * width)
         shown = density > 0
-        ax.step(centres[shown], density[shown], where="mid", color="#1f77b4", label="measured logits")
+        floor = max(density[shown].min() / 3, 1e-7)
+        ax.stairs(
+            np.where(shown, density, np.nan),
+            EDGES,
+            baseline=floor,
+            fill=True,
+            facecolor=colour,
+            edgecolor=colour,
+            alpha=0.45,
+            linewidth=0.6,
+            label="measured logits",
+        )
         spread = r["iid_logit_std"]
         z = np.linspace(-max(6 * spread, 8), max(6 * spread, 8), 801)
         unit = math.sqrt(spread)  # entries' std whose q.k / sqrt(d_k) has this spread
-        ax.plot(
-            z,
-            theory.score_density(z, r["d_k"], std=unit, c=1 / math.sqrt(r["d_k"])),
-            color="black",
-            ls="--",
-            label="iid prediction: mean-0 Gaussian entries with the head's variances (variance-gamma)",
-        )
+        ax.plot(z, theory.score_density(z, r["d_k"], std=unit, c=1 / math.sqrt(r["d_k"])), color="black", lw=0.9)
         ax.set_yscale("log")
-        ax.set_ylim(max(density[shown].min() / 3, 1e-7), density.max() * 3)
+        ax.set_ylim(floor, density.max() * 30)  # room above the peak for the kurtosis
         lo = min(centres[shown].min(), -4 * spread)
         hi = max(centres[shown].max(), 4 * spread)
         ax.set_xlim(lo - 0.5, hi + 0.5)
         ax.set_xlabel(r"logit $q\cdot k/\sqrt{d_k}$")
         ax.set_ylabel("density")
-        ax.set_title(
-            wrap(
-                f"layer {r['layer']}, head {r['head']}: s = {r['logit_std']:.2f} (iid {spread:.2f}), "
-                f"excess kurtosis {r['excess_kurtosis']:.1f}",
-                fig.get_figwidth() / 2,
-            )
-        )
-    legend_below(fig, [axes[0]])
+        ax.set_title(f"layer {r['layer']}, head {r['head']}: $s$ = {r['logit_std']:.2f} (iid {spread:.2f})")
+        ax.text(0.03, 0.96, f"excess kurtosis {r['excess_kurtosis']:.1f}", transform=ax.transAxes, va="top")
+    handles = [
+        Patch(
+            facecolor=colour,
+            edgecolor=colour,
+            alpha=0.45,
+            label=f"measured logits, bins of {width:g} (empty bins blank)",
+        ),
+        Line2D(
+            [],
+            [],
+            color="black",
+            lw=0.9,
+            label="iid prediction: mean-0 Gaussian entries with the head's variances (variance-gamma)",
+        ),
+    ]
+    legend_below(fig, handles=handles)
     return fig
 
 
