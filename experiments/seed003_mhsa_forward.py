@@ -106,14 +106,16 @@ def main(argv: list[str] | None = None) -> None:
     spreads = [r["logit_std"] for r in rows]
     s_c = rows[0]["critical_logit_std"]
     frozen = sum(s > s_c for s in spreads)
-    ratios = [r["variance_ratio"] for r in rows]
+    ratios = [r["independent_variance_ratio"] for r in rows]
+    shares = [r["mean_share"] for r in rows]
     sinks = sum(max(r["cls_share"], r["sep_share"]) >= 0.5 for r in rows)
     say(
         f"all-MiniLM-L6-v2 on {rows[0]['sequences']} sequences of {rows[0]['seq_len']} tokens: the scaled "
         f"logits of its {len(rows)} heads spread from {min(spreads):.2f} to {max(spreads):.2f} (median "
         f"{statistics.median(spreads):.2f}), not 1; {frozen} heads sit above s_c = {s_c:.2f}, where the softmax "
-        f"freezes. Var(q.k) over d_k Var(q_i) Var(k_i) runs from {min(ratios):.2g} to {max(ratios):.2g}: "
-        f"trained entries are neither independent nor centred. {sinks} heads give [CLS] or [SEP] at least half "
+        f"freezes. Var(q.k) over its value for independent coordinates with the entries' own per-dimension "
+        f"means and variances runs from {min(ratios):.3g} to {max(ratios):.3g}: trained coordinates covary, and "
+        f"their means make {min(shares):.0%} to {max(shares):.0%} of that value. {sinks} heads give [CLS] or [SEP] at least half "
         "their attention. A trained model does not keep its scores at variance 1; training moves them to "
         "where it needs them, and 1/sqrt(d_k) only sets where they start."
     )

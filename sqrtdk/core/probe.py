@@ -3,14 +3,30 @@
 For one sequence and one layer, q and k are (heads, tokens, d_k) as the model computes them before the
 scale c (1/sqrt(d_k), or one value per query token), and the logits are c q.k over the keys a query
 sees (all, or those at or before it when `causal`). Per head this returns, as numbers of that sequence:
-the logits' mean, standard deviation and excess kurtosis; the variance of the raw scores q.k and the
-iid prediction d_k Var(q_i) Var(k_i) from the same sequence's entries (and the entries' means and
-variances); per query row the entropy over ln(keys it sees), the largest weight and whether it reaches
-`threshold` (means over rows); and the share of the attention each key position receives (the mean
-over rows of its weight), whose largest value and position, and the shares of the first and last
-positions ([CLS] and [SEP] for a BERT sequence), are kept. Sequences are independent draws of text, so
-the experiment averages these over sequences and takes standard errors across them. A histogram of the
-logits (fixed edges) goes with them, for the figures.
+the logits' mean, standard deviation and excess kurtosis; the variance of the raw scores q.k against
+two predictions from the same sequence's entries (below); per query row the entropy over ln(keys it
+sees), the largest weight and whether it reaches `threshold` (means over rows); and the share of the
+attention each key position receives (the mean over rows of its weight), whose largest value and
+position, and the shares of the first and last positions ([CLS] and [SEP] for a BERT sequence), are
+kept. Sequences are independent draws of text, so the experiment averages these over sequences and
+takes standard errors across them. A histogram of the logits (fixed edges) goes with them, for the
+figures.
+
+The two predictions of Var(q.k), each for a query and a key drawn independently:
+- independent coordinates, each dimension i with its own mean and variance over the sequence's tokens
+  (mu_i, a_i for q; nu_i, b_i for k). q.k = sum_i q_i k_i is then a sum of independent terms, and
+  Var(q_i k_i) = E[q_i^2] E[k_i^2] - mu_i^2 nu_i^2 = (a_i + mu_i^2)(b_i + nu_i^2) - mu_i^2 nu_i^2, so
+      Var(q.k) = sum_i (a_i b_i + a_i nu_i^2 + b_i mu_i^2),
+  of which the means' terms sum_i (a_i nu_i^2 + b_i mu_i^2) are `mean_share`. Over all n^2 pairs of a
+  sequence the measured variance is exactly tr(C_q C_k) + nu^T C_q nu + mu^T C_k mu (C the entries'
+  covariance matrices over tokens), whose diagonal terms are this prediction: the ratio of the two is
+  1 plus what the covariances between dimensions add (which may be negative). With a causal mask the
+  pairs are not all pairs, and dependence between a query and the keys it sees enters as well.
+- iid entries: d_k Var(q_i) Var(k_i), one variance pooled over tokens and dimensions. It counts the
+  spread of the per-dimension means as variance and leaves the means out, so its ratio mixes the means
+  with correlation. It is kept because it is the textbook's variance (d_k sigma_q^2 sigma_k^2 behind
+  1/sqrt(d_k)) and the one the iid spread and exact theory beside the measurements take
+  (experiments/probe.py): per sequence, under one scale, its ratio is (s / s_iid)^2.
 """
 
 from __future__ import annotations
@@ -23,8 +39,11 @@ STATS = (
     "logit_std",
     "logit_kurtosis",
     "score_variance",
+    "independent_score_variance",
+    "independent_variance_ratio",
+    "mean_share",
     "iid_score_variance",
-    "variance_ratio",
+    "iid_variance_ratio",
     "q_mean",
     "q_var",
     "k_mean",
@@ -37,6 +56,16 @@ STATS = (
     "first_share",
     "last_share",
 )
+
+
+def independent_score_variance(
+    q_mean: np.ndarray, q_var: np.ndarray, k_mean: np.ndarray, k_var: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Var(q.k) for independent q and k with independent coordinates of means mu_i, nu_i and variances
+    a_i, b_i (the last axis is i): sum_i (a_i b_i + a_i nu_i^2 + b_i mu_i^2), and the means' part of it,
+    sum_i (a_i nu_i^2 + b_i mu_i^2)."""
+    means = (q_var * k_mean**2 + k_var * q_mean**2).sum(axis=-1)
+    return (q_var * k_var).sum(axis=-1) + means, means
 
 
 def head_stats(
@@ -56,6 +85,9 @@ def head_stats(
     m2 = (centred**2).mean(axis=1)
     m4 = (centred**4).mean(axis=1)
     s_var = scores[:, seen].var(axis=1)
+    independent, means = independent_score_variance(
+        q64.mean(axis=1), q64.var(axis=1), k64.mean(axis=1), k64.var(axis=1)
+    )
     q_var, k_var = q64.var(axis=(1, 2)), k64.var(axis=(1, 2))
     iid = d * q_var * k_var
 
@@ -78,8 +110,11 @@ def head_stats(
         "logit_std": np.sqrt(m2),
         "logit_kurtosis": m4 / (m2 * m2) - 3.0,
         "score_variance": s_var,
+        "independent_score_variance": independent,
+        "independent_variance_ratio": s_var / independent,
+        "mean_share": means / independent,
         "iid_score_variance": iid,
-        "variance_ratio": s_var / iid,
+        "iid_variance_ratio": s_var / iid,
         "q_mean": q64.mean(axis=(1, 2)),
         "q_var": q_var,
         "k_mean": k64.mean(axis=(1, 2)),

@@ -2,13 +2,15 @@
 
 The model (a BERT-family checkpoint, core/bert.py; read by sqrtdk/checkpoint.py) runs on `--seq-len`
 token sequences of the text; or the queries and keys come from an .npz (`--activations`). Per layer and
-head: the scaled logits' mean and spread, Var(q.k) against d_k Var(q_i) Var(k_i) from the same entries,
-the excess kurtosis, entropy / ln n, the largest weight, the share of saturated rows, the attention the
-most-attended position and [CLS] and [SEP] receive, and Zhai et al.'s sigma = ||W_Q W_K^T||_2 /
-sqrt(d_head) from the weights, each with a standard error across sequences (independent chunks of
-text). Beside them the iid theory for that head: the logit spread, entropy and largest weight that iid
-mean-0 Gaussian entries with the head's own measured variances would give at the same d_k and n (the
-exact theory of core/exact.py).
+head: the scaled logits' mean and spread; Var(q.k) against sum_i (a_i b_i + a_i nu_i^2 + b_i mu_i^2),
+its value for independent coordinates with the same entries' per-dimension means and variances, and
+the share of that the means make; Var(q.k) against d_k Var(q_i) Var(k_i), the iid value (core/probe.py
+says what each ratio measures); the excess kurtosis, entropy / ln n, the largest weight, the share of
+saturated rows, the attention the most-attended position and [CLS] and [SEP] receive, and Zhai et
+al.'s sigma = ||W_Q W_K^T||_2 / sqrt(d_head) from the weights, each with a standard error across
+sequences (independent chunks of text). Beside them the iid theory for that head: the logit spread,
+entropy and largest weight that iid mean-0 Gaussian entries with the head's own measured variances
+would give at the same d_k and n (the exact theory of core/exact.py).
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ MEASURED = (  # the rows' measured columns: core.probe statistic -> row column
     ("logit_mean", "logit_mean"),
     ("logit_std", "logit_std"),
     ("score_variance", "score_variance"),
+    ("independent_score_variance", "independent_score_variance"),
+    ("independent_variance_ratio", "independent_variance_ratio"),
+    ("mean_share", "mean_share"),
     ("iid_score_variance", "iid_score_variance"),
-    ("variance_ratio", "variance_ratio"),
+    ("iid_variance_ratio", "iid_variance_ratio"),
     ("logit_kurtosis", "excess_kurtosis"),
     ("entropy_ratio", "entropy_ratio_mean"),
     ("max_prob", "max_prob_mean"),
@@ -263,117 +268,152 @@ def _grid(rows: Sequence[dict], column: str) -> Any:
 
 
 def maps_figure(rows: Sequence[dict]) -> Any:
-    """Layer x head maps: the logit spread (frozen heads, s > s_c, ringed), entropy / ln n beside the
-    iid prediction's range, and Var(q.k) over its iid prediction on a log scale centred on 1."""
+    """Layer x head maps: the logit spread (frozen heads, s > s_c, ringed), entropy / ln n, Var(q.k) over
+    its value for independent coordinates with the entries' per-dimension means and variances (log scale,
+    1 included), and the share of that value the means make. Every map is sequential, dark to light, so
+    that it reads in greyscale."""
     import numpy as np
     from matplotlib.colors import LogNorm
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter
 
-    from sqrtdk.plots import legend_below, new_figure, wrap
+    from sqrtdk.plots import legend_below, new_figure
 
     layers, heads = max(r["layer"] for r in rows), max(r["head"] for r in rows)
-    fig = new_figure(1, 3, aspect=min(0.5, 0.12 + layers / heads * 0.55))
-    axes = fig.subplots(3, 1)
+    fig = new_figure(2, 2, aspect=min(0.6, 0.2 + layers / heads * 0.6))
+    axes = fig.subplots(2, 2).ravel()
     s_c = rows[0]["critical_logit_std"]
-    ratio = _grid(rows, "variance_ratio")
-    top = float(np.nanmax(np.abs(np.log2(ratio)))) if np.isfinite(ratio).any() else 1.0
+    ratio = _grid(rows, "independent_variance_ratio")
+    finite = ratio[np.isfinite(ratio) & (ratio > 0)]
+    low, high = (min(1.0, float(finite.min())), max(1.0, float(finite.max()))) if finite.size else (0.5, 2.0)
     spread = _grid(rows, "logit_std")
     panels = (
         (
             "logit_std",
-            "logit spread s (std of q.k / sqrt(d_k)), log scale",
+            "logit spread $s$, log scale",
             "viridis",
             LogNorm(float(np.nanmin(spread)), float(np.nanmax(spread))),
         ),
-        ("entropy_ratio_mean", "entropy / ln n", "viridis", None),
-        ("variance_ratio", "Var(q.k) / (d_k Var(q_i) Var(k_i))", "RdBu_r", LogNorm(2.0**-top, 2.0**top)),
+        ("entropy_ratio_mean", r"entropy / $\ln n$", "viridis", None),
+        (
+            "independent_variance_ratio",
+            r"Var$(q\cdot k)\,/\,\Sigma_i\,(a_i b_i + a_i\nu_i^2 + b_i\mu_i^2)$",
+            "magma",
+            LogNorm(low, high),
+        ),
+        (
+            "mean_share",
+            r"the means' share of it, $\Sigma_i\,(a_i\nu_i^2 + b_i\mu_i^2)$",
+            "viridis",
+            None,
+        ),
     )
-    from matplotlib.lines import Line2D
-
     for ax, (column, label, cmap, norm) in zip(axes, panels):
-        grid = _grid(rows, column)
-        image = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto", origin="upper")
-        fig.colorbar(image, ax=ax, fraction=0.04, pad=0.01)
+        image = ax.imshow(_grid(rows, column), cmap=cmap, norm=norm, aspect="auto", origin="upper")
+        fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
         ax.set_xticks(range(heads), [str(h + 1) for h in range(heads)])
         ax.set_yticks(range(layers), [str(l + 1) for l in range(layers)])
-        ax.set_ylabel("layer")
         ax.grid(False)
         ax.set_title(label)
-        if norm is not None:
-            from matplotlib.ticker import FixedLocator, FormatStrFormatter
-
+        if isinstance(norm, LogNorm):
             bar = image.colorbar
-            low, high = float(norm.vmin or 0.0), float(norm.vmax or 0.0)
-            ticks = [t for t in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0) if low <= t <= high]
+            lo, hi = float(norm.vmin or 0.0), float(norm.vmax or 0.0)
+            steps = (
+                (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0, 16.0)
+                if hi < 6 * lo
+                else (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+            )
+            ticks = [t for t in steps if lo <= t <= hi]
             bar.ax.yaxis.set_major_locator(FixedLocator(ticks))
             bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
             bar.ax.yaxis.set_minor_locator(FixedLocator([]))
         for r in rows:
             if r["logit_std"] > s_c:  # a white ring with a black rim: seen on dark and light cells
-                ax.plot(r["head"] - 1, r["layer"] - 1, "o", mfc="none", mec="white", ms=9, mew=2.4)
-                ax.plot(r["head"] - 1, r["layer"] - 1, "o", mfc="none", mec="black", ms=9, mew=0.8)
+                ax.plot(r["head"] - 1, r["layer"] - 1, "o", mfc="none", mec="white", ms=8, mew=2.2)
+                ax.plot(r["head"] - 1, r["layer"] - 1, "o", mfc="none", mec="black", ms=8, mew=0.8)
             if max(r["cls_share"] or 0.0, r["sep_share"] or 0.0) >= SINK:
-                ax.plot(r["head"] - 1, r["layer"] - 1, "x", color="black", ms=5)
-    axes[-1].set_xlabel("head")
+                ax.plot(r["head"] - 1, r["layer"] - 1, "x", color="white", ms=5, mew=2.6)
+                ax.plot(r["head"] - 1, r["layer"] - 1, "x", color="black", ms=5, mew=1.0)
+    for ax in axes[::2]:
+        ax.set_ylabel("layer")
+    for ax in axes[2:]:
+        ax.set_xlabel("head")
     n = rows[0]["seq_len"]
     handles = [
-        Line2D([], [], ls="none", marker="o", mfc="none", mec="0.4", label=f"frozen: s > s_c = {s_c:.2f} (n = {n})"),
+        Line2D(
+            [], [], ls="none", marker="o", mfc="none", mec="0.4", label=f"frozen: $s > s_c$ = {s_c:.2f} ($n$ = {n})"
+        ),
         Line2D([], [], ls="none", marker="x", color="black", label=f"sink: [CLS] or [SEP] gets ≥ {SINK:g}"),
     ]
-    fig.suptitle(
-        wrap(
-            f"{len(rows)} heads, d_k = {rows[0]['d_k']}, n = {n}, means over {rows[0]['sequences']} sequences",
-            fig.get_figwidth(),
-        )
-    )
+    fig.suptitle(f"{len(rows)} heads, $d_k$ = {rows[0]['d_k']}, $n$ = {n}: means over {rows[0]['sequences']} sequences")
     legend_below(fig, handles=handles)
     return fig
 
 
 def logits_figure(rows: Sequence[dict], sample: ProbeSample) -> Any:
     """The scaled logits of two contrasting heads (their histogram as a density, log scale) beside the
-    variance-gamma density that iid Gaussian entries with the head's own variances would give."""
+    variance-gamma density that iid Gaussian entries with the head's own variances would give. An empty
+    bin is left blank (a log axis has no 0), so an isolated bin stands alone instead of joining a tail."""
     import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     from sqrtdk.core import theory
     from sqrtdk.core.probe import EDGES
-    from sqrtdk.plots import legend_below, new_figure, wrap
+    from sqrtdk.core.rules import RULES
+    from sqrtdk.plots import legend_below, new_figure
 
     chosen = contrasting(rows)
+    colour = RULES["sqrt"].colour  # the measured logits are q.k / sqrt(d_k)
     fig = new_figure(2, 1, aspect=0.75)
     axes = fig.subplots(1, len(chosen), squeeze=False)[0]
     centres = (EDGES[:-1] + EDGES[1:]) / 2
     width = EDGES[1] - EDGES[0]
     for ax, r in zip(axes, chosen):
         counts = np.asarray(sample.counts[r["layer"] - 1][r["head"] - 1], dtype=np.float64)
-        inside = counts[:-1]
-        density = inside / (counts.sum() * width)
+        density = counts[:-1] / (counts.sum() * width)
         shown = density > 0
-        ax.step(centres[shown], density[shown], where="mid", color="#1f77b4", label="measured logits")
+        floor = max(density[shown].min() / 3, 1e-7)
+        ax.stairs(
+            np.where(shown, density, np.nan),
+            EDGES,
+            baseline=floor,
+            fill=True,
+            facecolor=colour,
+            edgecolor=colour,
+            alpha=0.45,
+            linewidth=0.6,
+            label="measured logits",
+        )
         spread = r["iid_logit_std"]
         z = np.linspace(-max(6 * spread, 8), max(6 * spread, 8), 801)
         unit = math.sqrt(spread)  # entries' std whose q.k / sqrt(d_k) has this spread
-        ax.plot(
-            z,
-            theory.score_density(z, r["d_k"], std=unit, c=1 / math.sqrt(r["d_k"])),
-            color="black",
-            ls="--",
-            label="iid prediction: mean-0 Gaussian entries with the head's variances (variance-gamma)",
-        )
+        ax.plot(z, theory.score_density(z, r["d_k"], std=unit, c=1 / math.sqrt(r["d_k"])), color="black", lw=0.9)
         ax.set_yscale("log")
-        ax.set_ylim(max(density[shown].min() / 3, 1e-7), density.max() * 3)
+        ax.set_ylim(floor, density.max() * 30)  # room above the peak for the kurtosis
         lo = min(centres[shown].min(), -4 * spread)
         hi = max(centres[shown].max(), 4 * spread)
         ax.set_xlim(lo - 0.5, hi + 0.5)
         ax.set_xlabel(r"logit $q\cdot k/\sqrt{d_k}$")
         ax.set_ylabel("density")
-        ax.set_title(
-            wrap(
-                f"layer {r['layer']}, head {r['head']}: s = {r['logit_std']:.2f} (iid {spread:.2f}), "
-                f"excess kurtosis {r['excess_kurtosis']:.1f}",
-                fig.get_figwidth() / 2,
-            )
-        )
-    legend_below(fig, [axes[0]])
+        ax.set_title(f"layer {r['layer']}, head {r['head']}: $s$ = {r['logit_std']:.2f} (iid {spread:.2f})")
+        ax.text(0.03, 0.96, f"excess kurtosis {r['excess_kurtosis']:.1f}", transform=ax.transAxes, va="top")
+    handles = [
+        Patch(
+            facecolor=colour,
+            edgecolor=colour,
+            alpha=0.45,
+            label=f"measured logits, bins of {width:g} (empty bins blank)",
+        ),
+        Line2D(
+            [],
+            [],
+            color="black",
+            lw=0.9,
+            label="iid prediction: mean-0 Gaussian entries with the head's variances (variance-gamma)",
+        ),
+    ]
+    legend_below(fig, handles=handles)
     return fig
 
 
@@ -400,13 +440,20 @@ def reading(result: Result) -> list[str]:
         f"the spreads run from {min(spreads):.2f} to {max(spreads):.2f}, median {statistics.median(spreads):.2f}, "
         f"where 1/sqrt(d_k) with unit-variance entries would give 1."
     ]
-    ratios = sorted(r["variance_ratio"] for r in rows)
-    near = sum(0.5 <= v <= 2 for v in ratios)
+    ratios = sorted(r["independent_variance_ratio"] for r in rows)
+    above = sum(v > 1 for v in ratios)
+    shares = [r["mean_share"] for r in rows]
+    iid = [r["iid_variance_ratio"] for r in rows]
     out.append(
-        f"Var(q.k) against d_k Var(q_i) Var(k_i) from the same entries: ratios from {ratios[0]:.2g} to {ratios[-1]:.2g} "
-        f"(median {statistics.median(ratios):.2g}); {near} of {len(rows)} heads within a factor of 2 of the iid "
-        "value. Entries of a trained head are neither independent nor centred, so the iid variance misses by "
-        "what their correlations and means add."
+        "Var(q.k) against sum_i (a_i b_i + a_i nu_i^2 + b_i mu_i^2), its value for independent coordinates with "
+        "the entries' own per-dimension means mu_i, nu_i and variances a_i, b_i: ratios from "
+        f"{report.num(ratios[0], 3)} to {report.num(ratios[-1], 3)} (median {report.num(statistics.median(ratios), 3)}), "
+        f"above 1 in {above} of {len(rows)} heads. Over all pairs of a sequence (no causal mask) what the ratio adds "
+        "to 1 is exactly what the covariances between dimensions add. The means' terms sum_i (a_i nu_i^2 + b_i "
+        f"mu_i^2) make {report.share(min(shares))} to {report.share(max(shares))} of the value (median "
+        f"{report.share(statistics.median(shares))}). Against d_k Var(q_i) Var(k_i), one variance pooled over tokens "
+        "and dimensions (the means' spread counted as variance, the means left out: the iid value that the spread "
+        f"and entropy predictions here take), the ratios run from {report.num(min(iid), 3)} to {report.num(max(iid), 3)}."
     )
     if rows[0]["sep_share"] is not None:
         sinks = [r for r in rows if max(r["cls_share"], r["sep_share"]) >= SINK]
@@ -455,7 +502,9 @@ def table(result: Result) -> Table:
             Column("head", tuple(str(r["head"]) for r in rows), key=True),
             Column("s", tuple(pm(r, "logit_std") for r in rows)),
             Column("s iid", tuple(cell(r, "iid_logit_std") for r in rows), joins=True),
-            Column("Var ratio", tuple(cell(r, "variance_ratio") for r in rows)),
+            Column("Var/ind.", tuple(cell(r, "independent_variance_ratio") for r in rows)),
+            Column("means", tuple(cell(r, "mean_share", ".2f") for r in rows), joins=True),
+            Column("Var/iid", tuple(cell(r, "iid_variance_ratio") for r in rows), wide=True),
             Column("kurt.", tuple(cell(r, "excess_kurtosis", ".2g") for r in rows), wide=True),
             Column("H/ln n", tuple(cell(r, "entropy_ratio_mean") for r in rows)),
             Column("iid", tuple(cell(r, "theory_entropy_ratio") for r in rows), joins=True),
@@ -466,7 +515,9 @@ def table(result: Result) -> Table:
         ),
         [
             "s: the scaled logits' standard deviation; s iid and iid: what iid mean-0 Gaussian entries with "
-            "the head's own variances give (exact theory); Var ratio: Var(q.k) / (d_k Var(q_i) Var(k_i)); "
+            "the head's own variances give (exact theory); Var/ind.: Var(q.k) / sum_i (a_i b_i + a_i nu_i^2 + b_i mu_i^2), "
+            "its value for independent coordinates with the entries' per-dimension means mu_i, nu_i and variances "
+            "a_i, b_i; means: the share of that value the means make; Var/iid: Var(q.k) / (d_k Var(q_i) Var(k_i)); "
             "[CLS], [SEP]: the share of the attention those positions receive; sigma: ||W_Q W_K^T||_2 / sqrt(d_head)."
         ],
     )
