@@ -274,15 +274,18 @@ def maps_figure(rows: Sequence[dict]) -> Any:
     fig = new_figure(1, 3, aspect=min(0.5, 0.12 + layers / heads * 0.55))
     axes = fig.subplots(3, 1)
     s_c = rows[0]["critical_logit_std"]
+    # log scales over the positive values: a head whose logits do not vary (spread and ratio 0) is left blank
     ratio = _grid(rows, "variance_ratio")
-    top = float(np.nanmax(np.abs(np.log2(ratio)))) if np.isfinite(ratio).any() else 1.0
+    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+    top = max(float(np.abs(np.log2(ratio)).max()), 1e-3) if ratio.size else 1.0
     spread = _grid(rows, "logit_std")
+    spread = spread[np.isfinite(spread) & (spread > 0)]
     panels = (
         (
             "logit_std",
             "logit spread s (std of q.k / sqrt(d_k)), log scale",
             "viridis",
-            LogNorm(float(np.nanmin(spread)), float(np.nanmax(spread))),
+            LogNorm(float(spread.min()), float(spread.max())) if spread.size else None,
         ),
         ("entropy_ratio_mean", "entropy / ln n", "viridis", None),
         ("variance_ratio", "Var(q.k) / (d_k Var(q_i) Var(k_i))", "RdBu_r", LogNorm(2.0**-top, 2.0**top)),
@@ -329,6 +332,10 @@ def maps_figure(rows: Sequence[dict]) -> Any:
     return fig
 
 
+def _number(x: float) -> str:
+    return f"{x:.2f}" if abs(x) < 1e4 else f"{x:.3g}"
+
+
 def logits_figure(rows: Sequence[dict], sample: ProbeSample) -> Any:
     """The scaled logits of two contrasting heads (their histogram as a density, log scale) beside the
     variance-gamma density that iid Gaussian entries with the head's own variances would give."""
@@ -348,7 +355,8 @@ def logits_figure(rows: Sequence[dict], sample: ProbeSample) -> Any:
         inside = counts[:-1]
         density = inside / (counts.sum() * width)
         shown = density > 0
-        ax.step(centres[shown], density[shown], where="mid", color="#1f77b4", label="measured logits")
+        measured = "measured logits" if shown.any() else f"measured logits: all beyond ±{EDGES[-1]:g}, not shown"
+        ax.step(centres[shown], density[shown], where="mid", color="#1f77b4", label=measured)
         spread = r["iid_logit_std"]
         z = np.linspace(-max(6 * spread, 8), max(6 * spread, 8), 801)
         unit = math.sqrt(spread)  # entries' std whose q.k / sqrt(d_k) has this spread
@@ -360,16 +368,18 @@ def logits_figure(rows: Sequence[dict], sample: ProbeSample) -> Any:
             label="iid prediction: mean-0 Gaussian entries with the head's variances (variance-gamma)",
         )
         ax.set_yscale("log")
-        ax.set_ylim(max(density[shown].min() / 3, 1e-7), density.max() * 3)
-        lo = min(centres[shown].min(), -4 * spread)
-        hi = max(centres[shown].max(), 4 * spread)
+        if shown.any():
+            ax.set_ylim(max(density[shown].min() / 3, 1e-7), density.max() * 3)
+        lo = min(centres[shown].min(initial=0.0), -4 * spread)
+        hi = max(centres[shown].max(initial=0.0), 4 * spread)
         ax.set_xlim(lo - 0.5, hi + 0.5)
         ax.set_xlabel(r"logit $q\cdot k/\sqrt{d_k}$")
         ax.set_ylabel("density")
+        kurtosis = r["excess_kurtosis"]  # None where the logits do not vary
+        shape = f"excess kurtosis {kurtosis:.1f}" if kurtosis is not None else "logits all equal"
         ax.set_title(
             wrap(
-                f"layer {r['layer']}, head {r['head']}: s = {r['logit_std']:.2f} (iid {spread:.2f}), "
-                f"excess kurtosis {r['excess_kurtosis']:.1f}",
+                f"layer {r['layer']}, head {r['head']}: s = {_number(r['logit_std'])} (iid {_number(spread)}), {shape}",
                 fig.get_figwidth() / 2,
             )
         )
