@@ -104,7 +104,9 @@ def _limit_threads(threads: int, parent: int) -> None:
     from threadpoolctl import threadpool_limits
 
     global _task_threads
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards a Ctrl-C held back since the fork (_sigint_held)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threadpool_limits(threads)
     _task_threads = threads
     _die_with(parent)
@@ -135,6 +137,34 @@ def _die_with(parent: int) -> None:
                 pass
 
     threading.Thread(target=watch, daemon=True, name="sqrtdk-watchdog").start()
+
+
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """While workers start, hold a Ctrl-C back until every one of them has started and the pool knows it.
+
+    The forkserver imports numpy and sqrtdk before it ignores SIGINT, and a worker forked from it takes
+    SIGINT as a KeyboardInterrupt until its initializer runs: both inherit this thread's blocked mask (the
+    worker through the server), so a Ctrl-C cannot reach them as a traceback. This process notes a Ctrl-C
+    (another of its threads may take it) and acts on it afterwards, when the pool can stop every worker: a
+    worker left half-started would fail, loudly, to open the semaphores of a pool already gone.
+    """
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield  # not POSIX, or not the thread that takes signals
+        return
+    received: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if received:
+            signal.raise_signal(signal.SIGINT)  # now, to the handler the run had
 
 
 @contextmanager
@@ -176,7 +206,7 @@ def _processes(
     )
     outputs: list[Any] = [None] * len(items)
     try:
-        with _main_module_hidden():  # workers start as tasks are submitted
+        with _sigint_held(), _main_module_hidden():  # workers start as tasks are submitted
             futures = {pool.submit(fn, items[i]): i for i in order}
         pending, done = set(futures), 0
         while pending:

@@ -197,6 +197,55 @@ def test_sighup_is_handled_like_sigterm(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def descendants(pid):
+    """The processes below `pid`, read from /proc: a pool's resource tracker, its forkserver, the workers."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # not a process, or one that just ended
+            continue
+        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("appeared,then", [(1, 0.0), (2, 0.1), (3, 0.0)])
+def test_ctrl_c_while_workers_start_is_one_line(tmp_path, appeared, then):
+    """Ctrl-C to the whole process group as the run's helper processes appear: as the pool's resource
+    tracker starts (1), while the forkserver imports numpy and sqrtdk (2), as the first worker is forked (3).
+    The one line and 130, never a worker's or the server's KeyboardInterrupt or a half-started worker's
+    traceback. Points, not times: the test waits for the process to appear, however busy the machine."""
+    argv = ["variance", "--dim", "64,128,256,512", "--samples", "33554432", "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(
+        [*SQRTDK, *argv, "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a command
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(descendants(proc.pid)) < appeared and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(then)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130 and err == "sqrtdk: interrupted; nothing was written for the unfinished run\n", err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_reader_that_goes_away_is_not_a_failed_check():
     done = subprocess.run(
         f"{' '.join(SQRTDK)} check --dim 4 | true; echo ${{PIPESTATUS[0]}}",
