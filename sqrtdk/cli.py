@@ -416,6 +416,7 @@ def _reproduce(
     from sqrtdk.output import check_writable
 
     folder, loaded, chosen = configs.selection(targets or [])
+    reproduce.check_names(loaded)
     given = dict(out=out, workers=workers, scheduler=scheduler, max_memory=max_memory, max_time=max_time)
     values = _shared_values((REPRODUCE_OUT, *EXECUTION), given)
     target, limits = Path(values["out"]), (values["max_memory"], values["max_time"])

@@ -45,13 +45,39 @@ def project(tmp_path):
 
 def test_reproduce_never_replaces_a_folder_it_did_not_make(project):
     configs, results = project
-    (results / "runs" / "variance-abc").mkdir(parents=True)
-    (results / "runs" / "variance-abc" / "rows.csv").write_text("an ad-hoc run")
-    (configs / "runs.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 2000\n')
+    (results / "mine" / "variance-abc").mkdir(parents=True)
+    (results / "mine" / "variance-abc" / "rows.csv").write_text("an ad-hoc run")
+    (configs / "mine.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 2000\n')
     before = files(results)
     line = one_line(sqrtdk("reproduce", configs, "--out", results), 2)
-    assert "runs.toml: this config's results folder" in line and "sqrtdk did not make it" in line
+    assert "mine.toml: this config's results folder" in line and "sqrtdk did not make it" in line
     assert files(results) == before
+
+
+@pytest.mark.parametrize(
+    "names,message",
+    [
+        (["README.md"], "'README.md' is not allowed; its results folder would be the report, <out>/README.md"),
+        (["readme.MD"], "'readme.MD' is not allowed; its results folder would be the report"),
+        (["."], "'.' is not allowed; its results folder would be hidden"),
+        ([".x.sqrtdk-partial-1"], "'.x.sqrtdk-partial-1' is not allowed; its results folder would be hidden"),
+        (["runs"], "'runs' is not allowed; ad-hoc runs write into results/runs/ by default"),
+        (["Studies"], "'Studies' is not allowed; study scripts write into results/studies/ by default"),
+        (["Noise", "noise"], "'noise' is not allowed; it differs from"),
+    ],
+)
+def test_config_names_that_collide_with_what_reproduce_writes_are_refused_up_front(cli, project, names, message):
+    """A config named README.md.toml made results/README.md/ with its files, then failed to write the
+    report over it. Names that would be the report, a hidden or . or .. folder, the ad-hoc runs' or the
+    studies' folder, or one folder for two configs where case is ignored: one line, nothing written."""
+    configs, results = project
+    for name in names:
+        (configs / f"{name}.toml").write_text('experiment = "toy"\nseq_len = [10, 100]\n')
+    for argv in ([configs], [configs, "--check"], [configs / f"{names[-1]}.toml"]):
+        code, out, err = cli("reproduce", *argv, "--out", results)
+        assert code == 2 and out == "" and len(err.splitlines()) == 1, err
+        assert message in err and err.endswith("rename the config\n"), err
+    assert not results.exists()
 
 
 def test_reproduce_into_a_folder_of_the_users_keeps_their_files(project):
