@@ -295,6 +295,24 @@ def test_activations_that_cannot_be_measured_are_refused(cli, tmp_path, arrays, 
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "option,value",
+    [("--model", "elsewhere"), ("--text", "notes.txt"), ("--seq-len", "64"), ("--sequences", "8")],
+)
+def test_what_activations_make_moot_is_refused(cli, tmp_path, option, value):
+    """Saved queries and keys bring their own model, text, length and count: these options would be
+    ignored (and config.toml recorded --model), so they are refused, as --df is without Student-t."""
+    path, out = tmp_path / "acts.npz", tmp_path / "out"
+    np.savez(path, q=UNIT, k=UNIT)
+    message = f"{option}: {value} is not allowed here; it is used only without activations"
+    refused(cli, "probe", "--no-plot", "--activations", str(path), option, value, "--out", str(out), message=message)
+    assert not out.exists()
+    code, _, err = cli("probe", "--no-plot", "--quiet", "--activations", str(path), "--out", str(out))
+    assert code == 0, err
+    (written,) = out.iterdir()
+    assert "model" not in (written / "config.toml").read_text()
+
+
 def test_activations_far_from_unit_scale_are_measured(cli, tmp_path):
     """Logits of spread 1e76 or 1e-90, or all equal, are measured and drawn without a warning: the kurtosis
     from the standardised logits (empty where they do not vary), the figures on the values they have."""

