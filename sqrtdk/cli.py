@@ -250,6 +250,8 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
         check_writable(Path(out))
         check_replaceable(Path(out) / api.folder_name(spec.name, params, stem), "--out")
     chatty = _chatty(quiet)
+    if plot:
+        _settle_matplotlib(chatty)
     with _progress(chatty) as progress:
         result = api.run_params(
             spec.name,
@@ -283,6 +285,18 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
     failure = spec.verdict(result) if spec.verdict else None
     if failure:
         raise Failed(failure)
+
+
+def _settle_matplotlib(chatty: bool) -> None:
+    """Before any process draws: matplotlib's folder, or a temporary one (plots.settle_config_dir), with a
+    note instead of a warning from every process that draws."""
+    from sqrtdk.plots import settle_config_dir
+
+    unwritable = settle_config_dir()
+    if unwritable and chatty:
+        _console(stderr=True).print(
+            f"matplotlib's folder {unwritable} is not writable; its cache is kept in a temporary folder for this run"
+        )
 
 
 def _shown(default: Any) -> str:
@@ -442,6 +456,8 @@ def _reproduce(
     skip = {**{c.name: "not named" for c in loaded if c not in named}, **unavailable}
     runnable = [c for c in loaded if c.name not in skip]
     chatty = _chatty(quiet)
+    if not check:
+        _settle_matplotlib(chatty)
     with _progress(chatty) as progress:
         results = reproduce.run(
             runnable, values["workers"], values["scheduler"], progress, figures=not check, limits=limits

@@ -332,6 +332,27 @@ def test_any_mplbackend_draws_the_figures(tmp_path, backend):
     assert (folder / "histogram_dk4.png").exists()
 
 
+@pytest.mark.parametrize("where", ["read-only", "below a file"])
+def test_an_unwritable_mplconfigdir_is_no_warning_under_quiet(tmp_path, where):
+    """matplotlib warns, in every process that draws, when its folder is not writable; the run makes its
+    fallback (a temporary folder, removed at exit) once and quietly. A folder of mode 555 is read-only
+    except to root, to whom a path below a file is as unwritable as to anyone."""
+    if where == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into a read-only folder")
+        config = tmp_path / "mpl"
+        config.mkdir(mode=0o555)
+    else:
+        (tmp_path / "file").write_text("")
+        config = tmp_path / "file" / "mpl"
+    out = tmp_path / "out"
+    argv = ["saturation", "--dim", "4,8", "--seq-len", "8", "--samples", "64", "--workers", "2", "--quiet"]
+    done = sqrtdk(*argv, "--out", out, env={"MPLCONFIGDIR": str(config)})
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    (folder,) = out.iterdir()
+    assert (folder / "saturation_vs_dk.png").exists()
+
+
 def test_run_of_a_failing_check_config_exits_1(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('experiment = "check"\ndim = 16\nstd = 1.1\nsamples = 65536\n')
