@@ -274,6 +274,7 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
                 look=look,
                 progress=drawn,
             )
+        _written.extend(files)
     if json:
         sys.stdout.write(result.to_json(files))
         if chatty:
@@ -476,6 +477,7 @@ def _reproduce(
         return
     with _progress(chatty, "drawing {count}") as progress, _writing(values["out"]):
         files = reproduce.write(loaded, results, target, workers=values["workers"], progress=progress, skip=skip)
+    _written.extend(files)
     if not quiet:
         for c, result in zip(runnable, results):
             print(
@@ -530,6 +532,7 @@ def _configs(
     if copy is not None:
         target = _parsed("--copy", NonEmpty(), copy)
         written = configs.copy_out(Path(target))
+        _written.extend(map(str, written))
         print(f"{target}/  {_count(len(written), 'config')} copied; run them with: sqrtdk reproduce {target}")
         return
     folder = configs.bundled_dir()
@@ -649,6 +652,7 @@ INTERRUPTED = "sqrtdk: interrupted; nothing was written for the unfinished run"
 SIGNAL_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 BROKEN_PIPE = 141  # stdout's reader went away: the code of a process that SIGPIPE ends, and no message
 OUTPUT_FAILED = 74  # stdout could not be written (sysexits' EX_IOERR); files already written are kept
+_written: list[str] = []  # the files this command wrote, which a failure to print its results keeps
 
 
 class Terminated(BaseException):
@@ -676,6 +680,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (it stays open for the whole process)
     sys.stdout = _Stdout(sys.stdout)
     code = 0
+    _written.clear()
     try:
         returned = cli().main(args=argv, prog_name="sqrtdk", standalone_mode=False)
         code = returned if isinstance(returned, int) else 0  # an exit code (--help, --version) or None
@@ -700,9 +705,8 @@ def main(argv: list[str] | None = None) -> None:
     except (BrokenPipeError, StdoutClosed):
         code = BROKEN_PIPE
     except StdoutFailed as failed:
-        print(
-            f"sqrtdk: error: the results could not be printed ({failed}); the files written are kept", file=sys.stderr
-        )
+        kept = f"; the {len(_written)} files written are kept" if _written else ""
+        print(f"sqrtdk: error: the results could not be printed ({failed}){kept}", file=sys.stderr)
         code = OUTPUT_FAILED
     except OSError as error:
         print(f"sqrtdk: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)

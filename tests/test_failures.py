@@ -310,6 +310,15 @@ def test_a_full_stdout_is_reported_as_such_after_the_files_are_written(tmp_path)
     assert len(done.stderr.strip().splitlines()) == 1
     (folder,) = tmp_path.iterdir()
     assert (folder / "rows.json").exists()
+    assert done.stderr.rstrip().endswith(f"; the {len(list(folder.iterdir()))} files written are kept")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["configs"]])
+def test_a_full_stdout_after_writing_nothing_claims_no_files(argv):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*SQRTDK, *argv], stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 74
+    assert done.stderr == "sqrtdk: error: the results could not be printed (No space left on device)\n"
 
 
 def test_closed_stdout_still_writes_the_files(tmp_path):
