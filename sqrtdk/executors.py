@@ -129,12 +129,8 @@ def _die_with(parent: int) -> None:
     def watch() -> None:
         while True:
             time.sleep(WATCHDOG_SECONDS)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
+            if _gone(parent):
                 os._exit(1)
-            except PermissionError:
-                pass
 
     threading.Thread(target=watch, daemon=True, name="sqrtdk-watchdog").start()
 
@@ -165,6 +161,22 @@ def _sigint_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if received:
             signal.raise_signal(signal.SIGINT)  # now, to the handler the run had
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended: no such process, or a zombie that its own parent has not reaped yet
+    (a run killed by a program that waits for its output before its exit status)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):  # not Linux, or just reaped
+        return False
 
 
 @contextmanager

@@ -113,3 +113,23 @@ def test_a_scheduler_lost_mid_run_is_one_line_and_exit_69(tmp_path):
         err.startswith(f"sqrtdk: error: --scheduler: the Dask scheduler at {address!r}") and len(err.splitlines()) == 1
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_killed_run_not_yet_reaped_counts_as_gone():
+    """The workers' watchdog ends them when the run is gone: also when the run is a zombie whose parent
+    reads its output before its exit status."""
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert not executors._gone(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 30
+        while not executors._gone(child.pid) and time.monotonic() < deadline:  # not waited for: a zombie
+            time.sleep(0.01)
+        assert executors._gone(child.pid)
+    finally:
+        child.kill()
+        child.wait()
