@@ -135,6 +135,31 @@ def _die_with(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="sqrtdk-watchdog").start()
 
 
+def _start_tracker() -> None:
+    """Start multiprocessing's resource tracker (the process that unlinks the pool's named semaphores if
+    this one cannot) so that neither a closed terminal nor a kill -9 of the run makes it speak.
+
+    It ignores SIGINT and SIGTERM itself; here it also inherits SIGHUP blocked, so a hang-up of the
+    process group leaves it running while the run releases every semaphore on its way out (when the
+    hang-up ended it, the run's shutdown relaunched it, and the new one printed a KeyError for each
+    semaphore it had never seen). After a kill -9 the run cannot release them and the tracker unlinks
+    them, as designed: its warning that there were some to clean up is filtered out through the warning
+    options that multiprocessing passes to its helper processes.
+    """
+    import signal
+    from multiprocessing import resource_tracker
+
+    options = sys.warnoptions[:]
+    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP}) if hasattr(signal, "pthread_sigmask") else None
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions[:] = options
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 @contextmanager
 def _sigint_held() -> Iterator[None]:
     """While workers start, hold a Ctrl-C back until every one of them has started and the pool knows it.
@@ -213,6 +238,7 @@ def _processes(
     # BLAS threads; the modules a task needs are loaded once in the server
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["numpy", "sqrtdk.api"])
+    _start_tracker()  # before the pool's semaphores are registered with it
     pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_limit_threads, initargs=(max(1, cores() // workers), os.getpid())
     )

@@ -272,6 +272,41 @@ def test_ctrl_c_while_workers_start_is_one_line(tmp_path, appeared, then):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("how", ["hang-up", "kill-9"])
+def test_a_hang_up_or_kill_9_among_workers_leaves_the_resource_tracker_silent(tmp_path, how):
+    """A closed terminal (SIGHUP to the process group) while workers train: the one line and 129; a kill
+    -9 of the run: nothing at all. The resource tracker (the process that unlinks the pool's semaphores
+    if the run cannot) outlives both and is the last to let go of stderr, so reading stderr to its end
+    waits for it: it once printed a KeyError per semaphore after a hang-up, and after a kill -9 that it
+    had leaked semaphores to clean up."""
+    argv = ["train", "--scaling", "sqrt,none", "--lr", "0.01", "--steps", "3000", "--replicates", "2"]
+    proc = subprocess.Popen(
+        [*SQRTDK, *argv, "--workers", "2", "--quiet", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(descendants(proc.pid)) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the tracker, the forkserver and two workers
+        if how == "hang-up":
+            os.killpg(proc.pid, signal.SIGHUP)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    if how == "hang-up":
+        assert (proc.returncode, err) == (129, "sqrtdk: interrupted; nothing was written for the unfinished run\n")
+    else:
+        assert (proc.returncode, err) == (-signal.SIGKILL, "")
+
+
 def test_a_reader_that_goes_away_is_not_a_failed_check():
     done = subprocess.run(
         f"{' '.join(SQRTDK)} check --dim 4 | true; echo ${{PIPESTATUS[0]}}",
