@@ -39,6 +39,7 @@ MINILM_SHA256 = {  # sentence-transformers/all-MiniLM-L6-v2's files, as its mode
 }
 BUILTIN_TEXT = "builtin"
 REQUIRED = ("config.json", "model.safetensors")
+LOGIT_MAX = 1e150  # the largest |logit| saved activations may give
 
 
 @dataclass(frozen=True)
@@ -271,16 +272,25 @@ def activation_shape(source: str) -> tuple[int, ...] | None:
 
 def activations(source: str) -> Activations:
     """Queries and keys saved in an .npz (see the module docstring), checked."""
+    import zipfile
+    import zlib
+
     import numpy as np
 
     path = Path(source)
     if not path.is_file():
         raise InputError(f"--activations: {source!r} is not allowed; name an .npz file with arrays q and k")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as error:
-        raise InputError(f"--activations: {source!r} is not an .npz file ({error})") from None
+        with path.open("rb") as f:  # np.load would leave a path open on error
+            if f.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):  # an .npz is a zip archive; np.load takes
+                raise ValueError("not a zip archive")  # anything else for an .npy or a pickle
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:  # damaged or not a zip
+        raise InputError(
+            f"--activations: {source!r} is not an .npz file ({error}); name an .npz file with arrays q and k"
+        ) from None
     layout = "q and k of shape (layers, heads, sequences, tokens, d_k)"
     if "q" not in arrays or "k" not in arrays:
         raise InputError(f"--activations: {source!r} has arrays {sorted(arrays)}; it needs {layout}")
@@ -293,9 +303,28 @@ def activations(source: str) -> Activations:
         raise InputError(f"--activations: {source!r}: q {q.shape} needs at least 2 sequences of 2 tokens")
     if not (np.isfinite(q).all() and np.isfinite(k).all()):
         raise InputError(f"--activations: {source!r}: q or k holds a value that is not finite")
+    for name, x in (("q", q), ("k", k)):
+        # the iid prediction divides by each head's entry variances in each sequence, and the theory needs them > 0
+        constant = np.argwhere(x.max(axis=(3, 4)) == x.min(axis=(3, 4)))  # (layer, head, sequence) indices
+        if len(constant):
+            layer, head, seq = (int(i) + 1 for i in constant[0])
+            raise InputError(
+                f"--activations: {source!r}: every entry of {name} in layer {layer}, head {head}, sequence {seq} "
+                f"is {float(x[layer - 1, head - 1, seq - 1, 0, 0]):g}; the probe needs entries of q and k that "
+                "vary within every head of every sequence"
+            )
     tokens, d_k = q.shape[3], q.shape[4]
     scale = np.asarray(arrays.get("scale", 1 / math.sqrt(d_k)), dtype=np.float64)
     if scale.ndim > 1 or (scale.ndim == 1 and len(scale) != tokens) or not np.isfinite(scale).all():
         raise InputError(f"--activations: {source!r}: scale {scale.shape} must be a number or one per token")
+    # |scale q.k| <= |scale| |q| |k|: kept within 1e150, the logits' squares and the softmax stay finite in float64
+    q_norm, k_norm = (float(np.sqrt(np.square(x, dtype=np.float64).sum(axis=-1)).max()) for x in (q, k))
+    bound = float(np.abs(scale).max()) * q_norm * k_norm
+    if bound > LOGIT_MAX:
+        raise InputError(
+            f"--activations: {source!r}: logits scale q.k up to {bound:.3g} (|scale| up to "
+            f"{float(np.abs(scale).max()):g}, |q| up to {q_norm:.3g}, |k| up to {k_norm:.3g}) are not allowed; "
+            f"they must stay within {LOGIT_MAX:g} in magnitude"
+        )
     causal = bool(np.asarray(arrays.get("causal", False)))
     return Activations(q, k, np.broadcast_to(scale, (tokens,)).copy(), causal)

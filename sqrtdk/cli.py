@@ -250,6 +250,8 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
         check_writable(Path(out))
         check_replaceable(Path(out) / api.folder_name(spec.name, params, stem), "--out")
     chatty = _chatty(quiet)
+    if plot:
+        _settle_matplotlib(chatty)
     with _progress(chatty) as progress:
         result = api.run_params(
             spec.name,
@@ -272,6 +274,7 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
                 look=look,
                 progress=drawn,
             )
+        _written.extend(files)
     if json:
         sys.stdout.write(result.to_json(files))
         if chatty:
@@ -283,6 +286,18 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
     failure = spec.verdict(result) if spec.verdict else None
     if failure:
         raise Failed(failure)
+
+
+def _settle_matplotlib(chatty: bool) -> None:
+    """Before any process draws: matplotlib's folder, or a temporary one (plots.settle_config_dir), with a
+    note instead of a warning from every process that draws."""
+    from sqrtdk.plots import settle_config_dir
+
+    unwritable = settle_config_dir()
+    if unwritable and chatty:
+        _console(stderr=True).print(
+            f"matplotlib's folder {unwritable} is not writable; its cache is kept in a temporary folder for this run"
+        )
 
 
 def _shown(default: Any) -> str:
@@ -416,6 +431,7 @@ def _reproduce(
     from sqrtdk.output import check_writable
 
     folder, loaded, chosen = configs.selection(targets or [])
+    reproduce.check_names(loaded)
     given = dict(out=out, workers=workers, scheduler=scheduler, max_memory=max_memory, max_time=max_time)
     values = _shared_values((REPRODUCE_OUT, *EXECUTION), given)
     target, limits = Path(values["out"]), (values["max_memory"], values["max_time"])
@@ -441,6 +457,8 @@ def _reproduce(
     skip = {**{c.name: "not named" for c in loaded if c not in named}, **unavailable}
     runnable = [c for c in loaded if c.name not in skip]
     chatty = _chatty(quiet)
+    if not check:
+        _settle_matplotlib(chatty)
     with _progress(chatty) as progress:
         results = reproduce.run(
             runnable, values["workers"], values["scheduler"], progress, figures=not check, limits=limits
@@ -459,6 +477,7 @@ def _reproduce(
         return
     with _progress(chatty, "drawing {count}") as progress, _writing(values["out"]):
         files = reproduce.write(loaded, results, target, workers=values["workers"], progress=progress, skip=skip)
+    _written.extend(files)
     if not quiet:
         for c, result in zip(runnable, results):
             print(
@@ -506,6 +525,7 @@ def _configs(
     if copy is not None:
         target = _parsed("--copy", NonEmpty(), copy)
         written = configs.copy_out(Path(target))
+        _written.extend(map(str, written))
         print(f"{target}/  {_count(len(written), 'config')} copied; run them with: sqrtdk reproduce {target}")
         return
     folder = configs.bundled_dir()
@@ -624,6 +644,7 @@ def cli() -> click.Group:
 SIGNAL_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 BROKEN_PIPE = 141  # stdout's reader went away: the code of a process that SIGPIPE ends, and no message
 OUTPUT_FAILED = 74  # stdout could not be written (sysexits' EX_IOERR); files already written are kept
+_written: list[str] = []  # the files this command wrote, which a failure to print its results keeps
 
 
 class Terminated(BaseException):
@@ -651,6 +672,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (it stays open for the whole process)
     sys.stdout = _Stdout(sys.stdout)
     code = 0
+    _written.clear()
     try:
         returned = cli().main(args=argv, prog_name="sqrtdk", standalone_mode=False)
         code = returned if isinstance(returned, int) else 0  # an exit code (--help, --version) or None
@@ -675,9 +697,8 @@ def main(argv: list[str] | None = None) -> None:
     except (BrokenPipeError, StdoutClosed):
         code = BROKEN_PIPE
     except StdoutFailed as failed:
-        print(
-            f"sqrtdk: error: the results could not be printed ({failed}); the files written are kept", file=sys.stderr
-        )
+        kept = f"; the {len(_written)} files written are kept" if _written else ""
+        print(f"sqrtdk: error: the results could not be printed ({failed}){kept}", file=sys.stderr)
         code = OUTPUT_FAILED
     except OSError as error:
         print(f"sqrtdk: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)

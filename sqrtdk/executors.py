@@ -104,7 +104,9 @@ def _limit_threads(threads: int, parent: int) -> None:
     from threadpoolctl import threadpool_limits
 
     global _task_threads
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards a Ctrl-C held back since the fork (_stopping_held)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threadpool_limits(threads)
     _task_threads = threads
     _die_with(parent)
@@ -127,14 +129,51 @@ def _die_with(parent: int) -> None:
     def watch() -> None:
         while True:
             time.sleep(WATCHDOG_SECONDS)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
+            if _gone(parent):
                 os._exit(1)
-            except PermissionError:
-                pass
 
     threading.Thread(target=watch, daemon=True, name="sqrtdk-watchdog").start()
+
+
+def _start_tracker() -> None:
+    """Start multiprocessing's resource tracker (the process that unlinks the pool's named semaphores if
+    this one cannot) so that neither a closed terminal nor a kill -9 of the run makes it speak.
+
+    It ignores SIGINT and SIGTERM itself; here it also inherits SIGHUP blocked, so a hang-up of the
+    process group leaves it running while the run releases every semaphore on its way out (when the
+    hang-up ended it, the run's shutdown relaunched it, and the new one printed a KeyError for each
+    semaphore it had never seen). After a kill -9 the run cannot release them and the tracker unlinks
+    them, as designed: its warning that there were some to clean up is filtered out through the warning
+    options that multiprocessing passes to its helper processes.
+    """
+    import signal
+    from multiprocessing import resource_tracker
+
+    options = sys.warnoptions[:]
+    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP}) if hasattr(signal, "pthread_sigmask") else None
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions[:] = options
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended: no such process, or a zombie that its own parent has not reaped yet
+    (a run killed by a program that waits for its output before its exit status)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):  # not Linux, or just reaped
+        return False
 
 
 @contextmanager
@@ -165,33 +204,39 @@ STOPPING = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 @contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold back Ctrl-C, SIGTERM and SIGHUP while workers start, and deliver them once all have started.
+def _stopping_held() -> Iterator[None]:
+    """While workers start, hold Ctrl-C, SIGTERM and SIGHUP back until every worker has started and the pool
+    knows it, then act on them.
 
     A signal that stopped the run inside `submit` (between a worker's start and the pool's record of it,
-    or while the pool holds its lock) would leave a worker unknown to `_stop`, which then goes on
-    starting, finds the pool's semaphores gone with the run and prints a traceback, or leave the pool
-    locked. Its handler is run where it would have been, only later. (Python runs signal handlers in the
-    main thread only, so elsewhere there is nothing to hold.)
+    or while the pool holds its lock) would leave a worker unknown to `_stop`: it would go on starting,
+    fail loudly to open the semaphores of a pool already gone, or leave the pool locked. So the handlers
+    note a signal and it is raised again afterwards, to the handlers the run had. SIGINT is also blocked in
+    this thread's mask: the forkserver imports numpy and sqrtdk before it ignores SIGINT, and a worker
+    forked from it takes SIGINT as a KeyboardInterrupt until its initializer runs; both inherit the mask
+    (the worker through the server), so a Ctrl-C to the process group cannot reach them as a traceback.
+    (Python runs handlers in the main thread only: elsewhere there is nothing to hold.)
     """
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield  # not POSIX, or not the thread that takes signals
         return
     caught: list[int] = []
     saved = {}
     for name in STOPPING:
         signum = getattr(signal, name)
         saved[signum] = signal.signal(signum, lambda signum, frame: caught.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for signum in dict.fromkeys(caught):
-            signal.raise_signal(signum)  # the run's own handler, now that the pool knows every worker
+            signal.raise_signal(signum)  # now, to the handler the run had
 
 
 def _processes(
@@ -204,12 +249,13 @@ def _processes(
     # BLAS threads; the modules a task needs are loaded once in the server
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["numpy", "sqrtdk.api"])
+    _start_tracker()  # before the pool's semaphores are registered with it
     pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_limit_threads, initargs=(max(1, cores() // workers), os.getpid())
     )
     outputs: list[Any] = [None] * len(items)
     try:
-        with _main_module_hidden(), _signals_held():  # workers start as tasks are submitted
+        with _stopping_held(), _main_module_hidden():  # workers start as tasks are submitted
             futures = {pool.submit(fn, items[i]): i for i in order}
         pending, done = set(futures), 0
         while pending:

@@ -79,6 +79,10 @@ def inspect(
         rule = "custom"
     if qk_gain is not None and not (math.isfinite(qk_gain) and qk_gain > 0):
         raise InputError(f"--qk-norm-gain: {qk_gain} is not allowed; the gain must be a number > 0")
+    if qk_gain is not None and rule != "qknorm":
+        raise InputError(f"--qk-norm-gain: {qk_gain:g} is not allowed here; it is used only with --scale qknorm")
+    if init_std is not None and init != "normal":
+        raise InputError(f"--init-std: {init_std:g} is not allowed here; it is used only with --init normal")
     qknorm = rule == "qknorm"
     if qknorm and d_k < 3:
         raise InputError(f"--heads: {heads} leaves d_k = {d_k}; QK-norm's cosines need d_k >= 3 here")

@@ -62,6 +62,50 @@ def grid(panels: int) -> tuple[int, int]:
     return math.ceil(panels / columns), columns
 
 
+def settle_config_dir() -> str | None:
+    """Give matplotlib a writable folder before any process of this run imports it.
+
+    Where its folder (MPLCONFIGDIR, else on Linux its XDG config and cache folders) cannot be made
+    writable, matplotlib falls back to a temporary folder, with a warning on stderr, in every process that
+    imports it. This makes that fallback once, up front and silently: a temporary folder named in
+    MPLCONFIGDIR for this process and the workers it starts (they share one font cache), removed at exit.
+    Returns the folder that was not writable, for the caller to mention, or None. Elsewhere (macOS,
+    Windows) without MPLCONFIGDIR, matplotlib's own choice is left to it.
+    """
+    import atexit
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    given = os.environ.get("MPLCONFIGDIR")
+    if given:
+        folders = [Path(given)]
+    elif sys.platform.startswith(("linux", "freebsd")):
+        try:
+            home = Path.home()
+        except RuntimeError:  # no home folder: matplotlib falls back too
+            home = Path("~")
+        folders = [
+            Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config", "matplotlib"),
+            Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache", "matplotlib"),
+        ]
+    else:
+        return None
+    for folder in folders:
+        folder = folder.resolve()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)  # as matplotlib does
+        except OSError:
+            pass
+        if not (folder.is_dir() and os.access(folder, os.W_OK)):
+            temporary = tempfile.mkdtemp(prefix="matplotlib-")
+            os.environ["MPLCONFIGDIR"] = temporary
+            atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+            return str(folder)
+    return None
+
+
 def new_figure(columns: int = 1, rows: int = 1, aspect: float = 0.72) -> Any:
     """An empty figure (no pyplot, no GUI) of `rows` x `columns` panels, each `aspect` as high as it is
     wide, at the style's width (legend_below adds the legend's height); SVG element ids are stable from run

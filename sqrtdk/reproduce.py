@@ -228,6 +228,33 @@ def write(
         return _write(configs, results, out, plot, shown_at, workers, progress, skip or {})
 
 
+REPORT = "README.md"  # the report beside the config folders
+RESERVED = ("runs", "studies")  # results/runs/ and results/studies/: ad-hoc runs and study scripts write there
+
+
+def check_names(configs: Sequence[Config]) -> None:
+    """Refuse, before any work, a config whose name cannot be its results folder beside the others: the
+    report's name, a hidden name (sqrtdk stages unfinished folders as .name.sqrtdk-partial-PID, and . and
+    .. name folders that exist), the folders of ad-hoc runs and studies, or two names that one folder
+    would serve on a file system that ignores case (macOS's and Windows' by default)."""
+    seen: dict[str, Config] = {}
+    for config in configs:
+        name, why = config.name, None
+        if name.casefold() == REPORT.casefold():
+            why = f"its results folder would be the report, <out>/{REPORT}"
+        elif name.startswith("."):
+            why = "its results folder would be hidden, where sqrtdk keeps unfinished folders (or be . or ..)"
+        elif name.casefold() in RESERVED:
+            who = "ad-hoc runs" if name.casefold() == "runs" else "study scripts"
+            why = f"{who} write into results/{name.casefold()}/ by default, its folder under the default --out"
+        elif name.casefold() in seen:
+            other = seen[name.casefold()]
+            why = f"it differs from {other.path} only in case, and both would have one results folder"
+        if why:
+            raise InputError(f"{config.path}: the config name {name!r} is not allowed; {why}: rename the config")
+        seen[name.casefold()] = config
+
+
 def check_targets(configs: Sequence[Config], out: Path) -> None:
     """Refuse, before any work, to write where something that sqrtdk did not make would be replaced: a
     config's results folder, or a README.md that is not its report."""
@@ -238,7 +265,7 @@ def check_targets(configs: Sequence[Config], out: Path) -> None:
                 f"{config.path}: this config's results folder {str(target)!r} exists and sqrtdk "
                 "did not make it; rename the config or move that folder away"
             )
-    readme = out / "README.md"
+    readme = out / REPORT
     if (readme.exists() or readme.is_symlink()) and not (readme.is_file() and report.is_report(readme)):
         raise InputError(
             f"--out: {str(out)!r} is not allowed; its README.md is not a report sqrtdk wrote, "

@@ -137,3 +137,47 @@ def test_projected_inputs_have_their_own_domain():
 def test_any_qk_gain_matches_theory(gain):
     for row in sqrtdk.run("variance", dim=64, scaling=["qknorm"], qk_gain=gain, samples=20000).rows:
         assert abs(row["variance"] - row["theory_variance"]) <= Z * row["variance_se"], row
+
+
+def brute_force_rows(d_k, n, mean, std, scaling, gain, rows, threshold=0.99, seed=7):
+    """Each metric's mean and standard error over independent rows in float64: a query and its own n keys
+    drawn whole (mean + std z), the logits q.k / sqrt(d_k) or gain cos(q, k), the softmax written out."""
+    rng = np.random.default_rng(seed)
+    values = {"max_prob_mean": [], "entropy_mean": [], "saturated_fraction": [], "jacobian_fro_mean": []}
+    for start in range(0, rows, 1024):
+        q = mean + std * rng.standard_normal((min(1024, rows - start), d_k, 1))
+        k = mean + std * rng.standard_normal((len(q), n, d_k))
+        if scaling == "sqrt":
+            s = ((k - mean) @ q)[..., 0] / math.sqrt(d_k)  # q.k less c mean sum(q), which every key shares
+        else:
+            cos = (k / np.linalg.norm(k, axis=-1, keepdims=True)) @ (q / np.linalg.norm(q, axis=-2, keepdims=True))
+            s = gain * cos[..., 0]
+        p = np.exp(s - s.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        sum_p2, sum_p3 = (p * p).sum(axis=-1), (p**3).sum(axis=-1)
+        values["max_prob_mean"].append(p.max(axis=-1))
+        values["entropy_mean"].append(-(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=-1))
+        values["saturated_fraction"].append(p.max(axis=-1) >= threshold)
+        values["jacobian_fro_mean"].append(np.sqrt(np.maximum(sum_p2 - 2 * sum_p3 + sum_p2**2, 0)))  # diag(p) - pp^T
+    return {m: (np.mean(np.concatenate(v)), np.std(np.concatenate(v)) / math.sqrt(rows)) for m, v in values.items()}
+
+
+@pytest.mark.parametrize(
+    "mean,std,scaling,gain",
+    [(1e5, 0.1, "sqrt", None), (1e6, 1.0, "sqrt", None), (1e4, 1.0, "qknorm", 1e6), (1e3, 1.0, "qknorm", 1e6)],
+)
+def test_a_large_mean_keeps_the_spread_of_the_logits(mean, std, scaling, gain):
+    """With |mean| / std up to 1e6 the logits of a row differ by far less than float32 resolves at the mean;
+    the saturation and gradient rows match a float64 simulation of the same model."""
+    d_k, n = 16, 32
+    truth = brute_force_rows(d_k, n, mean, std, scaling, gain, rows=2**15)
+    params = {"dim": d_k, "seq_len": n, "mean": mean, "std": std, "scaling": [scaling], "samples": 2**18}
+    if gain is not None:
+        params["qk_gain"] = gain
+    (saturation,) = sqrtdk.run("saturation", **params).rows
+    (gradient,) = sqrtdk.run("gradient", **{**params, "samples": 2**16}).rows
+    for row, metric in [(saturation, m) for m in ("max_prob_mean", "entropy_mean", "saturated_fraction")] + [
+        (gradient, "jacobian_fro_mean")
+    ]:
+        value, se = truth[metric]
+        assert abs(row[metric] - value) <= Z * math.hypot(row[metric + "_se"], se), (metric, row[metric], value, se)

@@ -120,15 +120,35 @@ def test_signals_are_held_while_workers_start_and_delivered_after():
     handled once every worker is known to the pool, where `_stop` can end them."""
     import signal
 
-    from sqrtdk.executors import _signals_held
+    from sqrtdk.executors import _stopping_held
 
     seen = []
     saved = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
     try:
-        with _signals_held():
+        with _stopping_held():
             signal.raise_signal(signal.SIGTERM)
             assert seen == []  # held
         assert seen == [signal.SIGTERM]  # delivered once, to the handler in place before
         assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, saved)
+
+
+def test_a_killed_run_not_yet_reaped_counts_as_gone():
+    """The workers' watchdog ends them when the run is gone: also when the run is a zombie whose parent
+    reads its output before its exit status."""
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert not executors._gone(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 30
+        while not executors._gone(child.pid) and time.monotonic() < deadline:  # not waited for: a zombie
+            time.sleep(0.01)
+        assert executors._gone(child.pid)
+    finally:
+        child.kill()
+        child.wait()

@@ -45,13 +45,39 @@ def project(tmp_path):
 
 def test_reproduce_never_replaces_a_folder_it_did_not_make(project):
     configs, results = project
-    (results / "runs" / "variance-abc").mkdir(parents=True)
-    (results / "runs" / "variance-abc" / "rows.csv").write_text("an ad-hoc run")
-    (configs / "runs.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 2000\n')
+    (results / "mine" / "variance-abc").mkdir(parents=True)
+    (results / "mine" / "variance-abc" / "rows.csv").write_text("an ad-hoc run")
+    (configs / "mine.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 2000\n')
     before = files(results)
     line = one_line(sqrtdk("reproduce", configs, "--out", results), 2)
-    assert "runs.toml: this config's results folder" in line and "sqrtdk did not make it" in line
+    assert "mine.toml: this config's results folder" in line and "sqrtdk did not make it" in line
     assert files(results) == before
+
+
+@pytest.mark.parametrize(
+    "names,message",
+    [
+        (["README.md"], "'README.md' is not allowed; its results folder would be the report, <out>/README.md"),
+        (["readme.MD"], "'readme.MD' is not allowed; its results folder would be the report"),
+        (["."], "'.' is not allowed; its results folder would be hidden"),
+        ([".x.sqrtdk-partial-1"], "'.x.sqrtdk-partial-1' is not allowed; its results folder would be hidden"),
+        (["runs"], "'runs' is not allowed; ad-hoc runs write into results/runs/ by default"),
+        (["Studies"], "'Studies' is not allowed; study scripts write into results/studies/ by default"),
+        (["Noise", "noise"], "'noise' is not allowed; it differs from"),
+    ],
+)
+def test_config_names_that_collide_with_what_reproduce_writes_are_refused_up_front(cli, project, names, message):
+    """A config named README.md.toml made results/README.md/ with its files, then failed to write the
+    report over it. Names that would be the report, a hidden or . or .. folder, the ad-hoc runs' or the
+    studies' folder, or one folder for two configs where case is ignored: one line, nothing written."""
+    configs, results = project
+    for name in names:
+        (configs / f"{name}.toml").write_text('experiment = "toy"\nseq_len = [10, 100]\n')
+    for argv in ([configs], [configs, "--check"], [configs / f"{names[-1]}.toml"]):
+        code, out, err = cli("reproduce", *argv, "--out", results)
+        assert code == 2 and out == "" and len(err.splitlines()) == 1, err
+        assert message in err and err.endswith("rename the config\n"), err
+    assert not results.exists()
 
 
 def test_reproduce_into_a_folder_of_the_users_keeps_their_files(project):
@@ -197,6 +223,90 @@ def test_sighup_is_handled_like_sigterm(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def descendants(pid):
+    """The processes below `pid`, read from /proc: a pool's resource tracker, its forkserver, the workers."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # not a process, or one that just ended
+            continue
+        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("appeared,then", [(1, 0.0), (2, 0.1), (3, 0.0)])
+def test_ctrl_c_while_workers_start_is_one_line(tmp_path, appeared, then):
+    """Ctrl-C to the whole process group as the run's helper processes appear: as the pool's resource
+    tracker starts (1), while the forkserver imports numpy and sqrtdk (2), as the first worker is forked (3).
+    The one line and 130, never a worker's or the server's KeyboardInterrupt or a half-started worker's
+    traceback. Points, not times: the test waits for the process to appear, however busy the machine."""
+    argv = ["variance", "--dim", "64,128,256,512", "--samples", "33554432", "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(
+        [*SQRTDK, *argv, "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a command
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(descendants(proc.pid)) < appeared and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(then)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130 and err == "sqrtdk: interrupted; nothing was written for the unfinished run\n", err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("how", ["hang-up", "kill-9"])
+def test_a_hang_up_or_kill_9_among_workers_leaves_the_resource_tracker_silent(tmp_path, how):
+    """A closed terminal (SIGHUP to the process group) while workers train: the one line and 129; a kill
+    -9 of the run: nothing at all. The resource tracker (the process that unlinks the pool's semaphores
+    if the run cannot) outlives both and is the last to let go of stderr, so reading stderr to its end
+    waits for it: it once printed a KeyError per semaphore after a hang-up, and after a kill -9 that it
+    had leaked semaphores to clean up."""
+    argv = ["train", "--scaling", "sqrt,none", "--lr", "0.01", "--steps", "3000", "--replicates", "2"]
+    proc = subprocess.Popen(
+        [*SQRTDK, *argv, "--workers", "2", "--quiet", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(descendants(proc.pid)) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the tracker, the forkserver and two workers
+        if how == "hang-up":
+            os.killpg(proc.pid, signal.SIGHUP)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    if how == "hang-up":
+        assert (proc.returncode, err) == (129, "sqrtdk: interrupted; nothing was written for the unfinished run\n")
+    else:
+        assert (proc.returncode, err) == (-signal.SIGKILL, "")
+
+
 def test_a_reader_that_goes_away_is_not_a_failed_check():
     done = subprocess.run(
         f"{' '.join(SQRTDK)} check --dim 4 | true; echo ${{PIPESTATUS[0]}}",
@@ -235,6 +345,15 @@ def test_a_full_stdout_is_reported_as_such_after_the_files_are_written(tmp_path)
     assert len(done.stderr.strip().splitlines()) == 1
     (folder,) = tmp_path.iterdir()
     assert (folder / "rows.json").exists()
+    assert done.stderr.rstrip().endswith(f"; the {len(list(folder.iterdir()))} files written are kept")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["configs"]])
+def test_a_full_stdout_after_writing_nothing_claims_no_files(argv):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*SQRTDK, *argv], stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 74
+    assert done.stderr == "sqrtdk: error: the results could not be printed (No space left on device)\n"
 
 
 def test_closed_stdout_still_writes_the_files(tmp_path):
@@ -255,6 +374,27 @@ def test_any_mplbackend_draws_the_figures(tmp_path, backend):
     assert done.returncode == 0, done.stderr
     (folder,) = tmp_path.iterdir()
     assert (folder / "histogram_dk4.png").exists()
+
+
+@pytest.mark.parametrize("where", ["read-only", "below a file"])
+def test_an_unwritable_mplconfigdir_is_no_warning_under_quiet(tmp_path, where):
+    """matplotlib warns, in every process that draws, when its folder is not writable; the run makes its
+    fallback (a temporary folder, removed at exit) once and quietly. A folder of mode 555 is read-only
+    except to root, to whom a path below a file is as unwritable as to anyone."""
+    if where == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into a read-only folder")
+        config = tmp_path / "mpl"
+        config.mkdir(mode=0o555)
+    else:
+        (tmp_path / "file").write_text("")
+        config = tmp_path / "file" / "mpl"
+    out = tmp_path / "out"
+    argv = ["saturation", "--dim", "4,8", "--seq-len", "8", "--samples", "64", "--workers", "2", "--quiet"]
+    done = sqrtdk(*argv, "--out", out, env={"MPLCONFIGDIR": str(config)})
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    (folder,) = out.iterdir()
+    assert (folder / "saturation_vs_dk.png").exists()
 
 
 def test_run_of_a_failing_check_config_exits_1(tmp_path):

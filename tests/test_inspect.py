@@ -61,6 +61,10 @@ def test_the_command_prints_a_few_lines_and_json(cli, monkeypatch):
         (("--scale", "-1"), "--scale: '-1' is not allowed"),
         (("--seq-len", "1"), "--seq-len: 1 is not allowed; a row needs at least 2 keys"),
         (("--scale", "qknorm", "--qk-norm-gain", "0"), "--qk-norm-gain: 0.0 is not allowed"),
+        (("--qk-norm-gain", "2"), "--qk-norm-gain: 2 is not allowed here; it is used only with --scale qknorm"),
+        (("--scale", "0.125", "--qk-norm-gain", "2"), "--qk-norm-gain: 2 is not allowed here"),
+        (("--init-std", "0.1"), "--init-std: 0.1 is not allowed here; it is used only with --init normal"),
+        (("--init", "xavier", "--init-std", "0.1"), "--init-std: 0.1 is not allowed here"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(cli, argv, message):

@@ -398,6 +398,86 @@ def test_bad_input(cli, tmp_path, monkeypatch):
     assert not out.exists()
 
 
+SHAPE = (1, 2, 3, 8, 4)  # (layers, heads, sequences, tokens, d_k)
+
+
+UNIT = np.random.default_rng(2).standard_normal(SHAPE).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "arrays,message",
+    [
+        ({"q": np.zeros(SHAPE, np.float32)}, "every entry of q in layer 1, head 1, sequence 1 is 0;"),
+        ({"q": np.ones(SHAPE, np.float32)}, "every entry of q in layer 1, head 1, sequence 1 is 1;"),
+        ({"q": np.full(SHAPE, 1e30, np.float32)}, "every entry of q in layer 1, head 1, sequence 1 is 1e+30;"),
+        ({"q": UNIT, "scale": np.array(1e300)}, "they must stay within 1e+150 in magnitude"),
+        (b"PK\x03\x04junk", "is not an .npz file (File is not a zip file); name an .npz file with arrays q and k"),
+        (b"\x93NUMPY\x01\x00", "is not an .npz file (not a zip archive); name an .npz file with arrays q and k"),
+    ],
+    ids=["zeros", "ones", "1e30", "scale-1e300", "not-a-zip", "npy"],
+)
+def test_activations_that_cannot_be_measured_are_refused(cli, tmp_path, arrays, message):
+    """Entries that do not vary leave the iid prediction d_k Var(q_i) Var(k_i) at 0, and logits beyond 1e150
+    would overflow their squares: refused, as is a file that is not a zip archive or only starts like one."""
+    path, out = tmp_path / "acts.npz", tmp_path / "out"
+    if isinstance(arrays, bytes):
+        path.write_bytes(arrays)
+    else:
+        np.savez(path, k=arrays["q"], **arrays)
+    refused(cli, "probe", "--no-plot", "--activations", str(path), "--out", str(out), message=message)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [("--model", "elsewhere"), ("--text", "notes.txt"), ("--seq-len", "64"), ("--sequences", "8")],
+)
+def test_what_activations_make_moot_is_refused(cli, tmp_path, option, value):
+    """Saved queries and keys bring their own model, text, length and count: these options would be
+    ignored (and config.toml recorded --model), so they are refused, as --df is without Student-t."""
+    path, out = tmp_path / "acts.npz", tmp_path / "out"
+    np.savez(path, q=UNIT, k=UNIT)
+    message = f"{option}: {value} is not allowed here; it is used only without activations"
+    refused(cli, "probe", "--no-plot", "--activations", str(path), option, value, "--out", str(out), message=message)
+    assert not out.exists()
+    code, _, err = cli("probe", "--no-plot", "--quiet", "--activations", str(path), "--out", str(out))
+    assert code == 0, err
+    (written,) = out.iterdir()
+    assert "model" not in (written / "config.toml").read_text()
+
+
+def test_activations_far_from_unit_scale_are_measured(cli, tmp_path):
+    """Logits of spread 1e76 or 1e-90, or all equal, are measured and drawn without a warning: the kurtosis
+    from the standardised logits (empty where they do not vary), the figures on the values they have."""
+    rng = np.random.default_rng(3)
+    flat = np.zeros(SHAPE, np.float32)
+    flat[..., 0], flat[..., 1] = 1.0, -1.0  # q and k vary, but every q is orthogonal to every k
+    keys = np.roll(flat, 2, axis=-1)
+    cases = {
+        "huge": (
+            rng.uniform(-3e38, 3e38, SHAPE).astype(np.float32),
+            rng.uniform(-3e38, 3e38, SHAPE).astype(np.float32),
+        ),
+        "tiny": (
+            (rng.integers(-3, 4, SHAPE) * 1e-45).astype(np.float32),
+            (rng.integers(-3, 4, SHAPE) * 1e-45).astype(np.float32),
+        ),
+        "flat": (flat, keys),
+    }
+    for name, (q, k) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, q=q, k=k)
+        with np.errstate(all="raise", under="ignore"):
+            code, _, err = cli("probe", "--activations", str(path), "--out", str(tmp_path / name), "--json")
+        assert code == 0 and err == "", (name, err)
+        rows = json.loads(_)["rows"]
+        kurtosis = [r["excess_kurtosis"] for r in rows]
+        if name == "flat":
+            assert all(r["logit_std"] == 0 for r in rows) and kurtosis == [None, None]
+        else:
+            assert all(-2 < x < 3 for x in kurtosis) and all(0.5 < r["iid_variance_ratio"] < 2 for r in rows), rows
+
+
 def test_reproduce_skips_the_probe_without_its_model_and_keeps_what_was_committed(cli, tmp_path, monkeypatch):
     """With the model package the probe config runs like any other; without it reproduce skips it with one
     note naming the install command, leaves its folder as it was, and --check calls it skipped, not stale."""

@@ -83,7 +83,9 @@ def head_stats(
     mean = pairs.mean(axis=1)
     centred = pairs - mean[:, None]
     m2 = (centred**2).mean(axis=1)
-    m4 = (centred**4).mean(axis=1)
+    # the fourth moment of the standardised logits: centred**4 would overflow or underflow at spreads far from 1
+    z = np.divide(centred, np.sqrt(m2)[:, None], out=np.zeros_like(centred), where=m2[:, None] > 0)
+    kurtosis = np.where(m2 > 0, (z**4).mean(axis=1) - 3.0, np.nan)  # none for logits that do not vary
     s_var = scores[:, seen].var(axis=1)
     independent, means = independent_score_variance(
         q64.mean(axis=1), q64.var(axis=1), k64.mean(axis=1), k64.var(axis=1)
@@ -108,7 +110,7 @@ def head_stats(
     stats = {
         "logit_mean": mean,
         "logit_std": np.sqrt(m2),
-        "logit_kurtosis": m4 / (m2 * m2) - 3.0,
+        "logit_kurtosis": kurtosis,
         "score_variance": s_var,
         "independent_score_variance": independent,
         "independent_variance_ratio": s_var / independent,

