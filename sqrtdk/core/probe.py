@@ -113,8 +113,11 @@ def head_stats(
         "logit_kurtosis": kurtosis,
         "score_variance": s_var,
         "independent_score_variance": independent,
-        "independent_variance_ratio": s_var / independent,
-        "mean_share": means / independent,
+        # none where no coordinate varies over the tokens (the prediction is 0)
+        "independent_variance_ratio": np.divide(
+            s_var, independent, out=np.full_like(s_var, np.nan), where=independent > 0
+        ),
+        "mean_share": np.divide(means, independent, out=np.full_like(means, np.nan), where=independent > 0),
         "iid_score_variance": iid,
         "iid_variance_ratio": s_var / iid,
         "q_mean": q64.mean(axis=(1, 2)),
