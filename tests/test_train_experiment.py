@@ -1,9 +1,11 @@
-"""`sqrtdk train` (sqrtdk/experiments/train.py): rows that do not depend on who runs them, diverged runs
-recorded as such, Wortsman et al.'s LR sensitivity by hand, and bad input refused in one line."""
+"""`sqrtdk train` (sqrtdk/experiments/train.py): rows that do not depend on who runs them, each seed's
+outcome counted and the means taken over the seeds that did not diverge, Wortsman et al.'s LR
+sensitivity by hand, and bad input refused in one line."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -21,12 +23,32 @@ def test_rows_are_the_same_whichever_runs_them():
     assert all(r["d_k"] == 16 and r["replicates"] == 2 for r in serial)
 
 
-def test_a_rule_that_blows_up_is_diverged_and_not_a_nan():
-    (row,) = sqrtdk.run("train", scaling="none", lr=10.0, **{**TINY, "steps": 60}).rows
-    if row["diverged"] == 1.0:
-        assert row["final_loss"] is None and row["final_accuracy"] is None
-    else:  # a finite but useless run stays a number
-        assert row["final_loss"] is not None and row["final_loss"] == row["final_loss"]
+def test_a_finite_loss_far_above_the_start_is_diverged_and_the_uniform_output_collapsed():
+    """At rate 10 the unscaled model's loss stays finite but ends a hundred times above its loss at
+    initialisation: diverged, though no number overflowed. At rate 0.3 its attention logits grow to 1e4
+    and it ends within 0.05 nats of ln V, the loss of the uniform output over the vocabulary: collapsed,
+    not a model that learned something."""
+    (row,) = sqrtdk.run("train", scaling="none", lr=10.0, **{**TINY, "steps": 40, "warmup": 4}).rows
+    assert all(loss > 10 * row["loss_at_init"] for loss in row["seed_loss"])
+    assert row["diverged"] == 1.0 and row["seed_outcome"] == ["diverged", "diverged"]
+    assert row["final_loss"] is None and row["final_accuracy"] is None
+    (row,) = sqrtdk.run("train", scaling="none", lr=0.3, **{**TINY, "steps": 80, "warmup": 4}).rows
+    assert all(abs(loss - math.log(129)) <= 0.05 for loss in row["seed_loss"]) and row["max_logit"] > 1e3
+    assert row["collapsed"] == 1.0 and row["trained"] == row["plateaued"] == row["diverged"] == 0.0
+    assert row["final_loss"] == pytest.approx(sum(row["seed_loss"]) / 2, rel=1e-5)
+
+
+def test_the_shares_of_the_outcomes_add_up_and_the_means_leave_out_the_diverged_seeds():
+    rows = sqrtdk.run("train", scaling=["sqrt"], lr=[3e-2, 1.0], **{**TINY, "replicates": 3, "warmup": 4}).rows
+    for row in rows:
+        shares = [row[end] for end in ("trained", "plateaued", "collapsed", "diverged")]
+        assert sum(shares) == pytest.approx(1.0)
+        assert [
+            row["seed_outcome"].count(end) / 3 for end in ("trained", "plateaued", "collapsed", "diverged")
+        ] == shares
+        kept = [loss for loss, end in zip(row["seed_loss"], row["seed_outcome"]) if end != "diverged"]
+        if kept:
+            assert row["final_loss"] == pytest.approx(sum(kept) / len(kept), rel=1e-5)
 
 
 def test_lr_sensitivity_is_the_mean_excess_over_the_best_loss():
