@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 
 import pytest
 
@@ -51,16 +52,26 @@ def test_the_shares_of_the_outcomes_add_up_and_the_means_leave_out_the_diverged_
             assert row["final_loss"] == pytest.approx(sum(kept) / len(kept), rel=1e-5)
 
 
-def test_lr_sensitivity_is_the_mean_excess_over_the_best_loss():
+def _row(losses, at_init=5.0):
+    return {"seed_loss": losses, "seed_loss_at_init": [at_init] * len(losses)}
+
+
+def test_lr_sensitivity_is_taken_per_seed_then_averaged():
+    """Wortsman et al.'s definition per seed, by hand: each seed's own best rate sets its excess. The
+    seeds here are best at different rates, so every rate's mean over seeds is 5 and a sensitivity of the
+    means would be 0."""
+    rows = [_row([1.0, 9.0]), _row([9.0, 1.0])]  # capped at 5: seed 1 sees (1, 5), seed 2 (5, 1)
+    mean, se = lr_sensitivity(rows)
+    assert mean == pytest.approx(2.0) and se == pytest.approx(0.0)
     rows = [
-        {"loss_at_init": 5.0, "final_loss": 1.0, "diverged": 0.0},
-        {"loss_at_init": 5.0, "final_loss": 2.0, "diverged": 0.0},
-        {"loss_at_init": 5.0, "final_loss": 9.0, "diverged": 0.0},  # worse than at initialisation: capped
-        {"loss_at_init": 5.0, "final_loss": None, "diverged": 1.0},  # all diverged: the loss at init
-        {"loss_at_init": 5.0, "final_loss": 1.0, "diverged": 0.5},  # half diverged: halfway to init
+        _row([1.0, 2.0, 1.0]),
+        _row([2.0, 2.0, 3.0]),
+        _row([9.0, None, 4.0]),  # above the start, and not finite: both count as the loss at initialisation
     ]
-    points = [1.0, 2.0, 5.0, 5.0, 3.0]
-    assert lr_sensitivity(rows) == pytest.approx(sum(points) / 5 - 1.0)
+    each = [(1 + 2 + 5) / 3 - 1, (2 + 2 + 5) / 3 - 2, (1 + 3 + 4) / 3 - 1]
+    mean, se = lr_sensitivity(rows)
+    assert mean == pytest.approx(sum(each) / 3)
+    assert se == pytest.approx(statistics.stdev(each) / math.sqrt(3))
 
 
 def test_the_json_document_carries_the_lr_sensitivity(cli, tmp_path):
@@ -88,7 +99,8 @@ def test_the_json_document_carries_the_lr_sensitivity(cli, tmp_path):
     assert code == 0
     doc = json.loads(out)
     (entry,) = doc["lr_sensitivity"]
-    assert entry["scaling"] == "sqrt" and entry["lr_sensitivity"] >= 0
+    assert entry["scaling"] == "sqrt" and entry["lr_sensitivity"] >= 0 and entry["lr_sensitivity_se"] >= 0
+    assert isinstance(entry["trains_at_some_rate"], bool)
 
 
 def test_trained_queries_and_keys_are_saved_for_the_probe(cli, tmp_path):
@@ -124,3 +136,53 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, argv, message):
     assert code == 2 and out == "" and "Traceback" not in err
     assert err.startswith(f"sqrtdk: error: {message}"), err
     assert list(tmp_path.iterdir()) == []
+
+
+def _reading(seeds: dict) -> str:
+    """The reading of a grid of unscaled and 1/sqrt(d_k) at three rates whose seeds ended as `seeds`
+    says: (rule, rate) -> (outcomes, final losses); the rest of each row from a one-step run."""
+    import dataclasses
+
+    from sqrtdk.experiments.train import EXPERIMENT
+
+    result = sqrtdk.run(
+        "train", scaling=["none", "sqrt"], lr=[3e-3, 3e-2, 0.3], **{**TINY, "steps": 1, "replicates": 3}
+    )
+    rows = []
+    for row in result.rows:
+        ends, losses = seeds[(row["scaling"], row["lr"])]
+        kept = [loss for loss, end in zip(losses, ends) if end != "diverged"]
+        rows.append(
+            {
+                **row,
+                **{end: ends.count(end) / 3 for end in ("trained", "plateaued", "collapsed", "diverged")},
+                "final_loss": statistics.mean(kept),
+                "final_loss_se": statistics.stdev(kept) / math.sqrt(3),
+                "final_accuracy": 1.0 if ends == ["trained"] * 3 else 0.5,
+                "final_accuracy_se": 0.0,
+                "seed_outcome": ends,
+                "seed_loss": losses,
+                "seed_loss_at_init": [5.35] * 3,
+            }
+        )
+    return "\n\n".join(EXPERIMENT.reading(dataclasses.replace(result, rows=rows)))
+
+
+T, P, C = ["trained"] * 3, ["plateaued"] * 3, ["collapsed"] * 3
+GRID = {
+    ("none", 3e-3): (P, [0.3, 1.0, 0.5]),
+    ("sqrt", 3e-3): (T, [0.05, 0.05, 0.05]),
+    ("none", 3e-2): (P, [1.0, 2.0, 3.0]),
+    ("sqrt", 3e-2): (P, [0.9, 1.9, 2.9]),
+    ("none", 0.3): (C, [4.86, 4.87, 4.85]),
+    ("sqrt", 0.3): (C, [4.84, 4.845, 4.835]),
+}
+
+
+def test_a_rule_that_trains_at_no_rate_has_its_small_sensitivity_marked():
+    text = _reading(GRID)
+    table = text[text.index("| rule |") :].splitlines()
+    unscaled = next(line for line in table if line.startswith("| unscaled"))
+    scaled = next(line for line in table if line.startswith("| 1/sqrt(d_k)"))
+    assert unscaled.rstrip(" |").endswith("†") and "†" not in scaled
+    assert "† This rule trains at no rate of the grid" in text and "section 2.2" in text

@@ -13,9 +13,11 @@ and accuracy, the largest logit and the final entropy / ln n, each the mean with
 over the seeds that did not diverge; the step at which held-out accuracy first reached 99%; and each
 seed's outcome, final loss and loss at initialisation (the lists seed_outcome, seed_loss,
 seed_loss_at_init), from which the comparisons across rows are made. Across the learning rates of a
-rule, its LR sensitivity is Wortsman et al. 2023's (arXiv 2309.14322, section 3): the mean over the
-grid of min(loss(lr), loss at initialisation) minus the best loss, a diverged replicate counting as the
-loss at initialisation.
+rule, its LR sensitivity is Wortsman et al. 2023's (arXiv 2309.14322, section 2.2), taken per seed as
+the paper takes it per run: the mean over the grid of min(loss(lr), loss at initialisation) minus the
+best such loss of that seed, a seed whose loss stopped being finite counting as its loss at
+initialisation; then its mean and standard error over the seeds. A rule that trains at no rate scores
+low by this definition (every rate about as bad as its best), and the report marks it.
 """
 
 from __future__ import annotations
@@ -187,17 +189,26 @@ def rows(task: Mapping[str, Any], runs: Sequence[Run]) -> list[dict]:
     ]
 
 
-def lr_sensitivity(rows: Sequence[dict]) -> float | None:
-    """Wortsman et al.'s LR sensitivity of one rule's rows across the learning rates: mean over the rates
-    of min(loss, loss at initialisation) minus the best loss; diverged replicates count as the loss at
-    initialisation (a rate where all diverged counts fully)."""
-    points = []
-    for r in rows:
-        init, share = r["loss_at_init"], r["diverged"]
-        loss = init if r["final_loss"] is None else (1 - share) * min(r["final_loss"], init) + share * init
-        points.append(loss)
-    best = min(points) if points else None
-    return None if best is None else sum(points) / len(points) - best
+def capped(row: Mapping[str, Any]) -> list[float]:
+    """Each seed's final held-out loss capped at its loss at initialisation, min(loss, loss at init), a
+    seed whose loss stopped being finite counting as its loss at initialisation: Wortsman et al.'s
+    min(l(A(eta)), l_0), which keeps a diverged run from weighing more than a run that learned nothing."""
+    return [
+        init if loss is None or not math.isfinite(loss) else min(loss, init)
+        for loss, init in zip(row["seed_loss"], row["seed_loss_at_init"])
+    ]
+
+
+def lr_sensitivity(rows: Sequence[Mapping[str, Any]]) -> tuple[float, float | None] | None:
+    """Wortsman et al. 2023's LR sensitivity of one rule across the learning rates of `rows` (arXiv
+    2309.14322, section 2.2), per seed as the paper defines it per run: the mean over the rates of
+    min(loss, loss at initialisation) minus the best such loss of that seed's own sweep; then the mean
+    over seeds and its standard error (None with one seed). The seeds are the rows' replicates, shared
+    by every rate. A seed that trains at no rate scores low too: its best loss is itself a failure."""
+    by_seed = list(zip(*(capped(r) for r in rows)))  # (seeds, rates)
+    each = [sum(points) / len(points) - min(points) for points in by_seed]
+    mean, se = _mean_se(each)
+    return None if mean is None else (mean, se)
 
 
 def _groups(result: Result) -> list[tuple[str, list[dict]]]:
@@ -222,13 +233,23 @@ def _groups(result: Result) -> list[tuple[str, list[dict]]]:
 
 
 def across(result: Result) -> dict[str, Any]:
-    """The per-rule LR sensitivity of each setting, for the JSON document."""
+    """The per-rule LR sensitivity of each setting (mean and standard error over seeds), and whether the
+    rule trains at some rate of the grid, for the JSON document."""
     out = []
     for name, rows in _groups(result):
         for rule in [s for s in SCALINGS if any(r["scaling"] == s for r in rows)]:
             sel = [r for r in rows if r["scaling"] == rule]
-            if len(sel) > 1:
-                out.append({"setting": name, "scaling": rule, "lr_sensitivity": lr_sensitivity(sel)})
+            sensitivity = lr_sensitivity(sel) if len(sel) > 1 else None
+            if sensitivity is not None:
+                out.append(
+                    {
+                        "setting": name,
+                        "scaling": rule,
+                        "lr_sensitivity": sensitivity[0],
+                        "lr_sensitivity_se": sensitivity[1],
+                        "trains_at_some_rate": any(trains(r) for r in sel),
+                    }
+                )
     return {"lr_sensitivity": out}
 
 
@@ -540,7 +561,8 @@ def reading(result: Result) -> list[str]:
                     "" if lowest is None else f"{lowest['lr']:g}",
                     "" if lowest is None else _loss(lowest),
                     "" if lowest is None else _accuracy(lowest) + "%",
-                    "" if sensitivity is None else report.num(sensitivity, 3),
+                    _sensitivity(sensitivity)
+                    + ("" if sensitivity is None or any(trains(r) for r in at.values()) else " †"),
                 ]
             )
         out.append(
@@ -550,6 +572,15 @@ def reading(result: Result) -> list[str]:
             + report.markdown_table(
                 ["rule", *(f"lr {lr:g}" for lr in lrs), "best lr", "its loss", "its accuracy", "LR sensitivity"],
                 cells,
+            )
+            + "\n\nLR sensitivity (Wortsman et al. 2023, section 2.2): per seed, the mean over the rates of "
+            "min(final loss, loss at initialisation) minus that seed's lowest such loss; its mean ± standard "
+            "error over the seeds."
+            + (
+                " † This rule trains at no rate of the grid: its best loss is itself a failure, so a small "
+                "sensitivity says that every rate is about as bad, not that the rule is robust to the rate."
+                if any(c[-1].endswith("†") for c in cells)
+                else ""
             )
         )
     if len(groups) > 1:
@@ -596,6 +627,14 @@ def _against_sqrt(prefix: str, rows: Sequence[dict]) -> list[str]:
         + "; ".join(parts)
         + (" (alike: within two standard errors of the difference)." if verdicts["alike"] else ".")
     ]
+
+
+def _sensitivity(value: tuple[float, float | None] | None) -> str:
+    """'0.0151 ± 0.002', or empty for a rule at one rate."""
+    if value is None:
+        return ""
+    mean, se = value
+    return report.num(mean, 3) + ("" if se is None else f" ± {report.num(se, 2)}")
 
 
 def _lead(prefix: str, text: str) -> str:
