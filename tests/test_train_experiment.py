@@ -186,3 +186,33 @@ def test_a_rule_that_trains_at_no_rate_has_its_small_sensitivity_marked():
     scaled = next(line for line in table if line.startswith("| 1/sqrt(d_k)"))
     assert unscaled.rstrip(" |").endswith("†") and "†" not in scaled
     assert "† This rule trains at no rate of the grid" in text and "section 2.2" in text
+
+
+def test_unscaled_against_sqrt_is_a_paired_t_interval_on_the_shared_seeds():
+    """At 0.003 the means lie 2.6 standard errors apart, but three seeds give 2 degrees of freedom, whose
+    95% t quantile is 4.30: no difference. At 0.03 the seeds spread widely but every one is 0.1 worse
+    unscaled: the pairs see it where the two rules' spreads hide it. At 0.3 both collapsed on every seed:
+    not ranked by loss."""
+    from sqrtdk.experiments.train import paired
+
+    text = _reading(GRID)
+    (sentence,) = [p for p in text.split("\n\n") if p.startswith("Unscaled attention against")]
+    assert "95% interval from Student's t on 2 degrees of freedom" in sentence
+    assert "no difference at lr 0.003 (+0.55, interval -0.35 to +1.4)" in sentence
+    assert "worse at lr 0.03 (+0.1," in sentence
+    assert "not compared at lr 0.3, where neither learned" in sentence
+    assert "better" not in sentence
+
+    def row(ends, losses):
+        return {"seed_outcome": ends, "seed_loss": losses, "seed_loss_at_init": [5.0] * len(losses)}
+
+    diffs = [0.25, 0.95, 0.45]
+    c = paired(row(P, [0.3, 1.0, 0.5]), row(T, [0.05] * 3))
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, 2) * statistics.stdev(diffs) / math.sqrt(3)
+    assert c["verdict"] == "no difference" and c["seeds"] == 3
+    assert (c["low"], c["high"]) == pytest.approx((statistics.mean(diffs) - half, statistics.mean(diffs) + half))
+    assert paired(row(C, [4.9] * 3), row(["diverged"] * 3, [None, 9.0, 5.5]))["verdict"] == "not compared"
+    worse = paired(row(P, [2.0, 5.5, None]), row(P, [1.0, 1.1, 1.2]))  # above the start or not finite: 5
+    assert worse["mean"] == pytest.approx((1.0 + 3.9 + 3.8) / 3)

@@ -601,31 +601,67 @@ def _largest_rates(groups: Sequence[tuple[str, list[dict]]]) -> str:
     return f"The largest learning rate at which each rule trains, {names}: " + "; ".join(parts) + "."
 
 
+def paired(a: Mapping[str, Any], b: Mapping[str, Any], level: float = LEVEL) -> dict[str, Any]:
+    """Rule a against rule b at one setting and rate, seed by seed: each seed's final held-out loss under
+    a minus that under b (both capped, as `capped`), over the seeds the two rows share (the same initial
+    draws and batches, so the pairs' differences are what varies); their mean, its standard error and the
+    two-sided `level` interval from Student's t on seeds - 1 degrees of freedom. The verdict: 'not
+    compared' when every seed of both rules collapsed or diverged (neither learned, and their losses do not
+    rank them), 'worse' or 'better' when the interval lies above or below zero, 'no difference' when it
+    holds zero, 'one seed' when there is no interval."""
+    import statistics
+
+    from sqrtdk.core.moments import t_quantile
+
+    failed = {"collapsed", "diverged"}
+    if set(a["seed_outcome"]) <= failed and set(b["seed_outcome"]) <= failed:
+        return {"verdict": "not compared", "seeds": len(a["seed_outcome"])}
+    diffs = [x - y for x, y in zip(capped(a), capped(b))]
+    mean, seeds = sum(diffs) / len(diffs), len(diffs)
+    if seeds < 2:
+        return {"verdict": "one seed", "seeds": seeds, "mean": mean}
+    se = statistics.stdev(diffs) / math.sqrt(seeds)
+    half = t_quantile(0.5 + level / 2, seeds - 1) * se
+    low, high = mean - half, mean + half
+    verdict = "no difference" if low <= 0 <= high else ("worse" if low > 0 else "better")
+    return {"verdict": verdict, "seeds": seeds, "mean": mean, "se": se, "low": low, "high": high}
+
+
+def _signed(x: float) -> str:
+    return ("+" if x > 0 else "") + report.num(x, 2)
+
+
 def _against_sqrt(prefix: str, rows: Sequence[dict]) -> list[str]:
-    """Unscaled attention against 1/sqrt(d_k) at each learning rate, the seed articles' claim: worse,
-    better or alike, by two standard errors of the difference of the final losses (a rate where every
-    seed diverged is worse)."""
+    """Unscaled attention against 1/sqrt(d_k) at each learning rate, the seed articles' claim, by the
+    paired comparison of the two rules' seeds (`paired`)."""
     scaled = {r["lr"]: r for r in rows if r["scaling"] == "sqrt"}
-    verdicts: dict[str, list[str]] = {"worse": [], "better": [], "alike": []}
+    parts, seeds = [], 0
     for r in sorted((r for r in rows if r["scaling"] == "none"), key=lambda r: r["lr"]):
         base = scaled.get(r["lr"])
-        if base is None or base["final_loss"] is None:
+        if base is None:
             continue
-        if r["final_loss"] is None:
-            verdicts["worse"].append(f"{r['lr']:g} (every seed diverged)")
-            continue
-        se = math.hypot(r["final_loss_se"] or 0.0, base["final_loss_se"] or 0.0)
-        gap = r["final_loss"] - base["final_loss"]
-        kind = "alike" if abs(gap) <= 2 * se else ("worse" if gap > 0 else "better")
-        verdicts[kind].append(f"{r['lr']:g} ({_loss(r)} against {_loss(base)})")
-    parts = [f"{kind} at lr {'; '.join(v)}" for kind, v in verdicts.items() if v]
+        c = paired(r, base)
+        seeds = c["seeds"]
+        if c["verdict"] == "not compared":
+            parts.append(
+                f"not compared at lr {r['lr']:g}, where neither learned (unscaled {seed_counts(r)}, 1/sqrt(d_k) "
+                f"{seed_counts(base)})"
+            )
+        elif c["verdict"] == "one seed":
+            parts.append(f"at lr {r['lr']:g} a difference of {_signed(c['mean'])} on one seed, no interval")
+        else:
+            parts.append(
+                f"{c['verdict']} at lr {r['lr']:g} ({_signed(c['mean'])}, interval {_signed(c['low'])} to "
+                f"{_signed(c['high'])})"
+            )
     if not parts:
         return []
     return [
         _lead(prefix, "unscaled attention against 1/sqrt(d_k)")
-        + ", final held-out loss (mean ± standard error): "
-        + "; ".join(parts)
-        + (" (alike: within two standard errors of the difference)." if verdicts["alike"] else ".")
+        + f", seed by seed over the {seeds} seeds both share: the final held-out loss under unscaled minus that "
+        f"under 1/sqrt(d_k) (each capped at its loss at initialisation, a diverged seed counting as that), its "
+        f"mean and {LEVEL:.0%} interval from Student's t on {seeds - 1} degrees of freedom; no difference where "
+        "the interval holds zero: " + "; ".join(parts) + "."
     ]
 
 
