@@ -121,3 +121,13 @@ def test_saved_queries_and_keys_rebuild_the_attention(scaling):
         weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
         weights /= weights.sum(axis=-1, keepdims=True)
         assert np.allclose(weights, caches[layer]["weights"], atol=1e-5)
+
+
+def test_under_one_over_d_k_every_logit_starts_at_exactly_zero():
+    """muP's zero W_q makes q = 0 in every layer, so at step 0 every logit is 0 and every row's attention
+    uniform (entropy ln n); training moves W_q off zero at the first step."""
+    run = _copy_run(scaling="linear", steps=20)
+    first = run.log[0]
+    assert first["step"] == 0 and first["max_logit"] == [0.0, 0.0] and first["logit_std"] == [0.0, 0.0]
+    assert first["entropy_ratio"] == pytest.approx([1.0, 1.0], abs=1e-6)
+    assert all(m > 0 for m in run.final["max_logit"])

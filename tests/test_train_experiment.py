@@ -216,3 +216,23 @@ def test_unscaled_against_sqrt_is_a_paired_t_interval_on_the_shared_seeds():
     assert paired(row(C, [4.9] * 3), row(["diverged"] * 3, [None, 9.0, 5.5]))["verdict"] == "not compared"
     worse = paired(row(P, [2.0, 5.5, None]), row(P, [1.0, 1.1, 1.2]))  # above the start or not finite: 5
     assert worse["mean"] == pytest.approx((1.0 + 3.9 + 3.8) / 3)
+
+
+def test_the_curves_show_step_0_of_every_rule_even_a_largest_logit_of_0():
+    """The 1/d_k curve of the largest logit starts at 0 (W_q = 0): the axis must be able to draw it."""
+    import numpy as np
+
+    from sqrtdk.experiments.train import curves_figure
+
+    result = sqrtdk.run("train", scaling=["sqrt", "linear"], lr=[1e-2], **TINY)
+    fig = curves_figure(result)
+    logit_panel = fig.axes[2]
+    lines = [line for line in logit_panel.get_lines() if len(line.get_xdata())]
+    assert len(lines) == 2
+    for line in lines:
+        x, y = line.get_xdata()[0], line.get_ydata()[0]
+        assert x == 0
+        drawn = logit_panel.transData.transform((x, y))
+        low, high = logit_panel.get_ylim()
+        assert np.isfinite(drawn).all() and low <= y <= high, (line.get_label(), y)
+    assert min(line.get_ydata()[0] for line in lines) == 0.0  # the 1/d_k curve

@@ -421,10 +421,12 @@ def best_lr(rows: Sequence[dict]) -> float:
 def curves_figure(result: Result) -> Any:
     """Training curves, a row of panels per setting at the learning rate where 1/sqrt(d_k) ends best
     (best_lr): held-out loss, entropy / ln n and the largest |logit| against the step, from step 0 (as
-    initialised), the mean over the seeds that did not diverge, a line per rule."""
+    initialised), the mean over the seeds that did not diverge, a line per rule. The largest |logit| is on
+    a symmetric-log axis, linear below 1: under 1/d_k W_q starts at zero, so at step 0 every logit is
+    exactly 0 (q = 0), a value a log axis cannot show."""
     import numpy as np
 
-    from sqrtdk.plots import legend_below, log_axis, new_figure, wrap
+    from sqrtdk.plots import legend_below, new_figure, wrap
 
     groups, seeds = _groups(result), _seeds(result)
     fig = new_figure(3, len(groups), aspect=0.9)
@@ -454,7 +456,8 @@ def curves_figure(result: Result) -> Any:
         row_axes[0].set_ylabel(", ".join(x for x in (name, f"lr {chosen:g}") if x))
         row_axes[1].set_ylim(-0.03, 1.03)
         loss_axis(row_axes[0])
-        log_axis(row_axes[2])
+        row_axes[2].set_yscale("symlog", linthresh=1.0, linscale=0.4)
+        row_axes[2].set_ylim(bottom=0.0)
     legend_below(fig, list(axes[0]))
     row = result.rows[0]
     fig.suptitle(
