@@ -385,8 +385,8 @@ def lr_figure(result: Result) -> Any:
         outcome_panel(ax_end, rows)
         setting = f", {name}" if name else ""
         ax_loss.set_title(f"held-out loss{setting}")
-        ax_acc.set_title(f"held-out accuracy{setting}")
-        ax_end.set_title(f"each seed's outcome{setting}")
+        ax_acc.set_title("held-out accuracy")
+        ax_end.set_title("each seed's outcome")
     legend_below(fig, [axes[0][0]], handles=_outcome_handles())
     row = result.rows[0]
     fig.suptitle(
