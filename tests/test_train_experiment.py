@@ -185,7 +185,7 @@ def test_a_rule_that_trains_at_no_rate_has_its_small_sensitivity_marked():
     unscaled = next(line for line in table if line.startswith("| unscaled"))
     scaled = next(line for line in table if line.startswith("| 1/sqrt(d_k)"))
     assert unscaled.rstrip(" |").endswith("†") and "†" not in scaled
-    assert "† This rule trains at no rate of the grid" in text and "section 2.2" in text
+    assert "† The rule trains at no rate of the grid" in text and "section 2.2" in text
 
 
 def test_unscaled_against_sqrt_is_a_paired_t_interval_on_the_shared_seeds():

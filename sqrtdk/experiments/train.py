@@ -405,8 +405,8 @@ def loss_axis(ax: Any) -> None:
     ticks stay apart."""
     from sqrtdk.plots import log_axis
 
-    low, high = ax.get_ylim()
-    if low > 0 and high / low >= 10:
+    drawn = [y for line in ax.get_lines() for y in line.get_ydata() if y > 0]
+    if drawn and max(drawn) >= 10 * min(drawn):
         log_axis(ax)
 
 
@@ -576,15 +576,7 @@ def reading(result: Result) -> list[str]:
                 ["rule", *(f"lr {lr:g}" for lr in lrs), "best lr", "its loss", "its accuracy", "LR sensitivity"],
                 cells,
             )
-            + "\n\nLR sensitivity (Wortsman et al. 2023, section 2.2): per seed, the mean over the rates of "
-            "min(final loss, loss at initialisation) minus that seed's lowest such loss; its mean ± standard "
-            "error over the seeds."
-            + (
-                " † This rule trains at no rate of the grid: its best loss is itself a failure, so a small "
-                "sensitivity says that every rate is about as bad, not that the rule is robust to the rate."
-                if any(c[-1].endswith("†") for c in cells)
-                else ""
-            )
+            + _table_notes(number == 0, any(c[-1].endswith("†") for c in cells))
         )
     if len(groups) > 1:
         out.append(_largest_rates(groups))
@@ -666,6 +658,24 @@ def _against_sqrt(prefix: str, rows: Sequence[dict]) -> list[str]:
         f"mean and {LEVEL:.0%} interval from Student's t on {seeds - 1} degrees of freedom; no difference where "
         "the interval holds zero: " + "; ".join(parts) + "."
     ]
+
+
+def _table_notes(first: bool, marked: bool) -> str:
+    """What the per-rule table's last column means (under the first table), and its mark."""
+    notes = []
+    if first:
+        notes.append(
+            "LR sensitivity (Wortsman et al. 2023, section 2.2): per seed, the mean over the rates of min(final "
+            "loss, loss at initialisation) minus that seed's lowest such loss; its mean ± standard error over "
+            "the seeds."
+        )
+    if marked:
+        notes.append(
+            "† The rule trains at no rate of the grid: its sensitivity is measured from a best loss that is "
+            "itself a failure, so it understates how much the rate matters (a rule that fails alike at every "
+            "rate scores 0)."
+        )
+    return "".join("\n\n" + note for note in notes)
 
 
 def _sensitivity(value: tuple[float, float | None] | None) -> str:
