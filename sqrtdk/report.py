@@ -80,8 +80,9 @@ CONCEPTS = {
     "g cos(q, k), bounded whatever the entries' scale; used against logit growth in ViT-22B [6].",
     "Scalable-Softmax": "**Scalable-Softmax (SSMax)**: logits multiplied by s ln n, so that the weight of a "
     "key that stands out does not fade as the sequence grows [7].",
-    "LR sensitivity": "**LR sensitivity**: over a grid of learning rates, the mean of min(final loss, loss at "
-    "initialisation) minus the best final loss; 0 when every rate trains as well as the best one [8].",
+    "LR sensitivity": "**LR sensitivity**: for one seed over a grid of learning rates, the mean of min(final "
+    "loss, loss at initialisation) minus that seed's lowest such loss, then averaged over seeds; 0 when every "
+    "rate trains as well as the best one, and small too when no rate trains at all [8].",
 }
 
 REFERENCES = """## References
@@ -105,7 +106,7 @@ REFERENCES = """## References
    reproduces.
 8. Wortsman et al. 2023, "Small-scale proxies for large-scale Transformer training instabilities",
    arXiv 2309.14322: attention-logit growth at high learning rates, QK-layernorm against it, and the LR
-   sensitivity of section 3.
+   sensitivity defined in section 2.2.
 9. Clark et al. 2019, "What Does BERT Look At? An Analysis of BERT's Attention", arXiv 1906.04341: heads
    that attend to [SEP] and [CLS] (more than half of BERT-base's attention in layers 6-10 goes to [SEP]).
 10. Zhai et al. 2023, "Stabilizing Transformer Training by Preventing Attention Entropy Collapse",

@@ -1,6 +1,6 @@
 """One training run (sqrtdk/core/train.py): it learns a task that two attention layers can solve, it is
-the same run from the same seed, a run that blows up is marked diverged, and its attention statistics
-match a brute-force count."""
+the same run from the same seed, a run that blows up stops at a non-finite number, each run ends in the
+outcome its final numbers say, and its attention statistics match a brute-force count."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from sqrtdk.core import transformer as tf
 from sqrtdk.core.tasks import Task
-from sqrtdk.core.train import attention_statistics, train
+from sqrtdk.core.train import MARGIN, Run, attention_statistics, outcome, train
 
 COPY = Task("copy", keys=4, values=4, pairs=4)
 
@@ -25,7 +25,7 @@ def _copy_run(seed: int = 0, lr: float = 3e-2, scaling: str = "sqrt", steps: int
 
 def test_two_layers_learn_to_copy_and_the_log_says_so():
     run = _copy_run()
-    assert not run.diverged and run.steps_done == 300
+    assert not run.non_finite and run.steps_done == 300 and outcome(run, COPY.vocab) == "trained"
     assert [row["step"] for row in run.log] == [0, 100, 200, 300]
     assert run.log[0]["loss"] == run.loss_at_init and run.log[0]["accuracy"] < 0.5
     assert run.log[1]["loss"] < run.loss_at_init < 2 * math.log(COPY.vocab)
@@ -42,8 +42,34 @@ def test_the_same_seed_is_the_same_run():
 
 def test_a_run_that_blows_up_is_diverged_not_nan():
     run = _copy_run(lr=1e30, scaling="none", steps=50)
-    assert run.diverged and run.steps_done < 50
+    assert run.non_finite and run.steps_done < 50 and run.final_loss is None
     assert all(math.isfinite(row["loss"]) for row in run.log)
+    assert outcome(run, COPY.vocab) == "diverged"
+
+
+def _ended(loss: float, accuracy: float, non_finite: bool = False, at_init: float = 2.5) -> Run:
+    return Run(non_finite, 10, at_init, [{"step": 10, "loss": loss, "accuracy": accuracy}])
+
+
+UNIFORM = math.log(COPY.vocab)  # 2.197: the loss of the uniform output over the 9 tokens
+
+
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        (_ended(1.0, 0.5, non_finite=True), "diverged"),  # stopped on a non-finite number
+        (_ended(2.6, 0.0), "diverged"),  # finite, but worse than at initialisation
+        (_ended(2.6, 1.0), "diverged"),  # an accuracy does not excuse it
+        (_ended(0.01, 0.99), "trained"),
+        (_ended(UNIFORM - MARGIN + 1e-6, 0.12), "collapsed"),  # within the margin of ln V
+        (_ended(UNIFORM + MARGIN - 1e-6, 0.10), "collapsed"),
+        (_ended(UNIFORM - MARGIN - 1e-6, 0.12), "plateaued"),
+        (_ended(UNIFORM + MARGIN + 1e-6, 0.10), "plateaued"),  # between the uniform output and the start
+        (_ended(0.3, 0.989), "plateaued"),
+    ],
+)
+def test_each_run_ends_in_the_first_outcome_that_holds(run, expected):
+    assert outcome(run, COPY.vocab) == expected
 
 
 def test_attention_statistics_against_a_brute_force_count():
@@ -95,3 +121,13 @@ def test_saved_queries_and_keys_rebuild_the_attention(scaling):
         weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
         weights /= weights.sum(axis=-1, keepdims=True)
         assert np.allclose(weights, caches[layer]["weights"], atol=1e-5)
+
+
+def test_under_one_over_d_k_every_logit_starts_at_exactly_zero():
+    """muP's zero W_q makes q = 0 in every layer, so at step 0 every logit is 0 and every row's attention
+    uniform (entropy ln n); training moves W_q off zero at the first step."""
+    run = _copy_run(scaling="linear", steps=20)
+    first = run.log[0]
+    assert first["step"] == 0 and first["max_logit"] == [0.0, 0.0] and first["logit_std"] == [0.0, 0.0]
+    assert first["entropy_ratio"] == pytest.approx([1.0, 1.0], abs=1e-6)
+    assert all(m > 0 for m in run.final["max_logit"])

@@ -102,6 +102,11 @@ ROW = {
     "final_entropy_ratio": 0.3,
     "final_entropy_ratio_se": 0.01,
     "diverged": 0.0,
+    "trained": 0.0,
+    "plateaued": 1.0,
+    "collapsed": 0.0,
+    "seed_outcome": ["plateaued"] * 3,
+    "seed_loss": [0.4, 0.5, 0.6],
 }
 
 
@@ -115,6 +120,9 @@ ROW = {
         ({"reached_99": 1.0, "steps_to_99": 40.0, "steps_to_99_se": 5.0}, True),  # one seed got there
         ({"reached_99": 0.0}, False),  # 2 of 3 seeds against 0 of 3: a share may differ by one seed only
         ({"diverged": 1 / 3}, True),
+        ({"collapsed": 1 / 3, "plateaued": 2 / 3, "seed_outcome": ["collapsed"] + ["plateaued"] * 2}, True),
+        ({"collapsed": 2 / 3, "plateaued": 1 / 3}, False),  # each outcome's share within one seed
+        ({"seed_loss": [0.9, 0.1, 0.5]}, True),  # each seed a draw: judged through the mean
         ({"diverged": 2 / 3}, False),
         ({"max_logit": 10.0 + Z * 2**0.5 + 3.0, "max_logit_se": 1.0}, True),  # floor: 20% of 18.7
         ({"max_logit": 30.0, "max_logit_se": 1.0}, False),

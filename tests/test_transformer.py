@@ -140,10 +140,24 @@ def test_adamw_first_step_is_its_closed_form():
     new, _, norm = opt.update(p, g, {}, 0)
     lr = 0.1 / 10  # the first warm-up step
     # m_hat = g and v_hat = g^2 after bias correction, so the step is lr * g / (|g| + eps)
-    expected_w = p["w"] - lr * (g["w"] / (np.abs(g["w"]) + 1e-8) + 0.01 * p["w"])
+    expected_w = p["w"] - lr * g["w"] / (np.abs(g["w"]) + 1e-8) - (lr / 0.1) * 0.01 * p["w"]
     assert np.allclose(new["w"], expected_w, rtol=1e-12)
     assert np.allclose(new["g"], p["g"] - lr * g["g"] / (np.abs(g["g"]) + 1e-8), rtol=1e-12)  # no decay on gains
     assert norm == pytest.approx(math.sqrt(sum(float((v**2).sum()) for v in g.values())))
+
+
+@pytest.mark.parametrize("peak", [1e-3, 1e-2, 1e-1])
+def test_weight_decay_does_not_scale_with_the_peak_rate(peak):
+    """Independent weight decay (Wortsman et al. 2023): with no gradient, a step at the top of the
+    schedule shrinks a matrix by weight_decay whatever the peak rate, and by weight_decay times the
+    schedule's factor elsewhere; vectors (gains, biases) are not decayed."""
+    opt = tf.AdamW(lr=peak, steps=20, warmup=4, weight_decay=1e-4)
+    p = {"w": np.ones((2, 2)), "b": np.ones(2)}
+    zero = {"w": np.zeros((2, 2)), "b": np.zeros(2)}
+    at_top, _, _ = opt.update(p, zero, {}, 3)  # the last warm-up step: the full rate
+    assert np.allclose(at_top["w"], 1 - 1e-4, rtol=0, atol=1e-15) and np.array_equal(at_top["b"], p["b"])
+    first, _, _ = opt.update(p, zero, {}, 0)  # a quarter of the way up
+    assert np.allclose(first["w"], 1 - 0.25e-4, rtol=0, atol=1e-15)
 
 
 def test_clipping_and_the_schedule():

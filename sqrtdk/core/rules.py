@@ -32,14 +32,21 @@ class ScalingRule:
     line: Any  # matplotlib line style of its curves
     normalised: bool  # logits g cos(q, k): independent of the lengths of q and k
     needs_seq_len: bool  # c depends on the sequence length n
+    short: str = ""  # a figure's tick label where the legend's is too long (mathtext); `words` if empty
+
+    @property
+    def tick(self) -> str:
+        return self.short or self.words
 
 
 RULES = {
     rule.name: rule
     for rule in (
         ScalingRule("none", "unscaled", r"unscaled $q\cdot k$", "#d1495b", "o", ":", False, False),
-        ScalingRule("sqrt", "1/sqrt(d_k)", r"$q\cdot k\,/\sqrt{d_k}$", "#00798c", "s", "-", False, False),
-        ScalingRule("linear", "1/d_k", r"$q\cdot k\,/\,d_k$", "#e09f3e", "^", "-.", False, False),
+        ScalingRule(
+            "sqrt", "1/sqrt(d_k)", r"$q\cdot k\,/\sqrt{d_k}$", "#00798c", "s", "-", False, False, r"$1/\sqrt{d_k}$"
+        ),
+        ScalingRule("linear", "1/d_k", r"$q\cdot k\,/\,d_k$", "#e09f3e", "^", "-.", False, False, r"$1/d_k$"),
         ScalingRule("qknorm", "QK-norm", r"QK-norm $g\cos(q,k)$", "#55a630", "D", "--", True, False),
         ScalingRule(
             "logn",
@@ -50,6 +57,7 @@ RULES = {
             (0, (5, 1, 1, 1)),
             False,
             True,
+            "SSMax",
         ),
     )
 }

@@ -9,7 +9,27 @@ entropy (over query rows that see at least two keys, also as a fraction of ln n,
 the largest |logit|, the logits' standard deviation and the share of saturated rows (largest weight
 >= 0.99, the saturation experiment's definition), and over all layers the gradient norms of W_q, W_k,
 W_v and W_o and the update-to-weight ratio ||delta W|| / ||W|| of the four projections. A run whose loss
-or gradient stops being finite ends there and is marked diverged.
+or gradient stops being finite ends there (`non_finite`).
+
+How a run ended (`outcome`), the first of these that holds:
+
+- diverged: its loss stopped being finite, or its final held-out loss is above its loss at
+  initialisation (training made the model worse than it started);
+- trained: its final held-out accuracy is at least ACCURATE (99%);
+- collapsed: its final held-out loss is within MARGIN = 0.05 nats of ln V, V the vocabulary: the loss of
+  the uniform output over the vocabulary;
+- plateaued: the rest (short of the accuracy, and away from the uniform output: better than it, or
+  between it and the start).
+
+The margin: a model that knows the answer at a share f of the scored positions and spreads its
+probability evenly over the vocabulary elsewhere has a loss of (1 - f) ln V, so a loss down to 0.05
+nats below ln V = ln 129 = 4.86 (either task) allows f <= 0.05 / 4.86 = 1%, next to chance accuracy
+(1/128 on copying, 1/64 on recall); a model that learned only which tokens can be targets, and nothing
+of the sequence, scores ln 128 = ln V - 0.008 on copying, inside it. Above ln V, a loss ln V + delta of
+an output that ignores the sequence is delta nats of KL divergence from the uniform output, so 0.05
+nats keeps the output within 0.05 nats of uniform either side. The model as initialised is not: its
+output logits have a spread of about 1, so its loss is about ln V + 1/2, and a run that has not yet
+moved from it is plateaued, not collapsed.
 """
 
 from __future__ import annotations
@@ -23,13 +43,16 @@ from sqrtdk.core.tasks import Task, batch
 
 SATURATED = 0.99  # as core/rows.py's default threshold
 PROJECTIONS = ("w_q", "w_k", "w_v", "w_o")
+ACCURATE = 0.99  # the held-out accuracy at which a run has learned its task
+MARGIN = 0.05  # nats: a final loss within this of ln V is the uniform output's (see above)
+OUTCOMES = ("trained", "plateaued", "collapsed", "diverged")  # as tables and figures list them
 
 
 @dataclass(frozen=True)
 class Run:
     """What a finished run reports; `log` holds one dict per logged step."""
 
-    diverged: bool
+    non_finite: bool  # the loss or a gradient stopped being finite: the run ended at steps_done
     steps_done: int
     loss_at_init: float
     log: list[dict] = field(default_factory=list)
@@ -46,6 +69,24 @@ class Run:
     @property
     def max_logit(self) -> float:
         return max(max(row["max_logit"]) for row in self.log)
+
+    @property
+    def final_loss(self) -> float | None:
+        """The held-out loss at the last step, None where the run stopped on a non-finite number."""
+        return None if self.non_finite else float(self.final["loss"])
+
+
+def outcome(run: Run, vocab: int, accurate: float = ACCURATE, margin: float = MARGIN) -> str:
+    """How `run` ended: diverged, trained, collapsed or plateaued, the first that holds (module docstring);
+    `vocab` is the task's vocabulary V, whose uniform output has loss ln V."""
+    loss = run.final_loss
+    if loss is None or loss > run.loss_at_init:
+        return "diverged"
+    if run.final["accuracy"] >= accurate:
+        return "trained"
+    if abs(loss - np.log(vocab)) <= margin:
+        return "collapsed"
+    return "plateaued"
 
 
 def attention_statistics(caches: list[dict]) -> dict[str, list[float]]:

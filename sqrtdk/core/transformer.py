@@ -228,8 +228,11 @@ def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AdamW:
-    """AdamW (Loshchilov and Hutter 2019) with decoupled weight decay on the matrices, gradient clipping
-    by global norm, linear warm-up then cosine decay to 0 (as in Wortsman et al. 2023)."""
+    """AdamW (Loshchilov and Hutter 2019) with gradient clipping by global norm, linear warm-up then
+    cosine decay to 0, and weight decay on the matrices independent of the rate, all as in Wortsman et al.
+    2023 (section 3.2.2 for the decay): a step shrinks a matrix W by weight_decay * W times the schedule's
+    factor rate(t) / lr, not times the rate itself as PyTorch's AdamW does, so that the decay's strength
+    does not fall with the peak rate (tied to it, 1e-4 at rate 1e-3 shrank W by 1e-7 a step: none)."""
 
     lr: float
     steps: int
@@ -259,7 +262,7 @@ class AdamW:
             m = self.beta1 * m + (1 - self.beta1) * grad
             v = self.beta2 * v + (1 - self.beta2) * grad * grad
             m_hat, v_hat = m / (1 - self.beta1**t), v / (1 - self.beta2**t)
-            decay = self.weight_decay * value if value.ndim == 2 else 0.0
-            new[name] = (value - lr * (m_hat / (np.sqrt(v_hat) + self.eps) + decay)).astype(value.dtype)
+            decay = (lr / self.lr) * self.weight_decay * value if value.ndim == 2 else 0.0
+            new[name] = (value - lr * m_hat / (np.sqrt(v_hat) + self.eps) - decay).astype(value.dtype)
             moments[name] = (m, v)
         return new, moments, norm

@@ -1,15 +1,23 @@
 """`sqrtdk train`: does the scaling matter for learning? Small attention-only models trained under each rule.
 
 Every task of the grid is one (task, size, rule, learning rate) trained from `replicates` seeds spawned
-from the root seed; the same seeds serve every rule and rate, so rules are compared on the same
-initial draws and batches. A run (core/train.py) trains the model of core/transformer.py with AdamW
-(0.9, 0.95; weight decay 1e-4; clipping at norm 1; linear warm-up, cosine decay) and logs its held-out
-loss and accuracy, attention entropy, largest logit and gradients. A row summarises the replicates: the
-final held-out loss and accuracy with standard errors over the replicates that did not diverge, the step
-at which held-out accuracy first reached 99%, the largest logit, the final entropy / ln n, and the share
-of replicates that diverged. Across the learning rates of a rule, its LR sensitivity is Wortsman et al.
-2023's (arXiv 2309.14322, section 3): the mean over the grid of min(loss(lr), loss at initialisation)
-minus the best loss, a diverged replicate counting as the loss at initialisation.
+from the root seed; the same seeds serve every rule and rate, so rules are compared on the same initial
+draws and batches. A run (core/train.py) trains the model of core/transformer.py with AdamW (0.9, 0.95;
+weight decay 1e-4 independent of the rate; clipping at norm 1; linear warm-up, cosine decay) and logs its
+held-out loss and accuracy, attention entropy, largest logit and gradients, and ends in one outcome
+(core.train.outcome, the first that holds): diverged (its loss stopped being finite, or its final
+held-out loss is above its loss at initialisation), trained (final held-out accuracy >= 99%), collapsed
+(final held-out loss within 0.05 nats of ln V, V the vocabulary: the loss of the uniform output) or
+plateaued (the rest). A row summarises the replicates: the share of seeds in each outcome; the final
+held-out loss and accuracy, the largest logit and the final entropy / ln n, each the mean with its
+standard error over the seeds that did not diverge; the step at which held-out accuracy first reached
+99%; and each seed's outcome, final loss and loss at initialisation (the lists seed_outcome, seed_loss,
+seed_loss_at_init), from which the comparisons across rows are made. Across the learning rates of a rule,
+its LR sensitivity is Wortsman et al. 2023's (arXiv 2309.14322, section 2.2), taken per seed as the paper
+takes it per run: the mean over the grid of min(loss(lr), loss at initialisation) minus the best such
+loss of that seed, a seed whose loss stopped being finite counting as its loss at initialisation; then
+its mean and standard error over the seeds. A rule that trains at no rate scores low by this definition
+(every rate about as bad as its best), and the report marks it.
 """
 
 from __future__ import annotations
@@ -79,8 +87,7 @@ Params = schema.params_class(
     ),
 )
 
-LEVEL = 0.95  # of the replicates' intervals (core.moments.batch_means); the standard error is what is used
-ACCURATE = 0.99  # steps_to_99
+LEVEL = 0.95  # of the replicates' intervals (core.moments.batch_means) and of the paired comparisons
 
 
 def _shape(task: Mapping[str, Any]) -> Any:
@@ -133,8 +140,17 @@ def _mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
     return mean, (batch_means(mean, np.array(values), LEVEL).se if len(values) > 1 else None)
 
 
+def _rounded(value: float | None) -> float | None:
+    """A seed's value to six significant digits (the rows' per-seed lists stay readable)."""
+    return None if value is None else float(f"{value:.6g}")
+
+
 def rows(task: Mapping[str, Any], runs: Sequence[Run]) -> list[dict]:
-    kept = [r for r in runs if not r.diverged]
+    from sqrtdk.core.train import ACCURATE, OUTCOMES, outcome
+
+    _, problem = _shape(task)
+    ends = [outcome(r, problem.vocab) for r in runs]
+    kept = [r for r, end in zip(runs, ends) if end != "diverged"]  # the seeds the means are over
     loss, loss_se = _mean_se([r.final["loss"] for r in kept])
     accuracy, accuracy_se = _mean_se([r.final["accuracy"] for r in kept])
     reached = [r.steps_to(ACCURATE) for r in runs]
@@ -154,6 +170,7 @@ def rows(task: Mapping[str, Any], runs: Sequence[Run]) -> list[dict]:
             "lr": task["lr"],
             "replicates": len(runs),
             "loss_at_init": sum(r.loss_at_init for r in runs) / len(runs),
+            **{end: ends.count(end) / len(runs) for end in OUTCOMES},
             "final_loss": loss,
             "final_loss_se": loss_se,
             "final_accuracy": accuracy,
@@ -165,22 +182,33 @@ def rows(task: Mapping[str, Any], runs: Sequence[Run]) -> list[dict]:
             "max_logit_se": logit_se,
             "final_entropy_ratio": entropy,
             "final_entropy_ratio_se": entropy_se,
-            "diverged": (len(runs) - len(kept)) / len(runs),
+            "seed_outcome": ends,
+            "seed_loss": [_rounded(r.final_loss) for r in runs],
+            "seed_loss_at_init": [_rounded(r.loss_at_init) for r in runs],
         }
     ]
 
 
-def lr_sensitivity(rows: Sequence[dict]) -> float | None:
-    """Wortsman et al.'s LR sensitivity of one rule's rows across the learning rates: mean over the rates
-    of min(loss, loss at initialisation) minus the best loss; diverged replicates count as the loss at
-    initialisation (a rate where all diverged counts fully)."""
-    points = []
-    for r in rows:
-        init, share = r["loss_at_init"], r["diverged"]
-        loss = init if r["final_loss"] is None else (1 - share) * min(r["final_loss"], init) + share * init
-        points.append(loss)
-    best = min(points) if points else None
-    return None if best is None else sum(points) / len(points) - best
+def capped(row: Mapping[str, Any]) -> list[float]:
+    """Each seed's final held-out loss capped at its loss at initialisation, min(loss, loss at init), a
+    seed whose loss stopped being finite counting as its loss at initialisation: Wortsman et al.'s
+    min(l(A(eta)), l_0), which keeps a diverged run from weighing more than a run that learned nothing."""
+    return [
+        init if loss is None or not math.isfinite(loss) else min(loss, init)
+        for loss, init in zip(row["seed_loss"], row["seed_loss_at_init"])
+    ]
+
+
+def lr_sensitivity(rows: Sequence[Mapping[str, Any]]) -> tuple[float, float | None] | None:
+    """Wortsman et al. 2023's LR sensitivity of one rule across the learning rates of `rows` (arXiv
+    2309.14322, section 2.2), per seed as the paper defines it per run: the mean over the rates of
+    min(loss, loss at initialisation) minus the best such loss of that seed's own sweep; then the mean
+    over seeds and its standard error (None with one seed). The seeds are the rows' replicates, shared
+    by every rate. A seed that trains at no rate scores low too: its best loss is itself a failure."""
+    by_seed = list(zip(*(capped(r) for r in rows)))  # (seeds, rates)
+    each = [sum(points) / len(points) - min(points) for points in by_seed]
+    mean, se = _mean_se(each)
+    return None if mean is None else (mean, se)
 
 
 def _groups(result: Result) -> list[tuple[str, list[dict]]]:
@@ -205,13 +233,23 @@ def _groups(result: Result) -> list[tuple[str, list[dict]]]:
 
 
 def across(result: Result) -> dict[str, Any]:
-    """The per-rule LR sensitivity of each setting, for the JSON document."""
+    """The per-rule LR sensitivity of each setting (mean and standard error over seeds), and whether the
+    rule trains at some rate of the grid, for the JSON document."""
     out = []
     for name, rows in _groups(result):
         for rule in [s for s in SCALINGS if any(r["scaling"] == s for r in rows)]:
             sel = [r for r in rows if r["scaling"] == rule]
-            if len(sel) > 1:
-                out.append({"setting": name, "scaling": rule, "lr_sensitivity": lr_sensitivity(sel)})
+            sensitivity = lr_sensitivity(sel) if len(sel) > 1 else None
+            if sensitivity is not None:
+                out.append(
+                    {
+                        "setting": name,
+                        "scaling": rule,
+                        "lr_sensitivity": sensitivity[0],
+                        "lr_sensitivity_se": sensitivity[1],
+                        "trains_at_some_rate": any(trains(r) for r in sel),
+                    }
+                )
     return {"lr_sensitivity": out}
 
 
@@ -237,30 +275,64 @@ def _dodge(rules: Sequence[str]) -> dict[str, float]:
     return {rule: 10 ** (width * (i - (len(rules) - 1) / 2)) for i, rule in enumerate(rules)}
 
 
+# How each outcome is drawn in the outcome panel: Okabe-Ito colours and a marker each, so that an
+# outcome reads without its colour.
+OUTCOME_LOOK = {
+    "trained": ("#009E73", "o"),
+    "plateaued": ("#E69F00", "s"),
+    "collapsed": ("#56B4E9", "v"),
+    "diverged": ("#D55E00", "X"),
+}
+
+
+def outcome_panel(ax: Any, rows: Sequence[dict]) -> None:
+    """A rule per line, a learning rate per column, each seed a marker coloured by how it ended."""
+    from sqrtdk.plots import rules_in
+
+    rules, rates = rules_in(rows), sorted({r["lr"] for r in rows})
+    seeds = max(len(r["seed_outcome"]) for r in rows)
+    width = 0.8 / max(seeds, 1)
+    size = min(6.0, 30.0 / max(seeds, 1))
+    for line, rule in enumerate(rules):
+        for column, lr in enumerate(rates):
+            row = next((r for r in rows if r["scaling"] == rule and r["lr"] == lr), None)
+            for k, end in enumerate(row["seed_outcome"] if row else ()):
+                colour, marker = OUTCOME_LOOK[end]
+                ax.plot(column + width * (k - (seeds - 1) / 2), line, marker, color=colour, ms=size, mec="none")
+    ax.set_xticks(range(len(rates)), [f"{lr:g}" for lr in rates])
+    ax.set_yticks(range(len(rules)), [RULES[rule].tick for rule in rules])
+    ax.set_xlim(-0.6, len(rates) - 0.4)
+    ax.set_ylim(len(rules) - 0.5, -0.5)
+    ax.set_xlabel("peak learning rate")
+    ax.grid(False)
+
+
+def _outcome_handles() -> list[Any]:
+    from matplotlib.lines import Line2D
+
+    return [
+        Line2D([], [], ls="none", marker=marker, color=colour, mec="none", label=f"seed {end}")
+        for end, (colour, marker) in OUTCOME_LOOK.items()
+    ]
+
+
 def lr_figure(result: Result) -> Any:
-    """Final held-out loss and accuracy against the learning rate, a line per rule through the means over
-    seeds (error bars: one standard error), a small dot per seed; a rate where some seeds diverged is a
-    hollow marker, where all did, a cross at the loss at initialisation."""
+    """Per setting: the final held-out loss and accuracy against the learning rate, a line per rule
+    through the means over the seeds that did not diverge (error bars: one standard error), a small dot
+    per such seed, a hollow marker where some seeds diverged and a cross at the loss at initialisation
+    where all did; and each seed's outcome (core.train.outcome), a marker per seed."""
     from sqrtdk.plots import legend_below, new_figure, rules_in, wrap
 
-    groups, seeds = _groups(result), _seeds(result)
-    fig = new_figure(2, len(groups), aspect=0.7)
-    axes = fig.subplots(len(groups), 2, squeeze=False)
-    for (name, rows), (ax_loss, ax_acc) in zip(groups, axes):
+    groups = _groups(result)
+    fig = new_figure(3, len(groups), aspect=0.85)
+    axes = fig.subplots(len(groups), 3, squeeze=False)
+    for (name, rows), (ax_loss, ax_acc, ax_end) in zip(groups, axes):
         rules = rules_in(rows)
         shift = _dodge(rules)
         for rule in rules:
             sel = sorted((r for r in rows if r["scaling"] == rule), key=lambda r: r["lr"])
             look = RULES[rule]
-            for ax, key, logged in ((ax_loss, "final_loss", "loss"), (ax_acc, "final_accuracy", "accuracy")):
-                dots = [
-                    (r["lr"] * shift[rule], run.final[logged])
-                    for r in sel
-                    for run in seeds.get(id(r), [])
-                    if not run.diverged and run.log
-                ]
-                if dots:
-                    ax.plot(*zip(*dots), ".", color=look.colour, ms=2.5, alpha=0.45, zorder=1)
+            for ax, key in ((ax_loss, "final_loss"), (ax_acc, "final_accuracy")):
                 ok = [r for r in sel if r[key] is not None]
                 if ok:
                     ax.errorbar(
@@ -292,30 +364,50 @@ def lr_figure(result: Result) -> Any:
                         "x",
                         color=look.colour,
                         ms=7,
-                        label=f"{look.label}: all diverged",
                     )
+            dots = [
+                (r["lr"] * shift[rule], loss)
+                for r in sel
+                for loss, end in zip(r["seed_loss"], r["seed_outcome"])
+                if end != "diverged"
+            ]
+            if dots:
+                ax_loss.plot(*zip(*dots), ".", color=look.colour, ms=2.5, alpha=0.45, zorder=1)
         ax_loss.axhline(rows[0]["loss_at_init"], color="0.5", lw=0.8, ls=":")
+        rates = sorted({r["lr"] for r in rows})
         for ax in (ax_loss, ax_acc):
             ax.set_xscale("log")
             ax.set_xlabel("peak learning rate")
-            rates = sorted({r["lr"] for r in rows})
             ax.set_xticks(rates, [f"{lr:g}" for lr in rates])
             ax.minorticks_off()
-        ax_loss.set_yscale("log")
-        ax_loss.set_title(wrap(f"held-out loss{', ' + name if name else ''} (dotted: at initialisation)", 3.3))
-        ax_acc.set_title(wrap(f"held-out accuracy{', ' + name if name else ''}", 3.3))
+        loss_axis(ax_loss)
         ax_acc.set_ylim(-0.03, 1.03)
-    legend_below(fig, list(axes.ravel()))
+        outcome_panel(ax_end, rows)
+        setting = f", {name}" if name else ""
+        ax_loss.set_title(f"held-out loss{setting}")
+        ax_acc.set_title("held-out accuracy")
+        ax_end.set_title("each seed's outcome")
+    legend_below(fig, [axes[0][0]], handles=_outcome_handles())
     row = result.rows[0]
     fig.suptitle(
         wrap(
-            f"{row['task']}, {row['layers']} layers, {result.params.steps[0]} steps: the mean of "
-            f"{row['replicates']} seeds ± one standard error, a dot per seed"
+            f"{row['task']}, {row['layers']} layers, {result.params.steps[0]} steps: mean ± one standard error "
+            f"over the seeds that did not diverge (of {row['replicates']}); dotted: loss at initialisation"
             + ("; hollow: some seeds diverged" if any(r["diverged"] > 0 for r in result.rows) else ""),
             6.4,
         )
     )
     return fig
+
+
+def loss_axis(ax: Any) -> None:
+    """A log axis for losses that span a decade or more (plots.log_axis), else a linear one, whose
+    ticks stay apart."""
+    from sqrtdk.plots import log_axis
+
+    drawn = [y for line in ax.get_lines() for y in line.get_ydata() if y > 0]
+    if drawn and max(drawn) >= 10 * min(drawn):
+        log_axis(ax)
 
 
 def best_lr(rows: Sequence[dict]) -> float:
@@ -329,19 +421,22 @@ def best_lr(rows: Sequence[dict]) -> float:
 def curves_figure(result: Result) -> Any:
     """Training curves, a row of panels per setting at the learning rate where 1/sqrt(d_k) ends best
     (best_lr): held-out loss, entropy / ln n and the largest |logit| against the step, from step 0 (as
-    initialised), the mean over the seeds that did not diverge, a line per rule."""
+    initialised), the mean over the seeds that did not diverge, a line per rule. The largest |logit| is on
+    a symmetric-log axis, linear below 1: under 1/d_k W_q starts at zero, so at step 0 every logit is
+    exactly 0 (q = 0), a value a log axis cannot show."""
     import numpy as np
 
-    from sqrtdk.plots import legend_below, log_axis, new_figure, wrap
+    from sqrtdk.plots import legend_below, new_figure, wrap
 
     groups, seeds = _groups(result), _seeds(result)
-    fig = new_figure(3, len(groups), aspect=0.75)
+    fig = new_figure(3, len(groups), aspect=0.9)
     axes = fig.subplots(len(groups), 3, squeeze=False)
-    titles = ("held-out loss", r"attention entropy $/\ln n$ (layer mean)", r"largest $|$logit$|$ (any layer)")
+    titles = ("held-out loss", r"entropy $/\ln n$, layer mean", r"largest $|$logit$|$, any layer")
     for (name, rows), row_axes in zip(groups, axes):
         chosen = best_lr(rows)
         for r in (r for r in rows if r["lr"] == chosen):
-            kept = [run for run in seeds.get(id(r), []) if not run.diverged and run.log]
+            runs = seeds.get(id(r)) or []
+            kept = [run for run, end in zip(runs, r["seed_outcome"]) if end != "diverged" and run.log]
             if not kept:
                 continue
             length = min(len(run.log) for run in kept)
@@ -357,16 +452,18 @@ def curves_figure(result: Result) -> Any:
                 ax.plot(steps, values.mean(axis=0), color=look.colour, ls=look.line, label=look.label)
         for ax, title in zip(row_axes, titles):
             ax.set_xlabel("step")
-            ax.set_title(wrap(", ".join(x for x in (title, name, f"lr {chosen:g}") if x), 2.2))
+            ax.set_title(title)
+        row_axes[0].set_ylabel(", ".join(x for x in (name, f"lr {chosen:g}") if x))
         row_axes[1].set_ylim(-0.03, 1.03)
-        log_axis(row_axes[0])
-        log_axis(row_axes[2])
+        loss_axis(row_axes[0])
+        row_axes[2].set_yscale("symlog", linthresh=1.0, linscale=0.4)
+        row_axes[2].set_ylim(bottom=0.0)
     legend_below(fig, list(axes[0]))
     row = result.rows[0]
     fig.suptitle(
         wrap(
             f"Training curves ({row['task']}) at the learning rate where $1/\\sqrt{{d_k}}$ ends best: "
-            f"the mean over {row['replicates']} seeds",
+            f"the mean over the seeds that did not diverge (of {row['replicates']})",
             6.4,
         )
     )
@@ -377,9 +474,36 @@ def curves_figure(result: Result) -> Any:
 
 
 def trains(row: Mapping[str, Any]) -> bool:
-    """A rule trains at a rate when its held-out accuracy ends at 99% or more (the mean over seeds) and
-    no seed diverged."""
-    return row["diverged"] == 0 and row["final_accuracy"] is not None and row["final_accuracy"] >= ACCURATE
+    """A rule trains at a rate when every seed trained (core.train.outcome)."""
+    return row["trained"] == 1.0
+
+
+LETTERS = {"trained": "T", "plateaued": "P", "collapsed": "C", "diverged": "D"}
+
+
+def seed_counts(row: Mapping[str, Any]) -> str:
+    """How a row's seeds ended, by count: '2 T, 1 P' (letters as LETTERS)."""
+    ends = row["seed_outcome"]
+    return ", ".join(f"{ends.count(end)} {letter}" for end, letter in LETTERS.items() if end in ends)
+
+
+def _in_words(row: Mapping[str, Any]) -> str:
+    """'2 of 3 seeds collapsed, 1 plateaued'."""
+    ends = row["seed_outcome"]
+    counts = [(ends.count(end), end) for end in LETTERS if end in ends]
+    counts.sort(key=lambda c: -c[0])
+    first, *rest = counts
+    return f"{first[0]} of {len(ends)} seeds {first[1]}" + "".join(f", {n} {end}" for n, end in rest)
+
+
+DEFINITION = (
+    "Each seed ends in one outcome, the first that holds: **diverged** (its loss stopped being finite, or "
+    "its final held-out loss is above its loss at initialisation), **trained** (final held-out accuracy of "
+    "99% or more), **collapsed** (final held-out loss within {margin:g} nats of ln V = {uniform:.2f}, V = "
+    "{vocab} the vocabulary: the loss of the uniform output), **plateaued** (the rest). A rule trains at a "
+    "learning rate when every seed trained. Held-out loss and accuracy are means ± standard error over the "
+    "seeds that did not diverge."
+)
 
 
 def _accuracy(row: Mapping[str, Any]) -> str:
@@ -394,6 +518,15 @@ def _rates(rows: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{r['lr']:g}" for r in rows)
 
 
+def _definition(rows: Sequence[Mapping[str, Any]]) -> str:
+    from sqrtdk.core.tasks import Task
+    from sqrtdk.core.train import MARGIN
+
+    vocab = Task(rows[0]["task"]).vocab
+    uniform = math.log(vocab)
+    return DEFINITION.format(margin=MARGIN, vocab=vocab, uniform=uniform)
+
+
 def reading(result: Result) -> list[str]:
     out = []
     groups = _groups(result)
@@ -406,43 +539,44 @@ def reading(result: Result) -> list[str]:
             good, bad = [r for r in sel if trains(r)], [r for r in sel if not trains(r)]
             words = RULES[rule].words
             if not good:
-                best = max(sel, key=lambda r: r["final_accuracy"] or 0.0)
-                said.append(f"{words} at none (at best {_accuracy(best)} at {best['lr']:g})")
+                best = max(sel, key=lambda r: (r["trained"], r["final_accuracy"] or 0.0))
+                said.append(f"{words} at none (at best {_accuracy(best)} at {best['lr']:g}, {_in_words(best)})")
             else:
-                failed = ", ".join(f"{r['lr']:g} ({_accuracy(r)})" for r in bad)
+                failed = ", ".join(f"{r['lr']:g} ({_in_words(r)})" for r in bad)
                 said.append(f"{words} at {_rates(good)}" + (f", not at {failed}" if bad else ""))
         rates = _rates(sorted({r["lr"]: r for r in rows}.values(), key=lambda r: r["lr"]))
-        definition = (
-            "A rule trains at a learning rate when its held-out accuracy ends at 99% or more (mean over seeds "
-            "± standard error, in points) with no seed diverged. "
-            if number == 0
-            else ""
-        )
         lead = f"With {name}, of" if name else "Of"
-        out.append(f"{definition}{lead} the rates {rates}: " + "; ".join(said) + ".")
+        if number == 0:
+            out.append(_definition(rows))
+        out.append(f"{lead} the rates {rates}, each rule trains: " + "; ".join(said) + ".")
         out += _against_sqrt(prefix, rows)
+        lrs = sorted({r["lr"] for r in rows})
         cells = []
         for rule in rules:
-            sel = sorted((r for r in rows if r["scaling"] == rule), key=lambda r: r["lr"])
-            done = [r for r in sel if r["final_loss"] is not None]
+            at = {r["lr"]: r for r in rows if r["scaling"] == rule}
+            done = [r for r in at.values() if r["final_loss"] is not None]
             lowest = min(done, key=lambda r: r["final_loss"]) if done else None
-            sensitivity = lr_sensitivity(sel) if len(sel) > 1 else None
+            sensitivity = lr_sensitivity(list(at.values())) if len(at) > 1 else None
             cells.append(
                 [
                     RULES[rule].words,
+                    *(seed_counts(at[lr]) if lr in at else "" for lr in lrs),
                     "" if lowest is None else f"{lowest['lr']:g}",
                     "" if lowest is None else _loss(lowest),
                     "" if lowest is None else _accuracy(lowest) + "%",
-                    ", ".join(f"{r['lr']:g}" for r in sel if r["diverged"] > 0) or "none",
-                    "" if sensitivity is None else report.num(sensitivity, 3),
+                    _sensitivity(sensitivity)
+                    + ("" if sensitivity is None or any(trains(r) for r in at.values()) else " †"),
                 ]
             )
         out.append(
-            _lead(prefix, "per rule, over the learning rates") + " (held-out loss and accuracy: mean ± standard "
-            "error over seeds):\n\n"
+            _lead(prefix, "per rule, over the learning rates")
+            + " (the seeds' outcomes at each rate, T trained, P plateaued, C collapsed, D diverged; held-out "
+            "loss and accuracy: mean ± standard error over the seeds that did not diverge):\n\n"
             + report.markdown_table(
-                ["rule", "best lr", "its loss", "its accuracy", "diverged at", "LR sensitivity"], cells
+                ["rule", *(f"lr {lr:g}" for lr in lrs), "best lr", "its loss", "its accuracy", "LR sensitivity"],
+                cells,
             )
+            + _table_notes(number == 0, any(c[-1].endswith("†") for c in cells))
         )
     if len(groups) > 1:
         out.append(_largest_rates(groups))
@@ -450,7 +584,7 @@ def reading(result: Result) -> list[str]:
 
 
 def _largest_rates(groups: Sequence[tuple[str, list[dict]]]) -> str:
-    """The largest learning rate at which each rule trains, setting by setting."""
+    """The largest learning rate at which each rule trains (every seed), setting by setting."""
     parts = []
     for rule in [s for s in SCALINGS if any(r["scaling"] == s for _, rows in groups for r in rows)]:
         largest = []
@@ -462,32 +596,94 @@ def _largest_rates(groups: Sequence[tuple[str, list[dict]]]) -> str:
     return f"The largest learning rate at which each rule trains, {names}: " + "; ".join(parts) + "."
 
 
+def paired(a: Mapping[str, Any], b: Mapping[str, Any], level: float = LEVEL) -> dict[str, Any]:
+    """Rule a against rule b at one setting and rate, seed by seed: each seed's final held-out loss under
+    a minus that under b (both capped, as `capped`), over the seeds the two rows share (the same initial
+    draws and batches, so the pairs' differences are what varies); their mean, its standard error and the
+    two-sided `level` interval from Student's t on seeds - 1 degrees of freedom. The verdict: 'not
+    compared' when every seed of both rules collapsed or diverged (neither learned, and their losses do not
+    rank them), 'worse' or 'better' when the interval lies above or below zero, 'no difference' when it
+    holds zero, 'one seed' when there is no interval."""
+    import statistics
+
+    from sqrtdk.core.moments import t_quantile
+
+    failed = {"collapsed", "diverged"}
+    if set(a["seed_outcome"]) <= failed and set(b["seed_outcome"]) <= failed:
+        return {"verdict": "not compared", "seeds": len(a["seed_outcome"])}
+    diffs = [x - y for x, y in zip(capped(a), capped(b))]
+    mean, seeds = sum(diffs) / len(diffs), len(diffs)
+    if seeds < 2:
+        return {"verdict": "one seed", "seeds": seeds, "mean": mean}
+    se = statistics.stdev(diffs) / math.sqrt(seeds)
+    half = t_quantile(0.5 + level / 2, seeds - 1) * se
+    low, high = mean - half, mean + half
+    verdict = "no difference" if low <= 0 <= high else ("worse" if low > 0 else "better")
+    return {"verdict": verdict, "seeds": seeds, "mean": mean, "se": se, "low": low, "high": high}
+
+
+def _signed(x: float) -> str:
+    return ("+" if x > 0 else "") + report.num(x, 2)
+
+
 def _against_sqrt(prefix: str, rows: Sequence[dict]) -> list[str]:
-    """Unscaled attention against 1/sqrt(d_k) at each learning rate, the seed articles' claim: worse,
-    better or alike, by two standard errors of the difference of the final losses (a rate where every
-    seed diverged is worse)."""
+    """Unscaled attention against 1/sqrt(d_k) at each learning rate, the seed articles' claim, by the
+    paired comparison of the two rules' seeds (`paired`)."""
     scaled = {r["lr"]: r for r in rows if r["scaling"] == "sqrt"}
-    verdicts: dict[str, list[str]] = {"worse": [], "better": [], "alike": []}
+    parts, seeds = [], 0
     for r in sorted((r for r in rows if r["scaling"] == "none"), key=lambda r: r["lr"]):
         base = scaled.get(r["lr"])
-        if base is None or base["final_loss"] is None:
+        if base is None:
             continue
-        if r["final_loss"] is None:
-            verdicts["worse"].append(f"{r['lr']:g} (every seed diverged)")
-            continue
-        se = math.hypot(r["final_loss_se"] or 0.0, base["final_loss_se"] or 0.0)
-        gap = r["final_loss"] - base["final_loss"]
-        kind = "alike" if abs(gap) <= 2 * se else ("worse" if gap > 0 else "better")
-        verdicts[kind].append(f"{r['lr']:g} ({_loss(r)} against {_loss(base)})")
-    parts = [f"{kind} at lr {'; '.join(v)}" for kind, v in verdicts.items() if v]
+        c = paired(r, base)
+        seeds = c["seeds"]
+        if c["verdict"] == "not compared":
+            parts.append(
+                f"not compared at lr {r['lr']:g}, where neither learned (unscaled {seed_counts(r)}, 1/sqrt(d_k) "
+                f"{seed_counts(base)})"
+            )
+        elif c["verdict"] == "one seed":
+            parts.append(f"at lr {r['lr']:g} a difference of {_signed(c['mean'])} on one seed, no interval")
+        else:
+            parts.append(
+                f"{c['verdict']} at lr {r['lr']:g} ({_signed(c['mean'])}, interval {_signed(c['low'])} to "
+                f"{_signed(c['high'])})"
+            )
     if not parts:
         return []
     return [
         _lead(prefix, "unscaled attention against 1/sqrt(d_k)")
-        + ", final held-out loss (mean ± standard error): "
-        + "; ".join(parts)
-        + (" (alike: within two standard errors of the difference)." if verdicts["alike"] else ".")
+        + f", seed by seed over the {seeds} seeds both share: the final held-out loss under unscaled minus that "
+        f"under 1/sqrt(d_k) (each capped at its loss at initialisation, a diverged seed counting as that), its "
+        f"mean and {LEVEL:.0%} interval from Student's t on {seeds - 1} degrees of freedom; no difference where "
+        "the interval holds zero: " + "; ".join(parts) + "."
     ]
+
+
+def _table_notes(first: bool, marked: bool) -> str:
+    """What the per-rule table's last column means (under the first table), and its mark."""
+    notes = []
+    if first:
+        notes.append(
+            "LR sensitivity (Wortsman et al. 2023, section 2.2): per seed, the mean over the rates of min(final "
+            "loss, loss at initialisation) minus that seed's lowest such loss; its mean ± standard error over "
+            "the seeds."
+        )
+    if marked:
+        notes.append(
+            "† The rule trains at no rate of the grid: its sensitivity is measured from a best loss that is "
+            "itself a failure, so it understates how much the rate matters (a rule that fails alike at every "
+            "rate scores 0)."
+        )
+    return "".join("\n\n" + note for note in notes)
+
+
+def _sensitivity(value: tuple[float, float | None] | None) -> str:
+    """'0.0151 ± 0.002', or empty for a rule at one rate."""
+    if value is None:
+        return ""
+    mean, se = value
+    return report.num(mean, 3) + ("" if se is None else f" ± {report.num(se, 2)}")
 
 
 def _lead(prefix: str, text: str) -> str:
@@ -505,14 +701,15 @@ def table(result: Result) -> Table:
 
     rows = result.rows
     return Table(
-        "Training: held-out loss and accuracy at the last step, mean ± standard error over seeds",
+        "Training: held-out loss and accuracy at the last step, mean ± standard error over the seeds that "
+        "did not diverge; how each seed ended",
         (
             Column("d_k", tuple(str(r["d_k"]) for r in rows), key=True),  # the grid's axes lead (cli)
             Column("loss", tuple(pm(r, "final_loss") for r in rows)),
             Column("accuracy", tuple(pm(r, "final_accuracy") for r in rows)),
+            Column("seeds", tuple(seed_counts(r) for r in rows)),
             Column("steps to 99%", tuple("" if r["steps_to_99"] is None else f"{r['steps_to_99']:.0f}" for r in rows)),
             Column("max |logit|", tuple("" if r["max_logit"] is None else f"{r['max_logit']:.3g}" for r in rows)),
-            Column("diverged", tuple(report.share(r["diverged"]) for r in rows)),
             Column(
                 "H / ln n",
                 tuple("" if r["final_entropy_ratio"] is None else f"{r['final_entropy_ratio']:.3f}" for r in rows),
@@ -520,10 +717,18 @@ def table(result: Result) -> Table:
             ),
         ),
         [
-            "An empty steps-to-99% cell: some seed never reached 99% held-out accuracy; an empty loss: "
-            "every seed diverged."
+            "Seeds: T trained (final accuracy >= 99%), P plateaued, C collapsed (final loss within "
+            f"{_margin():g} nats of ln V, the loss of the uniform output), D diverged (a non-finite loss, or a "
+            "final loss above the loss at initialisation). An empty steps-to-99% cell: some seed never "
+            "reached 99% held-out accuracy; an empty loss: every seed diverged."
         ],
     )
+
+
+def _margin() -> float:
+    from sqrtdk.core.train import MARGIN
+
+    return MARGIN
 
 
 def step_flops(batch: int, length: int, d_model: int, vocab: int, layers: int) -> float:
@@ -554,7 +759,7 @@ def curves(runs: Sequence[Run]) -> list[dict]:
     """Each replicate's logged curves (the curve figure's data), JSON-ready."""
     return [
         {
-            "diverged": r.diverged,
+            "non_finite": r.non_finite,
             "steps_done": r.steps_done,
             "loss_at_init": r.loss_at_init,
             "log": [{k: row[k] for k in CURVED} for row in r.log],
@@ -569,7 +774,7 @@ def with_curves(runs: Sequence[Run], data: Sequence[Mapping[str, Any]]) -> list[
     from sqrtdk.core.train import Run
 
     return [
-        Run(bool(d["diverged"]), int(d["steps_done"]), float(d["loss_at_init"]), list(d["log"]), r.activations)
+        Run(bool(d["non_finite"]), int(d["steps_done"]), float(d["loss_at_init"]), list(d["log"]), r.activations)
         for r, d in zip(runs, data)
     ]
 
@@ -593,15 +798,16 @@ def arrays(result: Result) -> dict[str, dict[str, Any]]:
 # 1e-7, but wherever a run is unstable (unscaled, or at the larger rates) the two trajectories part
 # within tens of steps and end as far apart as two seeds would. So another CPU's rows are judged as a
 # second draw of the same seeds: an outcome agrees when the two means lie within Z combined standard
-# errors over seeds (plus a floor for rows whose seeds agree with each other), and a share of seeds
-# (diverged, reached 99%) may differ by one seed. The setting and the loss at initialisation (before any
+# errors over seeds (plus a floor for rows whose seeds agree with each other), a share of seeds (each
+# outcome, reached 99%) may differ by one seed, and each seed's own values (the seed_ lists) are such
+# draws, judged through those means and shares. The setting and the loss at initialisation (before any
 # step: BLAS moves it by 1e-6) are held to reproduce's ordinary rule, so a change of model, task,
 # initialisation or seeds is always caught.
 Z = 4.0
 
 
 def floor(column: str, row: Mapping[str, Any], a: float, b: float) -> float:
-    """What an outcome may move beyond Z standard errors: what last-bit differences can do to a mean
+    """What a measure may move beyond Z standard errors: what last-bit differences can do to a mean
     whose seeds happen to agree (a loss on a plateau, an accuracy of 1 on every seed)."""
     if column == "final_loss":
         return 0.01 * row["loss_at_init"]
@@ -612,25 +818,30 @@ def floor(column: str, row: Mapping[str, Any], a: float, b: float) -> float:
     return 0.01 if column == "final_accuracy" else 0.02  # final_entropy_ratio
 
 
-OUTCOMES = ("final_loss", "final_accuracy", "max_logit", "final_entropy_ratio", "steps_to_99")
-SHARES = {  # a share of seeds, and the outcomes that are empty when that share is 1 (or below 1)
+MEASURED = ("final_loss", "final_accuracy", "max_logit", "final_entropy_ratio", "steps_to_99")
+SHARES = {  # a share of seeds, and the measures that are empty when that share is 1 (or below 1)
     "diverged": ("final_loss", "final_accuracy", "max_logit", "final_entropy_ratio"),
     "reached_99": ("steps_to_99",),
+    "trained": (),
+    "plateaued": (),
+    "collapsed": (),
 }
 
 
 def agree(committed: Mapping[str, Any], fresh: Mapping[str, Any], column: str) -> bool | None:
-    """Whether a committed outcome agrees with a fresh one (see above); None for the setting columns."""
+    """Whether a committed measure agrees with a fresh one (see above); None for the setting columns."""
+    if column.startswith("seed_"):
+        return True
     if column in SHARES:
         a, b = committed[column], fresh[column]
         return isinstance(b, float) and abs(a - b) * committed["replicates"] <= 1 + 1e-9
-    if column.endswith("_se") and column[: -len("_se")] in OUTCOMES:
+    if column.endswith("_se") and column[: -len("_se")] in MEASURED:
         return True  # the spread over seeds: the scale of the comparison, itself as uncertain as the mean
-    if column not in OUTCOMES:
+    if column not in MEASURED:
         return None
     a, b = committed[column], fresh[column]
     if a is None or b is None:
-        share = next(s for s, outcomes in SHARES.items() if column in outcomes)
+        share = next(s for s, measures in SHARES.items() if column in measures)
         return (a is None and b is None) or agree(committed, fresh, share) is True
     se = math.hypot(committed.get(column + "_se") or 0.0, fresh.get(column + "_se") or 0.0)
     return abs(a - b) <= Z * se + floor(column, committed, a, b)
