@@ -1,8 +1,10 @@
-"""What the tests share: the command line run in-process (`cli`), a wait for a process to reach a state
-(`ready`) instead of a sleep, and property tests that draw the same examples on every machine."""
+"""What the tests share: the command line run in-process (`cli`), one `sqrtdk reproduce` of a set of
+configs made once for every test that starts from it (`reproduced`), a wait for a process to reach a
+state (`ready`) instead of a sleep, and property tests that draw the same examples on every machine."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -23,6 +25,41 @@ PATIENCE = 120.0  # seconds: a safety net for waits that take a second on an idl
 # tests of Ctrl-C need the default that a terminal gives.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_main(*argv: object) -> int:
+    """The exit code of `sqrtdk *argv` run in this process, its signal handlers put back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as done:
+        return int(done.code or 0)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory):
+    """reproduced(configs, into) copies into the folder `into` a folder configs/ holding `configs` (file
+    name -> text) and results/, what `sqrtdk reproduce` made of them, and returns (configs, results).
+    The reproduce runs once for each set of configs; every test that starts from it gets its own copy."""
+    made: dict[tuple, Path] = {}
+
+    def copy(configs: dict[str, str], into: Path) -> tuple[Path, Path]:
+        key = tuple(sorted(configs.items()))
+        if key not in made:
+            root = tmp_path_factory.mktemp("reproduced")
+            (root / "configs").mkdir()
+            for name, text in configs.items():
+                (root / "configs" / name).write_text(text)
+            assert run_main("reproduce", root / "configs", "--out", root / "results", "--quiet") == 0
+            made[key] = root
+        shutil.copytree(made[key], into, symlinks=True, dirs_exist_ok=True)
+        return into / "configs", into / "results"
+
+    return copy
 
 
 @pytest.fixture

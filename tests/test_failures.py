@@ -43,6 +43,12 @@ def project(tmp_path):
     return configs, tmp_path / "results"
 
 
+@pytest.fixture
+def reproduced_project(tmp_path, reproduced):
+    """The project with its results already reproduced (made once in the test process, copied here)."""
+    return reproduced({"a.toml": CONFIG}, tmp_path)
+
+
 # ---- ownership of outputs ----
 
 
@@ -72,9 +78,8 @@ def test_reproduce_into_a_folder_of_the_users_keeps_their_files(project):
     assert files(results) == {"README.md": b"# my notes\n"}
 
 
-def test_reproduce_keeps_what_the_user_put_beside_and_inside_its_folders(project, tmp_path):
-    configs, results = project
-    assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
+def test_reproduce_keeps_what_the_user_put_beside_and_inside_its_folders(reproduced_project, tmp_path):
+    configs, results = reproduced_project
     (results / "a" / "notes.txt").write_text("mine")
     (results / "a" / "mine").mkdir()
     (results / "a" / "mine" / "f").write_text("mine too")
@@ -110,9 +115,8 @@ def test_a_pipe_or_endless_manifest_is_never_read(project):
     assert "sqrtdk did not make it" in one_line(sqrtdk("reproduce", configs, "--out", results), 2)
 
 
-def test_kill_9_of_reproduce_leaves_nothing_that_the_next_run_trips_on(project, ready):
-    configs, results = project
-    assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
+def test_kill_9_of_reproduce_leaves_nothing_that_the_next_run_trips_on(reproduced_project, ready):
+    configs, results = reproduced_project
     before = files(results)
     (configs / "slow.toml").write_text('experiment = "gradient"\ndim = [64, 128]\nsamples = 100000000\n')
     proc = subprocess.Popen(
