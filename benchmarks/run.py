@@ -5,7 +5,7 @@ two commands that are compared alternate (A B A B ...), the median is reported w
 ratio is the median of the pairwise ratios, so that a machine that drifts does not bias it. Ceilings are
 measured in the same run (ceilings.py), so every fraction compares numbers from one machine at one time.
 
-    python benchmarks/run.py                 # everything (about 40 minutes on two cores, a third of it the tests)
+    python benchmarks/run.py                 # everything (about 40 minutes on two cores)
     python benchmarks/run.py --quick         # every measurement at a small size, once: a smoke test
 
 Measured:
@@ -18,7 +18,8 @@ Measured:
 3. the default commands' wall time with and without figures, `sqrtdk --help` start-up and peak memory
    of `sqrtdk variance` at 10^7 and 10^9 scores;
 4. `sqrtdk reproduce` of the configs of the experiments before the training lab, in total and per config,
-   the whole `reproduce` and `reproduce --check`, and the test suite.
+   the whole `reproduce` and `reproduce --check`, and the test suite;
+5. the resource guard's estimates against measured computing time and peak memory (guard.py), as ratios.
 """
 
 from __future__ import annotations
@@ -199,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each: a smoke test")
     args = parser.parse_args(argv)
     repeat = 1 if args.quick else args.repeat
+    warm = not args.quick  # a smoke test needs each command to run, not a warmed-up timing
     scores = 10**6 if args.quick else 10**8
     seed_n = math.isqrt(scores)
     rows = 10**4 if args.quick else 10**6
@@ -228,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
             "sqrtdk": variance + ["--samples", str(scores)],
         },
         repeat,
+        warm,
     )
     seed_wall = statistics.median(walls(pair["seed"]))
     seed_peak = statistics.median(m for _, m in pair["seed"])
@@ -254,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     for label, target in (("the seed method's", seed_se(seed_n)), *((f"{t:g} relative", t) for t in targets)):
         needed = whole_blocks(math.ceil(scores * (se / target) ** 2))  # the scaled variance is 1: relative = absolute
-        timed = walls(runs({"v": variance + ["--samples", str(needed)]}, repeat)["v"])
+        timed = walls(runs({"v": variance + ["--samples", str(needed)]}, repeat, warm)["v"])
         achieved = scaled_se(needed, tmp)
         wall = statistics.median(timed)
         if label == "the seed method's":
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     # 2. saturation and gradient against the draw ceiling; training against one core's GEMM
     for kind in ("saturation", "gradient"):
         cmd = SQRTDK + [kind, "--dim", "64", "--seq-len", "128", "--samples", str(rows), "--no-plot", "--quiet"]
-        wall = statistics.median(walls(runs({kind: cmd + ["--out", str(tmp)]}, repeat)[kind]))
+        wall = statistics.median(walls(runs({kind: cmd + ["--out", str(tmp)]}, repeat, warm)[kind]))
         throughput(
             f"sqrtdk {kind}, d_k 64, n 128, {rows:.0e} rows ({wall:.2f} s)", attention_draws(kind, 64, 128, rows), wall
         )
@@ -291,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     ):
         train = SQRTDK + ["train", "--scaling", "sqrt", "--lr", "0.01", "--replicates", "1", "--steps", str(steps)]
         train += extra + ["--no-plot", "--quiet", "--out", str(tmp / "train")]
-        timed = runs({"train": train, "help": SQRTDK + ["--help"]}, repeat)
+        timed = runs({"train": train, "help": SQRTDK + ["--help"]}, repeat, warm)
         spent = statistics.median(walls(timed["train"])) - statistics.median(walls(timed["help"]))
         share = flops * steps / spent / (ceilings["gemm_flops"] / ceilings["cores"])
         row(
@@ -309,17 +312,17 @@ def main(argv: list[str] | None = None) -> None:
         commands = [["variance", "--dim", "64", "--samples", "4096"], ["saturation", "--dim", "16", "--samples", "512"]]
     for command in commands:
         base = SQRTDK + command + ["--quiet", "--out", str(tmp / "draw")]
-        timed = runs({"figures": base, "tables": base + ["--no-plot"]}, min(repeat, 3))
+        timed = runs({"figures": base, "tables": base + ["--no-plot"]}, min(repeat, 3), warm)
         drawn, bare = (statistics.median(walls(timed[k])) for k in ("figures", "tables"))
         row(
             f"sqrtdk {' '.join(command)}: wall s with / without figures",
             f"{drawn:.2f} / {bare:.2f}",
             f"figures {(drawn - bare) / drawn:.0%} of the run",
         )
-    row("sqrtdk --help: wall s", summary(walls(runs({"help": SQRTDK + ["--help"]}, repeat)["help"])), "")
+    row("sqrtdk --help: wall s", summary(walls(runs({"help": SQRTDK + ["--help"]}, repeat, warm)["help"])), "")
     peaks = {}
     for size in memory_sizes:
-        timed = runs({"v": variance + ["--samples", str(size)]}, 1 if size > 10**8 else repeat)["v"]
+        timed = runs({"v": variance + ["--samples", str(size)]}, 1 if size > 10**8 else repeat, warm)["v"]
         peaks[size] = statistics.median(m for _, m in timed)
     small, large = memory_sizes
     row(
@@ -373,6 +376,16 @@ def main(argv: list[str] | None = None) -> None:
             "the test suite (python -m pytest -q): wall s",
             f"{measure([sys.executable, '-m', 'pytest', '-q'])[0]:.0f}",
             "",
+        )
+
+    # 5. the resource guard: estimated against measured time and memory, in a process of its own
+    guard = [sys.executable, str(HERE / "guard.py"), "--json", *(["--quick"] if args.quick else ["--repeat", "3"])]
+    for case in json.loads(subprocess.run(guard, capture_output=True, text=True, check=True, env=ENV).stdout):
+        row(
+            f"resource guard, {case['case']}: estimated / measured",
+            f"time {case['estimated_s'] / case['measured_s']:.2f}, memory {case['estimated_mib'] / case['peak_mib']:.2f}",
+            f"{case['estimated_s']:.3g} / {case['measured_s']:.3g} s (median of "
+            f"{1 if args.quick else 3}), {case['estimated_mib']:.3g} / {case['peak_mib']:.3g} MiB",
         )
 
     print(

@@ -3,8 +3,8 @@
 Each experiment estimates its own tasks (its `cost`, in its module) with the constants below. Memory is
 estimated per task from the arrays it holds at once (a chunk of draws, its scores and the
 float32/float64 work arrays of the reduction, or a projection layer), times the threads that hold them
-together, plus a baseline per process. Time is estimated from a cost model measured on the 2-core
-machine the tests run on (tests/test_resources.py compares it with measured runs): 19 ns per Gaussian
+together, plus a baseline per process. Time is estimated from a cost model measured on a 2-core machine
+(benchmarks/guard.py compares it with measured runs; tests/test_resources.py the memory): 19 ns per Gaussian
 draw, 13 ps per flop of the products, a few nanoseconds per score and rule for the reductions, and a
 fixed cost per task, shared among the cores; every count is what is really drawn (whole blocks, whole
 trials, every replicate), not the samples asked for. Both hold within a factor of two there (a faster

@@ -1,12 +1,65 @@
-"""What the tests share: the command line run in-process (`cli`)."""
+"""What the tests share: the command line run in-process (`cli`), one `sqrtdk reproduce` of a set of
+configs made once for every test that starts from it (`reproduced`), a wait for a process to reach a
+state (`ready`) instead of a sleep, and property tests that draw the same examples on every machine."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import time
+from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from sqrtdk.cli import main
+
+# The same examples on every run and machine (a failure seen once is seen again), and no deadline: an
+# example that a busy machine runs slowly has not failed. Nothing is stored in the checkout.
+settings.register_profile("sqrtdk", derandomize=True, deadline=None, database=None)
+settings.load_profile("sqrtdk")
+
+PATIENCE = 120.0  # seconds: a safety net for waits that take a second on an idle machine, never a measurement
+
+# A script's background job starts with SIGINT ignored, and so would every process a test starts; the
+# tests of Ctrl-C need the default that a terminal gives.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_main(*argv: object) -> int:
+    """The exit code of `sqrtdk *argv` run in this process, its signal handlers put back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as done:
+        return int(done.code or 0)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory):
+    """reproduced(configs, into) copies into the folder `into` a folder configs/ holding `configs` (file
+    name -> text) and results/, what `sqrtdk reproduce` made of them, and returns (configs, results).
+    The reproduce runs once for each set of configs; every test that starts from it gets its own copy."""
+    made: dict[tuple, Path] = {}
+
+    def copy(configs: dict[str, str], into: Path) -> tuple[Path, Path]:
+        key = tuple(sorted(configs.items()))
+        if key not in made:
+            root = tmp_path_factory.mktemp("reproduced")
+            (root / "configs").mkdir()
+            for name, text in configs.items():
+                (root / "configs" / name).write_text(text)
+            assert run_main("reproduce", root / "configs", "--out", root / "results", "--quiet") == 0
+            made[key] = root
+        shutil.copytree(made[key], into, symlinks=True, dirs_exist_ok=True)
+        return into / "configs", into / "results"
+
+    return copy
 
 
 @pytest.fixture
@@ -24,3 +77,62 @@ def cli(capsys):
     yield run
     for signum, handler in saved.items():
         signal.signal(signum, handler)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The started worker processes of a sqrtdk run: children of its forkserver (a child of the run) whose
+    watchdog thread runs, the last step of a worker's start. A worker interrupted while it is still being
+    started prints multiprocessing's traceback (the semaphore it was to rebuild is gone)."""
+    return [worker for child in children(pid) for worker in children(child) if _threads(worker) >= 2]
+
+
+def _threads(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:"))
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether `pid` has installed a handler for `signum` (the SigCgt mask of /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(mask >> (signum - 1) & 1)
+
+
+@pytest.fixture
+def ready():
+    """ready(proc, workers=0): wait until the sqrtdk process `proc` handles SIGTERM and SIGHUP (its `main`
+    is running, so a signal now ends it as a signal should) and has started `workers` worker processes.
+    A signal sent after a fixed sleep could arrive before either on a busy machine."""
+
+    def wait(proc, workers: int = 0) -> None:
+        deadline = time.monotonic() + PATIENCE
+        while not (
+            catches(proc.pid, signal.SIGTERM)
+            and catches(proc.pid, signal.SIGHUP)
+            and len(worker_pids(proc.pid)) >= workers
+        ):
+            assert proc.poll() is None, f"the process ended first ({proc.returncode})"
+            assert time.monotonic() < deadline, f"not ready after {PATIENCE:.0f} s"
+            time.sleep(0.05)
+
+    return wait

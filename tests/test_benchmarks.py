@@ -29,6 +29,7 @@ def test_quick_benchmark_prints_its_table():
         "of the draw ceiling",
         "with / without figures",
         "OpenBLAS kernel",
+        "resource guard",
     ):
         assert any(what in line for line in lines), what
 

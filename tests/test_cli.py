@@ -249,9 +249,8 @@ def test_attention_commands(cli, tmp_path, kind, metric):
 @pytest.mark.parametrize(
     "where", [["--dim", "64"], ["--dim", "64,128,256", "--workers", "2"]], ids=["in-process", "worker-processes"]
 )
-def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code, where):
+def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code, where, ready):
     import signal
-    import time
 
     out = tmp_path / "results"
     out.mkdir()
@@ -272,7 +271,7 @@ def test_interrupt_leaves_no_partial_folder(tmp_path, signum, code, where):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)  # well inside the sampling, which would take hours
+    ready(proc, workers=2 if "--workers" in where else 0)  # inside the run, which would take hours
     proc.send_signal(signal.Signals(signum))
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == code
@@ -413,9 +412,8 @@ def test_json_stays_valid_when_warnings_are_printed(tmp_path):
 
 
 @pytest.mark.parametrize("signum,code", [(2, 130), (15, 143), (1, 129)])
-def test_interrupted_reproduce_leaves_earlier_results(tmp_path, signum, code):
+def test_interrupted_reproduce_leaves_earlier_results(tmp_path, signum, code, ready):
     import signal
-    import time
 
     configs, out = tmp_path / "configs", tmp_path / "results"
     configs.mkdir()
@@ -453,7 +451,7 @@ def test_interrupted_reproduce_leaves_earlier_results(tmp_path, signum, code):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4)
+    ready(proc, workers=2)
     proc.send_signal(signal.Signals(signum))
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == code and stdout == ""

@@ -59,16 +59,20 @@ from distributed import LocalCluster
 if __name__ == "__main__":
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
     print(cluster.scheduler_address, flush=True)
+    while not any(task.state == "processing" for task in list(cluster.scheduler.tasks.values())):
+        time.sleep(0.05)
+    print("processing", flush=True)
     time.sleep(600)
 """
 
 
 def test_a_scheduler_lost_mid_run_is_one_line_and_exit_69(tmp_path):
     import os
+    import queue
     import signal
     import subprocess
     import sys
-    import time
+    import threading
 
     pytest.importorskip("distributed")
     script = tmp_path / "cluster.py"
@@ -102,7 +106,9 @@ def test_a_scheduler_lost_mid_run_is_one_line_and_exit_69(tmp_path):
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(6)
+        said: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: said.put(cluster.stdout.readline()), daemon=True).start()
+        assert said.get(timeout=120).strip() == "processing"  # the run's task is on the cluster's worker
     finally:
         os.killpg(cluster.pid, signal.SIGKILL)  # the scheduler and its workers
         cluster.wait()

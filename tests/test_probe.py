@@ -114,6 +114,16 @@ def test_the_forward_pass_matches_a_loop(tmp_path):
     np.testing.assert_allclose(layers[1].weights.sum(axis=-1), 1.0)
 
 
+def test_sigma_is_the_largest_singular_value_of_the_heads_product(tmp_path):
+    """Zhai et al.'s sigma, from the SVD of each head's d_model x d_model W_Q^T W_K written out here."""
+    ck = checkpoint.load(str(tiny_checkpoint(tmp_path / "m", layers=2, heads=2, hidden=8)))
+    for layer in range(2):
+        pre = f"encoder.layer.{layer}.attention.self."
+        wq, wk = (ck.params[pre + name].astype(np.float64) for name in ("query.weight", "key.weight"))
+        want = [np.linalg.svd(wq[h * 4 : h * 4 + 4].T @ wk[h * 4 : h * 4 + 4], compute_uv=False)[0] / 2 for h in (0, 1)]
+        np.testing.assert_allclose(bert.qk_product_norm(ck.params, ck.config, layer), want, rtol=1e-12)
+
+
 def test_padding_changes_nothing_for_the_real_tokens(tmp_path):
     ck = checkpoint.load(str(tiny_checkpoint(tmp_path / "m")))
     ids = np.array([[2, 5, 7, 3, 0, 0], [2, 5, 7, 3, 0, 0]])

@@ -1,4 +1,8 @@
-"""reproduce: canonical folders and report from configs, byte-identical reruns, and the staleness check."""
+"""reproduce: canonical folders and report from configs, byte-identical reruns, and the staleness check.
+
+Every test starts from one reproduce of its configs, made once (conftest's `reproduced`) and copied; the
+reruns a test makes of its own are in this process and serial (`--workers 1`), except where the number
+of workers is what is compared."""
 
 import json
 import math
@@ -15,21 +19,20 @@ CONFIGS = {
 
 
 @pytest.fixture
-def project(tmp_path):
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    for name, text in CONFIGS.items():
-        (configs / name).write_text(text)
-    return configs, tmp_path / "results"
+def project(tmp_path, reproduced):
+    """Both configs, reproduced (with the default workers)."""
+    return reproduced(CONFIGS, tmp_path)
 
 
 @pytest.fixture
-def variance_project(tmp_path):
-    """The variance config alone: for the tests that need histograms and rows, not two experiments."""
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "a_variance.toml").write_text(CONFIGS["a_variance.toml"])
-    return configs, tmp_path / "results"
+def variance_project(tmp_path, reproduced):
+    """The variance config alone, reproduced: for the tests that need histograms and rows, not two experiments."""
+    return reproduced({"a_variance.toml": CONFIGS["a_variance.toml"]}, tmp_path)
+
+
+def reproduce(cli, configs, results, *argv):
+    """`sqrtdk reproduce` in this process, serial: (exit code, stdout, stderr)."""
+    return cli("reproduce", str(configs), "--out", str(results), "--workers", "1", *argv)
 
 
 def snapshot(folder):
@@ -37,10 +40,10 @@ def snapshot(folder):
 
 
 def test_twice_in_a_row_is_byte_identical(cli, project):
+    """The second run in one process, the first with worker processes."""
     configs, results = project
-    assert cli("reproduce", str(configs), "--out", str(results), "--quiet")[0] == 0
     first = snapshot(results)
-    assert cli("reproduce", str(configs), "--out", str(results), "--quiet", "--workers", "1")[0] == 0
+    assert reproduce(cli, configs, results, "--quiet")[0] == 0
     assert snapshot(results) == first
     assert {
         "README.md",
@@ -56,13 +59,12 @@ def test_twice_in_a_row_is_byte_identical(cli, project):
 
 def test_check_passes_then_catches_stale_results(cli, project):
     configs, results = project
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
-    code, out, err = cli("reproduce", str(configs), "--out", str(results), "--check")
+    code, out, err = reproduce(cli, configs, results, "--check")
     assert code == 0 and "is up to date" in out and err == ""
 
     # a config edited without regenerating
     (configs / "a_variance.toml").write_text(CONFIGS["a_variance.toml"].replace("samples = 20000", "samples = 200000"))
-    code, out, err = cli("reproduce", str(configs), "--out", str(results), "--check", "--quiet")
+    code, out, err = reproduce(cli, configs, results, "--check", "--quiet")
     assert code == 1 and out == ""
     assert "a_variance/rows.json: row 1, column 'n_scores': committed 32768, now 212992" in err
     assert "b_saturation" not in err
@@ -94,7 +96,6 @@ def test_other_cpus_numbers_are_current_and_left_untouched(cli, project):
     """Every float moved by 1e-6 relative (another CPU's BLAS), or a value put across a rounding boundary
     of its printed digits: check passes, and reproduce rewrites nothing."""
     configs, results = project
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
     sign = {}
     rewrite_rows(results / "a_variance", lambda i, k, v: v * (1 + 1e-6 * sign.setdefault((i, k), (-1) ** len(sign))))
     moved = rewrite_rows(
@@ -103,77 +104,72 @@ def test_other_cpus_numbers_are_current_and_left_untouched(cli, project):
     )
     assert f"{moved[0]['entropy_mean']:.5g}" in (results / "b_saturation" / "rows.md").read_text()
     tables = {k: v for k, v in snapshot(results).items() if k.endswith((".json", ".md", ".csv"))}
-    code, out, err = cli("reproduce", str(configs), "--out", str(results), "--check")
+    code, out, err = reproduce(cli, configs, results, "--check")
     assert code == 0 and err == "", err
     # the figures are redrawn from the values kept (as the machine that made them drew them) ...
-    assert cli("reproduce", str(configs), "--out", str(results), "--quiet")[0] == 0
+    assert reproduce(cli, configs, results, "--quiet")[0] == 0
     before = snapshot(results)
     assert {k: v for k, v in before.items() if k in tables and k != "README.md"} == {
         k: v for k, v in tables.items() if k != "README.md"
     }
     # ... and from then on nothing is rewritten: a clean `git status` on the other machine
-    assert cli("reproduce", str(configs), "--out", str(results), "--quiet")[0] == 0
+    assert reproduce(cli, configs, results, "--quiet")[0] == 0
     assert snapshot(results) == before
 
 
 def test_a_real_change_is_caught_and_rewritten(cli, variance_project):
     configs, results = variance_project
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
     fresh = snapshot(results)
     rows = json.loads((results / "a_variance" / "rows.json").read_text())
     se = rows[1]["variance_se"]
     rewrite_rows(results / "a_variance", lambda i, k, v: v + 3 * se if (i, k) == (1, "variance") else v)
-    code, _, err = cli("reproduce", str(configs), "--out", str(results), "--check", "--quiet")
+    code, _, err = reproduce(cli, configs, results, "--check", "--quiet")
     assert code == 1
     assert f"a_variance/rows.json: row 2, column 'variance': committed {rows[1]['variance'] + 3 * se!r}" in err
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
+    reproduce(cli, configs, results, "--quiet")
     assert snapshot(results) == fresh  # rewritten from the fresh values
 
 
 def test_tables_must_render_the_committed_rows(cli, variance_project):
     configs, results = variance_project
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
     md = results / "a_variance" / "rows.md"
     lines = md.read_text().splitlines()
     lines[2] = lines[2].replace("| 4 |", "| 5 |", 1)
     md.write_text("\n".join(lines) + "\n")
-    code, _, err = cli("reproduce", str(configs), "--out", str(results), "--check", "--quiet")
+    code, _, err = reproduce(cli, configs, results, "--check", "--quiet")
     assert code == 1 and "a_variance/rows.md: not what rows.json renders to: line 3" in err
 
 
 def test_histogram_counts_are_kept_within_rounding(cli, variance_project):
     configs, results = variance_project
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
     path = results / "a_variance" / "histograms.json"
     histograms = json.loads(path.read_text())
     histograms[0]["counts"][60] += 1  # a score that another CPU put across a bin edge
     path.write_text(json.dumps(histograms, indent=2) + "\n")
     kept = path.read_bytes()
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")  # redrawn from the kept counts
+    reproduce(cli, configs, results, "--quiet")  # redrawn from the kept counts
     assert path.read_bytes() == kept
     before = snapshot(results)
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
+    reproduce(cli, configs, results, "--quiet")
     assert snapshot(results) == before
     histograms[0]["counts"][60] += 1000
     path.write_text(json.dumps(histograms, indent=2) + "\n")
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
+    reproduce(cli, configs, results, "--quiet")
     assert json.loads(path.read_text())[0]["counts"][60] == histograms[0]["counts"][60] - 1001
 
 
 def test_removed_config_removes_its_folder(cli, project):
     configs, results = project
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
     (results / "mine").mkdir()  # not reproduce's: left alone
     (configs / "b_saturation.toml").unlink()
-    code, _, err = cli("reproduce", str(configs), "--out", str(results), "--check", "--quiet")
+    code, _, err = reproduce(cli, configs, results, "--check", "--quiet")
     assert code == 1 and "b_saturation: no config makes this folder any more" in err
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
+    reproduce(cli, configs, results, "--quiet")
     assert sorted(p.name for p in results.iterdir()) == ["README.md", "a_variance", "mine"]
 
 
 def test_bad_config_stops_everything_before_work(cli, project):
     configs, results = project
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
     before = snapshot(results)
     (configs / "c_bad.toml").write_text('experiment = "gradient"\neps = 2.0\n')
     code, out, err = cli("reproduce", str(configs), "--out", str(results))
@@ -187,7 +183,6 @@ def test_bad_config_stops_everything_before_work(cli, project):
 
 def test_report_reads_the_numbers(cli, project):
     configs, results = project
-    cli("reproduce", str(configs), "--out", str(results), "--quiet")
     report = (results / "README.md").read_text()
     rows = json.loads((results / "b_saturation" / "rows.json").read_text())
     none = {r["d_k"]: r for r in rows if r["scaling"] == "none" and r["seq_len"] == 32}

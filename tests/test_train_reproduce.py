@@ -19,11 +19,9 @@ CONFIG = (
 
 
 @pytest.fixture
-def project(tmp_path):
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "train.toml").write_text(CONFIG)
-    return configs, tmp_path / "results"
+def project(tmp_path, reproduced):
+    """The training config and its reproduced results (made once, copied here)."""
+    return reproduced({"train.toml": CONFIG}, tmp_path)
 
 
 def snapshot(folder):
@@ -47,7 +45,6 @@ def another_blas(monkeypatch):
 
 def test_another_cpu_finds_the_results_current_and_rewrites_nothing(cli, project, monkeypatch):
     configs, results = project
-    assert cli("reproduce", str(configs), "--out", str(results), "--quiet", "--workers", "1")[0] == 0
     committed = json.loads((results / "train" / "rows.json").read_text())
     assert (results / "train" / "curves.json").is_file()
     before = snapshot(results)
@@ -65,7 +62,6 @@ def test_another_cpu_finds_the_results_current_and_rewrites_nothing(cli, project
 
 def test_a_real_change_is_still_caught(cli, project, monkeypatch):
     configs, results = project
-    cli("reproduce", str(configs), "--out", str(results), "--quiet", "--workers", "1")
     rows = json.loads((results / "train" / "rows.json").read_text())
     row = next(r for r in rows if r["final_loss_se"] is not None)
     beyond = Z * 2 * row["final_loss_se"] + floor("final_loss", row, 0.0, 0.0) + 0.05

@@ -138,13 +138,18 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def qk_product_norm(params: Mapping[str, np.ndarray], config: BertConfig, layer: int) -> np.ndarray:
     """Per head, ||W_Q W_K^T||_2 / sqrt(d_head) (Zhai et al. 2023's sigma): the largest factor by which
-    the head's bilinear form q.k / sqrt(d_head) can stretch a pair of unit inputs. (heads,)"""
+    the head's bilinear form q.k / sqrt(d_head) can stretch a pair of unit inputs. (heads,)
+
+    W_Q^T = Q_q R_q and W_K^T = Q_k R_k (QR, orthonormal Q) give W_Q^T W_K = Q_q (R_q R_k^T) Q_k^T, whose
+    largest singular value is that of the d_head x d_head matrix R_q R_k^T: a small SVD instead of one of
+    the d_model x d_model product (a tenth of the time for MiniLM's 72 heads)."""
     pre = f"encoder.layer.{layer}.attention.self."
     wq, wk = params[pre + "query.weight"], params[pre + "key.weight"]  # (d_model out, d_model in)
     d = config.d_head
     sigma = np.empty(config.heads)
     for head in range(config.heads):
         rows = slice(head * d, (head + 1) * d)
-        m = wq[rows].T.astype(np.float64) @ wk[rows].astype(np.float64)  # (d_model, d_model): x^T M y
-        sigma[head] = np.linalg.norm(m, 2) / math.sqrt(d)
+        r_q = np.linalg.qr(wq[rows].T.astype(np.float64), mode="r")  # (d_head, d_head) once d_model >= d_head
+        r_k = np.linalg.qr(wk[rows].T.astype(np.float64), mode="r")
+        sigma[head] = np.linalg.norm(r_q @ r_k.T, 2) / math.sqrt(d)
     return sigma
