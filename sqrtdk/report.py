@@ -119,7 +119,8 @@ def render(configs: Sequence, results: Sequence, shown_at: Path) -> str:
     heading names the folder the configs came from."""
     folder = configs[0].path.parent if configs else Path("configs")
     link = Path(os.path.relpath(folder.resolve(), shown_at.resolve())).as_posix()
-    parts = [HEADER.format(folder=folder.as_posix().rstrip("/"), link=link), "## Contents\n"]
+    # named relative to the report, so that a results folder moved or copied with its configs still checks
+    parts = [HEADER.format(folder=link, link=link), "## Contents\n"]
     sections: list[str] = []
     said: set[str] = set()
     explained: set[str] = set()
