@@ -1,5 +1,6 @@
-# Entry points, each sets everything up first: `make demo`, `make test` and `make lint`. The demo installs
-# only sqrtdk and what it runs on; the tests and gates add the test and lint tools.
+# Entry points, each sets everything up first: `make demo`, `make test`, `make test-fast` and `make lint`.
+# The demo installs only sqrtdk and what it runs on; the tests and gates add the test and lint tools. The
+# tests run on every core (pytest-xdist); test-fast leaves out the tests marked slow.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,12 +15,15 @@ $(VENV)/dev-tools: $(BIN)/sqrtdk
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: demo test check lint
+.PHONY: demo test test-fast check lint
 demo: $(BIN)/sqrtdk
 	$(BIN)/sqrtdk variance --dim 64
 
 test: $(VENV)/dev-tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
+
+test-fast: $(VENV)/dev-tools
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
 check: $(BIN)/sqrtdk
 	$(BIN)/sqrtdk check

@@ -29,7 +29,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 def run_main(*argv: object) -> int:
     """The exit code of `sqrtdk *argv` run in this process, its signal handlers put back afterwards."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         main([str(a) for a in argv])
     except SystemExit as done:
@@ -38,6 +38,71 @@ def run_main(*argv: object) -> int:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
     return 0
+
+
+# The tests of a second or more on the 2-core machine (measured with --durations): `make test-fast`
+# (-m "not slow") leaves them out, `make test` runs them. A module's name marks all its tests, a
+# "module::test" prefix those of one test function (every parameter).
+SLOW = (
+    "test_benchmarks",
+    "test_studies",
+    "test_reproduce",
+    "test_train_reproduce",
+    "test_coverage",
+    "test_failures",
+    "test_edge_cases",
+    "test_domain",
+    "test_exact",
+    "test_docs",
+    "test_resources",
+    "test_executors",
+    "test_precision::test_overflow_intervals_cover",
+    "test_saturation::test_rem",
+    "test_saturation::test_unscaled_saturates",
+    "test_saturation::test_correlated",
+    "test_scores::test_memory",
+    "test_theory::test_mean_variance_kurtosis_match_simulation",
+    "test_variance::test_scaling_law",
+    "test_variance::test_correlated_pairs",
+    "test_variance::test_projected_heads",
+    "test_transformer::test_every_gradient",
+    "test_probe::test_reproduce",
+    "test_cli::test_interrupt",
+    "test_cli::test_attention_commands",
+    "test_cli::test_drawing_figures",
+    "test_cli::test_configs_by_name",
+    "test_cli::test_ctrl_c",
+    "test_train_experiment",
+    "test_tables::test_the_first_commands",
+    "test_plots",
+    "test_probe::test_activations_far",
+    "test_rows::test_huge",
+    "test_rows::test_long",
+    "test_output::test_two_identical",
+    "test_output::test_failed_write",
+    "test_output::test_rerun",
+    "test_cli::test_variance_figures",
+    "test_cli::test_run_config_with",
+    "test_cli::test_json_stays",
+    "test_cli::test_colour",
+    "test_saturation::test_qknorm_approaches",
+    "test_saturation::test_std_moves",
+    "test_saturation::test_exact_columns",
+    "test_gradient::test_the_mean_squared",
+    "test_registry::test_the_wheel",
+    "test_train::test_the_same_seed",
+    "test_train::test_two_layers",
+    "test_tables::test_every_experiments_wrapped",
+    "test_api::test_run_grid",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        name = f"{module}::{item.name}"
+        if any(module == slow or name.startswith(slow) for slow in SLOW):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
