@@ -149,7 +149,9 @@ def qk_product_norm(params: Mapping[str, np.ndarray], config: BertConfig, layer:
     sigma = np.empty(config.heads)
     for head in range(config.heads):
         rows = slice(head * d, (head + 1) * d)
-        r_q = np.linalg.qr(wq[rows].T.astype(np.float64), mode="r")  # (d_head, d_head) once d_model >= d_head
-        r_k = np.linalg.qr(wk[rows].T.astype(np.float64), mode="r")
+        r_q = np.asarray(
+            np.linalg.qr(wq[rows].T.astype(np.float64), mode="r")
+        )  # (d_head, d_head) once d_model >= d_head
+        r_k = np.asarray(np.linalg.qr(wk[rows].T.astype(np.float64), mode="r"))
         sigma[head] = np.linalg.norm(r_q @ r_k.T, 2) / math.sqrt(d)
     return sigma
