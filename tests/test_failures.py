@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import children
 
 SQRTDK = [sys.executable, "-m", "sqrtdk"]
 FAST = ["--samples", "4096", "--quiet", "--workers", "1"]
@@ -172,16 +173,9 @@ def _children(pid):
     """Every descendant of `pid` (the forkserver and the workers), from /proc."""
     found, frontier = [], [pid]
     while frontier:
-        parent = frontier.pop()
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == parent:
-                    found.append(int(entry.name))
-                    frontier.append(int(entry.name))
+        below = children(frontier.pop())
+        found += below
+        frontier += below
     return found
 
 
