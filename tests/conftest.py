@@ -4,13 +4,26 @@ state (`ready`) instead of a sleep, and property tests that draw the same exampl
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+# Under `pytest -n N` every worker is a process of its own: one BLAS thread each keeps N workers on N
+# cores instead of N x cores threads contending for them (the numbers do not depend on the threads). Set
+# before numpy is first imported, and inherited by the commands the tests start.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+    if "numpy" in sys.modules:  # too late for the environment: limit the libraries already loaded
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
 
 from sqrtdk.cli import main
 
