@@ -4,18 +4,19 @@ Prints one JSON object: float32 Gaussian draws per second (numpy's Generator, as
 float32 matrix-product FLOP/s (BLAS on all cores), and float32 np.exp evaluations per second. Draws and
 exp run on one thread per core (numpy releases the GIL in both), on arrays that stay in cache.
 
-Run: python benchmarks/ceilings.py
+Run: python benchmarks/ceilings.py [--quick]   (--quick: a tenth of the time a measurement, for a smoke test)
 """
 
 import json
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 CORES = len(os.sched_getaffinity(0))
-SECONDS = 0.5  # per measurement
+SECONDS = 0.05 if "--quick" in sys.argv[1:] else 0.5  # per measurement
 
 
 def per_second(work, units: float) -> float:
