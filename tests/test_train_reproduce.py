@@ -14,7 +14,7 @@ from sqrtdk.reproduce import compare_rows
 
 CONFIG = (
     'experiment = "train"\ntitle = "Training"\norder = 1\ntask = "copy"\nd_model = 16\nscaling = ["none", "sqrt"]\n'
-    "lr = [0.01, 0.3]\nsteps = 60\nwarmup = 10\nbatch = 8\nreplicates = 3\nevery = 10\n"
+    "lr = [0.01, 0.3]\nsteps = 40\nwarmup = 5\nbatch = 8\nreplicates = 2\nevery = 20\n"
 )
 
 
