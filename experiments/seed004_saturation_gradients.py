@@ -26,7 +26,7 @@ PUBLISHED = {16: (0.748, 0.148), 64: (0.875, 0.082), 256: (0.938, 0.043), 1024: 
 
 def main(argv: list[str] | None = None) -> None:
     args = options(__doc__, argv)
-    rows = 2**11 if args.quick else 2**16
+    rows = 2**9 if args.quick else 2**16
     dims = list(PUBLISHED)
     sweep = {"dim": dims, "seq_len": [8, 128], "samples": rows}
     saturation = sqrtdk.run("saturation", **sweep)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
 
     heading("4. Training: is it bad for learning?")
     # the committed sweep (configs/train_copy.toml): copying, d_k 64 and 256, every rule, three rates
-    steps = 40 if args.quick else 200
+    steps = 20 if args.quick else 200
     train = sqrtdk.run(
         "train",
         task="copy",
