@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import sqrtdk
-from sqrtdk.experiments.variance import KURTOSIS_SE_MIN_DF
+from sqrtdk.experiments.variance import KURTOSIS_SE_MIN_DF, VARIANCE_INTERVAL_MIN_DF
 
 ALL_RULES = ["none", "sqrt", "linear", "qknorm"]
 RAISE = dict(over="raise", invalid="raise", divide="raise", under="ignore")
@@ -57,19 +57,22 @@ def test_attention_extremes(kind, d_k, seq_len, std):
         assert row["jacobian_fro_mean"] < 1e-6 and row["vanishing_fraction"] == 1.0
 
 
-@pytest.mark.parametrize("df", [2.1, 3.0, 4.0, 4.5, 8.0, 9.0])
+@pytest.mark.parametrize("df", [2.1, 3.0, 4.0, 4.5, 8.0, 16.0])
 def test_student_t_with_few_degrees_of_freedom(df):
-    """Variance interval needs df > 4, kurtosis df > 4, its interval df >= 30: otherwise left empty."""
+    """The variance's standard error needs df > 4, its interval df >= 16, the kurtosis df > 4, its standard
+    error df >= 30 and its interval d_k >= 4 as well: otherwise left empty."""
     with np.errstate(**RAISE):
         result = sqrtdk.run("variance", dim=[1, 64], dist="student-t", df=df, samples=20000)
         sat = sqrtdk.run("saturation", dim=64, seq_len=32, dist="student-t", df=df, samples=256)
     finite_or_none(result.rows + sat.rows)
     for row in result.rows:
         assert row["variance"] > 0 and row["theory_variance"] is not None
-        assert (row["variance_ci_low"] is None) == (df <= 4)
+        assert (row["variance_se"] is None) == (df <= 4)
+        assert (row["variance_ci_low"] is None) == (df < VARIANCE_INTERVAL_MIN_DF)
         assert (row["excess_kurtosis"] is None) == (df <= 4)
         assert (row["theory_excess_kurtosis"] is None) == (df <= 4)
         assert (row["excess_kurtosis_se"] is None) == (df < KURTOSIS_SE_MIN_DF)
+        assert row["excess_kurtosis_ci_low"] is None
 
 
 def test_layernorm_of_constant_tokens_is_finite():

@@ -45,6 +45,19 @@ LEVEL = 0.999
 # at df = 30 (1000 seeds each, d_k = 1, 2^19 scores; binomial sd 0.7-1.1 points). Below df = 30 it is left
 # empty.
 KURTOSIS_SE_MIN_DF = 30
+# The variance's interval needs more than the entries' 8th moment (the spread of its standard error is a
+# moment of order 8) at the sample sizes people run. Its 95% interval, misses below and above in 400
+# seeds at d_k 1 (10 and 10 expected): Student-t df 5, 2 and 18 (2^16 scores; 0 and 24 at d_k 4, 2 and
+# 24 at d_k 16); df 9, 3 and 23 (2^14 scores); df 16, 3 and 12; df 30, 4 and 10. A studentized bootstrap
+# interval did better under heavy tails (7 and 16 at df 5, 7 and 22 at df 12) but missed on the bounded
+# cosines of QK-norm at d_k 1. Below df 16 no interval is given.
+VARIANCE_INTERVAL_MIN_DF = 16
+# The kurtosis's sampling law is skewed: its symmetric interval (estimate +- t se) missed 5 times below
+# and 21 above at 95% in 400 seeds (d_k 4, Gaussian entries of mean 0.5 and std 2, 2^16 scores), the
+# studentized bootstrap interval (core/moments.py) 12 and 12. The kurtosis of one product of two entries
+# (d_k 1) is itself heavy-tailed (excess kurtosis 6 for Gaussian entries): there even that one missed 6
+# times below and 20 above. Below d_k 4 the kurtosis keeps its standard error, without an interval.
+KURTOSIS_INTERVAL_MIN_DK = 4
 
 
 # ---- the run and its rows ----
@@ -77,14 +90,16 @@ def variance_rows(
     """One row per scaling rule: measured mean, variance with its interval, kurtosis, and their theory.
 
     Where the entries' moments do not exist (Student-t with few degrees of freedom) the estimates whose
-    sampling variance is infinite are left empty: the variance interval needs a finite 4th moment of
-    the entries, the kurtosis a finite 4th, and its interval (KURTOSIS_SE_MIN_DF) far more than the 8th.
-    Standard errors are the jackknife of the pooled estimators over replicates (core/moments.py).
+    sampling variance is infinite are left empty: the variance's standard error needs a finite 4th
+    moment of the entries and its interval more (VARIANCE_INTERVAL_MIN_DF), the kurtosis a finite 4th,
+    and its standard error (KURTOSIS_SE_MIN_DF) far more than the 8th. Standard errors are the jackknife
+    of the pooled estimators over replicates; the kurtosis's interval is a studentized bootstrap one
+    (core/moments.py), the others estimate +- t se.
     """
     import numpy as np
 
     from sqrtdk.core import rules, theory
-    from sqrtdk.core.moments import jackknife
+    from sqrtdk.core.moments import excess_kurtosis_of_sums, jackknife, studentized_interval
     from sqrtdk.core.scores import theory_dot
 
     finite = sample.source.entries.finite_moments()
@@ -103,6 +118,13 @@ def variance_rows(
         var_est = estimate(lambda m: m.affine(scale, shift).variance)
         kurt_est = estimate(lambda m: m.excess_kurtosis)
         bounded = normalised or finite > 4
+        var_interval = (
+            (var_est.ci_low, var_est.ci_high) if normalised or finite >= VARIANCE_INTERVAL_MIN_DF else (None, None)
+        )
+        kurt_interval: tuple[float | None, float | None] = (None, None)
+        kurtosis_se = normalised or finite >= KURTOSIS_SE_MIN_DF
+        if kurtosis_se and sample.d_k >= KURTOSIS_INTERVAL_MIN_DK:
+            kurt_interval = studentized_interval(excess_kurtosis_of_sums, channel.sums, per_replicate, level)
         if normalised:
             cos_var = theory.cosine_variance(sample.d_k, sample.source.entries)
             theory_mean = None if cos_var is None else 0.0
@@ -132,12 +154,14 @@ def variance_rows(
                 "mean_se": mean_est.se,
                 "variance": var_est.value,
                 "variance_se": var_est.se if bounded else None,
-                "variance_ci_low": var_est.ci_low if bounded else None,
-                "variance_ci_high": var_est.ci_high if bounded else None,
+                "variance_ci_low": var_interval[0],
+                "variance_ci_high": var_interval[1],
                 "theory_mean": theory_mean,
                 "theory_variance": theory_var,
                 "excess_kurtosis": kurt_est.value if bounded else None,
-                "excess_kurtosis_se": kurt_est.se if normalised or finite >= KURTOSIS_SE_MIN_DF else None,
+                "excess_kurtosis_se": kurt_est.se if kurtosis_se else None,
+                "excess_kurtosis_ci_low": kurt_interval[0],
+                "excess_kurtosis_ci_high": kurt_interval[1],
                 "theory_excess_kurtosis": theory_kurt,
             }
         )
@@ -356,20 +380,29 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             if zt:
                 ax_mean.plot(*zip(*zt), color=colour, lw=1.0, alpha=0.7)
             k = [
-                (r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"], t_level * r["d_k"] * r["excess_kurtosis_se"])
+                (
+                    r["d_k"] * offset,
+                    r["d_k"] * r["excess_kurtosis"],
+                    r["d_k"] * (r["excess_kurtosis"] - r["excess_kurtosis_ci_low"]),
+                    r["d_k"] * (r["excess_kurtosis_ci_high"] - r["excess_kurtosis"]),
+                )
                 for r in sel
-                if r["excess_kurtosis"] is not None and r["excess_kurtosis_se"] is not None
+                if r["excess_kurtosis"] is not None and r.get("excess_kurtosis_ci_low") is not None
             ]
             if k:
                 ax_kurt.errorbar(
-                    [x for x, _, _ in k], [y for _, y, _ in k], yerr=[e for _, _, e in k], fmt=marker, color=colour
+                    [x for x, _, _, _ in k],
+                    [y for _, y, _, _ in k],
+                    yerr=[[lo for _, _, lo, _ in k], [hi for _, _, _, hi in k]],
+                    fmt=marker,
+                    color=colour,
                 )
             bare = [
                 (r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"])
                 for r in sel
-                if r["excess_kurtosis"] is not None and r["excess_kurtosis_se"] is None
+                if r["excess_kurtosis"] is not None and r.get("excess_kurtosis_ci_low") is None
             ]
-            if bare:  # heavy tails: the estimate without an interval (it would not cover)
+            if bare:  # heavy tails or d_k < 4: the estimate without an interval (it would not cover)
                 ax_kurt.plot(*zip(*bare), marker, color=colour, mfc="none")
             kt = [
                 (r["d_k"], r["d_k"] * r["theory_excess_kurtosis"])
@@ -379,7 +412,8 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             if kt:
                 ax_kurt.plot(*zip(*kt), color=colour, lw=1.0, alpha=0.7)
             kurtosis_theory += [y for _, y in kt]
-            kurtosis_points += [(x, y, e, colour) for x, y, e in k] + [(x, y, 0.0, colour) for x, y in bare]
+            kurtosis_points += [(x, y, max(lo, hi), colour) for x, y, lo, hi in k]
+            kurtosis_points += [(x, y, 0.0, colour) for x, y in bare]
     ax.set_xscale("log", base=2)
     log_axis(ax, "y", base=2)
     ax.set_ylabel("variance of the score")
@@ -396,7 +430,7 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     )
     ax_kurt.axhline(0.0, color="0.4", lw=0.8)
     ax_kurt.set_ylabel(r"$d_k \times$ excess kurtosis")
-    hollow = any(r["excess_kurtosis"] is not None and r["excess_kurtosis_se"] is None for r in rows)
+    hollow = any(r["excess_kurtosis"] is not None and r.get("excess_kurtosis_ci_low") is None for r in rows)
     notes = ["lines: theory, 0: a normal curve"] + (["hollow: no interval"] if hollow else [])
     if kurtosis_points:  # around the theory and the sharper half of the estimates; wider bars run off
         half = sorted(e for _, _, e, _ in kurtosis_points)
