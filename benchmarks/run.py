@@ -210,7 +210,11 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sqrtdk-bench-"))
     ceilings = json.loads(
         subprocess.run(
-            [sys.executable, str(HERE / "ceilings.py"), *(["--quick"] if args.quick else [])], capture_output=True, text=True, check=True).stdout
+            [sys.executable, str(HERE / "ceilings.py"), *(["--quick"] if args.quick else [])],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     )
     draws_per_s = ceilings["normals_per_s"]
     table: list[tuple[str, str, str]] = []
