@@ -68,32 +68,27 @@ def test_studentized_interval_follows_the_skew_of_a_kurtosis():
     """For a kurtosis from 64 replicates of exponential draws (excess kurtosis 6, its estimate skewed to the
     right) the bootstrap-t interval reaches further above the estimate than below; for the variance of
     normal draws it is close to the symmetric t interval; with every replicate alike it is the point."""
-    from sqrtdk.core.moments import (
-        block_power_sums,
-        excess_kurtosis_of_sums,
-        jackknife,
-        studentized_interval,
-        t_quantile,
-    )
+    from sqrtdk.core.moments import central_moments, excess_kurtosis_of_sums, jackknife, studentized_interval
+
+    def around(statistic, sums, pooled, shift):
+        """The jackknife estimate of `pooled` (a Moments statistic) and the bootstrap-t interval of
+        `statistic` (the same, vectorised) around it."""
+        est = jackknife(pooled, sums.sum(0), sums, 4096, shift, 0.95)
+        return est, studentized_interval(statistic, sums, 4096, est, 0.95)
 
     rng = np.random.default_rng(5)
     skewed = block_power_sums(rng.exponential(size=(64, 4096)), 1.0)
-    est, low, high = (
-        excess_kurtosis_of_sums(64 * 4096, skewed.sum(0)),
-        *studentized_interval(excess_kurtosis_of_sums, skewed, 4096, 0.95),
-    )
-    assert low < est < high and high - est > est - low
-
-    normal = block_power_sums(rng.standard_normal((64, 4096)), 0.0)
+    est, (low, high) = around(excess_kurtosis_of_sums, skewed, lambda m: m.excess_kurtosis, 1.0)
+    assert est.value == pytest.approx(float(excess_kurtosis_of_sums(64 * 4096, skewed.sum(0))), rel=1e-12)
+    assert low < est.value < high and high - est.value > est.value - low
 
     def variance(n, sums):
-        return excess_kurtosis_of_sums(n, sums) * 0 + (sums[..., 1] / n - (sums[..., 0] / n) ** 2) * n / (n - 1)
+        return central_moments(n, sums)[1] * n / (n - 1)
 
-    low, high = studentized_interval(variance, normal, 4096, 0.95)
-    sym = jackknife(lambda m: m.variance, normal.sum(0), normal, 4096, 0.0, 0.95)
-    half = t_quantile(0.975, 63) * sym.se
-    assert low == pytest.approx(sym.value - half, rel=0.01) and high == pytest.approx(sym.value + half, rel=0.01)
+    normal = block_power_sums(rng.standard_normal((64, 4096)), 0.0)
+    est, (low, high) = around(variance, normal, lambda m: m.variance, 0.0)
+    assert low == pytest.approx(est.ci_low, rel=0.01) and high == pytest.approx(est.ci_high, rel=0.01)
 
     alike = np.tile(normal[:1], (64, 1))
-    value = float(excess_kurtosis_of_sums(64 * 4096, alike.sum(0)))
-    assert studentized_interval(excess_kurtosis_of_sums, alike, 4096, 0.95) == pytest.approx((value, value))
+    est, interval = around(excess_kurtosis_of_sums, alike, lambda m: m.excess_kurtosis, 0.0)
+    assert interval == (est.value, est.value)

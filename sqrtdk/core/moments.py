@@ -73,6 +73,16 @@ def add_in_order(total: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.cumsum(np.vstack([total[None, :], rows]), axis=0)[-1]
 
 
+def central_moments(n: Any, sums: np.ndarray) -> tuple[Any, Any, Any, Any]:
+    """(s1, m2, m3, m4) of samples of n values from their power sums about a shift, sums[..., 0:4]: the
+    mean's offset from the shift and the central moments (divided by n), over any leading axes."""
+    s1, s2, s3, s4 = (sums[..., i] / n for i in range(4))
+    m2 = s2 - s1 * s1
+    m3 = s3 - 3 * s1 * s2 + 2 * s1**3
+    m4 = s4 - 4 * s1 * s3 + 6 * s1 * s1 * s2 - 3 * s1**4
+    return s1, m2, m3, m4
+
+
 @dataclass(frozen=True)
 class Moments:
     """Central moments of a sample: count n, mean, and m2, m3, m4 (divided by n)."""
@@ -85,10 +95,7 @@ class Moments:
 
     @staticmethod
     def from_power_sums(n: float, sums: np.ndarray, shift: float) -> Moments:
-        s1, s2, s3, s4 = (v / n for v in sums)
-        m2 = s2 - s1 * s1
-        m3 = s3 - 3 * s1 * s2 + 2 * s1**3
-        m4 = s4 - 4 * s1 * s3 + 6 * s1 * s1 * s2 - 3 * s1**4
+        s1, m2, m3, m4 = central_moments(n, sums)
         return Moments(n, shift + s1, m2, m3, m4)
 
     def scaled(self, c: float) -> Moments:
@@ -212,16 +219,10 @@ RESAMPLE_SEED = 0  # a fixed stream: the same sample always gets the same interv
 _RESAMPLE_BLOCK = 500  # resamples evaluated at once ((block, R, 4) float64 work arrays: 1 MiB at R = 64)
 
 
-def central_moments(n: float | np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(m2, m4) of samples of n values from their power sums about any shift, sums[..., 0:4]: vectorised
-    over the leading axes (Moments.from_power_sums for one sample)."""
-    s1, s2, s3, s4 = (sums[..., i] / n for i in range(4))
-    return s2 - s1 * s1, s4 - 4 * s1 * s3 + 6 * s1 * s1 * s2 - 3 * s1**4
-
-
 def excess_kurtosis_of_sums(n: float | np.ndarray, sums: np.ndarray) -> np.ndarray:
-    """The excess kurtosis m4 / m2^2 - 3, vectorised like central_moments."""
-    m2, m4 = central_moments(n, sums)
+    """The excess kurtosis m4 / m2^2 - 3 of samples of n values from their power sums, vectorised over the
+    leading axes of sums (..., 4)."""
+    _, m2, _, m4 = central_moments(n, sums)
     with np.errstate(divide="ignore", invalid="ignore"):
         return m4 / (m2 * m2) - 3.0
 
@@ -230,12 +231,14 @@ def studentized_interval(
     statistic: Callable[[Any, np.ndarray], np.ndarray],
     sums: np.ndarray,
     per_replicate: float,
+    estimate: Estimate,
     level: float,
     resamples: int | None = None,
 ) -> tuple[float, float]:
     """A studentized bootstrap (bootstrap-t) interval for `statistic` of the pooled power sums, resampling
-    the R independent replicates (sums: (R, 4), `per_replicate` values each); Efron and Tibshirani 1993,
-    ch. 12; Hall 1992, ch. 3.
+    the R independent replicates (sums: (R, 4), `per_replicate` values each) around `estimate`, the
+    pooled value and its jackknife standard error (`jackknife` of the same statistic); Efron and
+    Tibshirani 1993, ch. 12; Hall 1992, ch. 3.
 
     Each resample's estimate is studentized by its own delete-one jackknife standard error, and the
     interval is theta - q_(1 - a/2) se, theta - q_(a/2) se with q the resamples' quantiles and se the
@@ -243,28 +246,25 @@ def studentized_interval(
     interval follows it: at 95% the symmetric theta +- t_(R-1) se missed 4 times more often above than
     below (experiments/variance.py, KURTOSIS_INTERVAL_MIN_DK), this one about equally. Resamples whose
     jackknife spread is 0 (every replicate alike) are left out."""
-    sums = np.asarray(sums, dtype=np.float64)
-    r = len(sums)
-    total = sums.sum(axis=0)
-    theta = float(statistic(per_replicate * r, total))
-    left_out = statistic(per_replicate * (r - 1), total[None, :] - sums)
-    se = float(np.std(left_out)) * math.sqrt(r - 1)
+    theta, se = estimate.value, estimate.se
     if not (se > 0 and math.isfinite(se) and math.isfinite(theta)):
         return theta, theta
+    sums = np.asarray(sums, dtype=np.float64)
+    r = len(sums)
     rng = np.random.default_rng(RESAMPLE_SEED)
     resamples = resamples or resamples_for(level)
     studentized = []
     for start in range(0, resamples, _RESAMPLE_BLOCK):
         counts = rng.multinomial(r, np.full(r, 1 / r), size=min(_RESAMPLE_BLOCK, resamples - start))  # (B, R)
         drawn = counts @ sums  # (B, 4): each resample's pooled sums
-        estimate = statistic(per_replicate * r, drawn)
+        value = statistic(per_replicate * r, drawn)
         # the resample's jackknife: each of its R draws left out in turn (a replicate drawn c times, c times)
         left = statistic(per_replicate * (r - 1), drawn[:, None, :] - sums[None, :, :])  # (B, R)
         weight = counts / r
         centre = np.sum(weight * left, axis=1)
         spread = np.sqrt((r - 1) * np.sum(weight * (left - centre[:, None]) ** 2, axis=1))
         with np.errstate(divide="ignore", invalid="ignore"):
-            t = (estimate - theta) / spread
+            t = (value - theta) / spread
         studentized.append(t[np.isfinite(t)])
     t = np.concatenate(studentized)
     alpha = 1 - level

@@ -104,10 +104,12 @@ def variance_rows(
 
     finite = sample.source.entries.finite_moments()
     rows = []
+    kurtosis_intervals: dict[str, tuple[float, float]] = {}  # per channel: the rules that rescale share it
     for scaling in scalings:
         normalised = scaling in rules.NORMALISING
         c = rules.scale(sample.d_k, scaling, qk_gain=qk_gain)
-        channel = sample.channels["cos" if normalised else "dot"]
+        name = "cos" if normalised else "dot"
+        channel = sample.channels[name]
         per_replicate = channel.pooled.n / len(channel.sums)
 
         def estimate(statistic):
@@ -124,7 +126,11 @@ def variance_rows(
         kurt_interval: tuple[float | None, float | None] = (None, None)
         kurtosis_se = normalised or finite >= KURTOSIS_SE_MIN_DF
         if kurtosis_se and sample.d_k >= KURTOSIS_INTERVAL_MIN_DK:
-            kurt_interval = studentized_interval(excess_kurtosis_of_sums, channel.sums, per_replicate, level)
+            if name not in kurtosis_intervals:
+                kurtosis_intervals[name] = studentized_interval(
+                    excess_kurtosis_of_sums, channel.sums, per_replicate, kurt_est, level
+                )
+            kurt_interval = kurtosis_intervals[name]
         if normalised:
             cos_var = theory.cosine_variance(sample.d_k, sample.source.entries)
             theory_mean = None if cos_var is None else 0.0
