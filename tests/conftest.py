@@ -171,6 +171,25 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (a pool's resource tracker, its forkserver, the workers), from one read
+    of /proc."""
+    below: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # not a process, or one that just ended
+                continue
+            below.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        under = below.get(todo.pop(), [])
+        found += under
+        todo += under
+    return found
+
+
 def worker_pids(pid: int) -> list[int]:
     """The started worker processes of a sqrtdk run: children of its forkserver (a child of the run) whose
     watchdog thread runs, the last step of a worker's start. A worker interrupted while it is still being

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import children
+from conftest import descendants
 
 SQRTDK = [sys.executable, "-m", "sqrtdk"]
 FAST = ["--samples", "4096", "--quiet", "--workers", "1"]
@@ -152,7 +152,7 @@ def test_kill_9_of_reproduce_leaves_nothing_that_the_next_run_trips_on(reproduce
         stderr=subprocess.DEVNULL,
     )
     ready(proc, workers=2)  # both workers sampling
-    workers = _children(proc.pid)
+    workers = descendants(proc.pid)
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 60  # workers notice within a second; the rest is a busy machine's margin
@@ -167,16 +167,6 @@ def test_kill_9_of_reproduce_leaves_nothing_that_the_next_run_trips_on(reproduce
     assert check.returncode == 0, check.stderr
     assert sqrtdk("reproduce", configs, "--out", results, "--quiet").returncode == 0
     assert not [p for p in results.iterdir() if p.name.startswith(".")]
-
-
-def _children(pid):
-    """Every descendant of `pid` (the forkserver and the workers), from /proc."""
-    found, frontier = [], [pid]
-    while frontier:
-        below = children(frontier.pop())
-        found += below
-        frontier += below
-    return found
 
 
 def _alive(pid):
@@ -224,23 +214,27 @@ def test_sighup_is_handled_like_sigterm(tmp_path, ready):
     assert list(tmp_path.iterdir()) == []
 
 
-def descendants(pid):
-    """The processes below `pid`, read from /proc: a pool's resource tracker, its forkserver, the workers."""
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # not a process, or one that just ended
-            continue
-        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        below = children.get(todo.pop(), [])
-        found += below
-        todo += below
-    return found
+def _signalled(tmp_path, argv, appeared, send):
+    """`sqrtdk *argv --out tmp_path` in a process group of its own (as a shell gives a command), `send`
+    called with its pid once `appeared` processes are below it: (exit code, stderr)."""
+    proc = subprocess.Popen(
+        [*SQRTDK, *argv, "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(descendants(proc.pid)) < appeared and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        send(proc.pid)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    return proc.returncode, err
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
@@ -251,25 +245,13 @@ def test_ctrl_c_while_workers_start_is_one_line(tmp_path, appeared, then):
     The one line and 130, never a worker's or the server's KeyboardInterrupt or a half-started worker's
     traceback. Points, not times: the test waits for the process to appear, however busy the machine."""
     argv = ["variance", "--dim", "64,128,256,512", "--samples", "33554432", "--workers", "2", "--quiet"]
-    proc = subprocess.Popen(
-        [*SQRTDK, *argv, "--out", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a shell gives a command
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while len(descendants(proc.pid)) < appeared and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.001)
+
+    def ctrl_c(pid):
         time.sleep(then)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 130 and err == "sqrtdk: interrupted; nothing was written for the unfinished run\n", err
+        os.killpg(pid, signal.SIGINT)
+
+    code, err = _signalled(tmp_path, argv, appeared, ctrl_c)
+    assert code == 130 and err == "sqrtdk: interrupted; nothing was written for the unfinished run\n", err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -282,30 +264,19 @@ def test_a_hang_up_or_kill_9_among_workers_leaves_the_resource_tracker_silent(tm
     waits for it: it once printed a KeyError per semaphore after a hang-up, and after a kill -9 that it
     had leaked semaphores to clean up."""
     argv = ["train", "--scaling", "sqrt,none", "--lr", "0.01", "--steps", "3000", "--replicates", "2"]
-    proc = subprocess.Popen(
-        [*SQRTDK, *argv, "--workers", "2", "--quiet", "--out", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while len(descendants(proc.pid)) < 4 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # the tracker, the forkserver and two workers
+
+    def send(pid):
         if how == "hang-up":
-            os.killpg(proc.pid, signal.SIGHUP)
+            os.killpg(pid, signal.SIGHUP)
         else:
-            os.kill(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            os.kill(pid, signal.SIGKILL)
+
+    # the tracker, the forkserver and two workers
+    code, err = _signalled(tmp_path, [*argv, "--workers", "2", "--quiet"], 4, send)
     if how == "hang-up":
-        assert (proc.returncode, err) == (129, "sqrtdk: interrupted; nothing was written for the unfinished run\n")
+        assert (code, err) == (129, "sqrtdk: interrupted; nothing was written for the unfinished run\n")
     else:
-        assert (proc.returncode, err) == (-signal.SIGKILL, "")
+        assert (code, err) == (-signal.SIGKILL, "")
 
 
 def test_a_reader_that_goes_away_is_not_a_failed_check():
