@@ -18,6 +18,13 @@ from hypothesis import settings
 # cores instead of N x cores threads contending for them (the numbers do not depend on the threads). Set
 # before numpy is first imported, and inherited by the commands the tests start.
 if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each worker also runs on a core of its own, which sqrtdk reads as the cores it may use: a run with
+    # the default workers is then computed in this process instead of starting a pool of processes that
+    # would compete with the other worker for the same cores (the tests of pools ask for --workers).
+    if hasattr(os, "sched_setaffinity"):
+        _cores = sorted(os.sched_getaffinity(0))
+        _index = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw") or 0)
+        os.sched_setaffinity(0, {_cores[_index % len(_cores)]})
     for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_name, "1")
     if "numpy" in sys.modules:  # too late for the environment: limit the libraries already loaded

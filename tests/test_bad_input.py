@@ -212,9 +212,11 @@ def test_resource_guard_memory(cli, out):
         "16384",
         "--samples",
         "64",
+        "--max-memory",
+        "2",  # one task at one thread holds 4 GiB: refused on any number of cores
         "--out",
         str(out),
-        message="--max-memory: 8 GiB is not enough; one gradient task (d_k = 65536, n = 16384) would hold about",
+        message="--max-memory: 2 GiB is not enough; one gradient task (d_k = 65536, n = 16384) would hold about",
     )
     assert "raise --max-memory" in stderr
     refused(

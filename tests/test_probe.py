@@ -500,7 +500,7 @@ def test_reproduce_skips_the_probe_without_its_model_and_keeps_what_was_committe
     (configs / "a.toml").write_text('experiment = "toy"\nseq_len = [10, 100]\n')
     (configs / "p.toml").write_text('experiment = "probe"\nmodel = "minilm"\nseq_len = 16\nsequences = 4\n')
     out = tmp_path / "results"
-    code, _, stderr = cli("reproduce", str(configs), "--out", str(out), "--quiet")
+    code, _, stderr = cli("reproduce", str(configs), "--out", str(out), "--quiet", "--workers", "1")
     assert code == 0, stderr
     before = {p.name: p.read_bytes() for p in (out / "p").iterdir()}
     report = (out / "README.md").read_text()
