@@ -1,4 +1,5 @@
-"""The study scripts run end to end in quick mode and use only sqrtdk's public API."""
+"""The study scripts run end to end in quick mode; the seed articles' use only sqrtdk's public API (the
+coverage study calls the functions that make the rows, as the suite's coverage tests do)."""
 
 import re
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 
 EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 SCRIPTS = sorted(p for p in EXPERIMENTS.glob("seed*.py"))
+STUDIES = [*SCRIPTS, EXPERIMENTS / "coverage.py"]
 PUBLIC = {
     "sqrtdk",
     "sqrtdk.core",
@@ -36,6 +38,11 @@ EXPECT = {
         "Training: is it bad",
         "A rule trains at a learning rate when",
     ],
+    "coverage.py": [
+        "Student-t df 5, d_k 16: variance",
+        "interval not given",
+        "| ‖J‖_F², n 2, unscaled, d_k 1024 | 95.0% |",
+    ],
 }
 
 
@@ -43,7 +50,7 @@ def test_one_script_per_seed_article():
     assert [p.name[:7] for p in SCRIPTS] == ["seed000", "seed001", "seed002", "seed003", "seed004"]
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+@pytest.mark.parametrize("script", STUDIES, ids=[p.stem for p in STUDIES])
 def test_quick_mode_runs(script, tmp_path):
     done = subprocess.run(
         [sys.executable, "-W", "error", str(script), "--quick", "--out", str(tmp_path)],
@@ -57,6 +64,8 @@ def test_quick_mode_runs(script, tmp_path):
     text = " ".join(done.stdout.split())  # narration is wrapped for a terminal
     for phrase in EXPECT[script.name]:
         assert phrase in text
+    if script.name == "coverage.py":
+        assert (tmp_path / "coverage.md").read_text().count("\n") == 6
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])

@@ -145,7 +145,7 @@ def attention_rows(sample: RowSample) -> list[dict]:
     import numpy as np
 
     from sqrtdk.core import exact, theory
-    from sqrtdk.core.moments import batch_means, fraction_interval
+    from sqrtdk.core.moments import batch_means, fraction_interval, mean_interval
 
     metrics = sample.metrics
     n, d_k, source = sample.seq_len, sample.d_k, sample.source
@@ -191,6 +191,8 @@ def attention_rows(sample: RowSample) -> list[dict]:
                 row[name + "_ci_low"], row[name + "_ci_high"] = fraction_interval(
                     est.value, est.se, sample.n_rows, sample.n_trials, LEVEL
                 )
+            else:
+                row[name + "_ci_low"], row[name + "_ci_high"] = mean_interval(values, LEVEL)
         entries = source.entries
         independent = direct and entries.dist == "gaussian"  # a row's logits independent normals given q
         known = (
@@ -242,9 +244,10 @@ def figures(kind: str, metrics: Sequence[str], title: str, result: Result) -> di
 
 
 def error_bars(rows: Sequence[dict], metric: str) -> Any:
-    """(2, len(rows)) distances below and above each value to the ends of its 95% interval: the shares'
-    exact interval where the rows have one, otherwise Student's t on the replicates' degrees of freedom
-    times the standard error (not 1.96: with 8 replicates that would cover about 90%)."""
+    """(2, len(rows)) distances below and above each value to the ends of its 95% interval: the rows' own
+    interval where they have one (the shares' exact one, the means' studentized bootstrap), otherwise
+    Student's t on the replicates' degrees of freedom times the standard error (not 1.96: with 8
+    replicates that would cover about 90%)."""
     import numpy as np
 
     from sqrtdk.core.moments import t_quantile
