@@ -577,7 +577,8 @@ def reading(result: Result) -> list[str]:
     single_d = len({r["d_k"] for r in result.rows}) == 1
     if single_d and len(groups) == 1 and {r["scaling"] for r in groups[0][1]} <= {"none", "sqrt"}:
         prefix, rows = groups[0]
-        return _read_one_variance(prefix, rows) + _coverage_sentence(rows)
+        asked = result.params.samples[0] if len(result.params.samples) == 1 else None
+        return _read_one_variance(prefix, rows, asked) + _coverage_sentence(rows)
     if single_d:
         return [_setting_table(groups)] + _coverage_sentence(result.rows)
     if len(groups) > 1:
@@ -683,8 +684,9 @@ def _tails(row: dict) -> str:
     return "within 3 standard errors of a normal curve's 0"
 
 
-def _read_one_variance(prefix: str, rows: Sequence[dict]) -> list[str]:
-    """One d_k, the unscaled and/or the scaled rule: each variance with its interval and theory."""
+def _read_one_variance(prefix: str, rows: Sequence[dict], asked: int | None = None) -> list[str]:
+    """One d_k, the unscaled and/or the scaled rule: each variance with its interval and theory (and the
+    number of scores `asked` for, where the sampler rounded it up to whole blocks)."""
     none = next((r for r in rows if r["scaling"] == "none"), None)
     scaled = next((r for r in rows if r["scaling"] == "sqrt"), None)
 
@@ -706,7 +708,10 @@ def _read_one_variance(prefix: str, rows: Sequence[dict]) -> list[str]:
             if none is not None
             else f"the scaled variance is {told(scaled, '.4f', '99.9% interval')}"
         )
-    out = [f"{prefix}At d_k = {first['d_k']}, {first['n_scores']:,} scores: " + ", ".join(parts) + "."]
+    count = f"{first['n_scores']:,} scores"
+    if asked is not None and asked != first["n_scores"]:
+        count += f" ({asked:,} asked for, rounded up to whole sampling blocks)"
+    out = [f"{prefix}At d_k = {first['d_k']}, {count}: " + ", ".join(parts) + "."]
     if scaled is not None and scaled["excess_kurtosis_se"] is not None:
         out.append(
             f"The excess kurtosis is {report.num(scaled['excess_kurtosis'], 3)} ± {scaled['excess_kurtosis_se']:.2g} "
