@@ -42,7 +42,7 @@ def assert_each_side(below: int, above: int, seeds: int, level: float) -> None:
     [
         (16, 2**14, Entries(mean=1.0), "variance", 400),  # replicates about the grand mean
         (1, 2**14, Entries(), "variance", 400),  # a product of two normals: skewed
-        (1, 2**14, Entries("student-t", df=16.0), "variance", 400),  # the first df with an interval
+        (2, 2**14, Entries("student-t", df=16.0), "variance", 400),  # the first df and d_k with an interval
         (4, 2**14, Entries(mean=0.5, std=2.0), "excess_kurtosis", 400),  # the symmetric one missed 5 / 21
     ],
 )

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import sqrtdk
-from sqrtdk.experiments.variance import KURTOSIS_SE_MIN_DF, VARIANCE_INTERVAL_MIN_DF
+from sqrtdk.experiments.variance import KURTOSIS_SE_MIN_DF, VARIANCE_INTERVAL_MIN_DF, VARIANCE_INTERVAL_MIN_DK_HEAVY
 
 ALL_RULES = ["none", "sqrt", "linear", "qknorm"]
 RAISE = dict(over="raise", invalid="raise", divide="raise", under="ignore")
@@ -59,7 +59,7 @@ def test_attention_extremes(kind, d_k, seq_len, std):
 
 @pytest.mark.parametrize("df", [2.1, 3.0, 4.0, 4.5, 8.0, 16.0])
 def test_student_t_with_few_degrees_of_freedom(df):
-    """The variance's standard error needs df > 4, its interval df >= 16, the kurtosis df > 4, its standard
+    """The variance's standard error needs df > 4, its interval df >= 16 and d_k >= 2, the kurtosis df > 4, its standard
     error df >= 30 and its interval d_k >= 4 as well: otherwise left empty."""
     with np.errstate(**RAISE):
         result = sqrtdk.run("variance", dim=[1, 64], dist="student-t", df=df, samples=20000)
@@ -68,7 +68,8 @@ def test_student_t_with_few_degrees_of_freedom(df):
     for row in result.rows:
         assert row["variance"] > 0 and row["theory_variance"] is not None
         assert (row["variance_se"] is None) == (df <= 4)
-        assert (row["variance_ci_low"] is None) == (df < VARIANCE_INTERVAL_MIN_DF)
+        honest = df >= VARIANCE_INTERVAL_MIN_DF and row["d_k"] >= VARIANCE_INTERVAL_MIN_DK_HEAVY
+        assert (row["variance_ci_low"] is None) == (not honest)
         assert (row["excess_kurtosis"] is None) == (df <= 4)
         assert (row["theory_excess_kurtosis"] is None) == (df <= 4)
         assert (row["excess_kurtosis_se"] is None) == (df < KURTOSIS_SE_MIN_DF)

@@ -281,6 +281,17 @@ def batch_means(value: float, replicate_values: np.ndarray, level: float) -> Est
     return Estimate(value, se, value - half, value + half)
 
 
+def on_log_scale(estimate: Estimate) -> tuple[float, float]:
+    """The interval of a positive estimate made symmetric in its logarithm: value * exp(+-h / value), h the
+    half-width of its symmetric interval (the delta method: se(log x) = se(x) / x). Right-skewed where the
+    estimator is (a sample variance); the estimate itself where it is 0 or not finite."""
+    value = estimate.value
+    if not (value > 0 and math.isfinite(value) and math.isfinite(estimate.se)):
+        return value, value
+    ratio = math.exp((estimate.ci_high - estimate.ci_low) / 2 / value)
+    return value / ratio, value * ratio
+
+
 MEAN_BOOTSTRAP_MIN_REPLICATES = 32  # fewer replicates: too few distinct resamples; Student's t instead
 
 
