@@ -65,7 +65,7 @@ def test_quick_mode_runs(script, tmp_path):
     for phrase in EXPECT[script.name]:
         assert phrase in text
     if script.name == "coverage.py":
-        assert (tmp_path / "coverage.md").read_text().count("\n") == 6
+        assert (tmp_path / "coverage.md").read_text().count("\n") == 7
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
