@@ -7,7 +7,7 @@ runs them, on the functions that make the rows of `sqrtdk variance` and `sqrtdk 
 truths (closed forms, and the exact softmax theory for ||J||_F^2 of two keys), and prints the misses below
 and above with their binomial standard deviations.
 
-Run: python experiments/coverage.py [--quick] [--out results/studies]   (about 15 minutes on one core)
+Run: python experiments/coverage.py [--quick] [--out results/studies]   (about 35 minutes on one core)
 """
 
 from __future__ import annotations
