@@ -110,8 +110,46 @@ def precision_sentences() -> list[str]:
     ]
 
 
+def beyond_the_textbook_sentences() -> list[str]:
+    kurtosis = {
+        r["dist"]: r["d_k"] * r["theory_excess_kurtosis"]
+        for r in rows("variance_distributions")
+        if r["scaling"] == "sqrt" and r["d_k"] == 1024
+    }
+    assert all(
+        abs(r["d_k"] * r["theory_excess_kurtosis"] - kurtosis[r["dist"]]) < 1e-9
+        for r in rows("variance_distributions")
+        if r["scaling"] == "sqrt"
+    )  # the same at every d_k
+
+    def correlated(scaling: str, d_k: int) -> dict:
+        return one("variance_correlated", rho=0.5, scaling=scaling, d_k=d_k)
+
+    def weight(scaling: str, d_k: int) -> float:
+        return one("saturation_correlated", scaling=scaling, d_k=d_k, seq_len=128)["max_prob_mean"]
+
+    rules = {r["scaling"]: r["max_prob_mean"] for r in rows("saturation_rules") if r["d_k"] == 4}
+    return [
+        "sits at m4^2 - 3 for every d_k: {:.2g} (Gaussian), {:.2g} (uniform), {:.2g} (Rademacher), {:.2g} "
+        "(Student-t, df 10).".format(*(kurtosis[d] for d in ("gaussian", "uniform", "rademacher", "student-t"))),
+        f"with rho = 0.5 the mean of q.k grows from {correlated('none', 1)['theory_mean']:g} to "
+        f"{correlated('none', 1024)['theory_mean']:g} over d_k = 1 ... 1024",
+        f"1/sqrt(d_k) leaves a mean of {correlated('sqrt', 1024)['theory_mean']:g}",
+        f"(largest weight {weight('sqrt', 4):.3f} at d_k = 4, {weight('sqrt', 1024):.3f} at 1024). 1/d_k holds the "
+        f"mean at rho and the largest weight at {weight('linear', 1024):.3f}.",
+        f"(largest weight {rules['qknorm']:.3f} at d_k = 4 against {rules['sqrt']:.3f} for 1/sqrt(d_k), n = 128)",
+    ]
+
+
 @pytest.mark.parametrize(
-    "sentences", [saturation_sentences, gradient_sentences, long_sequence_sentences, precision_sentences]
+    "sentences",
+    [
+        saturation_sentences,
+        gradient_sentences,
+        long_sequence_sentences,
+        precision_sentences,
+        beyond_the_textbook_sentences,
+    ],
 )
 def test_readme_quotes_the_committed_rows(sentences):
     for sentence in sentences():
