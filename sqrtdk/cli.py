@@ -660,6 +660,19 @@ def _terminate(signum: int, frame: Any) -> None:
     raise Terminated(signum)
 
 
+def _signal_under(error: BaseException) -> Terminated | None:
+    """The Terminated that `error` wraps, if any: a signal handled while Python creates a class (or runs
+    other code that wraps exceptions) arrives as RuntimeError("Error calling __set_name__ ...") caused by it."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, Terminated):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line on stderr and an exit code for every way a run can end."""
     import os
@@ -708,10 +721,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"sqrtdk: error: {option}: {error.message}", file=sys.stderr)
         code = 2
     except Exception as error:
-        if not isinstance(error, click.UsageError):  # an unknown option, a missing value
+        signalled = _signal_under(error)
+        if signalled is not None:  # a signal that arrived while Python wrapped exceptions (a class being made)
+            print(INTERRUPTED, file=sys.stderr)
+            code = signalled.code
+        elif isinstance(error, click.UsageError):  # an unknown option, a missing value
+            print(f"sqrtdk: error: {error.format_message()}", file=sys.stderr)
+            code = 2
+        else:
             raise
-        print(f"sqrtdk: error: {error.format_message()}", file=sys.stderr)
-        code = 2
     if code in (BROKEN_PIPE, OUTPUT_FAILED):
         _silence_stdout()
     sys.stdout = sys.stdout._stream if isinstance(sys.stdout, _Stdout) else sys.stdout
