@@ -164,23 +164,8 @@ def cli(capsys):
         signal.signal(signum, handler)
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (a pool's resource tracker, its forkserver, the workers), from one read
-    of /proc."""
+def _children_of() -> dict[int, list[int]]:
+    """Each process's children, from one read of /proc."""
     below: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -189,6 +174,13 @@ def descendants(pid: int) -> list[int]:
             except OSError:  # not a process, or one that just ended
                 continue
             below.setdefault(int(fields[1]), []).append(int(entry.name))
+    return below
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (a pool's resource tracker, its forkserver, the workers), from one read
+    of /proc."""
+    below = _children_of()
     found, todo = [], [pid]
     while todo:
         under = below.get(todo.pop(), [])
@@ -201,7 +193,8 @@ def worker_pids(pid: int) -> list[int]:
     """The started worker processes of a sqrtdk run: children of its forkserver (a child of the run) whose
     watchdog thread runs, the last step of a worker's start. A worker interrupted while it is still being
     started prints multiprocessing's traceback (the semaphore it was to rebuild is gone)."""
-    return [worker for child in children(pid) for worker in children(child) if _threads(worker) >= 2]
+    below = _children_of()
+    return [worker for child in below.get(pid, []) for worker in below.get(child, []) if _threads(worker) >= 2]
 
 
 def _threads(pid: int) -> int:

@@ -192,7 +192,7 @@ def attention_rows(sample: RowSample) -> list[dict]:
                     est.value, est.se, sample.n_rows, sample.n_trials, LEVEL
                 )
             else:
-                row[name + "_ci_low"], row[name + "_ci_high"] = mean_interval(values, LEVEL)
+                row[name + "_ci_low"], row[name + "_ci_high"] = mean_interval(est, values, LEVEL)
         entries = source.entries
         independent = direct and entries.dist == "gaussian"  # a row's logits independent normals given q
         known = (

@@ -55,11 +55,12 @@ VARIANCE_INTERVAL_MIN_DF = 16
 # 99.9% the symmetric estimate +- t se missed 0 times below and 26 above in 10^4 seeds (Gaussian entries,
 # d_k 1, 2^14 scores; 5 and 5 expected), 0 and 8 at d_k 4 in 5000 seeds (2.5 and 2.5 expected), 0 and 19
 # with Student-t df 16 at d_k 1 in 3000. The interval is therefore symmetric on the log scale,
-# estimate * exp(+-t se / estimate) (the delta method for log s^2): 1 and 12 at d_k 1 in 10^4 seeds (better,
-# still 3 sd too many above: one product of two entries has excess kurtosis 6), and in 5000 seeds 1 and 3
-# (d_k 2), 0 and 5 (d_k 4), 3 and 3 (d_k 16), 2 and 3 (df 16, d_k 4), 2 and 4 (df 16, d_k 16);
-# experiments/coverage.py counts them. A studentized bootstrap did no better (2 and 7 at d_k 1). One product of two Student-t entries
-# (d_k 1) stays too heavy-tailed even on the log scale (df 16: 1 and 13 in 3000 seeds): there no interval.
+# estimate * exp(+-t se / estimate) (the delta method for log s^2): 1 and 12 at d_k 1 in 10^4 seeds
+# (better, still 3 sd too many above: one product of two entries has excess kurtosis 6), and in 5000 seeds
+# 1 and 3 (d_k 2), 0 and 5 (d_k 4), 3 and 3 (d_k 16), 2 and 3 (df 16, d_k 4), 2 and 4 (df 16, d_k 16);
+# experiments/coverage.py counts them. A studentized bootstrap did no better (2 and 7 at d_k 1). One
+# product of two Student-t entries (d_k 1) stays too heavy-tailed even on the log scale (df 16: 1 and 13
+# in 3000 seeds): there no interval.
 VARIANCE_INTERVAL_MIN_DK_HEAVY = 2
 # The kurtosis's sampling law is skewed: its symmetric interval (estimate +- t se) missed 5 times below
 # and 21 above at 95% in 400 seeds (d_k 4, Gaussian entries of mean 0.5 and std 2, 2^16 scores), the
