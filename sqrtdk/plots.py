@@ -136,6 +136,8 @@ def new_figure(columns: int = 1, rows: int = 1, aspect: float = 0.72) -> Any:
             "axes.grid": True,
             "grid.alpha": 0.3,
             "mathtext.fontset": "dejavusans",
+            "svg.fonttype": "none",  # SVG text stays text: selectable and editable
+            "pdf.fonttype": 42,  # TrueType in PDFs (submission systems refuse Type 3 fonts)
         }
     )
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -148,9 +150,45 @@ def new_figure(columns: int = 1, rows: int = 1, aspect: float = 0.72) -> Any:
     return fig
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_label(x: float, base: float) -> str:
+    """A log axis's tick label in plain text: 10³, 2⁻⁴, 5 times 10² (as matplotlib's mathtext would set it,
+    without a maths parse per label)."""
+    if not (x > 0 and math.isfinite(x)):
+        return ""
+    k = math.floor(math.log(x, base) + 1e-9)
+    mantissa = x / base**k
+    if abs(mantissa - round(mantissa)) > 1e-6 * mantissa:
+        return f"{x:g}"
+    power = f"{base:g}" + str(k).translate(_SUPERSCRIPT)
+    return power if round(mantissa) == 1 else f"{round(mantissa)}\u00d7{power}"
+
+
+def plain_powers(fig: Any) -> None:
+    """The tick labels of every log axis of `fig` in plain text: the ticks matplotlib's formatter labels,
+    each as `power_label` writes it."""
+    from matplotlib.ticker import FuncFormatter, LogFormatter
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if axis.get_scale() != "log":
+                continue
+            base = axis.get_transform().base
+            for get, put in (
+                (axis.get_major_formatter, axis.set_major_formatter),
+                (axis.get_minor_formatter, axis.set_minor_formatter),
+            ):
+                given = get()
+                if isinstance(given, LogFormatter):
+                    put(FuncFormatter(lambda x, pos, f=given, b=base: power_label(x, b) if f(x, pos) else ""))
+
+
 def save(fig: Any, path: Path) -> None:
     """Save to `path` (.png, .svg or .pdf) with no software, date or creator metadata. The layout is
     computed by the first save and kept for the others (constrained layout is most of a save's time)."""
+    plain_powers(fig)
     if path.suffix == ".png":
         fig.savefig(path, dpi=200 if _look.style == "paper" else 150, metadata={"Software": None})
     elif path.suffix == ".pdf":

@@ -117,12 +117,50 @@ SLOW = (
 )
 
 
+# The tests about figures (what they show, their text, their bytes, how matplotlib is set up to draw
+# them): they draw every figure for real. Everywhere else a figure file is a stand-in (`_stand_in`), since
+# drawing was a third of the suite's time and those tests are about rows, folders and processes.
+FIGURES = (
+    "test_plots",
+    "test_reproduce::test_twice_in_a_row",
+    "test_failures::test_any_mplbackend",
+    "test_failures::test_an_unwritable_mplconfigdir",
+    "test_cli::test_variance_figures",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         name = f"{module}::{item.name}"
         if any(module == slow or name.startswith(slow) for slow in SLOW):
             item.add_marker(pytest.mark.slow)
+        if any(module == drawn or name.startswith(drawn) for drawn in FIGURES):
+            item.add_marker(pytest.mark.figures)
+
+
+def _stand_in(item: tuple) -> None:
+    """What the writer's `_render` writes in a test not about figures: for each format, a file naming the
+    figure and a digest of the rows it would be drawn from. Like a drawn figure it is the same whenever
+    the rows are, and changes when they change."""
+    import hashlib
+
+    from sqrtdk import output
+
+    result, name, staging, look = item
+    digest = hashlib.sha256(output.to_json(result.rows).encode()).hexdigest()
+    for suffix in look.formats:
+        (staging / f"{name}.{suffix}").write_text(f"{name} ({look.style}): a figure of rows {digest}\n")
+
+
+@pytest.fixture(autouse=True)
+def _figures_only_where_tested(request, monkeypatch):
+    """Commands run in this process write stand-in figures unless the test is about figures (FIGURES).
+    Worker processes that a test starts on purpose (--workers 2, subprocesses) draw for real."""
+    if request.node.get_closest_marker("figures") is None:
+        import sqrtdk.result
+
+        monkeypatch.setattr(sqrtdk.result, "_render", _stand_in)
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +171,9 @@ def reproduced(tmp_path_factory):
     made: dict[tuple, Path] = {}
 
     def copy(configs: dict[str, str], into: Path) -> tuple[Path, Path]:
-        key = tuple(sorted(configs.items()))
+        import sqrtdk.result
+
+        key = (*sorted(configs.items()), sqrtdk.result._render is _stand_in)  # drawn or stand-in figures
         if key not in made:
             root = tmp_path_factory.mktemp("reproduced")
             (root / "configs").mkdir()

@@ -98,7 +98,12 @@ def test_formats_and_style_from_the_command_line(cli, tmp_path):
     assert code == 0
     (folder,) = tmp_path.iterdir()
     assert {p.suffix for p in folder.iterdir() if p.stem == "ssmax_toy"} == {".pdf", ".png"}
-    assert b"/CreationDate" not in (folder / "ssmax_toy.pdf").read_bytes()
+    pdf = (folder / "ssmax_toy.pdf").read_bytes()
+    assert b"/CreationDate" not in pdf
+    assert b"/Type3" not in pdf and b"/FontFile2" in pdf  # TrueType fonts embedded, which journals accept
+    code, _, _ = cli("toy", "--seq-len", "10,100", "--format", "svg", "--out", tmp_path / "svg")
+    svg = next((tmp_path / "svg").glob("*/ssmax_toy.svg")).read_text()
+    assert code == 0 and "<text" in svg  # text stays text: selectable, editable, searchable
     code, _, err = cli("toy", "--format", "jpg", "--out", tmp_path)
     assert code == 2 and "--format: 'jpg' is not allowed; choose from png, svg, pdf" in err
 
@@ -107,3 +112,21 @@ def test_toy_figure_is_one_column_wide():
     plots.use(plots.Look())
     fig = toy.toy_figure(sqrtdk.run("toy", seq_len=[10, 100]).rows)
     assert fig.get_figwidth() == 3.4
+
+
+def test_log_tick_labels_are_plain_text_powers():
+    digits = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
+    for base, mantissa, k in [(10, 1, 3), (10, 1, -3), (10, 5, 2), (10, 2, -1), (2, 1, 10), (2, 1, -4), (2, 1, 0)]:
+        label = plots.power_label(mantissa * float(base) ** k, base)
+        lead, _, power = label.rpartition("\u00d7")
+        assert (
+            int(lead) if lead else 1
+        ) == mantissa and power == f"{base}{str(k).translate(str.maketrans('-0123456789', '⁻⁰¹²³⁴⁵⁶⁷⁸⁹'))}"
+        assert float(power[len(str(base)) :].translate(digits)) == k
+    assert plots.power_label(0.0, 10) == "" and plots.power_label(3.7, 10) == "3.7"
+    result = sqrtdk.run("saturation", dim=[4, 64], seq_len=8, samples=256)
+    fig = result.figures()["saturation_vs_dk"]()
+    plots.plain_powers(fig)
+    fig.canvas.draw()
+    shown = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert shown and all("$" not in text for text in shown), shown
