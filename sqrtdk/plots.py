@@ -18,7 +18,10 @@ from typing import Any
 
 from sqrtdk.core.rules import RULES
 
-SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+# Okabe-Ito's colours (Okabe and Ito 2008), which stay at least 14 CAM02-UCS units apart under simulated
+# deuteranopia and protanopia (tests/test_figure_design.py); yellow is left out, too light on white. Every
+# series is also told apart by marker or line style, so that a figure reads in greyscale too.
+SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9")
 SEQ_MARKERS = ("o", "s", "^", "D", "v", "P")
 FORMATS = ("png", "svg", "pdf")
 

@@ -114,6 +114,7 @@ SLOW = (
     "test_train::test_two_layers",
     "test_tables::test_every_experiments_wrapped",
     "test_api::test_run_grid",
+    "test_figure_design::test_every_committed",
 )
 
 

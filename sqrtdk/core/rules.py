@@ -42,17 +42,17 @@ class ScalingRule:
 RULES = {
     rule.name: rule
     for rule in (
-        ScalingRule("none", "unscaled", r"unscaled $q\cdot k$", "#d1495b", "o", ":", False, False),
+        ScalingRule("none", "unscaled", r"unscaled $q\cdot k$", "#D55E00", "o", ":", False, False),
         ScalingRule(
-            "sqrt", "1/sqrt(d_k)", r"$q\cdot k\,/\sqrt{d_k}$", "#00798c", "s", "-", False, False, r"$1/\sqrt{d_k}$"
+            "sqrt", "1/sqrt(d_k)", r"$q\cdot k\,/\sqrt{d_k}$", "#0072B2", "s", "-", False, False, r"$1/\sqrt{d_k}$"
         ),
-        ScalingRule("linear", "1/d_k", r"$q\cdot k\,/\,d_k$", "#e09f3e", "^", "-.", False, False, r"$1/d_k$"),
-        ScalingRule("qknorm", "QK-norm", r"QK-norm $g\cos(q,k)$", "#55a630", "D", "--", True, False),
+        ScalingRule("linear", "1/d_k", r"$q\cdot k\,/\,d_k$", "#E69F00", "^", "-.", False, False, r"$1/d_k$"),
+        ScalingRule("qknorm", "QK-norm", r"QK-norm $g\cos(q,k)$", "#009E73", "D", "--", True, False),
         ScalingRule(
             "logn",
             "Scalable-Softmax",
             r"SSMax $s\ln n\;q\cdot k/\sqrt{d_k}$",
-            "#4b3f72",
+            "#CC79A7",
             "v",
             (0, (5, 1, 1, 1)),
             False,
