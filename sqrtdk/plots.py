@@ -315,7 +315,8 @@ def wrap(text: str, inches: float) -> str:
 
 class Style:
     """How a (rule, series) line looks: colour by rule when the rules outnumber the series (a figure about
-    rules), otherwise colour by series and tell the rules apart by marker and line style."""
+    rules), otherwise colour by series. A rule always keeps its line style, and its marker unless the
+    markers tell the series apart, so that every line reads in greyscale too."""
 
     def __init__(self, rules: Sequence[str], groups: Sequence[tuple[str, Any]]):
         self.by_rule = len(rules) > len(groups) or len(groups) == 1
@@ -325,10 +326,10 @@ class Style:
         return RULES[rule].colour if self.by_rule else SERIES_COLOURS[g % len(SERIES_COLOURS)]
 
     def marker(self, rule: str, g: int) -> str:
-        return SEQ_MARKERS[g % len(SEQ_MARKERS)] if self.by_rule else RULES[rule].marker
+        return SEQ_MARKERS[g % len(SEQ_MARKERS)] if self.by_rule and self.groups > 1 else RULES[rule].marker
 
     def line(self, rule: str) -> Any:
-        return "-" if self.by_rule else RULES[rule].line
+        return RULES[rule].line
 
 
 def series_of(rows: Sequence[dict], columns: Sequence[str], maths: bool = False) -> list[tuple[str, list[dict]]]:
