@@ -95,13 +95,18 @@ def _row(n: int, x0: float, h: float, a: np.ndarray, max_prob: float, a0: np.nda
     With one logit apart, every product B^n of the iid case becomes B0 B^(n-1), and each term that singles
     out one logit (n G B^(n-1)) is split into that logit being the special one or one of the others:
     G0 B^(n-1) + (n - 1) G B0 B^(n-2); pairs of logits likewise."""
-    from scipy.signal import fftconvolve
-
     u, kernels = _kernels(h)
     j_high = round(u[0] / h)
     laws = {"iid": a} if a0 is None else {"iid": a, "own": a0}
-    # F[p] = sum_i a_i k(x_i - tau_p), tau_p = x0 + (p - j_high) h
-    conv = {law: {name: fftconvolve(m, k) for name, k in kernels.items()} for law, m in laws.items()}
+    # F[p] = sum_i a_i k(x_i - tau_p), tau_p = x0 + (p - j_high) h: full linear convolutions by one FFT
+    # length (numpy's; scipy.signal would take seconds to import), each law transformed once
+    size = len(a) + len(u) - 1
+    length = 1 << (size - 1).bit_length()
+    spectra = {name: np.fft.rfft(k, length) for name, k in kernels.items()}
+    conv = {}
+    for law, m in laws.items():
+        transformed = np.fft.rfft(m, length)
+        conv[law] = {name: np.fft.irfft(transformed * k, length)[:size] for name, k in spectra.items()}
     tau = x0 + h * (np.arange(len(conv["iid"]["g1"])) - j_high)
 
     def transform(law: str, tail_name: str) -> np.ndarray:
@@ -268,13 +273,14 @@ def _normal_grid(s: float, h: float) -> tuple[float, float, np.ndarray]:
 
 
 def _cosine_grid(d: int, g: float, h: float) -> tuple[float, float, np.ndarray]:
-    """(x0, h, a): g cos(q, k) in d dimensions, each node with its cell's exact mass."""
-    from scipy import stats
+    """(x0, h, a): g cos(q, k) in d dimensions, each node with its cell's exact mass ((1 + cos) / 2 is
+    Beta((d-1)/2, (d-1)/2), whose distribution function is the regularised incomplete beta function)."""
+    from scipy import special
 
     count = math.ceil(g / h)
     x = h * np.arange(-count, count + 1)
     edges = np.clip((np.concatenate([x - h / 2, [x[-1] + h / 2]]) / g + 1) / 2, 0.0, 1.0)
-    a = np.diff(stats.beta.cdf(edges, (d - 1) / 2, (d - 1) / 2))
+    a = np.diff(special.betainc((d - 1) / 2, (d - 1) / 2, edges))
     return float(x[0]), h, a / a.sum()
 
 
@@ -344,15 +350,24 @@ def _spread_nodes(d_k: int, noncentrality: float) -> tuple[np.ndarray, np.ndarra
     for the law of r (built from that law on a fine grid
     between its 1e-13 and 1 - 1e-13 quantiles), so that a smooth f of the spread is integrated as well as
     a polynomial of degree 2 SPREAD_NODES - 1 would be (tests/test_exact.py measures it)."""
-    from scipy import special, stats
+    from scipy import special
 
     if noncentrality > 1e4:  # |q| within 2% of its mean: the normal law of X (mean d + lam, var 2 (d + 2 lam))
         z, w = special.roots_hermitenorm(SPREAD_NODES)
         x = d_k + noncentrality + math.sqrt(2 * (d_k + 2 * noncentrality)) * z
         return x, w / w.sum()
-    law = stats.ncx2(d_k, noncentrality) if noncentrality else stats.chi2(d_k)
-    r = np.linspace(math.sqrt(law.ppf(1e-13)), math.sqrt(law.isf(1e-13)), 4001)
-    nodes, weights = _gauss(r, law.pdf(r * r) * 2 * r, SPREAD_NODES if d_k >= 16 else 2 * SPREAD_NODES)
+    if noncentrality:
+        from scipy import stats  # a second or more to import: only for entries with a mean
+
+        law = stats.ncx2(d_k, noncentrality)
+        r = np.linspace(math.sqrt(law.ppf(1e-13)), math.sqrt(law.isf(1e-13)), 4001)
+        density = law.pdf(r * r)
+    else:  # the central chi-square from scipy.special: its quantiles, and its density up to a constant
+        half = d_k / 2
+        r = np.linspace(math.sqrt(2 * special.gammaincinv(half, 1e-13)), math.sqrt(2 * special.gammainccinv(half, 1e-13)), 4001)
+        log_density = special.xlogy(half - 1, r * r) - r * r / 2
+        density = np.exp(log_density - log_density.max())
+    nodes, weights = _gauss(r, density * 2 * r, SPREAD_NODES if d_k >= 16 else 2 * SPREAD_NODES)
     return nodes * nodes, weights / weights.sum()
 
 

@@ -200,15 +200,17 @@ def has_density(entries: Entries) -> bool:
 def density_mixture(x: np.ndarray, d_k: int, points: int = 4001) -> np.ndarray:
     """Density of q.k (unit-variance Gaussian entries) as E_r[N(x; 0, r)], r ~ chi^2_d: quadrature in ln r."""
     import numpy as np
-    from scipy import special, stats
+    from scipy import special
 
-    lo = math.log(stats.chi2.ppf(1e-16, d_k)) - 2.0
-    hi = math.log(stats.chi2.ppf(1 - 1e-16, d_k)) + 2.0
+    half = d_k / 2  # the chi-square law of r from scipy.special (scipy.stats takes a second or more to import)
+    lo = math.log(2 * special.gammaincinv(half, 1e-16)) - 2.0
+    hi = math.log(2 * special.gammaincinv(half, 1 - 1e-16)) + 2.0
     t = np.linspace(lo, hi, points)  # t = ln r
     r = np.exp(t)
     weights = np.full(points, t[1] - t[0])
     weights[[0, -1]] /= 2  # trapezoid rule, spectrally accurate for this smooth, decaying integrand
-    log_prior = stats.chi2.logpdf(r, d_k) + t + np.log(weights)  # (points,)
+    log_chi2 = special.xlogy(half - 1, r) - r / 2 - special.gammaln(half) - half * math.log(2)
+    log_prior = log_chi2 + t + np.log(weights)  # (points,)
     x = np.atleast_1d(np.asarray(x, dtype=np.float64))
     log_normal = -0.5 * (x[:, None] ** 2) / r - 0.5 * np.log(2 * math.pi * r)  # (len(x), points)
     return np.exp(special.logsumexp(log_prior + log_normal, axis=1))
@@ -349,14 +351,15 @@ def _upper_spread(d_k: int, entries: Entries, c: float, normalised: bool) -> flo
     decide whether the forms hold when |q| varies (|q|^2 / sigma^2 is noncentral chi-square)."""
     if normalised:
         return logit_std(d_k, entries, c, normalised)
-    from scipy import stats
-
     noncentrality = d_k * entries.mean**2 / entries.std**2
-    x = (
-        stats.ncx2.ppf(REM_SPREAD_QUANTILE, d_k, noncentrality)
-        if noncentrality
-        else stats.chi2.ppf(REM_SPREAD_QUANTILE, d_k)
-    )
+    if noncentrality:
+        from scipy import stats  # a second or more to import: only for entries with a mean
+
+        x = stats.ncx2.ppf(REM_SPREAD_QUANTILE, d_k, noncentrality)
+    else:
+        from scipy import special
+
+        x = 2 * special.gammaincinv(d_k / 2, REM_SPREAD_QUANTILE)  # the chi-square quantile
     return c * entries.std**2 * math.sqrt(x)
 
 
