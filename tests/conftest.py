@@ -32,6 +32,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
         threadpool_limits(1)
 
+from standin import stand_in
+
 from sqrtdk.cli import main
 
 # The same examples on every run and machine (a failure seen once is seen again), and no deadline: an
@@ -119,8 +121,9 @@ SLOW = (
 
 
 # The tests about figures (what they show, their text, their bytes, how matplotlib is set up to draw
-# them): they draw every figure for real. Everywhere else a figure file is a stand-in (`_stand_in`), since
-# drawing was a third of the suite's time and those tests are about rows, folders and processes.
+# them): they draw every figure for real. Everywhere else a figure file is a stand-in (standin.py), since
+# drawing was a third of the suite's time and those tests are about rows, folders and processes: in this
+# process by `_figures_only_where_tested`, in a process a test starts by running it through standin.py.
 FIGURES = (
     "test_plots",
     "test_reproduce::test_twice_in_a_row",
@@ -140,28 +143,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.figures)
 
 
-def _stand_in(item: tuple) -> None:
-    """What the writer's `_render` writes in a test not about figures: for each format, a file naming the
-    figure and a digest of the rows it would be drawn from. Like a drawn figure it is the same whenever
-    the rows are, and changes when they change."""
-    import hashlib
-
-    from sqrtdk import output
-
-    result, name, staging, look = item
-    digest = hashlib.sha256(output.to_json(result.rows).encode()).hexdigest()
-    for suffix in look.formats:
-        (staging / f"{name}.{suffix}").write_text(f"{name} ({look.style}): a figure of rows {digest}\n")
+STANDIN = [sys.executable, str(Path(__file__).with_name("standin.py"))]  # `python -m sqrtdk`, stand-in figures
 
 
 @pytest.fixture(autouse=True)
 def _figures_only_where_tested(request, monkeypatch):
     """Commands run in this process write stand-in figures unless the test is about figures (FIGURES).
-    Worker processes that a test starts on purpose (--workers 2, subprocesses) draw for real."""
+    Worker processes that a run starts (--workers 2) draw for real, as does `python -m sqrtdk`; a test
+    not about figures starts sqrtdk as `STANDIN` instead."""
     if request.node.get_closest_marker("figures") is None:
         import sqrtdk.result
 
-        monkeypatch.setattr(sqrtdk.result, "_render", _stand_in)
+        monkeypatch.setattr(sqrtdk.result, "_render", stand_in)
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +167,7 @@ def reproduced(tmp_path_factory):
     def copy(configs: dict[str, str], into: Path) -> tuple[Path, Path]:
         import sqrtdk.result
 
-        key = (*sorted(configs.items()), sqrtdk.result._render is _stand_in)  # drawn or stand-in figures
+        key = (*sorted(configs.items()), sqrtdk.result._render is stand_in)  # drawn or stand-in figures
         if key not in made:
             root = tmp_path_factory.mktemp("reproduced")
             (root / "configs").mkdir()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import STANDIN
 
 BAD = [
     (["variance", "--dim", "0"], "--dim", "'0' is not allowed; d_k must be an integer from 1 to 65536"),
@@ -418,21 +419,7 @@ def test_interrupted_reproduce_leaves_earlier_results(tmp_path, signum, code, re
     configs, out = tmp_path / "configs", tmp_path / "results"
     configs.mkdir()
     (configs / "fast.toml").write_text('experiment = "variance"\ndim = 4\nsamples = 1000\n')
-    assert (
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from sqrtdk.cli import main; main()",
-                "reproduce",
-                str(configs),
-                "--out",
-                str(out),
-                "--quiet",
-            ]
-        ).returncode
-        == 0
-    )
+    assert subprocess.run([*STANDIN, "reproduce", str(configs), "--out", str(out), "--quiet"]).returncode == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (configs / "slow.toml").write_text('experiment = "gradient"\ndim = [64, 128]\nsamples = 100000000\n')
     proc = subprocess.Popen(
@@ -551,7 +538,7 @@ def _stderr_at_a_terminal(argv, cwd):
 
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from sqrtdk.cli import main; main()", *map(str, argv)],
+        [*STANDIN, *map(str, argv)],
         stdout=subprocess.DEVNULL,
         stderr=follower,
         cwd=cwd,

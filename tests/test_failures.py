@@ -11,15 +11,21 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import descendants
+from conftest import STANDIN, descendants
 
 SQRTDK = [sys.executable, "-m", "sqrtdk"]
 FAST = ["--samples", "4096", "--quiet", "--workers", "1"]
 
 
-def sqrtdk(*argv, env=None, **kw):
+def sqrtdk(*argv, env=None, drawn=False, **kw):
+    """`python -m sqrtdk *argv`, its figures stand-ins unless `drawn` (the tests about figures)."""
     return subprocess.run(
-        [*SQRTDK, *map(str, argv)], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}, **kw
+        [*(SQRTDK if drawn else STANDIN), *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        **kw,
     )
 
 
@@ -187,7 +193,7 @@ def test_two_reproduce_runs_at_once_both_succeed(project):
     configs, results = project
     runs = [
         subprocess.Popen(
-            [*SQRTDK, "reproduce", str(configs), "--out", str(results), "--quiet"], stderr=subprocess.PIPE, text=True
+            [*STANDIN, "reproduce", str(configs), "--out", str(results), "--quiet"], stderr=subprocess.PIPE, text=True
         )
         for _ in range(2)
     ]
@@ -307,7 +313,7 @@ def test_a_reader_that_closes_without_reading_is_exit_141(tmp_path):
 def test_a_full_stdout_is_reported_as_such_after_the_files_are_written(tmp_path):
     with open("/dev/full", "w") as full:
         done = subprocess.run(
-            [*SQRTDK, "variance", "--dim", "4", *FAST, "--json", "--out", str(tmp_path)],
+            [*STANDIN, "variance", "--dim", "4", *FAST, "--json", "--out", str(tmp_path)],
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,
@@ -330,7 +336,7 @@ def test_a_full_stdout_after_writing_nothing_claims_no_files(argv):
 
 def test_closed_stdout_still_writes_the_files(tmp_path):
     done = subprocess.run(
-        " ".join([*SQRTDK, "variance", "--dim", "4", *FAST, "--out", str(tmp_path)]) + " >&-",
+        " ".join([*STANDIN, "variance", "--dim", "4", *FAST, "--out", str(tmp_path)]) + " >&-",
         shell=True,
         capture_output=True,
         text=True,
@@ -342,7 +348,7 @@ def test_closed_stdout_still_writes_the_files(tmp_path):
 
 @pytest.mark.parametrize("backend", ["nonsense", "module://matplotlib_inline.backend_inline", "TkAgg"])
 def test_any_mplbackend_draws_the_figures(tmp_path, backend):
-    done = sqrtdk("variance", "--dim", "4", *FAST, "--out", tmp_path, env={"MPLBACKEND": backend})
+    done = sqrtdk("variance", "--dim", "4", *FAST, "--out", tmp_path, env={"MPLBACKEND": backend}, drawn=True)
     assert done.returncode == 0, done.stderr
     (folder,) = tmp_path.iterdir()
     assert (folder / "histogram_dk4.png").exists()
@@ -363,7 +369,7 @@ def test_an_unwritable_mplconfigdir_is_no_warning_under_quiet(tmp_path, where):
         config = tmp_path / "file" / "mpl"
     out = tmp_path / "out"
     argv = ["saturation", "--dim", "4,8", "--seq-len", "8", "--samples", "64", "--workers", "2", "--quiet"]
-    done = sqrtdk(*argv, "--out", out, env={"MPLCONFIGDIR": str(config)})
+    done = sqrtdk(*argv, "--out", out, env={"MPLCONFIGDIR": str(config)}, drawn=True)
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     (folder,) = out.iterdir()
     assert (folder / "saturation_vs_dk.png").exists()

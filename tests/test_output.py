@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import STANDIN
 
 import sqrtdk
 from sqrtdk import result as result_module
@@ -76,9 +77,7 @@ def test_sweep_puts_back_a_folder_a_kill_left_retired_and_removes_debris(tmp_pat
 
 def test_two_identical_runs_at_once_both_succeed(tmp_path):
     command = [
-        sys.executable,
-        "-m",
-        "sqrtdk",
+        *STANDIN,
         "variance",
         "--dim",
         "8",
