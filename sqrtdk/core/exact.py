@@ -364,7 +364,9 @@ def _spread_nodes(d_k: int, noncentrality: float) -> tuple[np.ndarray, np.ndarra
         density = law.pdf(r * r)
     else:  # the central chi-square from scipy.special: its quantiles, and its density up to a constant
         half = d_k / 2
-        r = np.linspace(math.sqrt(2 * special.gammaincinv(half, 1e-13)), math.sqrt(2 * special.gammainccinv(half, 1e-13)), 4001)
+        r = np.linspace(
+            math.sqrt(2 * special.gammaincinv(half, 1e-13)), math.sqrt(2 * special.gammainccinv(half, 1e-13)), 4001
+        )
         log_density = special.xlogy(half - 1, r * r) - r * r / 2
         density = np.exp(log_density - log_density.max())
     nodes, weights = _gauss(r, density * 2 * r, SPREAD_NODES if d_k >= 16 else 2 * SPREAD_NODES)

@@ -113,8 +113,11 @@ class Moments:
         return self.m2 * self.n / (self.n - 1)
 
     @property
-    def excess_kurtosis(self) -> float:
-        return self.m4 / (self.m2 * self.m2) - 3.0 if self.m2 > 0 else math.nan
+    def excess_kurtosis(self) -> Any:
+        """m4 / m2^2 - 3, nan where m2 is 0: a float, or an array where the moments are arrays."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.where(np.asarray(self.m2) > 0, self.m4 / (self.m2 * self.m2) - 3.0, math.nan)
+        return float(value) if value.ndim == 0 else value
 
 
 @dataclass(frozen=True)
@@ -202,8 +205,9 @@ def jackknife(
     values each, adding up to `total`."""
     r = len(sums)
     value = statistic(Moments.from_power_sums(per_replicate * r, total, shift))
-    left_out = np.array(
-        [statistic(Moments.from_power_sums(per_replicate * (r - 1), total - row, shift)) for row in sums]
+    # every replicate left out at once: `statistic` of Moments whose fields are arrays over the replicates
+    left_out = np.asarray(
+        statistic(Moments.from_power_sums(per_replicate * (r - 1), total[None, :] - sums, shift)), dtype=np.float64
     )
     se = _spread(left_out) * math.sqrt(r - 1)
     half = t_quantile(0.5 + level / 2, r - 1) * se

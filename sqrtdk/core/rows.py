@@ -218,6 +218,23 @@ def sample_rows(
     key = {"kind": kind, "d_k": d_k, "seq_len": n, "mean": e.mean, "std": e.std, **source.stream_key()}
     streams = task_seed(seed, key).spawn(replicates)
 
+    def measure(q, centred, q_whole, k_whole, rows: slice, g: np.ndarray | None) -> np.ndarray:
+        """The per-row values of every rule's metrics for the query rows `rows` of a block of trials."""
+        scores = np.matmul(q[:, rows], centred.swapaxes(-1, -2))  # (t, rows, n) float32
+        whole = scores if k_whole is centred else np.matmul(q_whole[:, rows], k_whole.swapaxes(-1, -2))
+        columns = [
+            column
+            for rule in rules
+            for column in (
+                row_metrics(kind, whole, rule, q_whole[:, rows], k_whole, g, level)
+                if rule.normalised
+                else row_metrics(kind, scores, rule, q[:, rows], centred, g, level)
+            ).values()
+        ]
+        return np.stack(columns, axis=1)  # (t * rows, rules * metrics)
+
+    per_replicate = trials_per_replicate * m * heads  # rows
+
     def replicate(r: int, stop) -> np.ndarray:
         qk_rng, g_rng = (np.random.default_rng(s) for s in streams[r].spawn(2))
         sums = np.zeros(len(rules) * len(metrics))
@@ -235,22 +252,45 @@ def sample_rows(
                 if stop.is_set():
                     raise Stopped
                 rows = slice(start, start + chunk_rows)
-                scores = np.matmul(q[:, rows], centred.swapaxes(-1, -2))  # (t, rows, n) float32
-                whole = scores if k_whole is centred else np.matmul(q_whole[:, rows], k_whole.swapaxes(-1, -2))
-                g = g_rng.standard_normal(scores.shape, dtype=np.float32) if kind == "gradient" else None
-                columns = [
-                    column
-                    for rule in rules
-                    for column in (
-                        row_metrics(kind, whole, rule, q_whole[:, rows], k_whole, g, level)
-                        if rule.normalised
-                        else row_metrics(kind, scores, rule, q[:, rows], centred, g, level)
-                    ).values()
-                ]
-                per_row = np.stack(columns, axis=1)  # (t * rows, rules * metrics)
-                sums = add_in_order(sums, per_row)
-        return (sums / (trials_per_replicate * m * heads)).reshape(len(rules), len(metrics))
+                shape = (len(q), min(chunk_rows, m - start), n)  # the block's logits: (t, rows, n)
+                g = g_rng.standard_normal(shape, dtype=np.float32) if kind == "gradient" else None
+                sums = add_in_order(sums, measure(q, centred, q_whole, k_whole, rows, g))
+        return (sums / per_replicate).reshape(1, len(rules), len(metrics))
 
-    means = np.array(map_replicates(replicate, replicates))  # (replicates, rules, metrics)
+    # Where one replicate is one block of trials (small runs), several replicates' blocks are measured in
+    # one pass, up to chunk_scores logits: each still draws from its own streams and adds its own rows in
+    # the same order, so the numbers are those of one replicate at a time, without a pass's fixed cost
+    # (a few dozen numpy calls) paid for every replicate.
+    together = 1
+    if not projected and chunk_rows == m and trials_per_replicate <= chunk_trials:
+        together = max(1, min(replicates, chunk_trials // trials_per_replicate))
+
+    def replicates_at_once(b: int, stop) -> np.ndarray:
+        if together == 1:
+            return replicate(b, stop)
+        if stop.is_set():
+            raise Stopped
+        blocks, draws = [], []
+        for r in range(b * together, min((b + 1) * together, replicates)):
+            qk_rng, g_rng = (np.random.default_rng(s) for s in streams[r].spawn(2))
+            (block,) = direct_trials(qk_rng, trials_per_replicate, m, n, d_k, e, chunk_trials, normalised)
+            blocks.append(block)
+            if kind == "gradient":
+                draws.append(g_rng.standard_normal((trials_per_replicate, m, n), dtype=np.float32))
+        q, centred = np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
+        separate = blocks[0][3] is not blocks[0][1]  # QK-norm of entries with a mean: float64 vectors apart
+        q_whole = np.concatenate([b[2] for b in blocks]) if separate else q
+        k_whole = np.concatenate([b[3] for b in blocks]) if separate else centred
+        per_row = measure(q, centred, q_whole, k_whole, slice(0, m), np.concatenate(draws) if draws else None)
+        zero = np.zeros(len(rules) * len(metrics))
+        return np.array(
+            [
+                add_in_order(zero, per_row[i * per_replicate : (i + 1) * per_replicate]) / per_replicate
+                for i in range(len(blocks))
+            ]
+        ).reshape(len(blocks), len(rules), len(metrics))
+
+    units = math.ceil(replicates / together)
+    means = np.concatenate(map_replicates(replicates_at_once, units))  # (replicates, rules, metrics)
     trials = replicates * trials_per_replicate  # the heads of one sequence share its tokens: one trial
     return RowSample(kind, d_k, n, source, tuple(rules), metrics, trials * m * heads, trials, means)
