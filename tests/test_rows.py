@@ -69,9 +69,14 @@ def test_huge_unscaled_logits_run_clean():
 
 @pytest.mark.parametrize("kind", ["saturation", "gradient"])
 @pytest.mark.parametrize(
-    "source", [None, Source(Entries("uniform", rho=0.0)), Source(Entries(rho=0.3))], ids=["gaussian", "uniform", "rho"]
+    "source",
+    [None, Source(Entries("uniform", rho=0.0)), Source(Entries(rho=0.3)), Source(Entries(mean=1.0, std=2.0))],
+    ids=["gaussian", "uniform", "rho", "mean"],
 )
 def test_deterministic_and_chunk_independent(kind, source):
+    """The same numbers however the trials are chunked: by default the 64 replicates of one trial each are
+    measured in one pass, with chunk_scores=100 one at a time (QK-norm of entries with a mean keeps its
+    float64 vectors apart)."""
     a = rows_of(kind, 16, 32, samples=2048, seed=1, scalings=ALL, source=source)
     assert a == rows_of(kind, 16, 32, samples=2048, seed=1, scalings=ALL, source=source)
     assert a == rows_of(kind, 16, 32, samples=2048, seed=1, scalings=ALL, source=source, chunk_scores=100)
