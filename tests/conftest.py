@@ -79,6 +79,7 @@ SLOW = (
     "test_resources",
     "test_executors",
     "test_precision::test_overflow_intervals_cover",
+    "test_precision::test_the_overflow_figure",
     "test_saturation::test_rem",
     "test_saturation::test_unscaled_saturates",
     "test_saturation::test_correlated",

@@ -192,3 +192,21 @@ def test_committed_overflow_shares_agree_with_the_exact_tail():
 
 def test_the_experiment_names_match_the_core():
     assert tuple(FORMATS) == experiment.DTYPES and experiment.PLACEMENTS == precision.PLACEMENTS
+
+
+def test_the_overflow_figure_draws_only_what_overflows():
+    """Where nothing overflows (std 1: every exact probability below the figure's floor, no score measured
+    over 65520) there is no overflow figure, not an empty panel; where something does, its legend names
+    only what is drawn (no pre-scaled line where none rises above the floor)."""
+    import sqrtdk
+
+    calm = sqrtdk.run("precision", dim=[64, 128], samples=256)
+    assert "precision_overflow" not in experiment.figures(calm) and "precision_error" in experiment.figures(calm)
+    hot = sqrtdk.run("precision", dim=[512, 1024], std=32.0, samples=256)
+    assert any(r["overflow_fraction"] for r in hot.rows)
+    fig = experiment.figures(hot)["precision_overflow"]()
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "exact, product first (unscaled or after)" in labels and "measured, 95% interval" in labels
+    prescaled = [r for r in hot.rows if r["dtype"] == "float16" and r["placement"] == "query"]
+    assert all(r["theory_overflow_fraction"] < experiment.FLOOR for r in prescaled)
+    assert not any("pre-scaled" in label for label in labels)

@@ -146,11 +146,18 @@ def figures(result: Result) -> dict[str, Callable[[], Any]]:
     if len({r["d_k"] for r in result.rows}) < 2:
         return {}
     out = {}
-    if any(r["dtype"] == "float16" and r["placement"] in ("none", "after") for r in result.rows):
+    if any(_overflows(r) for r in result.rows if r["dtype"] == "float16"):
         out["precision_overflow"] = lambda: overflow_figure(result.rows)
     if any(r["weight_error_max"] is not None for r in result.rows):
         out["precision_error"] = lambda: error_figure(result.rows)
     return out
+
+
+def _overflows(row: dict) -> bool:
+    """Whether the overflow figure has something to draw for this row: an exact probability above its
+    floor or a measured overflow (where nothing overflows anywhere, as at std 1, there is no figure: the
+    table and the report say so)."""
+    return row["theory_overflow_fraction"] >= FLOOR or bool(row["overflow_fraction"])
 
 
 def _stds(rows: Sequence[dict]) -> list[float]:
@@ -171,7 +178,7 @@ def overflow_figure(rows: Sequence[dict]) -> Any:
 
     fig = new_figure(1, 1, aspect=0.85)
     ax = fig.subplots()
-    handles, nothing, dashed = [], [], False
+    handles, nothing, solid, dashed, measured = [], [], False, False, False
     for g, std in enumerate(_stds(rows)):
         colour = SERIES_COLOURS[g % len(SERIES_COLOURS)]
         drawn = False
@@ -180,9 +187,10 @@ def overflow_figure(rows: Sequence[dict]) -> Any:
             shown = [r for r in sel if r["theory_overflow_fraction"] >= FLOOR]
             if shown:
                 ax.plot([r["d_k"] for r in shown], [r["theory_overflow_fraction"] for r in shown], line, color=colour)
-                dashed = dashed or placement == "query"
+                solid, dashed = solid or placement == "after", dashed or placement == "query"
             hit = [r for r in sel if r["overflow_fraction"] and r["overflow_fraction"] > 0]
             drawn = drawn or bool(shown or hit)
+            measured = measured or bool(hit)
             if hit:
                 y = [r["overflow_fraction"] for r in hit]
                 low = [r["overflow_fraction"] - r["overflow_fraction_ci_low"] for r in hit]
@@ -192,12 +200,15 @@ def overflow_figure(rows: Sequence[dict]) -> Any:
             handles.append(Line2D([], [], color=colour, marker="o", mfc="none", label=rf"$\sigma$ = {std:g}"))
         else:
             nothing.append(f"{std:g}")
-    handles.append(Line2D([], [], color="black", ls="-", label="exact, product first (unscaled or after)"))
+    # a legend entry only for what the figure draws
+    if solid:
+        handles.append(Line2D([], [], color="black", ls="-", label="exact, product first (unscaled or after)"))
     if dashed:
         handles.append(Line2D([], [], color="black", ls="--", label=r"exact, $q$ pre-scaled (or split)"))
-    handles.append(
-        Line2D([], [], color="grey", ls="none", marker="o", mfc="none", label=f"measured, {LEVEL:.0%} interval")
-    )
+    if measured:
+        handles.append(
+            Line2D([], [], color="grey", ls="none", marker="o", mfc="none", label=f"measured, {LEVEL:.0%} interval")
+        )
     ax.axhline(RATE, color="grey", ls=":", lw=1)
     handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="one score in a million"))
     d_ks = sorted({r["d_k"] for r in rows})
