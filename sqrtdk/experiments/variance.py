@@ -340,6 +340,10 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     spots = len(shown) * len(groups)
     spread = np.linspace(0.93, 1.07, spots) if spots > 1 else [1.0]
     drawn, kurtosis_theory, kurtosis_points = [], [], []
+    # where some scores have a mean, mean / sd grows like sqrt(d_k): a straight line of slope 1/2 on log
+    # axes, where the series of mean 0 have no place (the title says they are left out)
+    growing = any(r["theory_mean"] and r["scaling"] != "qknorm" for r in rows)
+    zero_mean = False
     for g, (name, group) in enumerate(groups):
         suffix = f" ({name})" if name else ""
         for scaling in rules:
@@ -386,13 +390,16 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                 for r in sel
                 if r["variance"] > 0
             ]
-            ax_mean.errorbar(
-                [x for x, _, _ in z], [y for _, y, _ in z], yerr=[e for _, _, e in z], fmt=marker, color=colour
-            )
+            if growing and not any(r["theory_mean"] for r in sel):
+                zero_mean, z = True, []
+            if z:
+                ax_mean.errorbar(
+                    [x for x, _, _ in z], [y for _, y, _ in z], yerr=[e for _, _, e in z], fmt=marker, color=colour
+                )
             zt = [
                 (r["d_k"], r["theory_mean"] / math.sqrt(r["theory_variance"]))
                 for r in sel
-                if r["theory_mean"] is not None and r["theory_variance"]
+                if r["theory_mean"] is not None and r["theory_variance"] and (r["theory_mean"] or not growing)
             ]
             if zt:
                 ax_mean.plot(*zip(*zt), color=colour, lw=1.0, alpha=0.7)
@@ -439,12 +446,14 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     ax_ratio.axhline(1.0, color="0.4", lw=0.8)
     ax_ratio.set_ylabel("measured / theory")
     ax_ratio.set_title("measured / theory")
-    ax_mean.axhline(0.0, color="0.4", lw=0.8)
     ax_mean.set_ylabel("mean / sd")
-    growing = any(r["theory_mean"] and r["scaling"] != "qknorm" for r in rows)
-    ax_mean.set_title(
-        r"mean / sd grows like $\sqrt{d_k}$" if growing else "the mean in units of the spread (lines: theory)"
-    )
+    if growing:
+        log_axis(ax_mean, "y", base=2)
+        left_out = " (mean 0: not drawn)" if zero_mean else ""
+        ax_mean.set_title(wrap(r"mean / sd grows like $\sqrt{d_k}$" + left_out, 3.3))
+    else:
+        ax_mean.axhline(0.0, color="0.4", lw=0.8)
+        ax_mean.set_title("the mean in units of the spread (lines: theory)")
     ax_kurt.axhline(0.0, color="0.4", lw=0.8)
     ax_kurt.set_ylabel(r"$d_k \times$ excess kurtosis")
     hollow = any(r["excess_kurtosis"] is not None and r.get("excess_kurtosis_ci_low") is None for r in rows)
