@@ -397,14 +397,15 @@ def metric_grid(
 
 
 def _panel_title(metric: str, levels: Mapping[str, float] | None) -> str:
-    """A panel's title: the metric, with the threshold or eps its share uses and how its bars are made."""
+    """A panel's title: the metric, with the threshold or eps its share uses (how a share's bars are made,
+    an exact interval over the independent trials, is README's: a title is not a caption)."""
     label = METRICS[metric].label
     if not METRICS[metric].fraction:
         return label
     for word, key in (("threshold", "threshold"), (r"\epsilon", "eps")):
         if levels and key in levels:
             label = label.replace(word, f"{levels[key]:g}")
-    return label + ", bars: exact interval over independent trials"
+    return label
 
 
 def rule_points(
