@@ -171,8 +171,21 @@ def power_label(x: float, base: float) -> str:
 
 def plain_powers(fig: Any) -> None:
     """The tick labels of every log axis of `fig` in plain text: the ticks matplotlib's formatter labels,
-    each as `power_label` writes it."""
-    from matplotlib.ticker import FuncFormatter, LogFormatter
+    each as `power_label` writes it. The formatter still decides which ticks get a label: it is told the
+    ticks (set_locs) as it would be, which is where it chooses the minor ticks to label for the axis's
+    range (all of them on a narrow axis, none over several decades)."""
+    from matplotlib.ticker import Formatter, LogFormatter
+
+    class Plain(Formatter):
+        def __init__(self, given: Any, base: float):
+            self.given, self.base = given, base
+
+        def set_locs(self, locs: Any) -> None:
+            self.given.set_locs(locs)
+            super().set_locs(locs)
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return power_label(x, self.base) if self.given(x, pos) else ""
 
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
@@ -185,7 +198,7 @@ def plain_powers(fig: Any) -> None:
             ):
                 given = get()
                 if isinstance(given, LogFormatter):
-                    put(FuncFormatter(lambda x, pos, f=given, b=base: power_label(x, b) if f(x, pos) else ""))
+                    put(Plain(given, base))
 
 
 def save(fig: Any, path: Path) -> None:

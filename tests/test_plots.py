@@ -147,3 +147,24 @@ def test_mean_over_spread_is_drawn_on_log_axes_where_it_grows():
     plain = sqrtdk.run("variance", dim=[4, 16], samples=4096)
     ax_mean = variance.figures(plain)["variance_vs_dk"]().axes[2]
     assert ax_mean.get_yscale() == "linear" and "not drawn" not in ax_mean.get_title()
+
+
+@pytest.mark.parametrize("low,high", [(3e-2, 9e1), (0.4, 3.0), (2e-3, 2e2)])
+def test_plain_tick_labels_keep_matplotlibs_choice_of_ticks(low, high):
+    """The plain labels go on exactly the ticks matplotlib's own log formatter labels for the range: no
+    minor tick labelled over several decades (where they once all were, piled on each other), some on an
+    axis narrower than a decade."""
+    import matplotlib.pyplot as plt
+
+    def labelled(convert: bool) -> list[bool]:
+        fig, ax = plt.subplots()
+        ax.plot([1, 2], [low, high])
+        ax.set_yscale("log")
+        if convert:
+            plots.plain_powers(fig)
+        fig.canvas.draw()
+        texts = [t.get_text() for t in (*ax.get_yticklabels(), *ax.get_yticklabels(minor=True))]
+        plt.close(fig)
+        return [bool(text) for text in texts]
+
+    assert labelled(True) == labelled(False)
