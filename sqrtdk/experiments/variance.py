@@ -499,6 +499,8 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
     rules = rules_in(rows)
     rescaled = [s for s in rules if not RULES[s].normalised] or rules
     width = 0.8 / len(rules)
+    ratios = [s for s in rules if RULES[s].normalised or s == rescaled[0]]  # drawn in the ratio panel
+    ratio_width = 0.8 / len(ratios)
     for i, scaling in enumerate(rules):
         colour = RULES[scaling].colour
         for g, (_, group) in enumerate(groups):
@@ -519,9 +521,10 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
                     lw=1.4,
                     label="theory" if i == 0 and g == 0 else None,
                 )
-                if err is not None and (RULES[scaling].normalised or scaling == rescaled[0]):
+                if err is not None and scaling in ratios:
                     t = row["theory_variance"]
-                    ax_ratio.errorbar([x], [row["variance"] / t], yerr=np.array(err) / t, fmt="o", color=colour)
+                    at = g + (ratios.index(scaling) - (len(ratios) - 1) / 2) * ratio_width  # on the tick if alone
+                    ax_ratio.errorbar([at], [row["variance"] / t], yerr=np.array(err) / t, fmt="o", color=colour)
     names = [name.split(" = ", 1)[-1] if len(series) == 1 else name for name, _ in groups]
     for a in (ax, ax_ratio):
         a.set_xticks(range(len(groups)), names, rotation=30, ha="right")
@@ -537,7 +540,10 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
     ax_ratio.set_ylabel("measured / theory")
     once = " and ".join(RULE_NAMES[s] for s in rescaled)
     ax_ratio.set_title(
-        "measured / theory" + (f"\n(drawn once for {once}: the same draws)" if len(rescaled) > 1 else "")
+        wrap(
+            "measured / theory" + (f" (drawn once for {once}: the same draws)" if len(rescaled) > 1 else ""),
+            fig.get_figwidth() / 2 - 0.5,
+        )
     )
     legend_below(fig, [ax])
     same = _same_settings(groups)
