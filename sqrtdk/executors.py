@@ -272,6 +272,9 @@ def _processes(
     return outputs
 
 
+MANAGER_PATIENCE = 10.0  # seconds a stopped pool's manager thread gets to end (it takes milliseconds)
+
+
 def _stop(pool: Any) -> None:
     """Stop the workers now (on Ctrl-C, SIGTERM or an error): queued tasks are dropped, running ones killed."""
     terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
@@ -282,6 +285,12 @@ def _stop(pool: Any) -> None:
     for process in processes:  # before shutdown releases the queues: a worker still starting would
         process.kill()  # otherwise find their semaphores gone and print a traceback as it dies
     pool.shutdown(wait=False, cancel_futures=True)
+    # Before Python 3.12 the interpreter's exit hook wakes the pool's manager thread through a pipe that
+    # the thread may be closing at that moment, and prints "Exception ignored ... Bad file descriptor"
+    # under the run's one line. With its workers dead the thread ends within moments: wait for it.
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=MANAGER_PATIENCE)
 
 
 def _dask(
