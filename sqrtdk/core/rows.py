@@ -235,8 +235,13 @@ def sample_rows(
 
     per_replicate = trials_per_replicate * m * heads  # rows
 
+    def generators(r: int) -> tuple[np.random.Generator, np.random.Generator]:
+        """Replicate r's two streams: queries and keys; the upstream gradient."""
+        qk, g = streams[r].spawn(2)
+        return np.random.default_rng(qk), np.random.default_rng(g)
+
     def replicate(r: int, stop) -> np.ndarray:
-        qk_rng, g_rng = (np.random.default_rng(s) for s in streams[r].spawn(2))
+        qk_rng, g_rng = generators(r)
         sums = np.zeros(len(rules) * len(metrics))
         trials: Iterator[Trial]
         if projected:
@@ -265,14 +270,14 @@ def sample_rows(
     if not projected and chunk_rows == m and trials_per_replicate <= chunk_trials:
         together = max(1, min(replicates, chunk_trials // trials_per_replicate))
 
-    def replicates_at_once(b: int, stop) -> np.ndarray:
+    def replicates_at_once(unit: int, stop) -> np.ndarray:
         if together == 1:
-            return replicate(b, stop)
+            return replicate(unit, stop)
         if stop.is_set():
             raise Stopped
         blocks, draws = [], []
-        for r in range(b * together, min((b + 1) * together, replicates)):
-            qk_rng, g_rng = (np.random.default_rng(s) for s in streams[r].spawn(2))
+        for r in range(unit * together, min((unit + 1) * together, replicates)):
+            qk_rng, g_rng = generators(r)
             (block,) = direct_trials(qk_rng, trials_per_replicate, m, n, d_k, e, chunk_trials, normalised)
             blocks.append(block)
             if kind == "gradient":
