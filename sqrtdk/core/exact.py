@@ -177,11 +177,9 @@ def _max_prob(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarray | None 
     (there exp(-e^(y-tau)) = 1). With one logit of law a0 apart, the largest is that one (a0, D^(n-1)) or
     one of the others (a, D0 D^(n-2)).
 
-    Where that window is narrower than the grid (logits of a spread of a few units or more), tau runs on
-    every stride-th node (`_max_prob_on_nodes`): the offsets x_i - tau are then the same for every tau
-    and their kernels are computed once, and tau starts where the logits below it are too few to be the
-    largest (F(x)^(n-1) < e^-PRUNE), which leaves out most of the range at large n."""
-    if on_nodes and math.ceil(LOW / h) + math.ceil(HIGH / h) + 3 <= len(a):
+    `on_nodes` (the default) puts tau on every stride-th node instead (`_max_prob_on_nodes`), where the
+    kernels are computed once; this sum, tau on its own grid, is what tests/test_exact.py checks it with."""
+    if on_nodes:
         return _max_prob_on_nodes(n, x0, h, a, a0)
     size = len(a)
     width = min(size, math.ceil((LOW + HIGH) / h) + 2)
@@ -218,7 +216,15 @@ PRUNE = 60.0  # terms below e^-PRUNE (1e-26) of E[max p] are left out
 
 
 def _max_prob_on_nodes(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarray | None = None) -> float:
-    """_max_prob with tau on the nodes x0 + j h, every `stride`-th one (a spacing of TAU_STEP or just below)."""
+    """_max_prob with tau on the nodes x0 + j h, every `stride`-th one (a spacing of TAU_STEP or just below).
+
+    The offsets x_i - tau are then multiples of h, so the kernels of every offset are computed once: where
+    the window [tau - LOW, tau + HIGH] is narrower than the grid (a spread of a few units or more), each tau
+    visits its window's nodes, at the same offsets for every tau; otherwise each tau visits every node of
+    the grid, at offsets that slide by `stride` from one tau to the next (views of one array of offsets).
+    tau starts where the logits below it are too few to be the largest (F(x)^(n-1) < e^-PRUNE), which
+    leaves out most of the range at large n; on the whole grid those logits enter D alone, as one sum a
+    tau, and are never the largest."""
     size = len(a)
     j_low, j_high = math.ceil(LOW / h), math.ceil(HIGH / h)
     laws = [a] if a0 is None else [a, a0]
@@ -230,30 +236,57 @@ def _max_prob_on_nodes(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarra
         with np.errstate(divide="ignore"):
             first = int(np.argmax(power * np.log(cumulative[0][1:]) > -PRUNE))
     stride = max(1, int(TAU_STEP / h + 1e-9))
-    r = np.arange(-j_low - 1, j_high + 2)  # the window's offsets i - j, one node more on each side
-    e_window = np.exp(-np.exp(h * r))
-    inner = h * r[1:-1]
+    taus = np.arange(first - j_high, size + j_low + stride, stride)  # tau_p = x0 + taus[p] h
+    windowed = j_low + j_high + 3 <= size
+    if windowed:
+        r = np.arange(-j_low - 1, j_high + 2)  # the window's offsets i - j, one node more on each side
+        pad_low, pad_high = j_low + j_high + 2, j_low + j_high + stride + 2  # zeros around the laws: no masks
+        padded = [np.concatenate([np.zeros(pad_low), m, np.zeros(pad_high)]) for m in laws]
+        below = [np.concatenate([np.zeros(pad_low), cum, np.ones(pad_high)]) for cum in cumulative]
+        u = h * r
+    else:
+        # node i (first - 1 .. size, one more on each side of those that can be the largest) against tau j:
+        # offset i - j, in row -1 - j - k_min of sliding windows over the offsets, column i + 1 - first;
+        # the row moves back by `stride` from one tau to the next
+        k_min = -1 - int(taus[-1])
+        u = h * np.arange(k_min, size - int(taus[0]) + 1)
+        width = size + 2 - first
+        padded = [np.concatenate([[0.0], m, [0.0]])[first:] for m in laws]
+    e_offset = np.exp(-np.exp(u))
+    inner = u[1:-1] if windowed else u
     kernel = np.exp(inner - np.exp(inner))
-    pad_low, pad_high = j_low + j_high + 2, j_low + j_high + stride + 2  # zeros around the laws: no masks
-    padded = [np.concatenate([np.zeros(pad_low), m, np.zeros(pad_high)]) for m in laws]
-    below = [np.concatenate([np.zeros(pad_low), cum, np.ones(pad_high)]) for cum in cumulative]
-    taus = np.arange(first - j_high, size + j_low + stride, stride) + pad_low  # tau_p = x0 + (j_p - pad_low) h
     total = 0.0
     for start in range(0, len(taus), 256):
-        idx = taus[start : start + 256, None] + r[None, :]
+        block = taus[start : start + 256]
+        if windowed:
+            idx = block[:, None] + pad_low + r[None, :]
+            kernels = kernel
+        else:
+            rows = -1 - block - k_min
+            e_offset_rows = np.lib.stride_tricks.sliding_window_view(e_offset[first:], width)[rows]
+            kernels = np.lib.stride_tricks.sliding_window_view(kernel[first:], width)[rows, 1:-1]
+            if first:  # sum_(i < first) a_i exp(-e^(x_i - tau)): offsets in the columns before the first
+                lower = np.lib.stride_tricks.sliding_window_view(e_offset[1:], first)[rows]
         w, d = [], []
-        for m, cum in zip(padded, below):
-            wm = m[idx]
-            c = wm * e_window
+        for law, m in enumerate(padded):
+            if windowed:
+                wm = m[idx]
+                c = wm * e_offset
+            else:
+                wm = np.broadcast_to(m, (len(block), width))
+                c = m * e_offset_rows
             inside = c[:, 1:-1]
             dd = np.cumsum(inside, axis=1)
             dd -= 0.5 * inside
             dd -= (c[:, 2:] - c[:, :-2]) / 24
-            dd += cum[idx[:, 1]][:, None]
+            if windowed:
+                dd += below[law][idx[:, 1]][:, None]
+            elif first:
+                dd += (lower @ laws[law][:first])[:, None]
             np.clip(dd, 1e-300, 1.0, out=dd)
             w.append(wm[:, 1:-1])
             d.append(dd)
-        total += _largest_terms(n, kernel, w, d)
+        total += _largest_terms(n, kernels, w, d)
     return stride * h * total
 
 
