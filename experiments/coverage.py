@@ -58,11 +58,11 @@ def variance_case(d_k: int, entries: Entries, column: str, level: float, seeds: 
     return below, above
 
 
-def jacobian_case(d_k: int, rows: int, seeds: int) -> tuple[int, int]:
-    truth = exact.attention_row(2, d_k, 0.0, 1.0, 1.0, False).jacobian_sq
+def jacobian_case(d_k: int, rows: int, seeds: int, std: float = 1.0) -> tuple[int, int]:
+    truth = exact.attention_row(2, d_k, 0.0, std, 1.0, False).jacobian_sq
     below = above = 0
     for seed in range(seeds):
-        row = attention_rows(sample_rows("gradient", d_k, 2, rows, seed=seed, scalings=("none",)))[0]
+        row = attention_rows(sample_rows("gradient", d_k, 2, rows, std=std, seed=seed, scalings=("none",)))[0]
         below += truth < row["jacobian_sq_mean_ci_low"]
         above += truth > row["jacobian_sq_mean_ci_high"]
     return below, above

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import re
 import shutil
 import subprocess
@@ -74,11 +75,14 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-GRAPH = {module_name(p): imports(p) - {module_name(p)} for p in sorted(PACKAGE.rglob("*.py"))}
+@functools.cache
+def import_graph() -> dict[str, set[str]]:
+    """Each sqrtdk module and the sqrtdk modules it imports (parsed once, by the tests that use it)."""
+    return {module_name(p): imports(p) - {module_name(p)} for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def test_the_core_imports_nothing_of_the_shell():
-    for name, deps in GRAPH.items():
+    for name, deps in import_graph().items():
         if name.startswith("sqrtdk.core"):
             assert all(d.startswith("sqrtdk.core") for d in deps), (name, deps)
 
@@ -88,14 +92,14 @@ def test_no_import_cycles_even_inside_functions():
 
     def visit(name: str, path: list[str]) -> None:
         state[name] = "open"
-        for dep in sorted(GRAPH.get(name, ())):
+        for dep in sorted(import_graph().get(name, ())):
             # importing sqrtdk.x.y runs sqrtdk/__init__ and sqrtdk/x/__init__ first, which import nothing heavy
             assert state.get(dep) != "open", " -> ".join([*path, name, dep])
             if dep not in state:
                 visit(dep, [*path, name])
         state[name] = "done"
 
-    for name in GRAPH:
+    for name in import_graph():
         if name not in state:
             visit(name, [])
 

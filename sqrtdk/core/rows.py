@@ -235,8 +235,11 @@ def sample_rows(
 
     per_replicate = trials_per_replicate * m * heads  # rows
 
-    def generators(r: int) -> tuple[np.random.Generator, np.random.Generator]:
-        """Replicate r's two streams: queries and keys; the upstream gradient."""
+    def generators(r: int) -> tuple[np.random.Generator, np.random.Generator | None]:
+        """Replicate r's two streams: queries and keys; the upstream gradient, made only where it is drawn
+        (a child's stream depends only on its index: spawn(1)[0] is spawn(2)[0])."""
+        if kind != "gradient":
+            return np.random.default_rng(streams[r].spawn(1)[0]), None
         qk, g = streams[r].spawn(2)
         return np.random.default_rng(qk), np.random.default_rng(g)
 
@@ -258,7 +261,7 @@ def sample_rows(
                     raise Stopped
                 rows = slice(start, start + chunk_rows)
                 shape = (len(q), min(chunk_rows, m - start), n)  # the block's logits: (t, rows, n)
-                g = g_rng.standard_normal(shape, dtype=np.float32) if kind == "gradient" else None
+                g = None if g_rng is None else g_rng.standard_normal(shape, dtype=np.float32)
                 sums = add_in_order(sums, measure(q, centred, q_whole, k_whole, rows, g))
         return (sums / per_replicate).reshape(1, len(rules), len(metrics))
 
@@ -280,7 +283,7 @@ def sample_rows(
             qk_rng, g_rng = generators(r)
             (block,) = direct_trials(qk_rng, trials_per_replicate, m, n, d_k, e, chunk_trials, normalised)
             blocks.append(block)
-            if kind == "gradient":
+            if g_rng is not None:
                 draws.append(g_rng.standard_normal((trials_per_replicate, m, n), dtype=np.float32))
         q, centred = np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
         separate = blocks[0][3] is not blocks[0][1]  # QK-norm of entries with a mean: float64 vectors apart
