@@ -56,7 +56,7 @@ def assert_each_side(below: int, above: int, seeds: int, level: float) -> None:
 )
 def test_variance_and_kurtosis_intervals_cover_on_both_sides(d_k, entries, column, seeds):
     """The intervals at 95%, 2^14 scores a seed, misses counted on each side: the variance's interval
-    symmetric on the log scale, the kurtosis's studentized bootstrap interval."""
+    symmetric in 1 / variance, the kurtosis's studentized bootstrap interval."""
     level = 0.95
     below, above = study.variance_case(d_k, entries, column, level, seeds)
     assert_each_side(below, above, seeds, level)

@@ -122,12 +122,14 @@ def test_mean_interval_follows_the_skew_and_falls_back_to_t():
     assert tiny[0] == pytest.approx(low * 1e-160, rel=1e-9) and tiny[1] == pytest.approx(high * 1e-160, rel=1e-9)
 
 
-def test_an_interval_on_the_log_scale():
-    """value * exp(+-h / value) for the half-width h of the symmetric interval: longer above, the same
-    length in log, and the estimate itself where it is 0."""
-    from sqrtdk.core.moments import Estimate, on_log_scale
+def test_an_interval_on_the_reciprocal_scale():
+    """value / (1 +- h / value) for the half-width h of the symmetric interval: symmetric in 1 / value,
+    longer above than on the log scale, none where it would reach 1 / value = 0, and the estimate itself
+    where it is 0."""
+    from sqrtdk.core.moments import Estimate, on_reciprocal_scale
 
-    low, high = on_log_scale(Estimate(2.0, 0.1, 1.8, 2.2))
-    assert math.log(2.0 / low) == pytest.approx(math.log(high / 2.0)) == pytest.approx(0.1)
-    assert high - 2.0 > 2.0 - low
-    assert on_log_scale(Estimate(0.0, 0.0, 0.0, 0.0)) == (0.0, 0.0)
+    low, high = on_reciprocal_scale(Estimate(2.0, 0.1, 1.8, 2.2))
+    assert 1 / low - 1 / 2.0 == pytest.approx(1 / 2.0 - 1 / high) == pytest.approx(0.2 / 4)
+    assert high - 2.0 > 2.0 * math.exp(0.1) - 2.0 and 2.0 - low < 2.0 - 2.0 / math.exp(0.1)
+    assert on_reciprocal_scale(Estimate(2.0, 1.0, -0.5, 4.5)) == (None, None)
+    assert on_reciprocal_scale(Estimate(0.0, 0.0, 0.0, 0.0)) == (0.0, 0.0)

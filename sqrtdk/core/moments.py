@@ -284,15 +284,20 @@ def batch_means(value: float, replicate_values: np.ndarray, level: float) -> Est
     return Estimate(value, se, value - half, value + half)
 
 
-def on_log_scale(estimate: Estimate) -> tuple[float, float]:
-    """The interval of a positive estimate made symmetric in its logarithm: value * exp(+-h / value), h the
-    half-width of its symmetric interval (the delta method: se(log x) = se(x) / x). Right-skewed where the
-    estimator is (a sample variance); the estimate itself where it is 0 or not finite."""
+def on_reciprocal_scale(estimate: Estimate) -> tuple[float | None, float | None]:
+    """The interval of a positive estimate made symmetric in its reciprocal: value / (1 +- h / value), h the
+    half-width of its symmetric interval (the delta method: se(1/x) = se(x) / x^2). Longer above than below,
+    more so than on the log scale, as a sample variance studentized by its own standard error needs: where
+    the estimate is low, so is its standard error. No interval (None, None) where h >= value (the
+    reciprocal's interval would reach 0: too few values for one); the estimate itself where it is 0 or not
+    finite."""
     value = estimate.value
     if not (value > 0 and math.isfinite(value) and math.isfinite(estimate.se)):
         return value, value
-    ratio = math.exp((estimate.ci_high - estimate.ci_low) / 2 / value)
-    return value / ratio, value * ratio
+    relative = (estimate.ci_high - estimate.ci_low) / 2 / value
+    if relative >= 1:
+        return None, None
+    return value / (1 + relative), value / (1 - relative)
 
 
 MEAN_BOOTSTRAP_MIN_REPLICATES = 32  # fewer replicates: too few distinct resamples; Student's t instead

@@ -51,16 +51,16 @@ KURTOSIS_SE_MIN_DF = 30
 # 24 at d_k 16); df 9, 3 and 23 (2^14 scores); df 16, 3 and 12; df 30, 4 and 10. Below df 16 no interval
 # is given.
 VARIANCE_INTERVAL_MIN_DF = 16
-# The sample variance is skewed to the right, and so is the law of (estimate - truth) / se: at the default
-# 99.9% the symmetric estimate +- t se missed 0 times below and 26 above in 10^4 seeds (Gaussian entries,
-# d_k 1, 2^14 scores; 5 and 5 expected), 0 and 8 at d_k 4 in 5000 seeds (2.5 and 2.5 expected), 0 and 19
-# with Student-t df 16 at d_k 1 in 3000. The interval is therefore symmetric on the log scale,
-# estimate * exp(+-t se / estimate) (the delta method for log s^2): 1 and 12 at d_k 1 in 10^4 seeds
-# (better, still 3 sd too many above: one product of two entries has excess kurtosis 6), and in 5000 seeds
-# 1 and 3 (d_k 2), 0 and 5 (d_k 4), 3 and 3 (d_k 16), 2 and 3 (df 16, d_k 4), 2 and 4 (df 16, d_k 16);
-# experiments/coverage.py counts them. A studentized bootstrap did no better (2 and 7 at d_k 1). One
-# product of two Student-t entries (d_k 1) stays too heavy-tailed even on the log scale (df 16: 1 and 13
-# in 3000 seeds): there no interval.
+# The sample variance is skewed to the right, and (estimate - truth) / se to the left (a low estimate comes
+# with a low standard error): at the default 99.9% the symmetric estimate +- t se missed 0 times below and
+# 26 above in 10^4 seeds (Gaussian entries, d_k 1, 2^14 scores; 5 and 5 expected), and symmetric on the
+# log scale, estimate * exp(+-t se / estimate), 1 and 12 (at 95%: 191 and 365, 250 +- 16 expected). The
+# interval is therefore symmetric in 1 / estimate, estimate / (1 +- t se / estimate): in the same 10^4
+# seeds 5 and 2 at 99.9%, 270 and 280 at 95%; at d_k 4, 4 and 6 (240 and 261); Student-t df 16 at d_k 2,
+# 7 and 8 (251 and 259); entries of mean 0.5 and std 2 at d_k 1, 2 and 1 in 4000 seeds (107 and 97);
+# d_k 64, 4 and 0 (100 and 86). experiments/coverage.py counts them. One product of two Student-t
+# entries (d_k 1) is heavier-tailed than that (df 16: 6 and 10 at 99.9%, 235 and 308 at 95%, in 10^4
+# seeds): there no interval.
 VARIANCE_INTERVAL_MIN_DK_HEAVY = 2
 # The kurtosis's sampling law is skewed: its symmetric interval (estimate +- t se) missed 5 times below
 # and 21 above at 95% in 400 seeds (d_k 4, Gaussian entries of mean 0.5 and std 2, 2^16 scores), the
@@ -103,13 +103,13 @@ def variance_rows(
     sampling variance is infinite are left empty: the variance's standard error needs a finite 4th
     moment of the entries and its interval more (VARIANCE_INTERVAL_MIN_DF), the kurtosis a finite 4th,
     and its standard error (KURTOSIS_SE_MIN_DF) far more than the 8th. Standard errors are the jackknife
-    of the pooled estimators over replicates; the variance's interval is symmetric on the log scale, the
+    of the pooled estimators over replicates; the variance's interval is symmetric in 1 / variance, the
     kurtosis's a studentized bootstrap one (core/moments.py), the mean's estimate +- t se.
     """
     import numpy as np
 
     from sqrtdk.core import rules, theory
-    from sqrtdk.core.moments import excess_kurtosis_of_sums, jackknife, on_log_scale, studentized_interval
+    from sqrtdk.core.moments import excess_kurtosis_of_sums, jackknife, on_reciprocal_scale, studentized_interval
     from sqrtdk.core.scores import theory_dot
 
     finite = sample.source.entries.finite_moments()
@@ -133,7 +133,7 @@ def variance_rows(
         honest = normalised or (
             finite >= VARIANCE_INTERVAL_MIN_DF and (finite == math.inf or sample.d_k >= VARIANCE_INTERVAL_MIN_DK_HEAVY)
         )
-        var_interval = on_log_scale(var_est) if honest else (None, None)
+        var_interval = on_reciprocal_scale(var_est) if honest else (None, None)
         kurt_interval: tuple[float | None, float | None] = (None, None)
         kurtosis_se = normalised or finite >= KURTOSIS_SE_MIN_DF
         if kurtosis_se and sample.d_k >= KURTOSIS_INTERVAL_MIN_DK:
