@@ -465,9 +465,14 @@ def write_arrays(path: Path, arrays: Mapping[str, Any]) -> None:
 
 def write_text_atomic(path: Path, text: str) -> str:
     """Write a file through a temporary name and one rename: readers see the old or the new file, whole."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> str:
+    """write_text_atomic for bytes."""
     staging = path.with_name(f".{path.name}.sqrtdk-partial-{os.getpid()}")
     try:
-        staging.write_text(text, encoding="utf-8")
+        staging.write_bytes(data)
         os.replace(staging, path)
     except BaseException:
         staging.unlink(missing_ok=True)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from sqrtdk import story
 
 HEADER = """# sqrtdk results
 
@@ -120,7 +123,10 @@ def render(configs: Sequence, results: Sequence, shown_at: Path) -> str:
     folder = configs[0].path.parent if configs else Path("configs")
     link = Path(os.path.relpath(folder.resolve(), shown_at.resolve())).as_posix()
     # named relative to the report, so that a results folder moved or copied with its configs still checks
-    parts = [HEADER.format(folder=link, link=link), "## Contents\n"]
+    parts = [HEADER.format(folder=link, link=link)]
+    if set(story.SOURCES.values()) <= {c.name for c in configs}:
+        parts.append(f"![{story.ALT}]({story.FOLDER}/story.png)\n\n{textwrap.fill(story.CAPTION, 110)}\n")
+    parts.append("## Contents\n")
     sections: list[str] = []
     said: set[str] = set()
     explained: set[str] = set()

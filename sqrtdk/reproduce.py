@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqrtdk import api, output, report
+from sqrtdk import api, output, report, story
 from sqrtdk.config import Config
 from sqrtdk.errors import InputError
 from sqrtdk.result import Result, write_all
@@ -229,7 +229,7 @@ def write(
 
 
 REPORT = "README.md"  # the report beside the config folders
-RESERVED = ("runs", "studies")  # results/runs/ and results/studies/: ad-hoc runs and study scripts write there
+RESERVED = ("runs", "studies", story.FOLDER)  # ad-hoc runs and study scripts write there; the story figure
 
 
 def check_names(configs: Sequence[Config]) -> None:
@@ -245,8 +245,10 @@ def check_names(configs: Sequence[Config]) -> None:
         elif name.startswith("."):
             why = "its results folder would be hidden, where sqrtdk keeps unfinished folders (or be . or ..)"
         elif name.casefold() in RESERVED:
-            who = "ad-hoc runs" if name.casefold() == "runs" else "study scripts"
-            why = f"{who} write into results/{name.casefold()}/ by default, its folder under the default --out"
+            who = {"runs": "ad-hoc runs write", "studies": "study scripts write"}.get(
+                name.casefold(), "reproduce draws"
+            )
+            why = f"{who} into results/{name.casefold()}/ by default, its folder under the default --out"
         elif name.casefold() in seen:
             other = seen[name.casefold()]
             why = f"it differs from {other.path} only in case, and both would have one results folder"
@@ -302,6 +304,10 @@ def _write(
     readme = out / "README.md"
     if not readme.exists() or readme.read_text(encoding="utf-8") != text:
         files.append(output.write_text_atomic(readme, text))
+    # the story figure is drawn from the rows of four configs: again when one of them was written
+    cited = [str(out / name) + os.sep for name in story.SOURCES.values()]
+    if plot and (any(f.startswith(tuple(cited)) for f in files) or not (out / story.FOLDER / "story.png").exists()):
+        files += story.write(out)
     return files
 
 

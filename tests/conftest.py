@@ -118,6 +118,7 @@ SLOW = (
     "test_tables::test_every_experiments_wrapped",
     "test_api::test_run_grid",
     "test_figure_design::test_every_committed",
+    "test_story::test_drawn_from",
 )
 
 
@@ -131,6 +132,7 @@ FIGURES = (
     "test_failures::test_any_mplbackend",
     "test_failures::test_an_unwritable_mplconfigdir",
     "test_cli::test_variance_figures",
+    "test_story::test_drawn_from",
 )
 
 
