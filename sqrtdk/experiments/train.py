@@ -339,7 +339,8 @@ def lr_figure(result: Result) -> Any:
                         [r["lr"] * shift[rule] for r in ok],
                         [r[key] for r in ok],
                         yerr=[r[key + "_se"] or 0.0 for r in ok],
-                        fmt=look.marker + "-",
+                        fmt=look.marker,
+                        linestyle=look.line,  # each rule its own line style too: it reads in greyscale
                         color=look.colour,
                         ms=4,
                         capsize=2,
