@@ -68,6 +68,17 @@ VARIANCE_INTERVAL_MIN_DK_HEAVY = 2
 # (d_k 1) is itself heavy-tailed (excess kurtosis 6 for Gaussian entries): there even that one missed 6
 # times below and 20 above. Below d_k 4 the kurtosis keeps its standard error, without an interval.
 KURTOSIS_INTERVAL_MIN_DK = 4
+# The bootstrap also needs replicates large enough that their kurtosis estimates are not too skewed: at 95%
+# (d_k 4, entries N(0.5, 2^2), 64 replicates) it missed 71 times below and 145 above in 3000 seeds with
+# 256 scores a replicate (75 +- 8.5 expected each side), 66 and 120 with 1024, 50 and 75 in 2000 seeds
+# with 2048 (50 +- 7), and 106 and 128 in 4000 seeds with 4096 (100 +- 9.9: still 2.8 sd above, where
+# experiments/coverage.py counts it). Below 4096 scores a replicate (2^18 in all) the kurtosis keeps its
+# standard error, without an interval.
+KURTOSIS_INTERVAL_MIN_PER_REPLICATE = 4096
+# Nor does it resolve the tails of 64 replicates: with 4096 scores a replicate it missed 16 times below and
+# 21 above at 99% in 2000 seeds (10 +- 3.2 expected each side), 2 and 16 at 99.9% in 4000 seeds
+# (2 +- 1.4). Above this level no interval is given.
+KURTOSIS_INTERVAL_MAX_LEVEL = 0.95
 
 
 # ---- the run and its rows ----
@@ -136,7 +147,8 @@ def variance_rows(
         var_interval = on_reciprocal_scale(var_est) if honest else (None, None)
         kurt_interval: tuple[float | None, float | None] = (None, None)
         kurtosis_se = normalised or finite >= KURTOSIS_SE_MIN_DF
-        if kurtosis_se and sample.d_k >= KURTOSIS_INTERVAL_MIN_DK:
+        resolved = per_replicate >= KURTOSIS_INTERVAL_MIN_PER_REPLICATE and level <= KURTOSIS_INTERVAL_MAX_LEVEL
+        if kurtosis_se and sample.d_k >= KURTOSIS_INTERVAL_MIN_DK and resolved:
             if name not in kurtosis_intervals:
                 kurtosis_intervals[name] = studentized_interval(
                     excess_kurtosis_of_sums, channel.sums, per_replicate, kurt_est, level
