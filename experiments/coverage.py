@@ -18,15 +18,16 @@ import time
 from common import heading, options, say
 
 from sqrtdk.core import exact, theory
+from sqrtdk.core.moments import REPLICATES
 from sqrtdk.core.rows import sample_rows
 from sqrtdk.core.sampling import Source
 from sqrtdk.core.scores import sample_scores
 from sqrtdk.core.theory import Entries
 from sqrtdk.experiments._attention import attention_rows
-from sqrtdk.experiments.variance import KURTOSIS_INTERVAL_MAX_LEVEL, variance_rows
+from sqrtdk.experiments.variance import KURTOSIS_INTERVAL_MAX_LEVEL, KURTOSIS_INTERVAL_MIN_PER_REPLICATE, variance_rows
 
 SAMPLES = 2**14  # scores per run of the variance cases (64 replicates of 256)
-KURTOSIS_SAMPLES = 2**18  # the kurtosis's interval needs 4096 a replicate (experiments/variance.py)
+KURTOSIS_SAMPLES = REPLICATES * KURTOSIS_INTERVAL_MIN_PER_REPLICATE  # 2^18: the least with a kurtosis interval
 
 # (label, d_k, entries, column, level, seeds): the variance where its interval is given (Student-t from
 # df 16 on), the kurtosis's bootstrap interval at the highest level it is given at, and a skewed mean of

@@ -82,50 +82,32 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
     axes = fig.subplots(1, 4)
     inches = 0.75 * fig.get_figwidth() / 4  # a title's width: its panel's, less the label beside it
 
-    def measured(ax: Any, x: list, y: list, low: list, high: list, rule: str, marker: str | None = None) -> None:
-        style = RULES[rule]
-        err = [[v - lo for v, lo in zip(y, low)], [hi - v for v, hi in zip(y, high)]]
-        ax.errorbar(x, y, yerr=err, fmt=marker or style.marker, color=style.colour, linestyle="none", zorder=3)
-
-    def theory(ax: Any, x: list, y: list, rule: str) -> None:
-        pairs = [(a, b) for a, b in zip(x, y) if b is not None]
-        if pairs:
-            ax.plot(*zip(*pairs), color=RULES[rule].colour, linestyle=RULES[rule].line, linewidth=0.9, zorder=2)
+    def along_d_k(ax: Any, part: str, column: str, theory: str | None = None, **match: Any) -> None:
+        """Each rule's `column` against d_k, markers with the rows' interval, and its `theory` as a line
+        where the rows give one."""
+        for rule in RULES_SHOWN:
+            style, at = RULES[rule], _pick(rows[part], scaling=rule, **match)
+            x, y = [r["d_k"] for r in at], [r[column] for r in at]
+            low, high = [r[column + "_ci_low"] for r in at], [r[column + "_ci_high"] for r in at]
+            err = [[v - lo for v, lo in zip(y, low)], [hi - v for v, hi in zip(y, high)]]
+            ax.errorbar(x, y, yerr=err, fmt=style.marker, color=style.colour, linestyle="none", zorder=3)
+            pairs = [(d, r[theory]) for d, r in zip(x, at) if theory and r[theory] is not None]
+            if pairs:
+                ax.plot(*zip(*pairs), color=style.colour, linestyle=style.line, linewidth=0.9, zorder=2)
+        ax.set_xscale("log", base=2)
+        plots.log_axis(ax, "x", base=2)
+        ax.set_xlabel(r"$d_k$")
 
     ax = axes[0]  # (a) the variance
-    for rule in RULES_SHOWN:
-        at = _pick(rows["variance"], scaling=rule)
-        x = [r["d_k"] for r in at]
-        measured(
-            ax,
-            x,
-            [r["variance"] for r in at],
-            [r["variance_ci_low"] for r in at],
-            [r["variance_ci_high"] for r in at],
-            rule,
-        )
-        theory(ax, x, [r["theory_variance"] for r in at], rule)
-    ax.set_xscale("log", base=2)
+    along_d_k(ax, "variance", "variance", "theory_variance")
     ax.set_yscale("log", base=2)
-    plots.log_axis(ax, "x", base=2)
     plots.log_axis(ax, "y", base=2)
     ax.xaxis.set_major_locator(FixedLocator([2.0**k for k in range(0, 13, 4)]))  # a narrow panel: every 4th
     ax.set_ylabel(r"Var$(c\,q\cdot k)$")
     ax.set_title(plots.wrap("(a) Var(q·k) grows like $d_k$; scaled, it is 1", inches), loc="left")
 
     ax = axes[1]  # (b) the entropy
-    for rule in RULES_SHOWN:
-        at = _pick(rows["saturation"], seq_len=N, scaling=rule)
-        x = [r["d_k"] for r in at]
-        measured(
-            ax,
-            x,
-            [r["entropy_ratio_mean"] for r in at],
-            [r["entropy_ratio_mean_ci_low"] for r in at],
-            [r["entropy_ratio_mean_ci_high"] for r in at],
-            rule,
-        )
-        theory(ax, x, [r["theory_entropy_ratio"] for r in at], rule)
+    along_d_k(ax, "saturation", "entropy_ratio_mean", "theory_entropy_ratio", seq_len=N)
     frozen = freezing_d_k(rows)
     ax.axvline(frozen, color="0.35", linestyle=":", linewidth=0.9)
     ax.text(
@@ -135,31 +117,18 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
         fontsize=plots.look().font * 0.9,
         va="bottom",
     )
-    ax.set_xscale("log", base=2)
-    plots.log_axis(ax, "x", base=2)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("entropy / ln $n$")
     ax.set_title(plots.wrap(f"(b) unscaled, rows of $n$ = {N} freeze", inches), loc="left")
 
     ax = axes[2]  # (c) the gradient
-    for rule in RULES_SHOWN:
-        at = _pick(rows["gradient"], seq_len=N, scaling=rule)
-        measured(
-            ax,
-            [r["d_k"] for r in at],
-            [r["vanishing_fraction"] for r in at],
-            [r["vanishing_fraction_ci_low"] for r in at],
-            [r["vanishing_fraction_ci_high"] for r in at],
-            rule,
-        )
-    ax.set_xscale("log", base=2)
-    plots.log_axis(ax, "x", base=2)
+    along_d_k(ax, "gradient", "vanishing_fraction", seq_len=N)
     ax.set_ylim(-0.03, 1.0)
     ax.set_ylabel(f"share, $\\|J\\|_F < {eps:g}$")
     ax.set_title(plots.wrap("(c) and those rows pass no gradient", inches), loc="left")
 
     ax = axes[3]  # (d) training: each seed a dot, their mean a marker
-    start = []
+    start, lowest = [], []
     for rule in RULES_SHOWN:
         at = sorted(
             (
@@ -180,6 +149,7 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
         )
         for r in at:
             seeds = [v for v in r["seed_loss"] if v is not None]
+            lowest += seeds
             ax.plot(
                 [r["lr"]] * len(seeds), seeds, linestyle="none", marker=".", color=style.colour, alpha=0.6, zorder=2
             )
@@ -187,8 +157,7 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
     ax.axhline(max(start), color="0.35", linestyle=":", linewidth=0.9)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    low = min(min(r["seed_loss"]) for r in rows["training"] if r["d_k"] == TRAIN_D_K and r["scaling"] in RULES_SHOWN)
-    ax.set_ylim(low / 2, max(start) * 8)
+    ax.set_ylim(min(lowest) / 2, max(start) * 8)
     ax.text(0.02, 0.97, "at the start", transform=ax.transAxes, va="top", fontsize=plots.look().font * 0.9)
     plots.log_axis(ax, "x")
     plots.log_axis(ax, "y")
@@ -196,8 +165,6 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
     ax.set_ylabel("held-out loss")
     ax.set_title(plots.wrap(f"(d) at $d_k$ = {TRAIN_D_K}, only scaled learns the task", inches), loc="left")
 
-    for ax in axes[:3]:
-        ax.set_xlabel(r"$d_k$")
     handles = [
         Line2D(
             [],
