@@ -25,6 +25,26 @@ def test_power_sums_give_numpy_moments():
     assert scaled.excess_kurtosis == pytest.approx(m.excess_kurtosis)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (40, 256), (9, 4096), (5, 8192), (3, 8193), (2, 40000)])
+def test_block_power_sums_do_not_depend_on_how_many_blocks_come_at_once(shape):
+    """Short blocks are reduced several at once: each block's sums are the same to the bit as the block
+    alone, and as exact sums (math.fsum in float64) to rounding; adding rows in order likewise."""
+    rng = np.random.default_rng(shape[1])
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    together = block_power_sums(x, 0.5)
+    alone = np.vstack([block_power_sums(block[None, :], 0.5) for block in x])
+    assert np.array_equal(together, alone)
+    y = x.astype(np.float64) - 0.5
+    exact = np.array([[math.fsum(row**p) for p in (1, 2, 3, 4)] for row in y])
+    scale = np.array([[math.fsum(np.abs(row) ** p) for p in (1, 2, 3, 4)] for row in y])
+    assert np.all(np.abs(together - exact) <= 1e-12 * scale)
+    in_order = np.zeros(4)
+    for row in together:
+        in_order = in_order + row
+    for cut in (0, 1, 5, len(together)):  # the loop for a few rows and the cumulative sum for many
+        assert np.array_equal(add_in_order(add_in_order(np.zeros(4), together[:cut]), together[cut:]), in_order)
+
+
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 8, 15, 16, 31, 63, 64, 200, 1999, 2000, 2001, 10**5])
 @pytest.mark.parametrize("p", [0.05, 0.6, 0.975, 0.9995])
 def test_t_quantile_against_scipy(p, df):

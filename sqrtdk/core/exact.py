@@ -162,11 +162,25 @@ def _row(n: int, x0: float, h: float, a: np.ndarray, max_prob: float, a0: np.nda
 def _largest_terms(n: int, kernel: np.ndarray, w: list[np.ndarray], d: list[np.ndarray]) -> float:
     """The sum over a block of taus and nodes of E[max p]'s integrand: n w g1 D^(n-1) for iid logits, or,
     with a second law apart (w[1], d[1]), w0 g1 D^(n-1) + (n - 1) w g1 D0 D^(n-2)."""
-    log_d = np.log(d[0])
     if len(w) == 1:
-        return n * float(np.sum(w[0] * kernel * np.exp((n - 1) * log_d)))
-    rest = np.exp((n - 2) * log_d) if n > 2 else np.ones_like(log_d)
-    return float(np.sum(kernel * (w[1] * np.exp((n - 1) * log_d) + (n - 1) * w[0] * d[1] * rest)))
+        return n * float(np.sum(w[0] * kernel * _power(d[0], n - 1)))
+    rest = _power(d[0], n - 2) if n > 2 else np.ones_like(d[0])
+    return float(np.sum(kernel * (w[1] * rest * d[0] + (n - 1) * w[0] * d[1] * rest)))
+
+
+def _power(x: np.ndarray, k: int) -> np.ndarray:
+    """x^k for 0 < x <= 1 and k >= 1: by repeated squaring for small k (a few products instead of a
+    logarithm and an exponential a value), as exp(k log x) beyond; both to a relative k * 1e-16."""
+    if k > 64:
+        return np.exp(k * np.log(x))
+    while not k & 1:  # the lowest set bit of k first
+        x, k = x * x, k >> 1
+    result, square = x.copy(), x
+    while k := k >> 1:
+        square = square * square
+        if k & 1:
+            result *= square
+    return result
 
 
 def _max_prob(n: int, x0: float, h: float, a: np.ndarray, a0: np.ndarray | None = None, on_nodes: bool = True) -> float:
