@@ -144,6 +144,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
         if any(module == drawn or name.startswith(drawn) for drawn in FIGURES):
             item.add_marker(pytest.mark.figures)
+    # the slow tests first, in their order: spread over the workers while there is work for all of them,
+    # instead of one worker finishing a long test alone at the end
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 STANDIN = [sys.executable, str(Path(__file__).with_name("standin.py"))]  # `python -m sqrtdk`, stand-in figures

@@ -18,31 +18,33 @@ def _texts(fig):
 
 
 def _figures():
-    yield "variance_vs_dk", sqrtdk.run("variance", dim=[4, 16], samples=4096, scaling=["none", "sqrt", "qknorm"])
-    yield "histogram_dk16", sqrtdk.run("variance", dim=16, samples=4096)
-    yield "saturation_vs_dk", sqrtdk.run("saturation", dim=[4, 16], seq_len=[8, 32], samples=256)
-    yield "gradient_vs_n", sqrtdk.run("gradient", dim=[4, 16], seq_len=[8, 32], samples=256)
-    yield "saturation_vs_dk", sqrtdk.run("saturation", dim=16, seq_len=8, samples=256)  # one point: per rule
-    yield "ssmax_toy", sqrtdk.run("toy", seq_len=[10, 100])
-    yield (
-        "variance_by_setting",
-        sqrtdk.run("variance", inputs="projected", init=["lecun", "xavier"], samples=4096),
-    )
+    """(figure name, run) of every kind of figure, each run drawn in each style."""
+    return [
+        ("variance_vs_dk", sqrtdk.run("variance", dim=[4, 16], samples=4096, scaling=["none", "sqrt", "qknorm"])),
+        ("histogram_dk16", sqrtdk.run("variance", dim=16, samples=4096)),
+        ("saturation_vs_dk", sqrtdk.run("saturation", dim=[4, 16], seq_len=[8, 32], samples=256)),
+        ("gradient_vs_n", sqrtdk.run("gradient", dim=[4, 16], seq_len=[8, 32], samples=256)),
+        ("saturation_vs_dk", sqrtdk.run("saturation", dim=16, seq_len=8, samples=256)),  # one point: per rule
+        ("ssmax_toy", sqrtdk.run("toy", seq_len=[10, 100])),
+        ("variance_by_setting", sqrtdk.run("variance", inputs="projected", init=["lecun", "xavier"], samples=4096)),
+    ]
 
 
-@pytest.mark.parametrize("style", ["paper", "slide"])
-def test_no_text_is_smaller_than_the_style_and_the_width_is_the_styles(style):
-    look = plots.Look(style)
-    plots.use(look)
-    try:
-        for name, result in _figures():
-            fig = result.figures()[name]()
-            sizes = {round(t.get_fontsize(), 2) for t in _texts(fig)}
-            assert min(sizes) >= look.font, (name, sizes)
-            panels = len([a for a in fig.axes if a.get_visible() and a.axison])
-            assert fig.get_figwidth() == pytest.approx(look.width(1 if panels == 1 else 2)), name
-    finally:
-        plots.use(plots.Look())
+def test_no_text_is_smaller_than_the_style_and_the_width_is_the_styles():
+    """Every kind of figure drawn in both styles from the same runs."""
+    figures = _figures()
+    for style in ("paper", "slide"):
+        look = plots.Look(style)
+        plots.use(look)
+        try:
+            for name, result in figures:
+                fig = result.figures()[name]()
+                sizes = {round(t.get_fontsize(), 2) for t in _texts(fig)}
+                assert min(sizes) >= look.font, (style, name, sizes)
+                panels = len([a for a in fig.axes if a.get_visible() and a.axison])
+                assert fig.get_figwidth() == pytest.approx(look.width(1 if panels == 1 else 2)), (style, name)
+        finally:
+            plots.use(plots.Look())
 
 
 def test_paper_and_slide_are_stated_widths():
