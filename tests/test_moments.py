@@ -45,6 +45,22 @@ def test_block_power_sums_do_not_depend_on_how_many_blocks_come_at_once(shape):
         assert np.array_equal(add_in_order(add_in_order(np.zeros(4), together[:cut]), together[cut:]), in_order)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 999, 4999])
+def test_tail_quantiles_are_numpys_to_the_bit(n):
+    """The bootstrap intervals' quantiles from four order statistics: np.quantile's default (linear
+    interpolation) to the bit, skewed values and ties included, at every level sqrtdk offers."""
+    from sqrtdk.core.moments import tail_quantiles
+
+    rng = np.random.default_rng(n)
+    for draw in range(20):
+        t = rng.standard_normal(n) ** 3
+        if draw % 4 == 0:
+            t = np.round(t, 1)  # ties
+        for level in (0.5, 0.9, 0.95, 0.99, 0.999):
+            alpha = 1 - level
+            assert tail_quantiles(t, alpha) == tuple(np.quantile(t, [alpha / 2, 1 - alpha / 2])), (n, level)
+
+
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 8, 15, 16, 31, 63, 64, 200, 1999, 2000, 2001, 10**5])
 @pytest.mark.parametrize("p", [0.05, 0.6, 0.975, 0.9995])
 def test_t_quantile_against_scipy(p, df):

@@ -289,9 +289,8 @@ def studentized_interval(
             t = (value - theta) / spread
         studentized.append(t[np.isfinite(t)])
     t = np.concatenate(studentized)
-    alpha = 1 - level
-    q_low, q_high = np.quantile(t, [alpha / 2, 1 - alpha / 2])
-    return theta - float(q_high) * se, theta - float(q_low) * se
+    q_low, q_high = tail_quantiles(t, 1 - level)
+    return theta - q_high * se, theta - q_low * se
 
 
 def batch_means(value: float, replicate_values: np.ndarray, level: float) -> Estimate:
@@ -343,8 +342,23 @@ def mean_interval(estimate: Estimate, replicate_values: np.ndarray, level: float
     spreads = np.sqrt(variances / r)
     kept = spreads > 0
     t = (means[kept] - mean / unit) / spreads[kept]
-    q_low, q_high = np.quantile(t, [alpha / 2, 1 - alpha / 2])
-    return mean - float(q_high) * se, mean - float(q_low) * se
+    q_low, q_high = tail_quantiles(t, alpha)
+    return mean - q_high * se, mean - q_low * se
+
+
+def tail_quantiles(t: np.ndarray, alpha: float) -> tuple[float, float]:
+    """np.quantile(t, [alpha / 2, 1 - alpha / 2]) to the bit (its default, linear interpolation between
+    order statistics), from the four order statistics it needs: a bootstrap's interval in a tenth of
+    np.quantile's time, most of which is its generality."""
+    n = len(t)
+    positions = (n - 1) * np.array([alpha / 2, 1 - alpha / 2])
+    below = np.floor(positions).astype(np.intp)
+    above = np.minimum(below + 1, n - 1)
+    ordered = np.partition(t, np.unique(np.concatenate([below, above])))
+    a, b, gamma = ordered[below], ordered[above], positions - below
+    diff = b - a
+    out = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return float(out[0]), float(out[1])
 
 
 @lru_cache(maxsize=16)
