@@ -677,8 +677,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line on stderr and an exit code for every way a run can end."""
     import os
 
-    from sqrtdk.executors import ServiceLost
+    from sqrtdk.executors import ServiceLost, keep_freed_memory
 
+    keep_freed_memory()
     for signum in SIGNAL_CODES:  # Ctrl-C too: Typer would turn a KeyboardInterrupt into a silent exit 130
         signal.signal(signum, _terminate)
     if sys.stdout is None:  # started with stdout closed: the files are still written

@@ -19,6 +19,24 @@ CONNECT_TIMEOUT = "10s"  # how long to wait for a Dask scheduler to answer
 _task_threads: int | None = None  # threads one task may use; None: all cores (set in worker processes)
 
 
+FREED_MEMORY_KEPT = 64 * 2**20  # bytes
+
+
+def keep_freed_memory() -> None:
+    """Let this process, and the processes it starts, keep up to FREED_MEMORY_KEPT of freed memory for its
+    next arrays (glibc's M_TOP_PAD). By default glibc gives the top of its heap back to the system at
+    every free, so each of numpy's temporaries of a megabyte or more is mapped and faulted in anew: the
+    page faults then take several times the arithmetic (ten times, 2.4 ms against 0.25, for five products of
+    arrays of 1 MiB on a virtual machine). No effect where the C library is not glibc."""
+    import ctypes
+
+    os.environ.setdefault("MALLOC_TOP_PAD_", str(FREED_MEMORY_KEPT))  # read by glibc as a process starts
+    try:
+        ctypes.CDLL(None).mallopt(-2, FREED_MEMORY_KEPT)  # -2: M_TOP_PAD
+    except (AttributeError, OSError):
+        pass
+
+
 class ServiceLost(Exception):
     """A service the run depends on went away mid-run (the Dask scheduler): exit code 69."""
 

@@ -35,6 +35,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 from standin import stand_in
 
 from sqrtdk.cli import main
+from sqrtdk.executors import keep_freed_memory
+
+keep_freed_memory()  # as the command line does: in this process, and in every process a test starts
 
 # The same examples on every run and machine (a failure seen once is seen again), and no deadline: an
 # example that a busy machine runs slowly has not failed. Nothing is stored in the checkout.
