@@ -33,7 +33,7 @@ def keep_freed_memory() -> None:
     os.environ.setdefault("MALLOC_TOP_PAD_", str(FREED_MEMORY_KEPT))  # read by glibc as a process starts
     try:
         ctypes.CDLL(None).mallopt(-2, FREED_MEMORY_KEPT)  # -2: M_TOP_PAD
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):  # no mallopt (macOS), no C library by that name (Windows)
         pass
 
 
