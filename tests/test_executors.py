@@ -158,3 +158,24 @@ def test_a_killed_run_not_yet_reaped_counts_as_gone():
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_command_line_keeps_freed_memory_in_the_processes_it_starts(monkeypatch):
+    """keep_freed_memory names the padding in the environment that workers start with (glibc reads it as
+    a process starts), leaves a value the user set, and may be called again."""
+    import os
+    import subprocess
+    import sys
+
+    from sqrtdk.executors import FREED_MEMORY_KEPT, keep_freed_memory
+
+    monkeypatch.delenv("MALLOC_TOP_PAD_", raising=False)
+    keep_freed_memory()
+    keep_freed_memory()
+    seen = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.environ['MALLOC_TOP_PAD_'])"], capture_output=True, text=True
+    )
+    assert seen.stdout.strip() == str(FREED_MEMORY_KEPT) == str(64 * 2**20)
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "1048576")
+    keep_freed_memory()
+    assert os.environ["MALLOC_TOP_PAD_"] == "1048576"
