@@ -241,6 +241,7 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
     """The one run path: check the target, run, write (when `writes`), print, and give a check's verdict.
     `options` holds the shared options' values, by name."""
     from sqrtdk import api
+    from sqrtdk.executors import keep_freed_memory
     from sqrtdk.output import check_replaceable, check_writable
     from sqrtdk.plots import Look
 
@@ -252,6 +253,7 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
     chatty = _chatty(quiet)
     if plot:
         _settle_matplotlib(chatty)
+    keep_freed_memory()  # once the input is good: --help and a refusal do not load ctypes
     with _progress(chatty) as progress:
         result = api.run_params(
             spec.name,
@@ -428,6 +430,7 @@ def _reproduce(
     ones not named keep their committed results)."""
     from sqrtdk import config as configs
     from sqrtdk import reproduce
+    from sqrtdk.executors import keep_freed_memory
     from sqrtdk.output import check_writable
 
     folder, loaded, chosen = configs.selection(targets or [])
@@ -459,6 +462,7 @@ def _reproduce(
     chatty = _chatty(quiet)
     if not check:
         _settle_matplotlib(chatty)
+    keep_freed_memory()
     with _progress(chatty) as progress:
         results = reproduce.run(
             runnable, values["workers"], values["scheduler"], progress, figures=not check, limits=limits
@@ -677,9 +681,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line on stderr and an exit code for every way a run can end."""
     import os
 
-    from sqrtdk.executors import ServiceLost, keep_freed_memory
+    from sqrtdk.executors import ServiceLost
 
-    keep_freed_memory()
     for signum in SIGNAL_CODES:  # Ctrl-C too: Typer would turn a KeyboardInterrupt into a silent exit 130
         signal.signal(signum, _terminate)
     if sys.stdout is None:  # started with stdout closed: the files are still written
