@@ -394,7 +394,7 @@ def _config_run(app: typer.Typer) -> None:
 
 REPRODUCE_OUT = Shared(
     "--out",
-    "canonical results folder: <config name>/ per config and README.md  [default: results]",
+    "canonical results folder: <config name>/ per config, README.md and details.md  [default: results]",
     "results",
     "DIR",
     NonEmpty(),
@@ -426,8 +426,8 @@ def _reproduce(
     max_time: Annotated[str | None, MAX_TIME.option()] = None,
 ) -> None:
     """Regenerate the canonical results: every config of a folder, or the configs named, each into
-    <out>/<config name>/, and the generated report <out>/README.md (written from every config's rows: the
-    ones not named keep their committed results)."""
+    <out>/<config name>/, and the generated report, <out>/README.md and <out>/details.md (written from every
+    config's rows: the ones not named keep their committed results)."""
     from sqrtdk import config as configs
     from sqrtdk import reproduce
     from sqrtdk.executors import keep_freed_memory

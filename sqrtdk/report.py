@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,24 @@ from sqrtdk import story
 
 HEADER = """# sqrtdk results
 
-Attention divides its scores by sqrt(d_k) because, for query and key entries that are independent with
-mean 0 and variance 1, q.k has variance d_k: unscaled, the softmax saturates as d_k grows and its
-gradients vanish. Each section below measures one step of that argument: a figure, the config that made
-it, and a reading of its numbers, generated from the tables beside it.
+Attention divides its scores by sqrt(d_k) because, for query and key entries that are independent with mean 0 and variance 1, q.k has variance d_k: unscaled, the softmax saturates as d_k grows and its gradients vanish. Each section below measures one step of that argument: its figures first, then a reading of its numbers, generated from the tables beside it; [details.md](details.md) holds every reading with its tables.
 
-This file and every folder beside it are written by `sqrtdk reproduce` from the configs in
-[`{folder}/`]({link}/); `sqrtdk reproduce --check` tells whether they are stale. Do not edit them by hand.
+This file and every folder beside it are written by `sqrtdk reproduce` from the configs in [`{folder}/`]({link}/); `sqrtdk reproduce --check` tells whether they are stale. Do not edit them by hand.
 """
+DETAILS = "details.md"  # every reading, tables included, beside the report
+DETAILS_HEADER = """# sqrtdk results: every reading
+
+Each config's reading in full, with the tables that compare its settings; the figures and the summary are in [README.md](README.md). Written by `sqrtdk reproduce` from the configs in [`{folder}/`]({link}/); do not edit by hand.
+"""
+PAGES = ("README.md", DETAILS)
 
 
 def is_report(path: Path) -> bool:
-    """Whether `path` holds a report that sqrtdk wrote (it starts with the report's heading)."""
+    """Whether `path` holds a page of the report that sqrtdk wrote (it starts with that page's heading)."""
+    headings = {HEADER.splitlines(keepends=True)[0], DETAILS_HEADER.splitlines(keepends=True)[0]}
     try:
         with open(path, encoding="utf-8") as file:
-            return file.readline() == HEADER.splitlines(keepends=True)[0]
+            return file.readline() in headings
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -90,57 +92,63 @@ CONCEPTS = {
 
 REFERENCES = """## References
 
-1. Vaswani et al. 2017, "Attention Is All You Need", section 3.2.1 and footnote 4: Var(q.k) = d_k for
-   independent mean-0, variance-1 entries, hence the 1/sqrt(d_k). Base model d_k = d_model / h = 64.
-   The closed forms for other means, variances, correlations and distributions, and the variance-gamma
-   density, are derived in sqrtdk/core/theory.py (README: How the numbers are made).
-2. Efron and Stein 1981, "The jackknife estimate of variance", Annals of Statistics 9(3): the jackknife
-   standard errors and intervals over independent replicates.
-3. Yang et al. 2022, "Tensor Programs V: Tuning Large Neural Networks via Zero-Shot Hyperparameter
-   Transfer" (muP), arXiv 2203.03466: attention scaled by 1/d_head, section on attention logits.
-4. Derrida 1981, "Random-energy model: an exactly solvable model of disordered systems", Physical Review
-   B 24: the freezing transition at s_c.
-5. Giorlandino and Goldt 2025, arXiv 2505.24333: the random-energy model mapped onto attention at
-   initialisation (entropy and participation below s_c).
-6. Dehghani et al. 2023, "Scaling Vision Transformers to 22 Billion Parameters", arXiv 2302.05442:
-   LayerNorm on queries and keys (QK-norm) against attention-logit growth.
-7. Nakanishi 2025, "Scalable-Softmax Is Superior for Attention", arXiv 2501.19399: logits times s ln n,
-   and its toy example (one logit 3, the rest -2; s = 0.43), whose published weights the toy section
-   reproduces.
-8. Wortsman et al. 2023, "Small-scale proxies for large-scale Transformer training instabilities",
-   arXiv 2309.14322: attention-logit growth at high learning rates, QK-layernorm against it, and the LR
-   sensitivity defined in section 2.2.
-9. Clark et al. 2019, "What Does BERT Look At? An Analysis of BERT's Attention", arXiv 1906.04341: heads
-   that attend to [SEP] and [CLS] (more than half of BERT-base's attention in layers 6-10 goes to [SEP]).
-10. Zhai et al. 2023, "Stabilizing Transformer Training by Preventing Attention Entropy Collapse",
-   arXiv 2303.06296: sigma = ||W_Q W_K^T||_2 / sqrt(d_head), the attention logits' largest gain.
+1. Vaswani et al. 2017, "Attention Is All You Need", section 3.2.1 and footnote 4: Var(q.k) = d_k for independent mean-0, variance-1 entries, hence the 1/sqrt(d_k). Base model d_k = d_model / h = 64. The closed forms for other means, variances, correlations and distributions, and the variance-gamma density, are derived in sqrtdk/core/theory.py (README: How the numbers are made).
+2. Efron and Stein 1981, "The jackknife estimate of variance", Annals of Statistics 9(3): the jackknife standard errors and intervals over independent replicates.
+3. Yang et al. 2022, "Tensor Programs V: Tuning Large Neural Networks via Zero-Shot Hyperparameter Transfer" (muP), arXiv 2203.03466: attention scaled by 1/d_head, section on attention logits.
+4. Derrida 1981, "Random-energy model: an exactly solvable model of disordered systems", Physical Review B 24: the freezing transition at s_c.
+5. Giorlandino and Goldt 2025, arXiv 2505.24333: the random-energy model mapped onto attention at initialisation (entropy and participation below s_c).
+6. Dehghani et al. 2023, "Scaling Vision Transformers to 22 Billion Parameters", arXiv 2302.05442: LayerNorm on queries and keys (QK-norm) against attention-logit growth.
+7. Nakanishi 2025, "Scalable-Softmax Is Superior for Attention", arXiv 2501.19399: logits times s ln n, and its toy example (one logit 3, the rest -2; s = 0.43), whose published weights the toy section reproduces.
+8. Wortsman et al. 2023, "Small-scale proxies for large-scale Transformer training instabilities", arXiv 2309.14322: attention-logit growth at high learning rates, QK-layernorm against it, and the LR sensitivity defined in section 2.2.
+9. Clark et al. 2019, "What Does BERT Look At? An Analysis of BERT's Attention", arXiv 1906.04341: heads that attend to [SEP] and [CLS] (more than half of BERT-base's attention in layers 6-10 goes to [SEP]).
+10. Zhai et al. 2023, "Stabilizing Transformer Training by Preventing Attention Entropy Collapse", arXiv 2303.06296: sigma = ||W_Q W_K^T||_2 / sqrt(d_head), the attention logits' largest gain.
 """
 
 
-def render(configs: Sequence, results: Sequence, shown_at: Path) -> str:
-    """The report for `configs` and their `results`, with links relative to the folder `shown_at`; its
-    heading names the folder the configs came from."""
+def pages(configs: Sequence, results: Sequence, shown_at: Path) -> dict[str, str]:
+    """The report's pages for `configs` and their `results`, by file name: README.md (the summary, the
+    story figure and each config's figures and reading without its tables) and details.md (every reading
+    in full). Links are relative to the folder `shown_at`; the headings name the folder the configs came
+    from."""
     folder = configs[0].path.parent if configs else Path("configs")
     link = Path(os.path.relpath(folder.resolve(), shown_at.resolve())).as_posix()
     # named relative to the report, so that a results folder moved or copied with its configs still checks
     parts = [HEADER.format(folder=link, link=link)]
+    from sqrtdk import summary  # it words its numbers with this module's helpers
+
+    titles = {c.name: c.title or c.name for c in configs}
+    found = summary.steps({c.name: r for c, r in zip(configs, results)})
+    if found:
+        parts += ["## Summary\n", "| step of the argument | verdict | the number behind it |", "|---|---|---|"]
+        parts += [f"| [{s.claim}](#{anchor(titles[name])}) | {s.verdict} | {_cell(s.number)} |" for name, s in found]
+        parts.append(f"\n{summary.VERDICTS}\n")
     if set(story.SOURCES.values()) <= {c.name for c in configs}:
-        parts.append(f"![{story.ALT}]({story.FOLDER}/story.png)\n\n{textwrap.fill(story.CAPTION, 110)}\n")
-    parts.append("## Contents\n")
+        parts.append(f"![{story.ALT}]({story.FOLDER}/story.png)\n\n{story.CAPTION}\n")
+    details = [DETAILS_HEADER.format(folder=link, link=link)]
+    contents: list[tuple[str, list[str]]] = []
     sections: list[str] = []
     said: set[str] = set()
+    said_in_full: set[str] = set()
     explained: set[str] = set()
-    part = None
     for config, result in zip(configs, results):
         heading = [h for start, h in PARTS if config.order >= start][-1]
-        if heading != part:
-            part = heading
-            parts.append(f"- **{heading}**")
+        if not contents or contents[-1][0] != heading:
+            contents.append((heading, []))
             sections.append(f"# {heading}\n")
-        parts.append(f"  - [{config.title or config.name}](#{anchor(config.title or config.name)})")
+        title = config.title or config.name
+        contents[-1][1].append(f"[{title}](#{anchor(title)})")
         sections.append(section(config, result, shown_at, said, explained))
+        details.append(reading_in_full(config, result, shown_at, said_in_full))
+    parts.append("## Contents\n")
+    parts += [f"- **{heading}**: " + " · ".join(links) for heading, links in contents]
     parts.append("- [References](#references)\n")
-    return "\n".join([*parts, *sections, REFERENCES]).rstrip() + "\n"
+    report = "\n".join([*parts, *sections, REFERENCES]).rstrip() + "\n"
+    return {"README.md": report, DETAILS: "\n".join(details).rstrip() + "\n"}
+
+
+def render(configs: Sequence, results: Sequence, shown_at: Path) -> str:
+    """The report's main page, README.md (see `pages`)."""
+    return pages(configs, results, shown_at)["README.md"]
 
 
 def anchor(title: str) -> str:
@@ -149,14 +157,39 @@ def anchor(title: str) -> str:
     return kept.replace(" ", "-")
 
 
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: a bar that is not a column border escaped."""
+    return text.replace("|", "\\|")
+
+
+def _is_table(item: str) -> bool:
+    return "\n|" in item
+
+
+SHORT_TABLE = 3  # rows of a reading's table that the report shows; longer tables are in details.md only
+ONLY_TABLE = 5  # rows of a table that the report shows when that table is the whole reading
+
+
+def _table_rows(item: str) -> int:
+    return sum(line.startswith("|") for line in item.splitlines()) - 2
+
+
+def _in_report(item: str, items: Sequence[str]) -> bool:
+    """Whether a reading's item goes into the report: a sentence, a table of at most SHORT_TABLE rows, or
+    one of at most ONLY_TABLE rows that is the only item of `items` (a reading's items not said before)."""
+    if not _is_table(item):
+        return True
+    return _table_rows(item) <= (ONLY_TABLE if len(items) == 1 else SHORT_TABLE)
+
+
 def section(config, result, shown_at: Path, said: set[str] | None = None, explained: set[str] | None = None) -> str:
-    """One config's section: title, description, figures, the reading (sentences, and small tables
-    where a reading compares several settings), the concepts it names for the first time, the tables'
-    and the config's links. A sentence that an earlier section has said already is not said again."""
+    """One config's section of the report: title, description, figures, the reading's sentences and short
+    tables (its longer tables are in details.md), the concepts it names for the first time, and one line of links (sources,
+    tables, the full reading, the config). A sentence an earlier section has said is not said again."""
     said = set() if said is None else said
     explained = set() if explained is None else explained
-    name = config.name
-    lines = [f"## {config.title or name}", ""]
+    name, title = config.name, config.title or config.name
+    lines = [f"## {title}", ""]
     if config.description:
         lines += [config.description, ""]
     figures = list(result.figures())
@@ -166,31 +199,52 @@ def section(config, result, shown_at: Path, said: set[str] | None = None, explai
     others = [f for f in figures if f not in shown]
     if others:
         lines += ["More figures: " + ", ".join(f"[{f}]({name}/{f}.png)" for f in others) + ".", ""]
-    for item in result.spec.reading(result):
-        if item in said:
+    items = [item for item in result.spec.reading(result) if item not in said]
+    for item in items:
+        if not _in_report(item, items):
             continue
         said.add(item)
-        lines += ["", item, ""] if "\n|" in item else [f"- {item}"]
+        lines += ["", item, ""] if _is_table(item) else [f"- {item}"]
     text = "\n".join([*lines, config.text])
     new = [c for c in CONCEPTS if c not in explained and any(t in text for t in TRIGGERS.get(c, (c,)))]
     if new:
         explained.update(new)
         lines += ["", "Terms: " + " ".join(CONCEPTS[c] for c in new)]
     cited = [n for n, triggers in SOURCES.items() if any(t in text for t in triggers)]
-    if cited:
-        lines += ["", "Sources: " + ", ".join(f"[{n}](#references)" for n in cited) + "."]
-    config_link = Path(os.path.relpath(config.path.resolve(), shown_at.resolve())).as_posix()
+    links = ["Sources: " + ", ".join(f"[{n}](#references)" for n in cited) + "."] if cited else []
+    tables = sum(not _in_report(item, items) for item in items)
+    full = f"[{tables} more table{'s' * (tables != 1)}, every reading]" if tables else "[The reading in full]"
+    links += [
+        f"Rows: [rows.md]({name}/rows.md), [csv]({name}/rows.csv), [json]({name}/rows.json).",
+        f"{full}({DETAILS}#{anchor(title)}).",
+        f"Config: [`{config.path.name}`]({_config_link(config, shown_at)}).",
+    ]
+    lines += ["", " ".join(links), ""]
+    return "\n".join(line for i, line in enumerate(lines) if line or i == 0 or lines[i - 1])
+
+
+def reading_in_full(config, result, shown_at: Path, said: set[str] | None = None) -> str:
+    """One config's section of details.md: its whole reading, tables included, with its rows and config."""
+    said = set() if said is None else said
+    name, title = config.name, config.title or config.name
+    lines = [f"## {title}", ""]
+    for item in result.spec.reading(result):
+        if item in said:
+            continue
+        said.add(item)
+        lines += ["", item, ""] if _is_table(item) else [f"- {item}"]
     lines += [
         "",
-        f"Tables: [rows.md]({name}/rows.md), [rows.csv]({name}/rows.csv), "
-        f"[rows.json]({name}/rows.json). Config: [`{config.path.name}`]({config_link}):",
-        "",
-        "```toml",
-        config.text.rstrip(),
-        "```",
+        f"Figures and summary: [README.md](README.md#{anchor(title)}). Rows: [rows.md]({name}/rows.md), "
+        f"[csv]({name}/rows.csv), [json]({name}/rows.json). Config: "
+        f"[`{config.path.name}`]({_config_link(config, shown_at)}).",
         "",
     ]
     return "\n".join(line for i, line in enumerate(lines) if line or i == 0 or lines[i - 1])
+
+
+def _config_link(config, shown_at: Path) -> str:
+    return Path(os.path.relpath(config.path.resolve(), shown_at.resolve())).as_posix()
 
 
 # ---- wording built from numbers: one format for every number ----

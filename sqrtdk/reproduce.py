@@ -215,7 +215,7 @@ def write(
     progress: Callable[[int, int], None] | None = None,
     skip: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Write out/<config name>/ for each config and out/README.md; drop canonical folders of removed configs.
+    """Write out/<config name>/ for each config and the report (out/README.md, out/details.md); drop canonical folders of removed configs.
 
     Values that agree with those already in `out` are kept (see `settle`), and a folder or report whose
     files come out identical is left untouched. Returns the paths written. `shown_at` is where the report
@@ -228,7 +228,6 @@ def write(
         return _write(configs, results, out, plot, shown_at, workers, progress, skip or {})
 
 
-REPORT = "README.md"  # the report beside the config folders
 RESERVED = ("runs", "studies", story.FOLDER)  # ad-hoc runs and study scripts write there; the story figure
 
 
@@ -240,8 +239,8 @@ def check_names(configs: Sequence[Config]) -> None:
     seen: dict[str, Config] = {}
     for config in configs:
         name, why = config.name, None
-        if name.casefold() == REPORT.casefold():
-            why = f"its results folder would be the report, <out>/{REPORT}"
+        if name.casefold() in (page.casefold() for page in report.PAGES):
+            why = f"its results folder would be the report's page <out>/{name}"
         elif name.startswith("."):
             why = "its results folder would be hidden, where sqrtdk keeps unfinished folders (or be . or ..)"
         elif name.casefold() in RESERVED:
@@ -259,7 +258,7 @@ def check_names(configs: Sequence[Config]) -> None:
 
 def check_targets(configs: Sequence[Config], out: Path) -> None:
     """Refuse, before any work, to write where something that sqrtdk did not make would be replaced: a
-    config's results folder, or a README.md that is not its report."""
+    config's results folder, or a README.md or details.md that is not a page of its report."""
     for config in configs:
         target = out / config.name
         if not output.replaceable(target):
@@ -267,12 +266,13 @@ def check_targets(configs: Sequence[Config], out: Path) -> None:
                 f"{config.path}: this config's results folder {str(target)!r} exists and sqrtdk "
                 "did not make it; rename the config or move that folder away"
             )
-    readme = out / REPORT
-    if (readme.exists() or readme.is_symlink()) and not (readme.is_file() and report.is_report(readme)):
-        raise InputError(
-            f"--out: {str(out)!r} is not allowed; its README.md is not a report sqrtdk wrote, "
-            "and reproduce would replace it"
-        )
+    for page in report.PAGES:
+        path = out / page
+        if (path.exists() or path.is_symlink()) and not (path.is_file() and report.is_report(path)):
+            raise InputError(
+                f"--out: {str(out)!r} is not allowed; its {page} is not a report sqrtdk wrote, "
+                "and reproduce would replace it"
+            )
 
 
 def _write(
@@ -300,10 +300,10 @@ def _write(
     for stale in orphans(out, {c.name for c in configs}):
         output.remove_folder(stale)
     shown = _with_committed(configs, settled, out)
-    text = report.render([c for c, _ in shown], [r for _, r in shown], shown_at)
-    readme = out / "README.md"
-    if not readme.exists() or readme.read_text(encoding="utf-8") != text:
-        files.append(output.write_text_atomic(readme, text))
+    for page, text in report.pages([c for c, _ in shown], [r for _, r in shown], shown_at).items():
+        path = out / page
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            files.append(output.write_text_atomic(path, text))
     # the story figure is drawn from the rows of four configs: again when one of them was written
     cited = [str(out / name) + os.sep for name in story.SOURCES.values()]
     if plot and (any(f.startswith(tuple(cited)) for f in files) or not (out / story.FOLDER / "story.png").exists()):
@@ -386,10 +386,10 @@ def check(
     names = {c.name for c in configs}
     problems += [f"{folder}: no config makes this folder any more" for folder in orphans(committed, names)]
     shown = _with_committed(configs, settled, committed)
-    text = report.render([c for c, _ in shown], [r for _, r in shown], committed)
-    problem = compare_text(text, committed / "README.md")
-    if problem:
-        problems.append(f"{committed / 'README.md'}: differs: {problem}")
+    for page, text in report.pages([c for c, _ in shown], [r for _, r in shown], committed).items():
+        problem = compare_text(text, committed / page)
+        if problem:
+            problems.append(f"{committed / page}: differs: {problem}")
     return problems
 
 

@@ -73,8 +73,9 @@ def test_reproduce_never_replaces_a_folder_it_did_not_make(project):
 @pytest.mark.parametrize(
     "names,message",
     [
-        (["README.md"], "'README.md' is not allowed; its results folder would be the report, <out>/README.md"),
-        (["readme.MD"], "'readme.MD' is not allowed; its results folder would be the report"),
+        (["README.md"], "'README.md' is not allowed; its results folder would be the report's page <out>/README.md"),
+        (["readme.MD"], "'readme.MD' is not allowed; its results folder would be the report's page"),
+        (["Details.md"], "'Details.md' is not allowed; its results folder would be the report's page <out>/Details.md"),
         (["."], "'.' is not allowed; its results folder would be hidden"),
         ([".x.sqrtdk-partial-1"], "'.x.sqrtdk-partial-1' is not allowed; its results folder would be hidden"),
         (["runs"], "'runs' is not allowed; ad-hoc runs write into results/runs/ by default"),
@@ -109,6 +110,11 @@ def test_reproduce_into_a_folder_of_the_users_keeps_their_files(project):
     line = one_line(sqrtdk("reproduce", configs, "--out", results), 2)
     assert "README.md is not a report sqrtdk wrote" in line
     assert files(results) == {"README.md": b"# my notes\n"}
+    (results / "README.md").unlink()
+    (results / "details.md").write_text("# my details\n")
+    line = one_line(sqrtdk("reproduce", configs, "--out", results), 2)
+    assert "details.md is not a report sqrtdk wrote" in line
+    assert files(results) == {"details.md": b"# my details\n"}
 
 
 def test_reproduce_keeps_what_the_user_put_beside_and_inside_its_folders(reproduced_project, tmp_path):

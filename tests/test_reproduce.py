@@ -165,7 +165,7 @@ def test_removed_config_removes_its_folder(cli, project):
     code, _, err = reproduce(cli, configs, results, "--check", "--quiet")
     assert code == 1 and "b_saturation: no config makes this folder any more" in err
     reproduce(cli, configs, results, "--quiet")
-    assert sorted(p.name for p in results.iterdir()) == ["README.md", "a_variance", "mine"]
+    assert sorted(p.name for p in results.iterdir()) == ["README.md", "a_variance", "details.md", "mine"]
 
 
 def test_bad_config_stops_everything_before_work(cli, project):
@@ -182,12 +182,15 @@ def test_bad_config_stops_everything_before_work(cli, project):
 
 
 def test_report_reads_the_numbers(cli, project):
+    """The report's page shows the figures and sentences, details.md every reading with its tables."""
     configs, results = project
     report = (results / "README.md").read_text()
+    details = (results / "details.md").read_text()
     rows = json.loads((results / "b_saturation" / "rows.json").read_text())
     none = {r["d_k"]: r for r in rows if r["scaling"] == "none" and r["seq_len"] == 32}
-    assert "Mean over query rows, from d_k = 4 to 64" in report
-    assert f"| 32 | unscaled | {none[4]['max_prob_mean']:.3f} → {none[64]['max_prob_mean']:.3f} |" in report
+    table = f"| 32 | unscaled | {none[4]['max_prob_mean']:.3f} → {none[64]['max_prob_mean']:.3f} |"
+    assert "Mean over query rows, from d_k = 4 to 64" in details and table in details
+    assert "(details.md#saturation)" in report and "(README.md#saturation)" in details
     assert "![variance_vs_dk](a_variance/variance_vs_dk.png)" in report
     assert "## Variance" in report and report.index("## Variance") < report.index("## Saturation")
     assert "[`a_variance.toml`](../configs/a_variance.toml)" in report
