@@ -92,7 +92,7 @@ CONCEPTS = {
 
 REFERENCES = """## References
 
-1. Vaswani et al. 2017, "Attention Is All You Need", section 3.2.1 and footnote 4: Var(q.k) = d_k for independent mean-0, variance-1 entries, hence the 1/sqrt(d_k). Base model d_k = d_model / h = 64. The closed forms for other means, variances, correlations and distributions, and the variance-gamma density, are derived in sqrtdk/core/theory.py (README: How the numbers are made).
+1. Vaswani et al. 2017, "Attention Is All You Need", section 3.2.1 and footnote 4: Var(q.k) = d_k for independent mean-0, variance-1 entries, hence the 1/sqrt(d_k). Base model d_k = d_model / h = 64. The closed forms for other means, variances, correlations and distributions, and the variance-gamma density, are derived in sqrtdk/core/theory.py and described in sqrtdk's docs/numbers.md.
 2. Efron and Stein 1981, "The jackknife estimate of variance", Annals of Statistics 9(3): the jackknife standard errors and intervals over independent replicates.
 3. Yang et al. 2022, "Tensor Programs V: Tuning Large Neural Networks via Zero-Shot Hyperparameter Transfer" (muP), arXiv 2203.03466: attention scaled by 1/d_head, section on attention logits.
 4. Derrida 1981, "Random-energy model: an exactly solvable model of disordered systems", Physical Review B 24: the freezing transition at s_c.

@@ -1,6 +1,7 @@
-"""README's numbers are the committed rows' numbers: each sentence that quotes a result is rebuilt here from
-results/*/rows.json (or from the exact theory) as README prints it, and must appear in README word for
-word, so that a change of the rows that moves a printed digit fails here until the prose follows."""
+"""The documentation's numbers are the committed rows' numbers: each sentence of README.md or docs/ that
+quotes a result is rebuilt here from results/*/rows.json (or from the exact theory) as the documentation
+prints it, and must appear there word for word, so that a change of the rows that moves a printed digit
+fails here until the prose follows."""
 
 import json
 import math
@@ -11,7 +12,8 @@ import pytest
 from sqrtdk.core import exact
 
 ROOT = Path(__file__).parent.parent
-README = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README = " ".join(" ".join(path.read_text(encoding="utf-8").split()) for path in DOCS)
 
 
 def rows(name: str) -> list[dict]:

@@ -859,7 +859,7 @@ def table(result: Result) -> Table:
     mean_matters = any(r["theory_mean"] != 0 for r in rows)
     notes = [_headline(rows)] if len(report.groups(result, "dim")) == 1 and _headline(rows) else []
     if any(r[t] is None for r in rows for t in ("theory_variance", "theory_excess_kurtosis")):
-        notes.append("An empty theory cell: no closed form for that setting (README: How the numbers are made).")
+        notes.append("An empty theory cell: no closed form for that setting (sqrtdk's docs/numbers.md).")
     if any(r["variance_ci_low"] is None for r in rows):
         notes.append("An empty interval: the entries' fourth moment is infinite, so the variance has no error.")
     return Table(
