@@ -23,7 +23,7 @@ def _figures():
         ("variance_vs_dk", sqrtdk.run("variance", dim=[4, 16], samples=4096, scaling=["none", "sqrt", "qknorm"])),
         ("histogram_dk16", sqrtdk.run("variance", dim=16, samples=4096)),
         ("saturation_vs_dk", sqrtdk.run("saturation", dim=[4, 16], seq_len=[8, 32], samples=256)),
-        ("gradient_vs_n", sqrtdk.run("gradient", dim=[4, 16], seq_len=[8, 32], samples=256)),
+        ("gradient_vs_n", sqrtdk.run("gradient", dim=16, seq_len=[8, 32], samples=256)),
         ("saturation_vs_dk", sqrtdk.run("saturation", dim=16, seq_len=8, samples=256)),  # one point: per rule
         ("ssmax_toy", sqrtdk.run("toy", seq_len=[10, 100])),
         ("variance_by_setting", sqrtdk.run("variance", inputs="projected", init=["lecun", "xavier"], samples=4096)),
@@ -69,18 +69,21 @@ def test_a_single_point_run_is_drawn_per_rule_not_as_a_sweep():
     assert labels == [plots.RULE_NAMES["none"], plots.RULE_NAMES["sqrt"]]
 
 
-def test_each_reference_line_is_named_and_s_c_takes_its_series_colour():
-    result = sqrtdk.run("gradient", dim=[4, 64], seq_len=[8, 64], samples=256)
-    fig = _attention.metric_grid(result.rows, _attention.GRADIENT, "t", "d_k", ["seq_len"])
+def test_each_reference_line_is_drawn_at_its_value_in_the_colour_of_its_series():
+    """Two n in one panel: a uniform row's ||J||_F = sqrt(n - 1)/n for each, and the d_k where the unscaled
+    logit spread sqrt(d_k) reaches s_c = sqrt(2 ln n), each in the colour of its unscaled series."""
+    import math
+
+    result = sqrtdk.run("gradient", dim=[2, 64], seq_len=[8, 64], samples=256)
+    fig = _attention.metric_grid(result.rows, _attention.GRADIENT_DRAWN, "t", "d_k", ["seq_len"])
     ax = fig.axes[0]
-    lines = {line.get_label(): line.get_color() for line in ax.get_lines() if not line.get_label().startswith("_")}
-    s_c = {k: v for k, v in lines.items() if "reaches $s_c$" in k}
-    uniform = [k for k in lines if k.startswith("uniform row")]
-    assert len(uniform) == 2 and len(s_c) >= 1
-    for label, colour in s_c.items():  # the n of the label, in the colour of that n's unscaled series
-        n = label.rsplit("= ", 1)[1]
-        series = {c.get_label(): c.lines[0].get_color() for c in ax.containers}
-        assert colour == series[f"unscaled $q\\cdot k$, $n$ = {n}"]
+    series = {c.get_label(): c.lines[0].get_color() for c in ax.containers}
+    uniform = [(line.get_ydata()[0], line.get_color()) for line in ax.get_lines() if line.get_linestyle() == "-."]
+    vertical = [(line.get_xdata()[0], line.get_color()) for line in ax.get_lines() if list(line.get_ydata()) == [0, 1]]
+    for n in (8, 64):
+        colour = series[f"unscaled $q\\cdot k$, $n$ = {n}"]
+        assert [y for y, c in uniform if c == colour] == [pytest.approx(math.sqrt(n - 1) / n)]
+        assert [x for x, c in vertical if c == colour] == [pytest.approx(2 * math.log(n), rel=1e-6)]
 
 
 def test_the_normal_curve_is_said_to_lie_under_the_exact_density_at_large_d_k():

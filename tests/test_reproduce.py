@@ -47,12 +47,13 @@ def test_twice_in_a_row_is_byte_identical(cli, project):
     assert snapshot(results) == first
     assert {
         "README.md",
+        "details.md",
         "a_variance/rows.csv",
         "a_variance/config.toml",
         "a_variance/variance_vs_dk.png",
         "b_saturation/saturation_vs_dk.svg",
-        "b_saturation/saturation_vs_n.png",
     } <= set(first)
+    assert "b_saturation/saturation_vs_n.png" not in first  # one figure a run: d_k swept as far as n
     manifest = json.loads(first["a_variance/manifest.json"])
     assert manifest["config_file"] == "../configs/a_variance.toml" and "git" not in manifest
 

@@ -56,11 +56,9 @@ METRICS = {
         theory="theory_participation",
         asymptotic="rem_participation",
     ),
-    "saturated_fraction": Metric(
-        r"share of rows with $\mathrm{max}_j\,p_j \geq$ threshold", "saturated", fraction=True
-    ),
+    "saturated_fraction": Metric(r"share with $\mathrm{max}_j\,p_j \geq$ threshold", "saturated", fraction=True),
     "jacobian_fro_mean": Metric(
-        r"$\|J\|_F = \|\mathrm{diag}(p) - pp^\top\|_F$",
+        r"$\|J\|_F$",
         "‖J‖_F",
         "||J||_F",
         log_y=True,
@@ -73,14 +71,16 @@ METRICS = {
     "jacobian_diag_max_mean": Metric(r"$\mathrm{max}_j\,p_j(1-p_j)$", "max p(1-p)", log_y=True, kind="gradient"),
     "grad_logits_mean": Metric(r"$\|\partial L/\partial s_i\|$", "‖∂L/∂s‖", log_y=True, kind="gradient"),
     "grad_q_mean": Metric(r"$\|\partial L/\partial q_i\|$", "‖∂L/∂q‖", "||dL/dq||", kind="gradient"),
-    "vanishing_fraction": Metric(
-        r"share of rows with $\|J\|_F < \epsilon$", "vanishing", fraction=True, kind="gradient"
-    ),
+    "vanishing_fraction": Metric(r"share with $\|J\|_F < \epsilon$", "vanishing", fraction=True, kind="gradient"),
 }
 
 
 SATURATION = tuple(name for name, metric in METRICS.items() if metric.kind == "saturation")
 GRADIENT = tuple(name for name, metric in METRICS.items() if metric.kind == "gradient")
+# what the figures draw: the metrics that carry distinct information (the others are transforms of
+# these, or their squares; the tables keep them all)
+SATURATION_DRAWN = ("max_prob_mean", "entropy_ratio_mean", "saturated_fraction")
+GRADIENT_DRAWN = ("jacobian_fro_mean", "grad_q_mean", "vanishing_fraction")
 
 
 def params(doc: str, **extra: Any) -> type:
@@ -224,23 +224,25 @@ def rows(task: Mapping[str, Any], sample: RowSample) -> list[dict]:
 
 
 def figures(kind: str, metrics: Sequence[str], title: str, result: Result) -> dict[str, Callable[[], Any]]:
-    """`kind`_vs_dk and `kind`_vs_n, as the run sweeps d_k and n: each of `metrics` in a panel."""
-    d_ks = {r["d_k"] for r in result.rows}
-    out: dict[str, Callable[[], Any]] = {}
+    """One figure, `kind`_vs_dk or `kind`_vs_n: against whichever of d_k and n the run sweeps further
+    (d_k where they tie), each of `metrics` in a row of panels."""
+    d_ks, ns = {r["d_k"] for r in result.rows}, set(result.params.seq_len)
     levels = {}
     for key in ("threshold", "eps"):
         values: Sequence[float] = getattr(result.params, key, ())
         if len(values) == 1:
             levels[key] = values[0]
-    if len(d_ks) > 1 or len(result.params.seq_len) == 1:
-        out[f"{kind}_vs_dk"] = lambda: metric_grid(
-            result.rows, metrics, title, "d_k", result.series_columns("dim"), result.setting(), levels
-        )
-    if len(result.params.seq_len) > 1:
-        out[f"{kind}_vs_n"] = lambda: metric_grid(
+    if len(d_ks) >= len(ns) or len(ns) == 1:
+        return {
+            f"{kind}_vs_dk": lambda: metric_grid(
+                result.rows, metrics, title, "d_k", result.series_columns("dim"), result.setting(), levels
+            )
+        }
+    return {
+        f"{kind}_vs_n": lambda: metric_grid(
             result.rows, metrics, title, "seq_len", result.series_columns("seq_len"), result.setting(), levels
         )
-    return out
+    }
 
 
 def error_bars(rows: Sequence[dict], metric: str) -> Any:
@@ -261,8 +263,6 @@ def error_bars(rows: Sequence[dict], metric: str) -> Any:
 
 
 X_LABELS = {"d_k": "$d_k$", "seq_len": "sequence length $n$"}
-EXACT_LABEL = "exact theory (Gaussian entries)"
-REM_LABEL = "random-energy model, large n (within 2%)"
 
 
 def freezing_point(row: dict, x: str) -> float | None:
@@ -279,6 +279,83 @@ def freezing_point(row: dict, x: str) -> float | None:
     return math.exp(s * s / 2)
 
 
+MAX_SERIES = 5  # series in one panel; more become small multiples
+MAX_COLUMNS = 4  # settings side by side as columns of panels
+
+
+@dataclass(frozen=True)
+class Series:
+    """One measured series of a panel: its rows and how it is drawn."""
+
+    label: str
+    rows: list[dict]
+    colour: str
+    marker: str
+    line: Any
+
+
+def panels_and_series(rows: Sequence[dict], series: Sequence[str]) -> list[tuple[str, list[Series]]]:
+    """The columns of panels (a heading each) and the series each draws: every rule and setting in one
+    panel when they are at most MAX_SERIES; else a column per setting (at most MAX_COLUMNS) with a series
+    per rule; else a column per rule with a series per setting."""
+    from sqrtdk.plots import RULE_NAMES, SEQ_MARKERS, SERIES_COLOURS, Style, rules_in, series_of
+
+    scalings = rules_in(rows)
+    groups = series_of(rows, series, maths=True)
+
+    def of(rule: str, group: Sequence[dict]) -> list[dict]:
+        return [r for r in group if r["scaling"] == rule]
+
+    if len(scalings) * len(groups) <= MAX_SERIES:
+        style = Style(scalings, groups)
+        return [
+            (
+                "",
+                [
+                    Series(
+                        RULES[rule].label + (f", {name}" if name else ""),
+                        of(rule, group),
+                        style.colour(rule, g),
+                        style.marker(rule, g),
+                        style.line(rule),
+                    )
+                    for rule in scalings
+                    for g, (name, group) in enumerate(groups)
+                    if of(rule, group)
+                ],
+            )
+        ]
+    if len(groups) <= MAX_COLUMNS:
+        return [
+            (
+                name,
+                [
+                    Series(RULES[rule].label, of(rule, group), RULES[rule].colour, RULES[rule].marker, RULES[rule].line)
+                    for rule in scalings
+                    if of(rule, group)
+                ],
+            )
+            for name, group in groups
+        ]
+    return [
+        (
+            RULE_NAMES[rule],
+            [
+                Series(
+                    name,
+                    of(rule, group),
+                    SERIES_COLOURS[g % len(SERIES_COLOURS)],
+                    SEQ_MARKERS[g % len(SEQ_MARKERS)],
+                    RULES[rule].line,
+                )
+                for g, (name, group) in enumerate(groups)
+                if of(rule, group)
+            ],
+        )
+        for rule in scalings
+    ]
+
+
 def metric_grid(
     rows: Sequence[dict],
     metrics: Sequence[str],
@@ -288,112 +365,110 @@ def metric_grid(
     setting: str = "",
     levels: Mapping[str, float] | None = None,
 ) -> Any:
-    """Each metric against `x` ("d_k" or "seq_len", log2 axis), a line per scaling and per combination of
-    the `series` columns, with 95% error bars; a run with a single value of `x` is drawn as points per
-    rule instead (rule_points).
+    """Each metric against `x` ("d_k" or "seq_len", log2 axis) with 95% error bars, at most MAX_SERIES
+    series to a panel (panels_and_series): one row of panels, a panel per metric, when one panel holds
+    them all; otherwise a row per metric and a column per setting (or rule), sharing their axes. A run with
+    a single value of `x` is drawn as points per rule instead (rule_points).
 
-    Black bars: the exact theory (core/exact.py) at each point where it applies. Grey dots: the random-energy
-    model's large-n limit where it is within 2% of the exact value. Dash-dot: the uniform row's
-    ||J||_F, one per n. Dashed vertical: where the unscaled logit spread reaches s_c = sqrt(2 ln n),
-    beyond which the softmax freezes onto a few keys, one per series, coloured like it. Series that a
-    panel draws on top of each other are named in its title. `levels` gives the threshold and eps that
-    the shares' titles state.
+    Measured: markers with error bars. Exact theory (core/exact.py), where it applies: a thin line in the
+    series' colour and its rule's line style. Dash-dot grey: the uniform row's ||J||_F. Dashed grey
+    vertical: where the unscaled logit spread reaches s_c = sqrt(2 ln n), beyond which the softmax freezes
+    onto a few keys. `levels` gives the threshold and eps that the shares' labels state.
     """
     import numpy as np
 
-    from sqrtdk.plots import (
-        RULE_NAMES,
-        Style,
-        coinciding,
-        grid,
-        legend_below,
-        log_axis,
-        new_figure,
-        rules_in,
-        series_of,
-        wrap,
-    )
+    from sqrtdk.plots import legend_below, log_axis, new_figure, wrap
 
     if len({r[x] for r in rows}) == 1:
         return rule_points(rows, metrics, title, series, setting, levels)
-    nrows, ncols = grid(len(metrics))
-    fig = new_figure(ncols, nrows, aspect=0.62)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    scalings = rules_in(rows)
-    groups = series_of(rows, series, maths=True)
+    empty = [m for m in metrics if METRICS[m].fraction and not any(r[m] for r in rows)]
+    if len(empty) < len(metrics):  # a share that is 0 everywhere: said in the title, not drawn
+        metrics = [m for m in metrics if m not in empty]
+    else:
+        empty = []
+    columns = panels_and_series(rows, series)
+    if len(columns) == 1:
+        fig = new_figure(len(metrics), 1, aspect=0.85)
+        grid = np.array(fig.subplots(1, len(metrics), squeeze=False)).T  # a metric per row of `grid`
+    else:
+        fig = new_figure(len(columns), len(metrics), aspect=0.72)
+        grid = np.array(fig.subplots(len(metrics), len(columns), squeeze=False, sharex=True, sharey="row"))
     xs = [r[x] for r in rows]
-    style = Style(scalings, groups)
-    crossings = []
-    for g, (name, group) in enumerate(groups):
-        unscaled = [r for r in group if r["scaling"] == "none"]
-        point = freezing_point(unscaled[0], x) if unscaled else None
-        if point is not None and min(xs) <= point <= max(xs):
-            crossings.append((g, name, point))
-    for ax, metric in zip(axes, metrics):
-        drawn = []
-        for scaling in scalings:
-            for g, (name, group) in enumerate(groups):
-                sel = sorted(
-                    (r for r in group if r["scaling"] == scaling and r[metric] is not None), key=lambda r: r[x]
-                )
+    with_theory: set[str] = set()  # the series with an exact-theory line somewhere
+    for c, (heading, drawn) in enumerate(columns):
+        crossings: dict[float, str] = {}  # where each unscaled series reaches s_c, in its colour
+        for one in drawn:
+            unscaled = [r for r in one.rows if r["scaling"] == "none"]
+            point = freezing_point(unscaled[0], x) if unscaled else None
+            if point is not None and min(xs) <= point <= max(xs):
+                crossings.setdefault(point, one.colour)
+        if len(crossings) == 1:
+            crossings = dict.fromkeys(crossings, "0.35")
+        for m, metric in enumerate(metrics):
+            ax = grid[m, c] if len(columns) > 1 else grid[m, 0]
+            spec = METRICS[metric]
+            for one in drawn:
+                sel = sorted((r for r in one.rows if r[metric] is not None), key=lambda r: r[x])
                 if not sel:
                     continue
-                xv = np.array([r[x] for r in sel], dtype=float)
-                y = np.array([r[metric] for r in sel])
-                label = RULES[scaling].label + (f", {name}" if name else "")
-                colour = style.colour(scaling, g)
                 ax.errorbar(
-                    xv,
-                    y,
+                    [r[x] for r in sel],
+                    [r[metric] for r in sel],
                     yerr=error_bars(sel, metric),
-                    fmt=style.marker(scaling, g),
-                    ls=style.line(scaling),
-                    color=colour,
-                    label=label,
+                    fmt=one.marker,
+                    ls="none",
+                    color=one.colour,
+                    label=one.label,
+                    zorder=3,
                 )
-                drawn.append(((RULE_NAMES[scaling], name), dict(zip(xv, y))))
-                spec = METRICS[metric]
-                pts = [(r[x], r[spec.reference]) for r in sel if spec.reference and r[spec.reference] is not None]
-                if pts:
-                    per_series = x == "d_k" and len(groups) > 1  # it depends on n alone
-                    if scaling == scalings[0] and (per_series or g == 0):
-                        ax.plot(
-                            *zip(*pts),
-                            ls="-.",
-                            lw=1.0,
-                            color=colour if per_series and not style.by_rule else "0.35",
-                            label=r"uniform row $p_j = 1/n$: $\sqrt{n-1}/n$" + (f", {name}" if per_series else ""),
-                        )
-                pts = [(r[x], r[spec.theory]) for r in sel if spec.theory and r[spec.theory] is not None]
-                if pts:  # a black bar at each point: the theory, without hiding the measured line
-                    ax.plot(*zip(*pts), ls="none", marker="_", ms=9, mew=1.2, color="0.0", zorder=6, label=EXACT_LABEL)
-                pts = [(r[x], r[spec.asymptotic]) for r in sel if spec.asymptotic and r[spec.asymptotic] is not None]
-                if pts:
-                    ax.plot(*zip(*pts), ls=(0, (1, 1.5)), lw=1.4, color="0.55", zorder=4, label=REM_LABEL)
-        for g, name, point in crossings:
-            colour = "0.3" if style.by_rule else style.colour("none", g)
-            where = f", {name}" if name else ""
-            ax.axvline(point, color=colour, ls=(0, (6, 2)), lw=0.9, label=f"unscaled logit sd $s$ reaches $s_c${where}")
-        ax.set_xscale("log", base=2)
-        if METRICS[metric].log_y:
-            log_axis(ax)
-        ax.set_xlabel(X_LABELS[x])
-        together = coinciding(drawn, METRICS[metric].log_y)
-        ax.set_title(
-            wrap(_panel_title(metric, levels) + (" " + together if together else ""), fig.get_figwidth() / ncols)
-        )
-    for ax in axes[len(metrics) :]:
-        ax.set_axis_off()
-    legend_below(fig, axes[: len(metrics)], spare=axes[-1] if len(axes) > len(metrics) else None)
+                exact = [(r[x], r[spec.theory]) for r in sel if spec.theory and r[spec.theory] is not None]
+                if len(exact) > 1:
+                    ax.plot(*zip(*exact), ls=one.line, lw=0.9, color=one.colour, zorder=2)
+                    with_theory.add(one.label)
+            references: dict[tuple, str] = {}  # the uniform row's value along x, one per n, in its series' colour
+            for one in drawn if spec.reference else ():
+                curve = tuple(sorted((r[x], r[spec.reference]) for r in one.rows if r[spec.reference] is not None))
+                if curve:
+                    references.setdefault(curve, one.colour)
+            for curve, colour in references.items():
+                shade = colour if len(references) > 1 else "0.35"
+                ax.plot(*zip(*curve), ls="-.", lw=0.9, color=shade, label=UNIFORM_LABEL)
+            for point, colour in sorted(crossings.items()):
+                ax.axvline(point, color=colour, ls=(0, (6, 2)), lw=0.9, label=SC_LABEL)
+            log_axis(ax, "x", base=2)
+            if spec.log_y:
+                log_axis(ax)
+            if m == len(metrics) - 1 or len(columns) == 1:
+                ax.set_xlabel(X_LABELS[x])
+            if c == 0 or len(columns) == 1:
+                ax.set_ylabel(wrap(_panel_title(metric, levels), 0.9 * fig.get_figheight() / len(metrics)))
+            if m == 0 and heading:
+                ax.set_title(heading)
+    from matplotlib.lines import Line2D
+
+    keys: dict[str, Any] = {}
+    for _, drawn in columns:  # each series once: its marker, and the line style of its exact theory
+        for one in drawn:
+            line = one.line if one.label in with_theory else "none"
+            keys.setdefault(
+                one.label, Line2D([], [], color=one.colour, marker=one.marker, ls=line, lw=0.9, label=one.label)
+            )
+    if with_theory:
+        keys["theory"] = Line2D([], [], color="0.2", lw=0.9, label="lines: exact theory (Gaussian entries)")
+    legend_below(fig, list(grid.ravel()), handles=list(keys.values()))
     fixed = [p for p in setting.split(", ") if p]
     other = "seq_len" if x == "d_k" else "d_k"
     if len({r[other] for r in rows}) == 1 and other not in series:
         name = "n" if other == "seq_len" else "d_k"
         fixed = [f"${name}$ = {rows[0][other]}", *(p for p in fixed if not p.startswith(f"{name} ="))]
     context = ", " + ", ".join(dict.fromkeys(fixed)) if fixed else ""
-    freezing = r"; $s_c = \sqrt{2\ln n}$" if crossings else ""
-    fig.suptitle(wrap(f"{title}{context}; error bars: 95% intervals{freezing}", fig.get_figwidth() - 0.4))
+    none = "".join(f"; {_panel_title(m, levels).replace('share with', 'no row with')}" for m in empty)
+    fig.suptitle(f"{title}{context}; error bars: 95% intervals{none}")
     return fig
+
+
+UNIFORM_LABEL = r"uniform row $p_j = 1/n$: $\sqrt{n-1}/n$"
+SC_LABEL = r"unscaled logit sd reaches $s_c = \sqrt{2\ln n}$"
 
 
 def _panel_title(metric: str, levels: Mapping[str, float] | None) -> str:

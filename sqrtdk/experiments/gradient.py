@@ -43,7 +43,7 @@ EXPERIMENT = Experiment(
     Params,
     run=partial(_attention.run, "gradient", "eps"),
     rows=_attention.rows,
-    figures=partial(_attention.figures, "gradient", _attention.GRADIENT, "Softmax Jacobian and gradients"),
+    figures=partial(_attention.figures, "gradient", _attention.GRADIENT_DRAWN, "Softmax Jacobian and gradients"),
     reading=partial(_attention.reading, ("jacobian_fro_mean", "grad_q_mean"), "eps", unscaled),
     table=partial(
         _attention.table,

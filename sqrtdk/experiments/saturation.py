@@ -65,7 +65,7 @@ EXPERIMENT = Experiment(
     Params,
     run=partial(_attention.run, "saturation", "threshold"),
     rows=_attention.rows,
-    figures=partial(_attention.figures, "saturation", _attention.SATURATION, "Softmax saturation"),
+    figures=partial(_attention.figures, "saturation", _attention.SATURATION_DRAWN, "Softmax saturation"),
     reading=partial(_attention.reading, ("max_prob_mean", "entropy_ratio_mean"), "threshold", unscaled),
     table=partial(
         _attention.table,
