@@ -194,10 +194,12 @@ def test_the_experiment_names_match_the_core():
     assert tuple(FORMATS) == experiment.DTYPES and experiment.PLACEMENTS == precision.PLACEMENTS
 
 
-def test_the_overflow_figure_draws_only_what_overflows():
+def test_the_overflow_figure_draws_only_what_overflows_and_its_remedy():
     """Where nothing overflows (std 1: every exact probability below the figure's floor, no score measured
-    over 65520) there is no overflow figure, not an empty panel; where something does, its legend names
-    only what is drawn (no pre-scaled line where none rises above the floor)."""
+    over 65520) there is no overflow figure, not an empty panel. Where something does, panel (a) draws the
+    product-first shares and panel (b) the remedy: float16's largest finite value, 65504 (overflow from
+    65520), in standard deviations of the stored score, sigma^2 sqrt(d_k) with the product first and
+    sigma^2 with q pre-scaled."""
     import sqrtdk
 
     calm = sqrtdk.run("precision", dim=[64, 128], samples=256)
@@ -206,7 +208,9 @@ def test_the_overflow_figure_draws_only_what_overflows():
     assert any(r["overflow_fraction"] for r in hot.rows)
     fig = experiment.figures(hot)["precision_overflow"]()
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "exact, product first (unscaled or after)" in labels and "measured, 95% interval" in labels
-    prescaled = [r for r in hot.rows if r["dtype"] == "float16" and r["placement"] == "query"]
-    assert all(r["theory_overflow_fraction"] < experiment.FLOOR for r in prescaled)
-    assert not any("pre-scaled" in label for label in labels)
+    assert "product first (unscaled, or scaled after)" in labels and any("pre-scaled" in x for x in labels)
+    room = fig.axes[1]
+    curves = {line.get_linestyle(): line.get_ydata() for line in room.get_lines() if len(line.get_ydata()) == 2}
+    limit = 65520.0  # float16's overflow threshold: 65504 plus half its last spacing, 32 / 2
+    assert list(curves["-"]) == pytest.approx([limit / (32.0**2 * math.sqrt(d)) for d in (512, 1024)])
+    assert list(curves["--"]) == pytest.approx([limit / 32.0**2] * 2)

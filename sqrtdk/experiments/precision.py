@@ -168,67 +168,74 @@ def _sel(rows: Sequence[dict], **match: Any) -> list[dict]:
     return sorted((r for r in rows if all(r[k] == v for k, v in match.items())), key=lambda r: r["d_k"])
 
 
+HEADROOM_MARK = 5.0  # float16's limit in standard deviations of the score, near which overflow becomes common
+
+
 def overflow_figure(rows: Sequence[dict]) -> Any:
-    """The share of float16 scores that overflow against d_k, one colour per entry std: the exact tail
-    probability as lines (product first: solid; pre-scaled: dashed), measured shares as points with
-    their exact intervals (drawn where a score overflowed)."""
+    """Two panels against d_k, one colour per entry std that overflows somewhere. (a) The share of float16
+    scores that overflow when the product is formed first (unscaled, or scaled after): the exact tail
+    probability as a line, measured shares as markers with their exact intervals. (b) The remedy: float16's
+    largest value in standard deviations of the score it has to hold, sigma^2 sqrt(d_k) with the product
+    first (falling as 1/sqrt(d_k)) and sigma^2 with q pre-scaled (flat), closed forms."""
+    import math
+
     from matplotlib.lines import Line2D
 
-    from sqrtdk.plots import SERIES_COLOURS, legend_below, log_axis, new_figure, wrap
+    from sqrtdk.core.precision import FORMATS
+    from sqrtdk.plots import SERIES_COLOURS, legend_below, log_axis, new_figure
 
-    fig = new_figure(1, 1, aspect=0.85)
-    ax = fig.subplots()
-    handles, nothing, solid, dashed, measured = [], [], False, False, False
-    for g, std in enumerate(_stds(rows)):
-        colour = SERIES_COLOURS[g % len(SERIES_COLOURS)]
-        drawn = False
-        for placement, line, marker in (("after", "-", "o"), ("query", "--", "s")):
-            sel = _sel(rows, dtype="float16", placement=placement, entry_std=std)
-            shown = [r for r in sel if r["theory_overflow_fraction"] >= FLOOR]
-            if shown:
-                ax.plot([r["d_k"] for r in shown], [r["theory_overflow_fraction"] for r in shown], line, color=colour)
-                solid, dashed = solid or placement == "after", dashed or placement == "query"
-            hit = [r for r in sel if r["overflow_fraction"] and r["overflow_fraction"] > 0]
-            drawn = drawn or bool(shown or hit)
-            measured = measured or bool(hit)
-            if hit:
-                y = [r["overflow_fraction"] for r in hit]
-                low = [r["overflow_fraction"] - r["overflow_fraction_ci_low"] for r in hit]
-                high = [r["overflow_fraction_ci_high"] - r["overflow_fraction"] for r in hit]
-                ax.errorbar([r["d_k"] for r in hit], y, yerr=[low, high], fmt=marker, color=colour, mfc="none")
-        if drawn:
-            handles.append(Line2D([], [], color=colour, marker="o", mfc="none", label=rf"$\sigma$ = {std:g}"))
-        else:
-            nothing.append(f"{std:g}")
-    # a legend entry only for what the figure draws
-    if solid:
-        handles.append(Line2D([], [], color="black", ls="-", label="exact, product first (unscaled or after)"))
-    if dashed:
-        handles.append(Line2D([], [], color="black", ls="--", label=r"exact, $q$ pre-scaled (or split)"))
-    if measured:
-        handles.append(
-            Line2D([], [], color="grey", ls="none", marker="o", mfc="none", label=f"measured, {LEVEL:.0%} interval")
-        )
-    ax.axhline(RATE, color="grey", ls=":", lw=1)
-    handles.append(Line2D([], [], color="grey", ls=":", lw=1, label="one score in a million"))
+    limit = FORMATS["float16"].overflow
+    fig = new_figure(2, 1, aspect=0.85)
+    ax, ax_room = fig.subplots(1, 2)
     d_ks = sorted({r["d_k"] for r in rows})
-    ax.set_xscale("log", base=2)
-    ax.set_xlim(d_ks[0] / 1.3, d_ks[-1] * 1.3)
+    stds = [std for std in _stds(rows) if any(_overflows(r) for r in _sel(rows, dtype="float16", entry_std=std))]
+    quiet = [f"{std:g}" for std in _stds(rows) if std not in stds]
+    handles = []
+    for g, std in enumerate(stds):
+        colour = SERIES_COLOURS[g % len(SERIES_COLOURS)]
+        sel = _sel(rows, dtype="float16", placement="after", entry_std=std)
+        shown = [r for r in sel if r["theory_overflow_fraction"] >= FLOOR]
+        ax.plot([r["d_k"] for r in shown], [r["theory_overflow_fraction"] for r in shown], "-", color=colour, lw=0.9)
+        hit = [r for r in sel if r["overflow_fraction"]]
+        if hit:
+            y = [r["overflow_fraction"] for r in hit]
+            low = [r["overflow_fraction"] - r["overflow_fraction_ci_low"] for r in hit]
+            high = [r["overflow_fraction_ci_high"] - r["overflow_fraction"] for r in hit]
+            ax.errorbar([r["d_k"] for r in hit], y, yerr=[low, high], fmt="o", color=colour, ls="none")
+        ax_room.plot(d_ks, [limit / (std * std * math.sqrt(d)) for d in d_ks], "-", color=colour, marker="o", ms=3)
+        ax_room.plot(d_ks, [limit / (std * std)] * len(d_ks), "--", color=colour)
+        handles.append(Line2D([], [], color=colour, marker="o", label=rf"$\sigma$ = {std:g}"))
+    handles += [
+        Line2D([], [], color="0.3", ls="-", label="product first (unscaled, or scaled after)"),
+        Line2D([], [], color="0.3", ls="--", label="$q$ pre-scaled by $1/\\sqrt{d_k}$"),
+        Line2D([], [], color="0.3", ls="none", marker="o", label=f"(a) measured, {LEVEL:.0%} interval; lines exact"),
+    ]
+    ax.axhline(RATE, color="0.5", ls=":", lw=1)
+    ax.text(d_ks[0], RATE * 2, "one in a million", color="0.35", fontsize="small", va="bottom")
+    if quiet:
+        ax.text(
+            0.97,
+            0.03,
+            f"$\\sigma$ = {', '.join(quiet)}: below {FLOOR:.0e}",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize="small",
+            color="0.35",
+        )
     ax.set_ylim(FLOOR / 3, 2.0)
-    log_axis(ax, "x", base=2)
-    log_axis(ax, "y")
-    ax.set_xlabel("$d_k$")
     ax.set_ylabel("share of scores that overflow")
-    others = [r["theory_overflow_fraction"] for r in rows if r["dtype"] != "float16"]
-    never = [r for r in rows if r["dtype"] == "float16" and r["placement"] in ("query", "split")]
-    below = [f"\u03c3 = {', '.join(nothing)}"] if nothing else []
-    if never and all(r["theory_overflow_fraction"] < FLOOR for r in never):
-        below.append("q pre-scaled")
-    notes = [f"{' and '.join(below)}: below {FLOOR:.0e} at every d_k"] if below else []
-    if others and max(others) < 1e-300:
-        notes.append("bfloat16, float32: below 1e-300")
-    title = "float16 scores overflow from 65520; entries N(0, σ²)"
-    fig.suptitle(wrap(title + (" (" + "; ".join(notes) + ")" if notes else ""), fig.get_figwidth()))
+    ax.set_title("(a) unscaled float16 scores overflow", loc="left")
+    ax_room.axhline(HEADROOM_MARK, color="0.5", ls=":", lw=1)
+    ax_room.text(d_ks[0], HEADROOM_MARK * 1.15, f"{HEADROOM_MARK:g} sd", color="0.35", fontsize="small", va="bottom")
+    ax_room.set_ylabel("float16's limit / the score's sd")
+    ax_room.set_title("(b) pre-scaling $q$ keeps them in range", loc="left")
+    for a in (ax, ax_room):
+        a.set_xscale("log", base=2)
+        a.set_xlim(d_ks[0] / 1.3, d_ks[-1] * 1.3)
+        log_axis(a, "x", base=2)
+        log_axis(a)
+        a.set_xlabel("$d_k$")
     legend_below(fig, handles=handles)
     return fig
 
