@@ -105,23 +105,17 @@ REFERENCES = """## References
 """
 
 
-def pages(configs: Sequence, results: Sequence, shown_at: Path) -> dict[str, str]:
-    """The report's pages for `configs` and their `results`, by file name: README.md (the summary, the
-    story figure and each config's figures and reading without its tables) and details.md (every reading
-    in full). Links are relative to the folder `shown_at`; the headings name the folder the configs came
-    from."""
+def pages(configs: Sequence, results: Sequence, shown_at: Path, summary: str = "") -> dict[str, str]:
+    """The report's pages for `configs` and their `results`, by file name: README.md (the `summary`
+    (sqrtdk/summary.py's Markdown), the story figure and each config's figures and reading without its
+    tables) and details.md (every reading in full). Links are relative to the folder `shown_at`; the
+    headings name the folder the configs came from."""
     folder = configs[0].path.parent if configs else Path("configs")
     link = Path(os.path.relpath(folder.resolve(), shown_at.resolve())).as_posix()
     # named relative to the report, so that a results folder moved or copied with its configs still checks
     parts = [HEADER.format(folder=link, link=link)]
-    from sqrtdk import summary  # it words its numbers with this module's helpers
-
-    titles = {c.name: c.title or c.name for c in configs}
-    found = summary.steps({c.name: r for c, r in zip(configs, results)})
-    if found:
-        parts += ["## Summary\n", "| step of the argument | verdict | the number behind it |", "|---|---|---|"]
-        parts += [f"| [{s.claim}](#{anchor(titles[name])}) | {s.verdict} | {_cell(s.number)} |" for name, s in found]
-        parts.append(f"\n{summary.VERDICTS}\n")
+    if summary:
+        parts.append(summary)
     if set(story.SOURCES.values()) <= {c.name for c in configs}:
         parts.append(f"![{story.ALT}]({story.FOLDER}/story.png)\n\n{story.CAPTION}\n")
     details = [DETAILS_HEADER.format(folder=link, link=link)]
@@ -146,20 +140,10 @@ def pages(configs: Sequence, results: Sequence, shown_at: Path) -> dict[str, str
     return {"README.md": report, DETAILS: "\n".join(details).rstrip() + "\n"}
 
 
-def render(configs: Sequence, results: Sequence, shown_at: Path) -> str:
-    """The report's main page, README.md (see `pages`)."""
-    return pages(configs, results, shown_at)["README.md"]
-
-
 def anchor(title: str) -> str:
     """GitHub's anchor for a heading: lower case, spaces to hyphens, punctuation dropped."""
     kept = "".join(ch for ch in title.lower() if ch.isalnum() or ch in " -_")
     return kept.replace(" ", "-")
-
-
-def _cell(text: str) -> str:
-    """Text for a Markdown table cell: a bar that is not a column border escaped."""
-    return text.replace("|", "\\|")
 
 
 def _is_table(item: str) -> bool:

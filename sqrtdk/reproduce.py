@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqrtdk import api, output, report, story
+from sqrtdk import api, output, report, story, summary
 from sqrtdk.config import Config
 from sqrtdk.errors import InputError
 from sqrtdk.result import Result, write_all
@@ -300,7 +300,7 @@ def _write(
     for stale in orphans(out, {c.name for c in configs}):
         output.remove_folder(stale)
     shown = _with_committed(configs, settled, out)
-    for page, text in report.pages([c for c, _ in shown], [r for _, r in shown], shown_at).items():
+    for page, text in _pages(shown, shown_at).items():
         path = out / page
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             files.append(output.write_text_atomic(path, text))
@@ -309,6 +309,12 @@ def _write(
     if plot and (any(f.startswith(tuple(cited)) for f in files) or not (out / story.FOLDER / "story.png").exists()):
         files += story.write(out)
     return files
+
+
+def _pages(shown: Sequence[tuple[Config, Result]], shown_at: Path) -> dict[str, str]:
+    """The report's pages, README.md with its summary and details.md, for the configs and results `shown`."""
+    configs, results = [c for c, _ in shown], [r for _, r in shown]
+    return report.pages(configs, results, shown_at, summary.markdown(configs, results))
 
 
 def _with_committed(configs: Sequence[Config], results: Mapping[str, Result], out: Path) -> list[tuple[Config, Result]]:
@@ -386,7 +392,7 @@ def check(
     names = {c.name for c in configs}
     problems += [f"{folder}: no config makes this folder any more" for folder in orphans(committed, names)]
     shown = _with_committed(configs, settled, committed)
-    for page, text in report.pages([c for c, _ in shown], [r for _, r in shown], committed).items():
+    for page, text in _pages(shown, committed).items():
         problem = compare_text(text, committed / page)
         if problem:
             problems.append(f"{committed / page}: differs: {problem}")

@@ -80,7 +80,6 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
 
     fig = plots.new_figure(columns=4, rows=1, aspect=1.35)
     axes = fig.subplots(1, 4)
-    inches = 0.75 * fig.get_figwidth() / 4  # a title's width: its panel's, less the label beside it
 
     def along_d_k(ax: Any, part: str, column: str, theory: str | None = None, **match: Any) -> None:
         """Each rule's `column` against d_k, markers with the rows' interval, and its `theory` as a line
@@ -104,7 +103,7 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
     plots.log_axis(ax, "y", base=2)
     ax.xaxis.set_major_locator(FixedLocator([2.0**k for k in range(0, 13, 4)]))  # a narrow panel: every 4th
     ax.set_ylabel(r"Var$(c\,q\cdot k)$")
-    ax.set_title(plots.wrap("(a) Var(q·k) grows like $d_k$; scaled, it is 1", inches), loc="left")
+    ax.set_title("(a) Var grows as $d_k$", loc="left")
 
     ax = axes[1]  # (b) the entropy
     along_d_k(ax, "saturation", "entropy_ratio_mean", "theory_entropy_ratio", seq_len=N)
@@ -118,17 +117,17 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
         va="bottom",
     )
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("entropy / ln $n$")
-    ax.set_title(plots.wrap(f"(b) unscaled, rows of $n$ = {N} freeze", inches), loc="left")
+    ax.set_ylabel(f"entropy / ln $n$, $n$ = {N}")
+    ax.set_title("(b) rows freeze", loc="left")
 
     ax = axes[2]  # (c) the gradient
     along_d_k(ax, "gradient", "vanishing_fraction", seq_len=N)
     ax.set_ylim(-0.03, 1.0)
     ax.set_ylabel(f"share, $\\|J\\|_F < {eps:g}$")
-    ax.set_title(plots.wrap("(c) and those rows pass no gradient", inches), loc="left")
+    ax.set_title("(c) no gradient", loc="left")
 
     ax = axes[3]  # (d) training: each seed a dot, their mean a marker
-    start, lowest = [], []
+    start, lowest, rates = [], [], []
     for rule in RULES_SHOWN:
         at = sorted(
             (
@@ -154,16 +153,19 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
                 [r["lr"]] * len(seeds), seeds, linestyle="none", marker=".", color=style.colour, alpha=0.6, zorder=2
             )
         start += [r["loss_at_init"] for r in at]
+        rates += [r["lr"] for r in at]
     ax.axhline(max(start), color="0.35", linestyle=":", linewidth=0.9)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylim(min(lowest) / 2, max(start) * 8)
+    ax.set_xlim(min(rates) / 2, max(rates) * 2)  # the outer rates' markers whole, off the frame
     ax.text(0.02, 0.97, "at the start", transform=ax.transAxes, va="top", fontsize=plots.look().font * 0.9)
+    ax.text(0.98, 0.03, f"$d_k$ = {TRAIN_D_K}", transform=ax.transAxes, ha="right", fontsize=plots.look().font * 0.9)
     plots.log_axis(ax, "x")
     plots.log_axis(ax, "y")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("held-out loss")
-    ax.set_title(plots.wrap(f"(d) at $d_k$ = {TRAIN_D_K}, only scaled learns the task", inches), loc="left")
+    ax.set_title("(d) scaled learns", loc="left")
 
     handles = [
         Line2D(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqrtdk.experiments.variance import LEVEL
-from sqrtdk.report import between, by_rule, num, share
+from sqrtdk.report import anchor, between, by_rule, num, share
 
 Rows = Sequence[dict]
 N = 128  # the sequence length the softmax steps quote, as the story figure does
@@ -197,3 +197,18 @@ STEPS: tuple[tuple[str, Callable[[Rows, Mapping[str, Any]], Step]], ...] = (
 def steps(results: Mapping[str, Any]) -> list[tuple[str, Step]]:
     """The steps whose config is among `results` (config name -> Result), with that name."""
     return [(name, step(results[name].rows, results[name].config)) for name, step in STEPS if name in results]
+
+
+def markdown(configs: Sequence[Any], results: Sequence[Any]) -> str:
+    """The report's summary section: a table of the steps the configs' results hold, each claim linked
+    to its config's section, and what the verdicts mean; empty when no step's config is among them."""
+    titles = {c.name: c.title or c.name for c in configs}
+    found = steps({c.name: r for c, r in zip(configs, results)})
+    if not found:
+        return ""
+    lines = ["## Summary", "", "| step of the argument | verdict | the number behind it |", "|---|---|---|"]
+    lines += [
+        f"| [{s.claim}](#{anchor(titles[name])}) | {s.verdict} | {s.number.replace('|', chr(92) + '|')} |"
+        for name, s in found
+    ]
+    return "\n".join([*lines, "", VERDICTS, ""])

@@ -76,9 +76,9 @@ def committed_configs() -> list:
     return [pytest.param(path, id=path.stem) for path in sorted(config.bundled_dir().glob("*.toml"))]
 
 
-@pytest.mark.parametrize("path", committed_configs())
-def test_every_committed_figures_series_keep_apart(path: Path, tmp_path):
-    """Every figure the committed configs draw, from the committed rows as `reproduce` draws them."""
+def committed_figures(path: Path, tmp_path: Path) -> dict:
+    """Every figure the config at `path` draws, from the committed rows as `reproduce` draws them; of the
+    figures drawn from a sample itself, one of each family, from a small run."""
     loaded = config.load(path, text=False)
     figures = reproduce.committed_result(loaded, RESULTS / path.stem).figures()
     drawn = {name: draw for name, draw in figures.items() if not name.startswith(FROM_SAMPLES)}
@@ -95,8 +95,96 @@ def test_every_committed_figures_series_keep_apart(path: Path, tmp_path):
         for prefix in FROM_SAMPLES:
             drawn.update(itertools.islice(((n, d) for n, d in sampled.items() if n.startswith(prefix)), 1))
     assert drawn
-    for name, draw in drawn.items():
+    return drawn
+
+
+@pytest.mark.parametrize("path", committed_configs())
+def test_every_committed_figures_series_keep_apart(path: Path, tmp_path):
+    """Every figure the committed configs draw, from the committed rows as `reproduce` draws them."""
+    for name, draw in committed_figures(path, tmp_path).items():
         colours = series_colours(draw())
         if len(colours) > 1:
             distance, a, b, cvd = closest(colours)
             assert distance >= LEAST, f"{path.stem}/{name}: {a} and {b} are {distance:.1f} apart under {cvd}"
+
+
+def drawn_texts(fig) -> list:
+    """(text, its extent on the canvas) for every piece of text the figure draws: tick labels only of
+    the ticks inside their axis's view (matplotlib keeps the others without drawing them)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    hidden = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            slack = (high - low) * 1e-9
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not low - slack <= tick.get_loc() <= high + slack:
+                    hidden.update((tick.label1, tick.label2))
+    found = []
+    for text in fig.findobj(Text):
+        if text in hidden or not text.get_visible() or not text.get_text().strip():
+            continue
+        extent = text.get_window_extent(renderer)
+        if extent.width > 0 and extent.height > 0:
+            found.append((text, extent))
+    return found
+
+
+def layout_problems(fig) -> list[str]:
+    """Text outside the canvas, text turned other than by a right angle (its box would not be its
+    extent), and two pieces of text that overlap by more than a pixel each way."""
+    texts = drawn_texts(fig)
+    canvas = fig.bbox
+    problems = []
+    for text, box in texts:
+        name = repr(text.get_text()[:40])
+        if box.x0 < canvas.x0 - 1 or box.y0 < canvas.y0 - 1 or box.x1 > canvas.x1 + 1 or box.y1 > canvas.y1 + 1:
+            problems.append(f"{name} leaves the canvas")
+        if text.get_rotation() % 90:
+            problems.append(f"{name} is turned by {text.get_rotation():g} degrees")
+    for (a, box_a), (b, box_b) in itertools.combinations(texts, 2):
+        wide = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+        high = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+        if wide > 1 and high > 1:
+            problems.append(f"{a.get_text()[:30]!r} overlaps {b.get_text()[:30]!r}")
+    return problems
+
+
+def test_the_layout_check_finds_text_off_the_canvas_and_overlapping():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
+    ax.set_title("a title")
+    assert layout_problems(fig) == []
+    fig.set_layout_engine("none")  # the panel stays where it is while text is added
+    ax.text(0.5, 0.5, "here", transform=ax.transAxes)
+    ax.text(0.5, 0.5, "there", transform=ax.transAxes)
+    ax.text(1.2, 0.5, "far out to the right", transform=ax.transAxes)
+    ax.set_xticks([0.5], ["turned"], rotation=30)
+    problems = layout_problems(fig)
+    plt.close(fig)
+    assert "'here' overlaps 'there'" in problems and "'far out to the right' leaves the canvas" in problems
+    assert "'turned' is turned by 30 degrees" in problems
+
+
+@pytest.mark.parametrize("path", committed_configs())
+def test_every_committed_figures_text_fits_and_keeps_apart(path: Path, tmp_path):
+    for name, draw in committed_figures(path, tmp_path).items():
+        fig = draw()
+        assert layout_problems(fig) == [], f"{path.stem}/{name}"
+
+
+@pytest.mark.parametrize("style", ["paper", "slide"])
+def test_the_story_figures_text_fits_and_keeps_apart(style):
+    from sqrtdk import plots, story
+
+    before = plots.look()
+    try:
+        plots.use(plots.Look(style))
+        fig = story.figure(story.committed_rows(RESULTS), story.threshold(RESULTS))
+        assert layout_problems(fig) == []
+    finally:
+        plots.use(before)

@@ -503,7 +503,7 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
     to coincide under the panel."""
     import numpy as np
 
-    from sqrtdk.plots import RULE_NAMES, legend_below, new_figure, rules_in, series_of, wrap
+    from sqrtdk.plots import legend_below, new_figure, rules_in, series_of
 
     fig = new_figure(2, 1, aspect=0.85)
     ax, ax_ratio = fig.subplots(1, 2)
@@ -538,8 +538,9 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
                     at = g + (ratios.index(scaling) - (len(ratios) - 1) / 2) * ratio_width  # on the tick if alone
                     ax_ratio.errorbar([at], [row["variance"] / t], yerr=np.array(err) / t, fmt="o", color=colour)
     names = [name.split(" = ", 1)[-1] if len(series) == 1 else name for name, _ in groups]
+    names = [name.replace("-", "-\n") if len(name) > 8 else name for name in names]  # level, on two lines
     for a in (ax, ax_ratio):
-        a.set_xticks(range(len(groups)), names, rotation=30, ha="right")
+        a.set_xticks(range(len(groups)), names)
         a.grid(True, axis="x", alpha=0.0)
     if len(series) == 1:
         ax.set_xlabel(series[0])
@@ -550,17 +551,9 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
     ax.set_title(f"variance at $d_k$ = {d_k} (bars: theory)")
     ax_ratio.axhline(1.0, color="0.4", lw=0.8)
     ax_ratio.set_ylabel("measured / theory")
-    once = " and ".join(RULE_NAMES[s] for s in rescaled)
-    ax_ratio.set_title(
-        wrap(
-            "measured / theory" + (f" (drawn once for {once}: the same draws)" if len(rescaled) > 1 else ""),
-            fig.get_figwidth() / 2 - 0.5,
-        )
-    )
+    ax_ratio.set_title("measured / theory" + (", one for all rules" if len(rescaled) > 1 else ""))
     legend_below(fig, [ax])
-    same = _same_settings(groups)
-    note = f"; {same}" if same else ""
-    fig.suptitle(wrap((f"{setting}: " if setting else "") + f"error bars: {LEVEL:.1%} intervals{note}", 6.0))
+    fig.suptitle((f"{setting}; " if setting else "") + f"error bars: {LEVEL:.1%} intervals")
     return fig
 
 
@@ -618,7 +611,11 @@ def reading(result: Result) -> list[str]:
         asked = result.params.samples[0] if len(result.params.samples) == 1 else None
         return _read_one_variance(prefix, rows, asked) + _coverage_sentence(rows)
     if single_d:
-        return [_setting_table(groups)] + _coverage_sentence(result.rows)
+        from sqrtdk.plots import series_of
+
+        same = _same_settings(series_of(result.rows, result.series_columns("dim")))
+        agree = [f"{same[0].upper()}{same[1:]}: their weights have the same variance."] if same else []
+        return [_setting_table(groups)] + _coverage_sentence(result.rows) + agree
     if len(groups) > 1:
         return [_variance_table(groups)] + _coverage_sentence(result.rows)
     return _read_variance_vs_dk("", groups[0][1], detailed=True) + _coverage_sentence(result.rows)
