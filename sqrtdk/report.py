@@ -177,7 +177,7 @@ def section(config, result, shown_at: Path, said: set[str] | None = None, explai
     if config.description:
         lines += [config.description, ""]
     figures = list(result.figures())
-    shown = [f for f in figures if not f.startswith("histogram_")] or figures
+    shown = [f for f in figures if not f.startswith("histogram_") and not f.endswith("_checks")] or figures
     for figure in shown:
         lines += [f"![{figure}]({name}/{figure}.png)", ""]
     others = [f for f in figures if f not in shown]

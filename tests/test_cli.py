@@ -563,7 +563,7 @@ def test_drawing_figures_is_a_visible_step(tmp_path):
     stderr; --quiet shows nothing."""
     argv = ["variance", "--dim", "4,8", "--samples", "1000", "--out", tmp_path / "out"]
     code, stderr = _stderr_at_a_terminal(argv, tmp_path)
-    assert code == 0 and "drawing 3 figures" in stderr, stderr
+    assert code == 0 and "drawing 4 figures" in stderr, stderr  # two histograms, the sweep, its checks
     code, stderr = _stderr_at_a_terminal([*argv, "--quiet"], tmp_path)
     assert code == 0 and stderr == ""
 

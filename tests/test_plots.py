@@ -144,13 +144,13 @@ def test_mean_over_spread_is_drawn_on_log_axes_where_it_grows():
     import math
 
     correlated = sqrtdk.run("variance", dim=[4, 16, 64], rho=[0.0, 0.5], samples=4096)
-    ax_mean = variance.figures(correlated)["variance_vs_dk"]().axes[2]
+    ax_mean = variance.figures(correlated)["variance_checks"]().axes[0]
     assert ax_mean.get_yscale() == "log" and "mean 0: not drawn" in " ".join(ax_mean.get_title().split())
     (line,) = [ln for ln in ax_mean.get_lines() if len(ln.get_xdata()) == 3 and ln.get_linestyle() == "-"]
     x, y = line.get_xdata(), line.get_ydata()
     assert math.log(y[-1] / y[0]) / math.log(x[-1] / x[0]) == pytest.approx(0.5, abs=0.05)  # sqrt(d_k)
     plain = sqrtdk.run("variance", dim=[4, 16], samples=4096)
-    ax_mean = variance.figures(plain)["variance_vs_dk"]().axes[2]
+    ax_mean = variance.figures(plain)["variance_checks"]().axes[0]
     assert ax_mean.get_yscale() == "linear" and "not drawn" not in ax_mean.get_title()
 
 

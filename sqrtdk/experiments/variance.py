@@ -226,6 +226,9 @@ def figures(result: Result) -> dict[str, Callable[[], Any]]:
         figures[name] = partial(histogram_figure, sample, result.label(task, skip=("dim",)))
     if len({r["d_k"] for r in result.rows}) > 1:
         figures["variance_vs_dk"] = lambda: variance_figure(result.rows, result.series_columns("dim"), result.setting())
+        figures["variance_checks"] = lambda: variance_figure(
+            result.rows, result.series_columns("dim"), result.setting(), checks=True
+        )
     elif len(result.tasks) > 1:
         figures["variance_by_setting"] = lambda: variance_by_setting(
             result.rows, result.series_columns("dim"), result.setting()
@@ -317,16 +320,25 @@ def histogram_figure(sample: ScoreSample, label: str = "") -> Any:
     return fig
 
 
-def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: str = "") -> Any:
-    """Four panels against d_k (log2 axis), a line per scaling rule and per combination of the other varying
-    parameters (`series`: row columns): the variance with its theory; measured / theory; the mean in units
-    of the spread, E / sd (0 for independent mean-0 entries, growing like sqrt(d_k) when q and k are
-    correlated); and d_k times the excess kurtosis, a constant in theory. Every error bar is a 99.9%
-    interval. The last three are the same for every rule that only rescales q.k (the rules share their
-    draws), so those rules are drawn there once; the kurtosis panel's range is set by the values and
-    their theory, not by the widest interval.
+class _Unseen:
+    """Stands for the panels of the other figure of the pair: whatever is drawn on it is dropped."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: str = "", checks: bool = False) -> Any:
+    """Two panels against d_k (log2 axis), a series per scaling rule and per combination of the other
+    varying parameters (`series`: row columns): the variance with its theory and measured / theory; or,
+    with `checks`, the supplementary figure of quality checks: the mean in units of the spread, E / sd (0
+    for independent mean-0 entries, growing like sqrt(d_k) when q and k are correlated), and d_k times
+    the excess kurtosis, a constant in theory. Every error bar is a 99.9% interval. All but the variance
+    are the same for every rule that only rescales q.k (the rules share their draws), so those rules are
+    drawn there once; the kurtosis panel's range is set by the values and their theory, not by the widest
+    interval.
     """
     import numpy as np
+    from matplotlib.lines import Line2D
 
     from sqrtdk.core.moments import REPLICATES, t_quantile
     from sqrtdk.plots import (
@@ -342,8 +354,17 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     )
 
     t_level = t_quantile(0.5 + LEVEL / 2, REPLICATES - 1)  # the variance experiment's replicates
-    fig = new_figure(2, 2, aspect=0.75)
-    (ax, ax_ratio), (ax_mean, ax_kurt) = fig.subplots(2, 2, sharex=True)
+    fig = new_figure(2, 1, aspect=0.8)
+    ax: Any
+    ax_ratio: Any
+    ax_mean: Any
+    ax_kurt: Any
+    if checks:
+        ax, ax_ratio = _Unseen(), _Unseen()
+        ax_mean, ax_kurt = fig.subplots(1, 2, sharex=True)
+    else:
+        ax, ax_ratio = fig.subplots(1, 2, sharex=True)
+        ax_mean, ax_kurt = _Unseen(), _Unseen()
     groups = series_of(rows, series, maths=True)
     rules = rules_in(rows)
     style = Style(rules, groups)
@@ -406,7 +427,12 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                 zero_mean, z = True, []
             if z:
                 ax_mean.errorbar(
-                    [x for x, _, _ in z], [y for _, y, _ in z], yerr=[e for _, _, e in z], fmt=marker, color=colour
+                    [x for x, _, _ in z],
+                    [y for _, y, _ in z],
+                    yerr=[e for _, _, e in z],
+                    fmt=marker,
+                    color=colour,
+                    label=RULES[scaling].label + suffix,
                 )
             zt = [
                 (r["d_k"], r["theory_mean"] / math.sqrt(r["theory_variance"]))
@@ -432,6 +458,7 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                     yerr=[[lo for _, _, lo, _ in k], [hi for _, _, _, hi in k]],
                     fmt=marker,
                     color=colour,
+                    label=RULES[scaling].label + suffix,
                 )
             bare = [
                 (r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"])
@@ -439,7 +466,7 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                 if r["excess_kurtosis"] is not None and r.get("excess_kurtosis_ci_low") is None
             ]
             if bare:  # heavy tails or d_k < 4: the estimate without an interval (it would not cover)
-                ax_kurt.plot(*zip(*bare), marker, color=colour, mfc="none")
+                ax_kurt.plot(*zip(*bare), marker, color=colour, mfc="none", label=RULES[scaling].label + suffix)
             kt = [
                 (r["d_k"], r["d_k"] * r["theory_excess_kurtosis"])
                 for r in sel
@@ -450,14 +477,23 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             kurtosis_theory += [y for _, y in kt]
             kurtosis_points += [(x, y, max(lo, hi), colour) for x, y, lo, hi in k]
             kurtosis_points += [(x, y, 0.0, colour) for x, y in bare]
-    ax.set_xscale("log", base=2)
-    log_axis(ax, "y", base=2)
-    ax.set_ylabel("variance of the score")
-    together = coinciding(drawn, log=True)
-    ax.set_title(wrap("variance: markers measured, lines theory" + (" " + together if together else ""), 3.3))
-    ax_ratio.axhline(1.0, color="0.4", lw=0.8)
-    ax_ratio.set_ylabel("measured / theory")
-    ax_ratio.set_title("measured / theory")
+    once = " and ".join(RULE_NAMES[s] for s in rescaled) if len(rescaled) > 1 else ""
+    context = f"{setting}; " if setting else ""
+    if not checks:
+        log_axis(ax, "x", base=2)
+        log_axis(ax, "y", base=2)
+        ax.set_ylabel("variance of the score")
+        together = coinciding(drawn, log=True)
+        if together:
+            ax.set_title(wrap(together, 3.3))
+        ax_ratio.axhline(1.0, color="0.4", lw=0.8)
+        ax_ratio.set_ylabel("measured / theory")
+        ax_ratio.set_title("measured / theory" + (", one for all rules" if once else ""))
+        for a in (ax, ax_ratio):
+            a.set_xlabel("$d_k$")
+        legend_below(fig, [ax], handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
+        fig.suptitle(f"{context}error bars: {LEVEL:.1%} intervals")
+        return fig
     ax_mean.set_ylabel("mean / sd")
     if growing:
         log_axis(ax_mean, "y", base=2)
@@ -465,11 +501,11 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
         ax_mean.set_title(wrap(r"mean / sd grows like $\sqrt{d_k}$" + left_out, 3.3))
     else:
         ax_mean.axhline(0.0, color="0.4", lw=0.8)
-        ax_mean.set_title("the mean in units of the spread (lines: theory)")
+        ax_mean.set_title("the mean in units of the spread")
     ax_kurt.axhline(0.0, color="0.4", lw=0.8)
     ax_kurt.set_ylabel(r"$d_k \times$ excess kurtosis")
     hollow = any(r["excess_kurtosis"] is not None and r.get("excess_kurtosis_ci_low") is None for r in rows)
-    notes = ["lines: theory, 0: a normal curve"] + (["hollow: no interval"] if hollow else [])
+    notes = ["0: a normal curve"] + (["hollow: no interval"] if hollow else [])
     if kurtosis_points:  # around the theory and the sharper half of the estimates; wider bars run off
         half = sorted(e for _, _, e, _ in kurtosis_points)
         sharp = [y for _, y, e, _ in kurtosis_points if e <= half[len(half) // 2]]
@@ -481,18 +517,14 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
         for x, y, c in beyond:  # a marker on the edge for each estimate beyond the panel
             ax_kurt.plot([x], [high if y > high else low], "^" if y > high else "v", color=c, clip_on=False)
         if beyond:
-            notes.append("triangles: beyond the panel")
-    ax_kurt.set_title(wrap(r"$d_k \times$ excess kurtosis (" + "; ".join(notes) + ")", 3.3))
+            notes.append("triangles: beyond it")
+    ax_kurt.set_title(wrap("; ".join(notes), 3.3))
     for a in (ax_mean, ax_kurt):
+        log_axis(a, "x", base=2)
         a.set_xlabel("$d_k$")
-    legend_below(fig, [ax])
-    once = (
-        f"; {' and '.join(RULE_NAMES[s] for s in rescaled)} rescale the same draws, so measured / theory, "
-        f"mean / sd and kurtosis are the same for them and drawn once (as {RULE_NAMES[rescaled[0]]})"
-        if len(rescaled) > 1
-        else ""
-    )
-    fig.suptitle(wrap((f"{setting}: " if setting else "") + f"error bars: {LEVEL:.1%} intervals{once}", 6.0))
+    legend_below(fig, [ax_mean, ax_kurt], handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
+    shared = "; rules that rescale the same draws: drawn once" if once else ""
+    fig.suptitle(f"Quality checks, {context}error bars: {LEVEL:.1%} intervals{shared}")
     return fig
 
 
