@@ -77,15 +77,20 @@ def changed_since_written(configs: Sequence[Config], out: Path) -> list[Config]:
 
 
 def committed_result(config: Config, folder: Path) -> Result | None:
-    """A skipped config's result as its committed folder holds it (rows only: enough for the report),
-    or None when there is none."""
+    """A skipped config's result as its committed folder holds it (rows, and the curves of a training
+    run: enough for the report and for every figure not drawn from the samples themselves), or None when
+    there is none."""
     from sqrtdk import experiments, schema
 
     rows = _read_json(folder / "rows.json")
     if not isinstance(rows, list) or not rows:
         return None
     tasks = schema.grid(config.params)
-    return Result(experiments.get(config.experiment), config.params, tasks, [None] * len(tasks), rows)
+    result = Result(experiments.get(config.experiment), config.params, tasks, [None] * len(tasks), rows)
+    curves = _read_json(folder / "curves.json") if result.spec.curves else None
+    if isinstance(curves, list) and len(curves) == len(tasks):
+        return result.with_values(rows, None, curves)
+    return result
 
 
 def run(

@@ -248,10 +248,12 @@ def curves(sample: ProbeSample) -> dict:
     return {"counts": sample.counts.tolist()}
 
 
-def with_curves(sample: ProbeSample, kept: Mapping[str, Any]) -> ProbeSample:
+def with_curves(sample: ProbeSample | None, kept: Mapping[str, Any]) -> ProbeSample | None:
+    """The sample with its committed counts; None for a committed result, which has no sample (the
+    logits figure is drawn from a run)."""
     import numpy as np
 
-    return replace(sample, counts=np.asarray(kept["counts"]))
+    return None if sample is None else replace(sample, counts=np.asarray(kept["counts"]))
 
 
 def figures(result: Result) -> dict[str, Callable[[], Any]]:
