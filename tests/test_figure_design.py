@@ -117,12 +117,15 @@ def drawn_texts(fig) -> list:
     renderer = fig.canvas.get_renderer()
     hidden = set()
     for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            low, high = sorted(axis.get_view_interval())
+        for along, axis in enumerate((ax.xaxis, ax.yaxis)):
+            scale = axis.get_transform()  # compared on the axis's own scale (log10 of a log axis)
+            low, high = sorted(scale.transform(axis.get_view_interval()))
             slack = (high - low) * 1e-9
             for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                if not low - slack <= tick.get_loc() <= high + slack:
-                    hidden.update((tick.label1, tick.label2))
+                for label in (tick.label1, tick.label2):  # where the label stands, in data coordinates
+                    at = scale.transform([label.get_position()[along]])[0]
+                    if not low - slack <= at <= high + slack:
+                        hidden.add(label)
     found = []
     for text in fig.findobj(Text):
         if text in hidden or not text.get_visible() or not text.get_text().strip():

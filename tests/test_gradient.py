@@ -62,3 +62,50 @@ def test_the_freezing_point_is_where_the_spread_reaches_s_c():
     assert _attention.freezing_point(row, "d_k") == pytest.approx(16 * 2 * math.log(128) / 16, rel=1e-12)
     assert _attention.freezing_point(row, "seq_len") == pytest.approx(math.exp(8.0), rel=1e-12)
     assert _attention.freezing_point({**row, "logit_std": None}, "d_k") is None
+
+
+def test_per_row_counts_are_numpys_histogram_of_the_same_values():
+    """The oracle: numpy's histogram over explicit edges, and a count of what lies below and above."""
+    from sqrtdk.core.rows import GRAD_Q_BINS, grad_q_bins, grad_q_counts
+
+    low, high, width = GRAD_Q_BINS
+    rng = np.random.default_rng(3)
+    values = np.concatenate([10.0 ** rng.uniform(low - 2, high + 2, 5000), np.zeros(7)])
+    edges = 10.0 ** np.arange(low, high + width / 2, width)
+    inside, _ = np.histogram(values, edges)
+    expected = [np.sum(values < edges[0]), *inside, np.sum(values >= edges[-1])]
+    counts = grad_q_counts(values)
+    assert len(counts) == grad_q_bins() and counts.sum() == len(values)
+    # numpy closes its last bin on the right, this count puts HIGH itself above: equal for these draws
+    assert list(counts) == expected
+
+
+def test_every_row_is_counted_once_whichever_way_the_replicates_run():
+    """The counts add up to the rows, per rule, and do not depend on how trials are chunked or on the
+    threads that run the replicates (as the means do not)."""
+    from sqrtdk import executors
+    from sqrtdk.core.rows import sample_rows
+
+    one = sample_rows("gradient", 64, 128, 4096)
+    other = sample_rows("gradient", 64, 128, 4096, chunk_scores=2**12, map_replicates=executors.map_replicates)
+    assert one.grad_q_counts is not None and (one.grad_q_counts.sum(axis=1) == one.n_rows).all()
+    assert np.array_equal(one.grad_q_counts, other.grad_q_counts)
+    assert sample_rows("saturation", 64, 128, 1024).grad_q_counts is None
+
+
+def test_the_per_row_picture_shows_frozen_rows_below_and_the_rest_above_the_scaled_ones():
+    """At d_k = 1024, n = 128 unscaled: a share of rows passes (almost) no gradient, while another share
+    passes more than every scaled row; the mean over rows lies above the scaled rows' range."""
+    from sqrtdk.core.rows import GRAD_Q_BINS
+
+    result = sqrtdk.run("gradient", dim=[4, 1024], seq_len=128, samples=2048)
+    fig = result.figures()["gradient_rows"]()
+    sample = next(o for o in result.outputs if o.d_k == 1024)
+    none, sqrt = (sample.grad_q_counts[sample.scalings.index(s)] for s in ("none", "sqrt"))
+    low, _, width = GRAD_Q_BINS
+    occupied = np.flatnonzero(sqrt)
+    assert none[0] / none.sum() > 0.05  # below 1e-8
+    assert none[occupied[-1] + 1 :].sum() / none.sum() > 0.2  # above every scaled row
+    mean = next(r["grad_q_mean"] for r in result.rows if r["d_k"] == 1024 and r["scaling"] == "none")
+    assert mean > 10 ** (low + width * occupied[-1])
+    assert [ax.get_title() for ax in fig.axes] == ["$d_k$ = 4, $n$ = 128", "$d_k$ = 1024, $n$ = 128"]

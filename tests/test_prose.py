@@ -76,6 +76,26 @@ def gradient_sentences() -> list[str]:
     ]
 
 
+def per_row_sentences() -> list[str]:
+    """From the per-row counts kept beside gradient_vs_dk's rows (curves.json)."""
+    import numpy as np
+
+    (kept,) = [
+        c["curves"]
+        for c in json.loads((ROOT / "results" / "gradient_vs_dk" / "curves.json").read_text(encoding="utf-8"))
+        if (c["curves"]["d_k"], c["curves"]["seq_len"]) == (1024, 128)
+    ]
+    counts = np.array(kept["grad_q_counts"])
+    none, sqrt = (counts[kept["scalings"].index(s)] for s in ("none", "sqrt"))
+    share = none / none.sum()
+    one = 1 + round((0.0 - -8.0) / 0.25)  # the bin that starts at 10^0 (bins from 1e-8, a quarter decade)
+    return [
+        f"unscaled at d_k = 1024 and n = 128, {share[0]:.0%} of the rows pass less than 1e-8 and "
+        f"{share[: np.flatnonzero(sqrt)[0]].sum():.0%} less than the bin of the smallest scaled row, while "
+        f"{share[one:].sum():.0%} pass more than 1",
+    ]
+
+
 def long_sequence_sentences() -> list[str]:
     short, far = (one("saturation_vs_n", seq_len=n, scaling="sqrt") for n in (2, 16384))
     scaled, logn = (one("gradient_vs_n", seq_len=16384, scaling=s) for s in ("sqrt", "logn"))
@@ -148,6 +168,7 @@ def beyond_the_textbook_sentences() -> list[str]:
     [
         saturation_sentences,
         gradient_sentences,
+        per_row_sentences,
         long_sequence_sentences,
         precision_sentences,
         beyond_the_textbook_sentences,

@@ -50,6 +50,28 @@ GRADIENT = (
 )
 
 
+# Per-row ||dL/dq_i|| of the gradient kernel, counted in bins of log10 (the mean hides how it spreads:
+# frozen rows pass almost nothing, the others more than scaled rows do): LOW to HIGH in steps of WIDTH,
+# plus a bin below LOW (exact zeros of one-hot rows included) and one from HIGH up.
+GRAD_Q_BINS = (-8.0, 2.0, 0.25)  # (LOW, HIGH, WIDTH) of log10 ||dL/dq_i||
+
+
+def grad_q_bins() -> int:
+    """Bins of the per-row ||dL/dq_i|| counts, the two outer ones included."""
+    low, high, width = GRAD_Q_BINS
+    return round((high - low) / width) + 2
+
+
+def grad_q_counts(values: np.ndarray) -> np.ndarray:
+    """How many of `values` (per-row norms, >= 0) fall in each bin of GRAD_Q_BINS (grad_q_bins() of them:
+    below LOW, the bins, from HIGH up), as float64 (whole numbers, exact)."""
+    low, _, width = GRAD_Q_BINS
+    with np.errstate(divide="ignore"):
+        where = np.floor((np.log10(values) - low) / width)  # -inf for 0: below
+    index = np.clip(where, -1, grad_q_bins() - 2).astype(np.int64) + 1
+    return np.bincount(index, minlength=grad_q_bins()).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class Rule:
     """A scaling rule as applied to one trial: logits = c * scores, or c * cos(q, k) when normalised."""
@@ -166,6 +188,7 @@ class RowSample:
     n_rows: int
     n_trials: int  # independent trials (sets of keys) behind the rows
     replicate_means: np.ndarray  # (replicates, rules, metrics)
+    grad_q_counts: np.ndarray | None = None  # gradient: (rules, grad_q_bins()) rows per bin, all replicates
 
     @property
     def scalings(self) -> tuple[str, ...]:
@@ -243,9 +266,18 @@ def sample_rows(
         qk, g = streams[r].spawn(2)
         return np.random.default_rng(qk), np.random.default_rng(g)
 
+    binned = kind == "gradient"
+    extra = grad_q_bins() if binned else 0  # each rule's per-row counts ride after its metrics' means
+    at = metrics.index("grad_q_mean") if binned else 0
+
+    def counted(per_row: np.ndarray) -> np.ndarray:
+        """Each rule's counts of per-row ||dL/dq_i||: (rules, extra)."""
+        return np.array([grad_q_counts(per_row[:, i * len(metrics) + at]) for i in range(len(rules))])
+
     def replicate(r: int, stop) -> np.ndarray:
         qk_rng, g_rng = generators(r)
         sums = np.zeros(len(rules) * len(metrics))
+        counts = np.zeros((len(rules), extra))
         trials: Iterator[Trial]
         if projected:
             trials = (
@@ -262,8 +294,12 @@ def sample_rows(
                 rows = slice(start, start + chunk_rows)
                 shape = (len(q), min(chunk_rows, m - start), n)  # the block's logits: (t, rows, n)
                 g = None if g_rng is None else g_rng.standard_normal(shape, dtype=np.float32)
-                sums = add_in_order(sums, measure(q, centred, q_whole, k_whole, rows, g))
-        return (sums / per_replicate).reshape(1, len(rules), len(metrics))
+                per_row = measure(q, centred, q_whole, k_whole, rows, g)
+                sums = add_in_order(sums, per_row)
+                if binned:
+                    counts += counted(per_row)
+        means = (sums / per_replicate).reshape(1, len(rules), len(metrics))
+        return np.concatenate([means, counts[None]], axis=-1)
 
     # Where one replicate is one block of trials (small runs), several replicates' blocks are measured in
     # one pass, up to chunk_scores logits: each still draws from its own streams and adds its own rows in
@@ -291,14 +327,15 @@ def sample_rows(
         k_whole = np.concatenate([b[3] for b in blocks]) if separate else centred
         per_row = measure(q, centred, q_whole, k_whole, slice(0, m), np.concatenate(draws) if draws else None)
         zero = np.zeros(len(rules) * len(metrics))
-        return np.array(
-            [
-                add_in_order(zero, per_row[i * per_replicate : (i + 1) * per_replicate]) / per_replicate
-                for i in range(len(blocks))
-            ]
-        ).reshape(len(blocks), len(rules), len(metrics))
+        parts = [per_row[i * per_replicate : (i + 1) * per_replicate] for i in range(len(blocks))]
+        means = np.array([add_in_order(zero, part) / per_replicate for part in parts])
+        counts = [counted(part) if binned else np.zeros((len(rules), 0)) for part in parts]
+        return np.concatenate([means.reshape(len(blocks), len(rules), len(metrics)), np.array(counts)], axis=-1)
 
     units = math.ceil(replicates / together)
-    means = np.concatenate(map_replicates(replicates_at_once, units))  # (replicates, rules, metrics)
+    found = np.concatenate(map_replicates(replicates_at_once, units))  # (replicates, rules, metrics + extra)
+    means, counts = found[..., : len(metrics)], found[..., len(metrics) :].sum(axis=0)
     trials = replicates * trials_per_replicate  # the heads of one sequence share its tokens: one trial
-    return RowSample(kind, d_k, n, source, tuple(rules), metrics, trials * m * heads, trials, means)
+    return RowSample(
+        kind, d_k, n, source, tuple(rules), metrics, trials * m * heads, trials, means, counts if binned else None
+    )

@@ -8,11 +8,15 @@ core/rows.py; the rest is shared in _attention.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from sqrtdk import report, schema
-from sqrtdk.experiments import Experiment, _attention
+from sqrtdk.experiments import Experiment, _attention, _gradient_rows
+
+if TYPE_CHECKING:
+    from sqrtdk.result import Result
 
 Params = _attention.params(
     "`sqrtdk gradient`: the schema of its options and config keys.",
@@ -37,13 +41,19 @@ def unscaled(rows: Sequence[dict], eps: float) -> list[str]:
     ]
 
 
+def figures(result: Result) -> dict[str, Callable[[], Any]]:
+    """The metrics against d_k or n, and how the gradient to the query spreads over rows."""
+    drawn = _attention.figures("gradient", _attention.GRADIENT_DRAWN, "Softmax Jacobian and gradients", result)
+    return {**drawn, **_gradient_rows.figures(result)}
+
+
 EXPERIMENT = Experiment(
     "gradient",
     "Size of the softmax Jacobian and of the gradients through it, across d_k and n.",
     Params,
     run=partial(_attention.run, "gradient", "eps"),
     rows=_attention.rows,
-    figures=partial(_attention.figures, "gradient", _attention.GRADIENT_DRAWN, "Softmax Jacobian and gradients"),
+    figures=figures,
     reading=partial(_attention.reading, ("jacobian_fro_mean", "grad_q_mean"), "eps", unscaled),
     table=partial(
         _attention.table,
@@ -53,4 +63,6 @@ EXPERIMENT = Experiment(
     ),
     cost=_attention.cost,
     theory=_attention.exact_theory,
+    curves=_gradient_rows.curves,
+    with_curves=_gradient_rows.with_curves,
 )
