@@ -163,7 +163,8 @@ def test_variance_figures_and_theory_with_mean(tmp_path, cli):
     assert code == 0
     doc = json.loads(stdout)
     names = {Path(f).name for f in doc["files"]}
-    assert {"variance_vs_dk.png", "variance_vs_dk.svg", "histogram_dk16.png", "histogram_dk64.svg"} <= names
+    assert {"variance_vs_dk.png", "variance_vs_dk.svg", "histograms.png", "variance_checks.svg"} <= names
+    assert not any(name.startswith("histogram_dk") for name in names)  # a sweep's histograms: one figure
     for row in doc["rows"]:
         assert row["variance_ci_low"] < row["theory_variance"] < row["variance_ci_high"]
     # different parameters, different folder
@@ -563,7 +564,7 @@ def test_drawing_figures_is_a_visible_step(tmp_path):
     stderr; --quiet shows nothing."""
     argv = ["variance", "--dim", "4,8", "--samples", "1000", "--out", tmp_path / "out"]
     code, stderr = _stderr_at_a_terminal(argv, tmp_path)
-    assert code == 0 and "drawing 4 figures" in stderr, stderr  # two histograms, the sweep, its checks
+    assert code == 0 and "drawing 3 figures" in stderr, stderr  # the histograms, the sweep, its checks
     code, stderr = _stderr_at_a_terminal([*argv, "--quiet"], tmp_path)
     assert code == 0 and stderr == ""
 

@@ -69,7 +69,7 @@ def series_colours(fig) -> set[str]:
 
 # The figures drawn from a config's sample itself (histograms, the probe's logits) come from a small run of
 # it; one figure of each such family is checked, since its colours do not depend on the setting it shows.
-FROM_SAMPLES = ("histogram_", "probe_logits")
+FROM_SAMPLES = ("histogram_", "histograms", "probe_logits")
 
 
 def committed_configs() -> list:

@@ -219,7 +219,10 @@ HISTOGRAMS = 16  # a histogram per task for runs of at most this many tasks; lar
 
 def figures(result: Result) -> dict[str, Callable[[], Any]]:
     figures: dict[str, Callable[[], Any]] = {}
-    for task, sample in zip(result.tasks if len(result.tasks) <= HISTOGRAMS else (), result.outputs):
+    swept = len({t["dim"] for t in result.tasks}) > 1 and result.tasks[0].get("inputs") != "projected"
+    if swept and any(sample is not None for sample in result.outputs):
+        figures["histograms"] = partial(histograms_figure, result)
+    for task, sample in zip(result.tasks if len(result.tasks) <= HISTOGRAMS and not swept else (), result.outputs):
         d_k = task["d_model"] // task["heads"] if task.get("inputs") == "projected" else task["dim"]
         name = f"histogram_dk{d_k}" + result.suffix(task, skip=("dim",))  # from the task: a committed
         # result (a config that reproduce did not run) has rows but no samples
@@ -234,6 +237,81 @@ def figures(result: Result) -> dict[str, Callable[[], Any]]:
             result.rows, result.series_columns("dim"), result.setting()
         )
     return figures
+
+
+HISTOGRAM_COLUMNS = 5  # d_k shown side by side in the histograms of a sweep
+
+
+def histograms_figure(result: Result) -> Any:
+    """The scores of a d_k sweep as small multiples, a column per d_k (at most HISTOGRAM_COLUMNS, spread
+    evenly over the sweep in log d_k; the other parameters at their first task's values). Top row: the
+    scaled scores q.k / sqrt(d_k) on one shared axis, density on a log scale, against the exact density
+    (where implemented) and the normal curve: the tails, heavy at small d_k, become normal. Bottom row:
+    the unscaled scores on one shared axis: the sqrt(d_k) widening itself."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from sqrtdk.core import theory
+    from sqrtdk.core.rules import scale
+    from sqrtdk.core.scores import theory_dot
+    from sqrtdk.plots import legend_below, new_figure, power_label
+
+    first = result.tasks[0]
+    other = [k for k in first if k not in ("dim", "seed", "samples")]
+    found = sorted(
+        (sample for task, sample in zip(result.tasks, result.outputs) if all(task[k] == first[k] for k in other)),
+        key=lambda sample: sample.d_k,
+    )
+    if len(found) > HISTOGRAM_COLUMNS:  # evenly in log d_k, both ends kept
+        found = [found[round(i * (len(found) - 1) / (HISTOGRAM_COLUMNS - 1))] for i in range(HISTOGRAM_COLUMNS)]
+    fig = new_figure(len(found), 2, aspect=1.0)
+    grid = fig.subplots(2, len(found), sharex="row", sharey="row", squeeze=False)
+    widest = max(math.sqrt(theory_dot(x.d_k, x.source, x.block)[1]) for x in found)
+    exact_anywhere = False
+    for column, sample in enumerate(found):
+        counts, bin_edges = sample.counts, sample.edges
+        if counts is None or bin_edges is None:
+            raise ValueError("this sample was drawn without a histogram (figures=False): run it again to draw it")
+        density = counts / (sample.n_scores * np.diff(bin_edges))
+        exact = sample.source.inputs == "direct" and theory.has_density(sample.source.entries)
+        exact_anywhere = exact_anywhere or exact
+        for row, scaling in enumerate(("sqrt", "none")):
+            ax, c = grid[row, column], scale(sample.d_k, scaling)
+            edges = c * bin_edges
+            ax.stairs(density / c, edges, fill=True, alpha=0.35, color=RULES[scaling].colour)
+            mu, var = theory_dot(sample.d_k, sample.source, sample.block, c)
+            x = np.linspace(float(edges[0]), float(edges[-1]), 600)
+            ax.plot(x, np.exp(-0.5 * (x - mu) ** 2 / var) / math.sqrt(2 * math.pi * var), "--", color="0.15", lw=0.8)
+            if exact:
+                ax.plot(
+                    x, theory.score_density(x, sample.d_k, sample.source.entries.std, c), color=RULES[scaling].colour
+                )
+        grid[0, column].set_title(f"$d_k$ = {sample.d_k}")
+        grid[1, column].set_xlabel("$q\\cdot k$")
+        grid[0, column].set_xlabel(r"$q\cdot k/\sqrt{d_k}$")
+    top = grid[0, 0]
+    top.set_yscale("log")
+    top.set_xlim(-5.5, 5.5)
+    top.set_ylim(1e-4, 1.0)
+    top.set_ylabel("density, scaled")
+    bottom = grid[1, 0]
+    bottom.set_xlim(-4 * widest, 4 * widest)
+    bottom.set_yscale("log")
+    bottom.set_ylim(1e-4 / widest, 1.0)
+    bottom.set_ylabel("density, unscaled")
+    for ax in grid.ravel():
+        ax.xaxis.set_major_formatter(lambda value, _: power_label(value, 10) if abs(value) >= 1e4 else f"{value:g}")
+    handles: list[Any] = [
+        Patch(color=RULES["sqrt"].colour, alpha=0.35, label="measured, scaled"),
+        Patch(color=RULES["none"].colour, alpha=0.35, label="measured, unscaled"),
+    ]
+    if exact_anywhere:
+        handles.append(Line2D([], [], color="0.3", label="exact density (variance-gamma)"))
+    handles.append(Line2D([], [], color="0.15", lw=0.8, ls="--", label="normal curve, same mean and variance"))
+    legend_below(fig, handles=handles)
+    fig.suptitle("Scores across $d_k$: normal tails when scaled, a $\\sqrt{d_k}$ wider spread when not")
+    return fig
 
 
 def histogram_figure(sample: ScoreSample, label: str = "") -> Any:
