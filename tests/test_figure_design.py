@@ -175,8 +175,12 @@ def test_the_layout_check_finds_text_off_the_canvas_and_overlapping():
 
 @pytest.mark.parametrize("path", committed_configs())
 def test_every_committed_figures_text_fits_and_keeps_apart(path: Path, tmp_path):
+    """As saved: plots.save sets log ticks as plain text (2⁸, not mathtext) before the layout."""
+    from sqrtdk import plots
+
     for name, draw in committed_figures(path, tmp_path).items():
         fig = draw()
+        plots.plain_powers(fig)
         assert layout_problems(fig) == [], f"{path.stem}/{name}"
 
 
@@ -188,6 +192,7 @@ def test_the_story_figures_text_fits_and_keeps_apart(style):
     try:
         plots.use(plots.Look(style))
         fig = story.figure(story.committed_rows(RESULTS), story.threshold(RESULTS))
+        plots.plain_powers(fig)
         assert layout_problems(fig) == []
     finally:
         plots.use(before)

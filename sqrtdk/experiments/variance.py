@@ -220,6 +220,7 @@ HISTOGRAMS = 16  # a histogram per task for runs of at most this many tasks; lar
 def figures(result: Result) -> dict[str, Callable[[], Any]]:
     figures: dict[str, Callable[[], Any]] = {}
     swept = len({t["dim"] for t in result.tasks}) > 1 and result.tasks[0].get("inputs") != "projected"
+    swept = swept and len(result.tasks) <= HISTOGRAMS  # larger sweeps get the summary alone
     if swept and any(sample is not None for sample in result.outputs):
         figures["histograms"] = partial(histograms_figure, result)
     for task, sample in zip(result.tasks if len(result.tasks) <= HISTOGRAMS and not swept else (), result.outputs):
@@ -240,6 +241,8 @@ def figures(result: Result) -> dict[str, Callable[[], Any]]:
 
 
 HISTOGRAM_COLUMNS = 5  # d_k shown side by side in the histograms of a sweep
+MAX_SERIES = 5  # series in one panel; more become small multiples, a column per setting
+MAX_COLUMNS = 4  # settings side by side
 
 
 def histograms_figure(result: Result) -> Any:
@@ -432,23 +435,32 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     )
 
     t_level = t_quantile(0.5 + LEVEL / 2, REPLICATES - 1)  # the variance experiment's replicates
-    fig = new_figure(2, 1, aspect=0.8)
+    groups = series_of(rows, series, maths=True)
+    rules = rules_in(rows)
+    # more than MAX_SERIES series: a column of panels per setting (small multiples), a series per rule
+    split = not checks and len(rules) * len(groups) > MAX_SERIES and 1 < len(groups) <= MAX_COLUMNS
     ax: Any
     ax_ratio: Any
     ax_mean: Any
     ax_kurt: Any
-    if checks:
-        ax, ax_ratio = _Unseen(), _Unseen()
-        ax_mean, ax_kurt = fig.subplots(1, 2, sharex=True)
-    else:
-        ax, ax_ratio = fig.subplots(1, 2, sharex=True)
+    if split:
+        fig = new_figure(len(groups), 2, aspect=0.75)
+        grid = fig.subplots(2, len(groups), sharex=True, sharey="row", squeeze=False)
+        variance_axes, ratio_axes = list(grid[0]), list(grid[1])
         ax_mean, ax_kurt = _Unseen(), _Unseen()
-    groups = series_of(rows, series, maths=True)
-    rules = rules_in(rows)
-    style = Style(rules, groups)
+    else:
+        fig = new_figure(2, 1, aspect=0.8)
+        if checks:
+            ax, ax_ratio = _Unseen(), _Unseen()
+            ax_mean, ax_kurt = fig.subplots(1, 2, sharex=True)
+        else:
+            ax, ax_ratio = fig.subplots(1, 2, sharex=True)
+            ax_mean, ax_kurt = _Unseen(), _Unseen()
+        variance_axes, ratio_axes = [ax] * len(groups), [ax_ratio] * len(groups)
+    style = Style(rules, [groups[0]] if split else groups)
     rescaled = [s for s in rules if not RULES[s].normalised]  # the same draws times a constant
     shown = [s for s in rules if RULES[s].normalised or s == rescaled[0]]
-    spots = len(shown) * len(groups)
+    spots = len(shown) * (1 if split else len(groups))
     spread = np.linspace(0.93, 1.07, spots) if spots > 1 else [1.0]
     drawn, kurtosis_theory, kurtosis_points = [], [], []
     # where some scores have a mean, mean / sd grows like sqrt(d_k): a straight line of slope 1/2 on log
@@ -456,12 +468,15 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     growing = any(r["theory_mean"] and r["scaling"] != "qknorm" for r in rows)
     zero_mean = False
     for g, (name, group) in enumerate(groups):
-        suffix = f" ({name})" if name else ""
+        ax, ax_ratio = variance_axes[g], ratio_axes[g]
+        suffix = f" ({name})" if name and not split else ""
+        if split:
+            ax.set_title(name)
         for scaling in rules:
             sel = sorted((r for r in group if r["scaling"] == scaling), key=lambda r: r["d_k"])
             if not sel:
                 continue
-            colour, marker = style.colour(scaling, g), style.marker(scaling, g)
+            colour, marker = style.colour(scaling, 0 if split else g), style.marker(scaling, 0 if split else g)
             d = np.array([r["d_k"] for r in sel], dtype=float)
             var = np.array([r["variance"] for r in sel])
             ax.plot(d, var, marker, color=colour, label=RULES[scaling].label + suffix)
@@ -478,7 +493,7 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
                 )
             if scaling not in shown:
                 continue
-            offset = spread[g * len(shown) + shown.index(scaling)]
+            offset = spread[(0 if split else g) * len(shown) + shown.index(scaling)]
             bounded = [r for r in with_theory if r["variance_ci_low"] is not None]
             if bounded:
                 t = np.array([r["theory_variance"] for r in bounded])
@@ -558,18 +573,23 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     once = " and ".join(RULE_NAMES[s] for s in rescaled) if len(rescaled) > 1 else ""
     context = f"{setting}; " if setting else ""
     if not checks:
-        log_axis(ax, "x", base=2)
-        log_axis(ax, "y", base=2)
-        ax.set_ylabel("variance of the score")
-        together = coinciding(drawn, log=True)
+        for a in dict.fromkeys(variance_axes):
+            log_axis(a, "x", base=2)
+            log_axis(a, "y", base=2)
+        variance_axes[0].set_ylabel("variance" if split else "variance of the score")
+        together = "" if split else coinciding(drawn, log=True)
         if together:
-            ax.set_title(wrap(together, 3.3))
-        ax_ratio.axhline(1.0, color="0.4", lw=0.8)
-        ax_ratio.set_ylabel("measured / theory")
-        ax_ratio.set_title("measured / theory" + (", one for all rules" if once else ""))
-        for a in (ax, ax_ratio):
+            variance_axes[0].set_title(wrap(together, 3.3))
+        for a in dict.fromkeys(ratio_axes):
+            a.axhline(1.0, color="0.4", lw=0.8)
             a.set_xlabel("$d_k$")
-        legend_below(fig, [ax], handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
+            if not a.containers:  # no interval to draw: heavy tails, or no closed form
+                a.text(0.5, 0.5, "no interval here", transform=a.transAxes, ha="center", va="center", color="0.35")
+        ratio_axes[0].set_ylabel("measured / theory")
+        if not split:
+            ax.set_xlabel("$d_k$")
+            ax_ratio.set_title("measured / theory" + (", one for all rules" if once else ""))
+        legend_below(fig, variance_axes, handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
         fig.suptitle(f"{context}error bars: {LEVEL:.1%} intervals")
         return fig
     ax_mean.set_ylabel("mean / sd")
