@@ -58,6 +58,16 @@ def test_twice_in_a_row_is_byte_identical(cli, project):
     assert manifest["config_file"] == "../configs/a_variance.toml" and "git" not in manifest
 
 
+def test_the_report_is_the_same_whichever_configs_ran(cli, project):
+    """A config left out of a run is shown from its committed rows: its section names the same figures
+    (the sweep's histograms among them, though its samples are not there to draw them)."""
+    configs, results = project
+    before = {name: (results / name).read_text() for name in ("README.md", "details.md")}
+    assert "![histograms](a_variance/histograms.png)" in before["README.md"]
+    assert reproduce(cli, configs / "b_saturation.toml", results, "--quiet")[0] == 0
+    assert {name: (results / name).read_text() for name in before} == before
+
+
 def test_check_passes_then_catches_stale_results(cli, project):
     configs, results = project
     code, out, err = reproduce(cli, configs, results, "--check")

@@ -221,7 +221,7 @@ def figures(result: Result) -> dict[str, Callable[[], Any]]:
     figures: dict[str, Callable[[], Any]] = {}
     swept = len({t["dim"] for t in result.tasks}) > 1 and result.tasks[0].get("inputs") != "projected"
     swept = swept and len(result.tasks) <= HISTOGRAMS  # larger sweeps get the summary alone
-    if swept and any(sample is not None for sample in result.outputs):
+    if swept:  # named whether or not the samples are here (a committed result has rows only), as below
         figures["histograms"] = partial(histograms_figure, result)
     for task, sample in zip(result.tasks if len(result.tasks) <= HISTOGRAMS and not swept else (), result.outputs):
         d_k = task["d_model"] // task["heads"] if task.get("inputs") == "projected" else task["dim"]
@@ -262,10 +262,10 @@ def histograms_figure(result: Result) -> Any:
 
     first = result.tasks[0]
     other = [k for k in first if k not in ("dim", "seed", "samples")]
-    found = sorted(
-        (sample for task, sample in zip(result.tasks, result.outputs) if all(task[k] == first[k] for k in other)),
-        key=lambda sample: sample.d_k,
-    )
+    found = [sample for task, sample in zip(result.tasks, result.outputs) if all(task[k] == first[k] for k in other)]
+    if any(sample is None or sample.counts is None for sample in found):
+        raise ValueError("these samples were drawn without a histogram (figures=False): run them again to draw it")
+    found.sort(key=lambda sample: sample.d_k)
     if len(found) > HISTOGRAM_COLUMNS:  # evenly in log d_k, both ends kept
         found = [found[round(i * (len(found) - 1) / (HISTOGRAM_COLUMNS - 1))] for i in range(HISTOGRAM_COLUMNS)]
     fig = new_figure(len(found), 2, aspect=1.0)
