@@ -240,64 +240,93 @@ def overflow_figure(rows: Sequence[dict]) -> Any:
     return fig
 
 
+PLACEMENT_LOOK = {
+    "none": (":", "x", "0.55"),
+    "after": ("-", "o", "0.0"),
+    "query": ("--", "s", "0.3"),
+    "split": ("-.", "^", "0.45"),
+}
+
+
 def error_figure(rows: Sequence[dict]) -> Any:
     """Rounding errors against d_k at the smallest entry std (the textbook case; the table has the
-    others): the mean over rows of max_j |p_j - p*_j| and of |H - H*|, colour by dtype, marker and line
-    by placement."""
+    others), the mean over rows of max_j |p_j - p*_j| and of |H - H*|. Top row: by format, the scale after
+    the product (a colour each); bottom row: by placement of the scale, in the coarsest format the run
+    has (greys, a line style and marker each). Error bars: one standard error."""
     from matplotlib.lines import Line2D
 
-    from sqrtdk.plots import SERIES_COLOURS, coinciding, legend_below, log_axis, new_figure, wrap
+    from sqrtdk.plots import SERIES_COLOURS, legend_below, log_axis, new_figure
 
-    stds = _stds(rows)[:1]
+    std = _stds(rows)[0]
     placements = [p for p in PLACEMENTS if any(r["placement"] == p for r in rows)]
     dtypes = [d for d in DTYPES if any(r["dtype"] == d for r in rows)]
-    styles = {"none": (":", "x"), "after": ("-", "o"), "query": ("--", "s"), "split": ("-.", "^")}
-    fig = new_figure(2, len(stds), aspect=0.75)
-    axes = fig.subplots(len(stds), 2, squeeze=False)
-    for row_axes, std in zip(axes, stds):
-        for ax, metric, label in (
-            (row_axes[0], "weight_error_max", r"mean of $\mathrm{max}_j\,|p_j - p^*_j|$"),
-            (row_axes[1], "entropy_error", r"mean of $|H - H^*|$ (nats)"),
-        ):
-            drawn = []
-            for d, dtype in enumerate(dtypes):
-                for placement in placements:
-                    sel = [r for r in _sel(rows, dtype=dtype, placement=placement, entry_std=std) if r[metric]]
-                    if not sel:
-                        continue
-                    drawn.append(((SHOWN[placement], dtype), {r["d_k"]: r[metric] for r in sel}))
-                    line, marker = styles[placement]
-                    ax.errorbar(
-                        [r["d_k"] for r in sel],
-                        [r[metric] for r in sel],
-                        yerr=[r[metric + "_se"] for r in sel],
-                        ls=line,
-                        marker=marker,
-                        color=SERIES_COLOURS[d],
-                        mfc="none",
-                    )
-            ax.set_xscale("log", base=2)
-            log_axis(ax, "x", base=2)
-            log_axis(ax)
-            ax.set_xlabel("$d_k$")
-            ax.set_ylabel(label)
-            on_top = coinciding(drawn, log=True)
-            if on_top:
-                ax.set_title(wrap(on_top, fig.get_figwidth() / 2))
-    handles = [Line2D([], [], color=SERIES_COLOURS[d], label=dtype) for d, dtype in enumerate(dtypes)]
+    base = "after" if "after" in placements else placements[0]
+    coarsest = "bfloat16" if "bfloat16" in dtypes else dtypes[0]
+    fig = new_figure(2, 2, aspect=0.62)
+    grid = fig.subplots(2, 2, sharex=True, sharey="row")
+    metrics = (
+        ("weight_error_max", r"mean of $\mathrm{max}_j\,|p_j - p^*_j|$"),
+        ("entropy_error", r"mean of $|H - H^*|$"),
+    )
+
+    def draw(ax: Any, sel: list[dict], metric: str, colour: str, line: str, marker: str) -> None:
+        sel = [r for r in sel if r[metric]]
+        if sel:
+            ax.errorbar(
+                [r["d_k"] for r in sel],
+                [r[metric] for r in sel],
+                yerr=[r[metric + "_se"] for r in sel],
+                ls=line,
+                marker=marker,
+                color=colour,
+                mfc="none",
+            )
+
+    for column, (metric, label) in enumerate(metrics):
+        for d, dtype in enumerate(dtypes):
+            draw(
+                grid[0, column],
+                _sel(rows, dtype=dtype, placement=base, entry_std=std),
+                metric,
+                SERIES_COLOURS[d],
+                "-",
+                "o",
+            )
+        for placement in placements:
+            line, marker, grey = PLACEMENT_LOOK[placement]
+            draw(
+                grid[1, column],
+                _sel(rows, dtype=coarsest, placement=placement, entry_std=std),
+                metric,
+                grey,
+                line,
+                marker,
+            )
+        grid[1, column].set_xlabel("$d_k$")
+        grid[0, column].set_title(label + (" (nats)" if metric == "entropy_error" else ""))
+    for ax in grid.ravel():
+        ax.set_xscale("log", base=2)
+        log_axis(ax, "x", base=2)
+        log_axis(ax)
+    grid[0, 0].set_ylabel(f"by format, {SHOWN[base]}")
+    grid[1, 0].set_ylabel(f"by placement, {coarsest}")
+    handles = [
+        Line2D([], [], color=SERIES_COLOURS[d], marker="o", mfc="none", label=dtype) for d, dtype in enumerate(dtypes)
+    ]
     handles += [
-        Line2D([], [], color="grey", ls=styles[p][0], marker=styles[p][1], mfc="none", label=PLACEMENT_MATHS[p])
+        Line2D(
+            [],
+            [],
+            color=PLACEMENT_LOOK[p][2],
+            ls=PLACEMENT_LOOK[p][0],
+            marker=PLACEMENT_LOOK[p][1],
+            mfc="none",
+            label=PLACEMENT_MATHS[p],
+        )
         for p in placements
     ]
-    fig.suptitle(
-        wrap(
-            "What rounding the scores puts into the softmax, entries N(0, "
-            f"{stds[0]:g}²) (p*: float64 from the unrounded entries; rows with an overflow left out; bars: "
-            "one standard error)",
-            fig.get_figwidth(),
-        )
-    )
     legend_below(fig, handles=handles)
+    fig.suptitle(f"Rounding error in the softmax, entries N(0, {std:g}²); bars: one standard error")
     return fig
 
 
