@@ -221,9 +221,12 @@ def figures(result: Result) -> dict[str, Callable[[], Any]]:
     figures: dict[str, Callable[[], Any]] = {}
     swept = len({t["dim"] for t in result.tasks}) > 1 and result.tasks[0].get("inputs") != "projected"
     swept = swept and len(result.tasks) <= HISTOGRAMS  # larger sweeps get the summary alone
-    if swept:  # named whether or not the samples are here (a committed result has rows only), as below
+    settings = not swept and 1 < len(result.tasks) <= HISTOGRAM_COLUMNS  # one d_k, a few settings
+    if swept or settings:  # named whether or not the samples are here (a committed result has rows only)
         figures["histograms"] = partial(histograms_figure, result)
-    for task, sample in zip(result.tasks if len(result.tasks) <= HISTOGRAMS and not swept else (), result.outputs):
+    for task, sample in zip(
+        result.tasks if len(result.tasks) <= HISTOGRAMS and not (swept or settings) else (), result.outputs
+    ):
         d_k = task["d_model"] // task["heads"] if task.get("inputs") == "projected" else task["dim"]
         name = f"histogram_dk{d_k}" + result.suffix(task, skip=("dim",))  # from the task: a committed
         # result (a config that reproduce did not run) has rows but no samples
@@ -261,16 +264,21 @@ def histograms_figure(result: Result) -> Any:
     from sqrtdk.plots import legend_below, new_figure, power_label
 
     first = result.tasks[0]
-    other = [k for k in first if k not in ("dim", "seed", "samples")]
-    found = [sample for task, sample in zip(result.tasks, result.outputs) if all(task[k] == first[k] for k in other)]
-    if any(sample is None or sample.counts is None for sample in found):
+    by_d_k = len({t["dim"] for t in result.tasks}) > 1
+    other = [k for k in first if k not in ("dim", "seed", "samples")] if by_d_k else []
+    chosen = [(task, out) for task, out in zip(result.tasks, result.outputs) if all(task[k] == first[k] for k in other)]
+    if any(sample is None or sample.counts is None for _, sample in chosen):
         raise ValueError("these samples were drawn without a histogram (figures=False): run them again to draw it")
-    found.sort(key=lambda sample: sample.d_k)
+    if by_d_k:
+        chosen.sort(key=lambda pair: pair[1].d_k)
+    titles = {id(sample): f"$d_k$ = {sample.d_k}" if by_d_k else result.label(task) for task, sample in chosen}
+    found = [sample for _, sample in chosen]
     if len(found) > HISTOGRAM_COLUMNS:  # evenly in log d_k, both ends kept
         found = [found[round(i * (len(found) - 1) / (HISTOGRAM_COLUMNS - 1))] for i in range(HISTOGRAM_COLUMNS)]
     fig = new_figure(len(found), 2, aspect=1.0)
     grid = fig.subplots(2, len(found), sharex="row", sharey="row", squeeze=False)
     widest = max(math.sqrt(theory_dot(x.d_k, x.source, x.block)[1]) for x in found)
+    spreads = [math.sqrt(theory_dot(x.d_k, x.source, x.block, scale(x.d_k, "sqrt"))[1]) for x in found]
     exact_anywhere = False
     for column, sample in enumerate(found):
         counts, bin_edges = sample.counts, sample.edges
@@ -290,13 +298,13 @@ def histograms_figure(result: Result) -> Any:
                 ax.plot(
                     x, theory.score_density(x, sample.d_k, sample.source.entries.std, c), color=RULES[scaling].colour
                 )
-        grid[0, column].set_title(f"$d_k$ = {sample.d_k}")
+        grid[0, column].set_title(titles[id(sample)])
         grid[1, column].set_xlabel("$q\\cdot k$")
         grid[0, column].set_xlabel(r"$q\cdot k/\sqrt{d_k}$")
     top = grid[0, 0]
     top.set_yscale("log")
-    top.set_xlim(-5.5, 5.5)
-    top.set_ylim(1e-4, 1.0)
+    top.set_xlim(-5.5 * max(spreads), 5.5 * max(spreads))
+    top.set_ylim(1e-4 / max(spreads), 1.0 / min(spreads))
     top.set_ylabel("density, scaled")
     bottom = grid[1, 0]
     bottom.set_xlim(-4 * widest, 4 * widest)
@@ -313,7 +321,11 @@ def histograms_figure(result: Result) -> Any:
         handles.append(Line2D([], [], color="0.3", label="exact density (variance-gamma)"))
     handles.append(Line2D([], [], color="0.15", lw=0.8, ls="--", label="normal curve, same mean and variance"))
     legend_below(fig, handles=handles)
-    fig.suptitle("Scores across $d_k$: normal tails when scaled, a $\\sqrt{d_k}$ wider spread when not")
+    fig.suptitle(
+        "Scores across $d_k$: normal tails when scaled, a $\\sqrt{d_k}$ wider spread when not"
+        if by_d_k
+        else f"Scores at $d_k$ = {found[0].d_k}, scaled and unscaled, setting by setting"
+    )
     return fig
 
 
