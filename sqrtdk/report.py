@@ -59,7 +59,7 @@ SOURCES = {
     5: ("random-energy",),
     6: ("QK-norm",),
     7: ("Scalable-Softmax", "s ln n"),
-    8: ("LR sensitivity",),
+    8: ("LR sensitivity", "learning rate"),
     9: ("sink heads", "[SEP]"),
     10: ("sigma = ||W_Q",),
 }

@@ -124,7 +124,7 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
     along_d_k(ax, "gradient", "vanishing_fraction", seq_len=N)
     ax.set_ylim(-0.03, 1.0)
     ax.set_ylabel(f"share, $\\|J\\|_F < {eps:g}$")
-    ax.set_title("(c) no gradient", loc="left")
+    ax.set_title("(c) half pass none", loc="left")
 
     ax = axes[3]  # (d) training: each seed a dot, their mean a marker
     start, lowest, rates = [], [], []

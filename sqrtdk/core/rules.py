@@ -54,7 +54,7 @@ RULES = {
             r"SSMax $s\ln n\;q\cdot k/\sqrt{d_k}$",
             "#CC79A7",
             "v",
-            (0, (5, 1, 1, 1)),
+            (0, (5, 1, 1, 1, 1, 1)),  # dash-dot-dot: apart from 1/d_k's dash-dot in greyscale
             False,
             True,
             "SSMax",

@@ -461,6 +461,7 @@ def metric_grid(
     if len({r[other] for r in rows}) == 1 and other not in series:
         name = "n" if other == "seq_len" else "d_k"
         fixed = [f"${name}$ = {rows[0][other]}", *(p for p in fixed if not p.startswith(f"{name} ="))]
+    fixed = [p.replace("rho =", r"$\rho$ =") for p in fixed]
     context = ", " + ", ".join(dict.fromkeys(fixed)) if fixed else ""
     none = "".join(f"; {_panel_title(m, levels).replace('share with', 'no row with')}" for m in empty)
     fig.suptitle(f"{title}{context}; error bars: 95% intervals{none}")

@@ -79,7 +79,8 @@ def figures(result: Result) -> dict[str, Callable[[], Any]]:
 def figure(rows: Sequence[dict], picked: Sequence[dict]) -> Any:
     """A panel per chosen task: for each rule, the share of rows whose ||dL/dq_i|| is at most x, against x
     (log axis; read at the bins' upper edges, so the curve starts at the share below the lowest bin,
-    exact zeros of one-hot rows among them), with the mean over rows (the rows' grad_q_mean) dashed."""
+    exact zeros of one-hot rows among them), with the mean over rows (the rows' grad_q_mean) as a
+    triangle on the top edge."""
     import numpy as np
     from matplotlib.lines import Line2D
 
@@ -102,7 +103,7 @@ def figure(rows: Sequence[dict], picked: Sequence[dict]) -> Any:
                 for x in rows
                 if x["scaling"] == rule and x["d_k"] == task["d_k"] and x["seq_len"] == task["seq_len"]
             )
-            ax.axvline(mean, color=look.colour, ls=(0, (4, 2)), lw=0.9)
+            ax.plot([mean], [1.0], marker="v", color=look.colour, ms=7, clip_on=False, zorder=4)  # the mean
         ax.set_xlim(edges[0], edges[-1])
         ax.set_ylim(-0.02, 1.02)
         log_axis(ax, "x")
@@ -110,7 +111,7 @@ def figure(rows: Sequence[dict], picked: Sequence[dict]) -> Any:
         ax.set_title(f"$d_k$ = {task['d_k']}, $n$ = {task['seq_len']}")
     axes[0].set_ylabel(r"share of rows at most $x$")
     handles = [Line2D([], [], color=RULES[s].colour, ls=RULES[s].line, label=RULES[s].label) for s in scalings]
-    handles.append(Line2D([], [], color="0.3", ls=(0, (4, 2)), lw=0.9, label="the mean over rows"))
+    handles.append(Line2D([], [], color="0.3", ls="none", marker="v", label="the mean over rows (in its colour)"))
     legend_below(fig, handles=handles)
     fig.suptitle("How the gradient to the query spreads over rows")
     return fig

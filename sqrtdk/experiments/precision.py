@@ -201,14 +201,15 @@ def overflow_figure(rows: Sequence[dict]) -> Any:
             y = [r["overflow_fraction"] for r in hit]
             low = [r["overflow_fraction"] - r["overflow_fraction_ci_low"] for r in hit]
             high = [r["overflow_fraction_ci_high"] - r["overflow_fraction"] for r in hit]
-            ax.errorbar([r["d_k"] for r in hit], y, yerr=[low, high], fmt="o", color=colour, ls="none")
-        ax_room.plot(d_ks, [limit / (std * std * math.sqrt(d)) for d in d_ks], "-", color=colour, marker="o", ms=3)
+            marker = FORMAT_LOOK[g % len(FORMAT_LOOK)][1]
+        ax.errorbar([r["d_k"] for r in hit], y, yerr=[low, high], fmt=marker, color=colour, ls="none")
+        ax_room.plot(d_ks, [limit / (std * std * math.sqrt(d)) for d in d_ks], "-", color=colour, marker=marker, ms=3)
         ax_room.plot(d_ks, [limit / (std * std)] * len(d_ks), "--", color=colour)
-        handles.append(Line2D([], [], color=colour, marker="o", label=rf"$\sigma$ = {std:g}"))
+        handles.append(Line2D([], [], color=colour, marker=marker, label=rf"$\sigma$ = {std:g}"))
     handles += [
         Line2D([], [], color="0.3", ls="-", label="product first (unscaled, or scaled after)"),
         Line2D([], [], color="0.3", ls="--", label="$q$ pre-scaled by $1/\\sqrt{d_k}$"),
-        Line2D([], [], color="0.3", ls="none", marker="o", label=f"(a) measured, {LEVEL:.0%} interval; lines exact"),
+        Line2D([], [], color="0.3", ls="none", marker="o", label=f"markers in (a): measured, {LEVEL:.0%} interval"),
     ]
     ax.axhline(RATE, color="0.5", ls=":", lw=1)
     ax.text(d_ks[0], RATE * 2, "one in a million", color="0.35", fontsize="small", va="bottom")
@@ -216,7 +217,7 @@ def overflow_figure(rows: Sequence[dict]) -> Any:
         ax.text(
             0.97,
             0.03,
-            f"$\\sigma$ = {', '.join(quiet)}: below {FLOOR:.0e}",
+            f"$\\sigma$ = {', '.join(quiet)}: below $10^{{-12}}$",
             transform=ax.transAxes,
             ha="right",
             va="bottom",
@@ -240,6 +241,7 @@ def overflow_figure(rows: Sequence[dict]) -> Any:
     return fig
 
 
+FORMAT_LOOK = (("-", "o"), ("--", "s"), (":", "^"))  # line and marker of each format, as DTYPES
 PLACEMENT_LOOK = {
     "none": (":", "x", "0.55"),
     "after": ("-", "o", "0.0"),
@@ -289,8 +291,7 @@ def error_figure(rows: Sequence[dict]) -> Any:
                 _sel(rows, dtype=dtype, placement=base, entry_std=std),
                 metric,
                 SERIES_COLOURS[d],
-                "-",
-                "o",
+                *FORMAT_LOOK[d % len(FORMAT_LOOK)],
             )
         for placement in placements:
             line, marker, grey = PLACEMENT_LOOK[placement]
@@ -311,7 +312,8 @@ def error_figure(rows: Sequence[dict]) -> Any:
     grid[0, 0].set_ylabel(f"by format, {SHOWN[base]}")
     grid[1, 0].set_ylabel(f"by placement, {coarsest}")
     handles = [
-        Line2D([], [], color=SERIES_COLOURS[d], marker="o", mfc="none", label=dtype) for d, dtype in enumerate(dtypes)
+        Line2D([], [], color=SERIES_COLOURS[d], ls=FORMAT_LOOK[d][0], marker=FORMAT_LOOK[d][1], mfc="none", label=dtype)
+        for d, dtype in enumerate(dtypes)
     ]
     handles += [
         Line2D(

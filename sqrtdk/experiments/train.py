@@ -307,12 +307,15 @@ def outcome_panel(ax: Any, rows: Sequence[dict]) -> None:
     ax.grid(False)
 
 
-def _outcome_handles() -> list[Any]:
+def _outcome_handles(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The outcome key, for the outcomes some seed of `rows` ended in."""
     from matplotlib.lines import Line2D
 
+    ends = {end for r in rows for end in r["seed_outcome"]}
     return [
         Line2D([], [], ls="none", marker=marker, color=colour, mec="none", label=f"seed {end}")
         for end, (colour, marker) in OUTCOME_LOOK.items()
+        if end in ends
     ]
 
 
@@ -388,7 +391,7 @@ def lr_figure(result: Result) -> Any:
         ax_loss.set_title(f"held-out loss{setting}")
         ax_acc.set_title("held-out accuracy")
         ax_end.set_title("each seed's outcome")
-    legend_below(fig, [axes[0][0]], handles=_outcome_handles())
+    legend_below(fig, [axes[0][0]], handles=_outcome_handles(result.rows))
     row = result.rows[0]
     fig.suptitle(
         f"{row['task']}, {result.params.steps[0]} steps: mean ± 1 s.e. over {row['replicates']} seeds; "

@@ -408,7 +408,7 @@ def histogram_figure(sample: ScoreSample, label: str = "") -> Any:
     if not exact:
         told += "; no closed-form density for these entries"
     if sample.outside:
-        told += f"; {sample.outside:,} scores beyond the bins"
+        told += f"; {sample.outside:,} score{'s' * (sample.outside != 1)} beyond the bins"
     fig.suptitle(wrap(f"Scores at $d_k$ = {d_k}{where}: {sample.n_scores:,} of them, scaled or not{told}", 6.4))
     return fig
 
@@ -739,9 +739,11 @@ def _coverage_sentence(rows: Sequence[dict]) -> list[str]:
     where = (
         "; not at " + ", ".join(f"d_k = {r['d_k']} ({RULES[r['scaling']].words})" for r in missed[:6]) if missed else ""
     )
+    bare = sum(r["theory_variance"] is not None and r["variance_ci_low"] is None for r in rows)
+    without = f" ({bare} more rows have no interval: entries too heavy-tailed for one to cover)" if bare else ""
     return [
         f"The 99.9% interval (jackknife over independent replicates) contains the theory in {hit} of {judged} "
-        f"rows{where}."
+        f"rows{where}{without}."
     ]
 
 
