@@ -97,13 +97,15 @@ def initialisation(rows: Rows, settings: Mapping[str, Any]) -> Step:
 
 
 def length(rows: Rows, settings: Mapping[str, Any]) -> Step:
-    """Confirmed when the scaled largest weight changes by less than a factor 2 over n; else qualified."""
+    """Confirmed when the scaled largest weight changes by less than a factor 2 over n, refuted when it
+    falls by more than a factor 10 (the rows fade towards uniform), else qualified."""
     sqrt = by_rule(rows, "sqrt", "seq_len")
     first, last = sqrt[0], sqrt[-1]
     steady = last["max_prob_mean"] > first["max_prob_mean"] / 2
+    faded = last["max_prob_mean"] < first["max_prob_mean"] / 10
     return Step(
         "Scaled, the softmax keeps its shape as the sequence grows",
-        "confirmed" if steady else "qualified",
+        "confirmed" if steady else "refuted" if faded else "qualified",
         f"from n = {first['seq_len']:,} to {last['seq_len']:,}, the largest weight falls from "
         f"{first['max_prob_mean']:.3f} to {last['max_prob_mean']:.3f} and the entropy rises from "
         f"{first['entropy_ratio_mean']:.3f} to {last['entropy_ratio_mean']:.3f} of ln n"

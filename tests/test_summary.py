@@ -99,3 +99,12 @@ def test_the_committed_verdicts_are_those_of_the_committed_rows():
     heads = rows("probe_minilm")
     frozen_heads = sum(r["logit_std"] > r["critical_logit_std"] for r in heads)
     assert f"{frozen_heads} of {len(heads)} heads frozen" in text
+
+
+@pytest.mark.parametrize(("last", "verdict"), [(0.5, "confirmed"), (0.2, "qualified"), (0.002, "refuted")])
+def test_the_length_step_follows_how_far_the_largest_weight_falls(last, verdict):
+    rows = [
+        {"scaling": "sqrt", "seq_len": n, "max_prob_mean": w, "entropy_ratio_mean": 0.9}
+        for n, w in ((2, 0.725), (16384, last))
+    ]
+    assert summary.length(rows, {}).verdict == verdict

@@ -322,7 +322,7 @@ def histograms_figure(result: Result) -> Any:
     handles.append(Line2D([], [], color="0.15", lw=0.8, ls="--", label="normal curve, same mean and variance"))
     legend_below(fig, handles=handles)
     fig.suptitle(
-        "Scores across $d_k$: normal tails when scaled, a $\\sqrt{d_k}$ wider spread when not"
+        "Scaled, the tails turn normal as $d_k$ grows; unscaled, the spread grows like $\\sqrt{d_k}$"
         if by_d_k
         else f"Scores at $d_k$ = {found[0].d_k}, scaled and unscaled, setting by setting"
     )
