@@ -277,11 +277,11 @@ def _dodge(rules: Sequence[str]) -> dict[str, float]:
 
 # How each outcome is drawn in the outcome panel: Okabe-Ito colours and a marker each, so that an
 # outcome reads without its colour.
-OUTCOME_LOOK = {
-    "trained": ("#009E73", "o"),
-    "plateaued": ("#E69F00", "s"),
-    "collapsed": ("#56B4E9", "v"),
-    "diverged": ("#D55E00", "X"),
+OUTCOME_LOOK = {  # greys told apart by shape: the rules' colours stay the rules'
+    "trained": ("0.0", "o"),
+    "plateaued": ("0.4", "s"),
+    "collapsed": ("0.75", "v"),
+    "diverged": ("0.0", "X"),
 }
 
 
