@@ -638,8 +638,8 @@ def _against_sqrt(prefix: str, rows: Sequence[dict]) -> list[str]:
         seeds = c["seeds"]
         if c["verdict"] == "not compared":
             parts.append(
-                f"not compared at lr {r['lr']:g}, where neither learned (unscaled {seed_counts(r)}, 1/sqrt(d_k) "
-                f"{seed_counts(base)})"
+                f"not compared at lr {r['lr']:g}, where neither learned (unscaled: {_in_words(r)}; 1/sqrt(d_k): "
+                f"{_in_words(base)})"
             )
         elif c["verdict"] == "one seed":
             parts.append(f"at lr {r['lr']:g} a difference of {_signed(c['mean'])} on one seed, no interval")
