@@ -87,10 +87,14 @@ def committed_result(config: Config, folder: Path) -> Result | None:
         return None
     tasks = schema.grid(config.params)
     result = Result(experiments.get(config.experiment), config.params, tasks, [None] * len(tasks), rows)
+    return result.with_values(rows, None, _committed_curves(result, folder))
+
+
+def _committed_curves(result: Result, folder: Path) -> list | None:
+    """The curves committed in `folder` for `result`'s tasks (curves.json), or None where its experiment
+    keeps none or the file does not hold one entry per task."""
     curves = _read_json(folder / "curves.json") if result.spec.curves else None
-    if isinstance(curves, list) and len(curves) == len(tasks):
-        return result.with_values(rows, None, curves)
-    return result
+    return curves if isinstance(curves, list) and len(curves) == len(result.outputs) else None
 
 
 def run(
@@ -197,8 +201,7 @@ def settle(result: Result, committed: Path) -> Result:
     rows = _read_json(committed / "rows.json")
     if not isinstance(rows, list) or compare_rows(rows, result.rows, result.spec.agree) is not None:
         return result
-    curves = _read_json(committed / "curves.json") if result.spec.curves else None
-    curves = curves if isinstance(curves, list) and len(curves) == len(result.outputs) else None
+    curves = _committed_curves(result, committed)
     fresh, histograms = result.histograms(), _read_json(committed / "histograms.json")
     if fresh and histograms is not None:
         if compare_histograms(histograms, fresh) is not None:

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqrtdk.experiments.train import trains
 from sqrtdk.experiments.variance import LEVEL
-from sqrtdk.report import anchor, between, by_rule, num, share
+from sqrtdk.report import anchor, between, by_rule, markdown_table, num, share
 
 Rows = Sequence[dict]
 N = 128  # the sequence length the softmax steps quote, as the story figure does
@@ -114,7 +115,7 @@ def length(rows: Rows, settings: Mapping[str, Any]) -> Step:
 
 
 def _largest(rows: Rows, rule: str, d_k: int) -> float | None:
-    rates = [r["lr"] for r in rows if r["scaling"] == rule and r["d_k"] == d_k and r["trained"] == 1.0]
+    rates = [r["lr"] for r in rows if r["scaling"] == rule and r["d_k"] == d_k and trains(r)]
     return max(rates) if rates else None
 
 
@@ -208,9 +209,8 @@ def markdown(configs: Sequence[Any], results: Sequence[Any]) -> str:
     found = steps({c.name: r for c, r in zip(configs, results)})
     if not found:
         return ""
-    lines = ["## Summary", "", "| step of the argument | verdict | the number behind it |", "|---|---|---|"]
-    lines += [
-        f"| [{s.claim}](#{anchor(titles[name])}) | {s.verdict} | {s.number.replace('|', chr(92) + '|')} |"
-        for name, s in found
-    ]
-    return "\n".join([*lines, "", VERDICTS, ""])
+    table = markdown_table(
+        ["step of the argument", "verdict", "the number behind it"],
+        [[f"[{s.claim}](#{anchor(titles[name])})", s.verdict, s.number] for name, s in found],
+    )
+    return "\n".join(["## Summary", "", table, "", VERDICTS, ""])
