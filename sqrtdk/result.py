@@ -92,6 +92,12 @@ class Result:
             if f.name not in skip
         )
 
+    def like_first(self, free: Sequence[str]) -> list[int]:
+        """The tasks (indices) whose parameters other than `free` are the first task's: one setting of
+        the others, for a figure that draws along `free`."""
+        first = self.tasks[0] if self.tasks else {}
+        return [i for i, t in enumerate(self.tasks) if all(t[k] == v for k, v in first.items() if k not in free)]
+
     def level(self, row: Mapping[str, Any], name: str) -> Any:
         """A parameter's value for `row`: its column when the parameter varies, else the one value it has."""
         return row[name] if name in row else self.tasks[0][name]

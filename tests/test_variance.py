@@ -67,3 +67,13 @@ def test_projected_heads_match_theory(init):
     assert rows["sqrt"]["d_k"] == 32
     for row in rows.values():
         assert close(row, "variance") and abs(row["mean"]) < Z * row["mean_se"]
+
+
+def test_a_sweeps_histograms_hold_one_column_per_d_k_at_the_first_setting_of_the_rest():
+    """Seeds are parameters like any other: a sweep over two seeds draws each d_k once, at the first seed."""
+    import sqrtdk
+
+    result = sqrtdk.run("variance", dim=[4, 16], samples=4096, seed=[0, 1])
+    assert result.like_first(("dim",)) == [i for i, t in enumerate(result.tasks) if t["seed"] == 0]
+    titles = [ax.get_title() for ax in result.figures()["histograms"]().axes if ax.get_title()]
+    assert titles == ["$d_k$ = 4", "$d_k$ = 16"]

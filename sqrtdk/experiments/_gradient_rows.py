@@ -57,9 +57,7 @@ def chosen(result: Result) -> list[dict]:
     found = [counted(o) for o in result.outputs]
     if not found or any(f is None for f in found):
         return []
-    first = result.tasks[0]
-    other = [k for k in first if k not in ("dim", "seq_len", "seed", "samples")]
-    keep = [f for f, t in zip(found, result.tasks) if f is not None and all(t[k] == first[k] for k in other)]
+    keep = [f for i in result.like_first(("dim", "seq_len")) if (f := found[i]) is not None]
     d_ks, ns = sorted({f["d_k"] for f in keep}), sorted({f["seq_len"] for f in keep})
     if len(d_ks) >= len(ns) and len(d_ks) > 1:
         n = min(ns, key=lambda v: (abs(v - N), v))

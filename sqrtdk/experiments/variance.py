@@ -263,10 +263,9 @@ def histograms_figure(result: Result) -> Any:
     from sqrtdk.core.scores import theory_dot
     from sqrtdk.plots import legend_below, new_figure, power_label
 
-    first = result.tasks[0]
     by_d_k = len({t["dim"] for t in result.tasks}) > 1
-    other = [k for k in first if k not in ("dim", "seed", "samples")] if by_d_k else []
-    chosen = [(task, out) for task, out in zip(result.tasks, result.outputs) if all(task[k] == first[k] for k in other)]
+    picked = result.like_first(("dim",)) if by_d_k else range(len(result.tasks))
+    chosen = [(result.tasks[i], result.outputs[i]) for i in picked]
     if any(sample is None or sample.counts is None for _, sample in chosen):
         raise ValueError("these samples were drawn without a histogram (figures=False): run them again to draw it")
     if by_d_k:
