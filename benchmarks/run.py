@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
             f"sqrtdk {kind}, d_k 64, n 128, {rows:.0e} rows ({wall:.2f} s)", attention_draws(kind, 64, 128, rows), wall
         )
     steps = 5 if args.quick else 200
-    from sqrtdk.experiments.train import step_flops
+    from sqrtdk.experiments.train.measure import step_flops
 
     models = [
         ("recall, d_model 64, batch 64", [], step_flops(64, 24, 64, 129, 2)),

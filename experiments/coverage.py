@@ -23,8 +23,12 @@ from sqrtdk.core.rows import sample_rows
 from sqrtdk.core.sampling import Source
 from sqrtdk.core.scores import sample_scores
 from sqrtdk.core.theory import Entries
-from sqrtdk.experiments._attention import attention_rows
-from sqrtdk.experiments.variance import KURTOSIS_INTERVAL_MAX_LEVEL, KURTOSIS_INTERVAL_MIN_PER_REPLICATE, variance_rows
+from sqrtdk.experiments._attention.measure import attention_rows
+from sqrtdk.experiments.variance.measure import (
+    KURTOSIS_INTERVAL_MAX_LEVEL,
+    KURTOSIS_INTERVAL_MIN_PER_REPLICATE,
+    variance_rows,
+)
 
 SAMPLES = 2**14  # scores per run of the variance cases (64 replicates of 256)
 KURTOSIS_SAMPLES = REPLICATES * KURTOSIS_INTERVAL_MIN_PER_REPLICATE  # 2^18: the least with a kurtosis interval

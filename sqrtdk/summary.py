@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqrtdk.experiments.train import trains
-from sqrtdk.experiments.variance import LEVEL
+from sqrtdk.experiments.train.measure import trains
+from sqrtdk.experiments.variance.measure import LEVEL
 from sqrtdk.report import anchor, between, by_rule, markdown_table, num, share
 
 Rows = Sequence[dict]

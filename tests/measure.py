@@ -2,8 +2,8 @@
 
 from sqrtdk.core.rows import sample_rows
 from sqrtdk.core.scores import sample_scores
-from sqrtdk.experiments._attention import attention_rows
-from sqrtdk.experiments.variance import variance_rows
+from sqrtdk.experiments._attention.measure import attention_rows
+from sqrtdk.experiments.variance.measure import variance_rows
 
 Z = 5.0  # standard errors allowed for a single comparison
 

@@ -19,7 +19,7 @@ from scipy import integrate, special, stats
 from sqrtdk.core.moments import t_quantile
 from sqrtdk.core.rows import sample_rows
 from sqrtdk.core.theory import Entries
-from sqrtdk.experiments._attention import attention_rows
+from sqrtdk.experiments._attention.measure import attention_rows
 
 # The counts of misses are the coverage study's own (experiments/coverage.py, which runs them at 99.9% over
 # 10^4 seeds): the suite runs its smaller version. The study imports its neighbour `common`.
@@ -69,7 +69,7 @@ def test_no_kurtosis_interval_from_small_replicates_or_above_95_percent():
     above in 4000 seeds, 2 expected each side): the kurtosis keeps its standard error, without an interval."""
     from sqrtdk.core.sampling import Source
     from sqrtdk.core.scores import sample_scores
-    from sqrtdk.experiments.variance import variance_rows
+    from sqrtdk.experiments.variance.measure import variance_rows
 
     for samples, level, given in ((2**18 - 2**16, 0.95, False), (2**18, 0.95, True), (2**18, 0.999, False)):
         sample = sample_scores(4, samples, source=Source(Entries(mean=0.5, std=2.0)), histogram=False)
@@ -136,7 +136,7 @@ def test_mean_intervals_cover_on_both_sides_where_the_rows_are_skewed():
 
 def test_figure_error_bars_use_t_on_few_replicates():
     """Eight replicates: mean +- t_7 se covers 95%; the normal 1.96 would cover about 91%."""
-    from sqrtdk.experiments._attention import error_bars
+    from sqrtdk.experiments._attention.figures import error_bars
 
     d_k, c, seeds = 16, 0.25, 800
     truth = two_key_truth(d_k, c, lambda gap: special.expit(abs(gap)))  # the larger of two weights

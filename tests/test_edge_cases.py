@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 import sqrtdk
-from sqrtdk.experiments.variance import KURTOSIS_SE_MIN_DF, VARIANCE_INTERVAL_MIN_DF, VARIANCE_INTERVAL_MIN_DK_HEAVY
+from sqrtdk.experiments.variance.measure import (
+    KURTOSIS_SE_MIN_DF,
+    VARIANCE_INTERVAL_MIN_DF,
+    VARIANCE_INTERVAL_MIN_DK_HEAVY,
+)
 
 ALL_RULES = ["none", "sqrt", "linear", "qknorm"]
 RAISE = dict(over="raise", invalid="raise", divide="raise", under="ignore")

@@ -14,7 +14,7 @@ from matplotlib.colors import to_rgb, to_rgba
 
 from sqrtdk import api, config, plots, reproduce
 from sqrtdk.core.rules import RULES
-from sqrtdk.experiments.train import OUTCOME_LOOK
+from sqrtdk.experiments.train.figures import OUTCOME_LOOK
 
 LEAST = 12.0  # CAM02-UCS units
 RESULTS = Path(__file__).parent.parent / "results"

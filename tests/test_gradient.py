@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import sqrtdk
-from sqrtdk.experiments import _attention, gradient
+from sqrtdk.experiments import gradient
+from sqrtdk.experiments._attention import figures as attention_figures
+from sqrtdk.experiments._attention import measure as attention
 from sqrtdk.output import with_se
 
 Z = 5.0
@@ -47,7 +49,7 @@ def test_the_table_has_a_column_per_metric_named_by_the_metric_table():
     result = sqrtdk.run("gradient", dim=16, seq_len=8, samples=64)
     table = gradient.EXPERIMENT.table(result)
     headings = [c.heading for c in table.columns[4:]]
-    assert [_attention.METRICS[m].short for m in _attention.GRADIENT] == [h for h in headings if h != "theory"]
+    assert [attention.METRICS[m].short for m in attention.GRADIENT] == [h for h in headings if h != "theory"]
     assert headings[headings.index("‖J‖²") + 1] == "theory"  # the exact E||J||_F^2 beside its measurement
     assert all(len(c.cells) == len(result.rows) for c in table.columns)
     row = result.rows[0]
@@ -59,9 +61,9 @@ def test_the_freezing_point_is_where_the_spread_reaches_s_c():
     """Against d_k the spread grows like sqrt(d_k), so s = s_c at d_k (s_c / s)^2; against n, s_c grows
     to meet s at n = exp(s^2 / 2)."""
     row = {"logit_std": 4.0, "critical_logit_std": math.sqrt(2 * math.log(128)), "d_k": 16}
-    assert _attention.freezing_point(row, "d_k") == pytest.approx(16 * 2 * math.log(128) / 16, rel=1e-12)
-    assert _attention.freezing_point(row, "seq_len") == pytest.approx(math.exp(8.0), rel=1e-12)
-    assert _attention.freezing_point({**row, "logit_std": None}, "d_k") is None
+    assert attention_figures.freezing_point(row, "d_k") == pytest.approx(16 * 2 * math.log(128) / 16, rel=1e-12)
+    assert attention_figures.freezing_point(row, "seq_len") == pytest.approx(math.exp(8.0), rel=1e-12)
+    assert attention_figures.freezing_point({**row, "logit_std": None}, "d_k") is None
 
 
 def test_per_row_counts_are_numpys_histogram_of_the_same_values():

@@ -11,7 +11,7 @@ from sqrtdk import executors
 from sqrtdk.core.rows import Rule, row_metrics, sample_rows
 from sqrtdk.core.scores import sample_scores
 from sqrtdk.core.softmax import entropy, jacobian_fro, softmax
-from sqrtdk.experiments.variance import variance_rows
+from sqrtdk.experiments.variance.measure import variance_rows
 
 logit = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
 rows = st.integers(1, 5).flatmap(

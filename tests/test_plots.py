@@ -7,7 +7,10 @@ import pytest
 
 import sqrtdk
 from sqrtdk import plots
-from sqrtdk.experiments import _attention, toy, variance
+from sqrtdk.experiments import toy
+from sqrtdk.experiments._attention import figures as attention_figures
+from sqrtdk.experiments._attention import measure as attention
+from sqrtdk.experiments.variance import figures as variance_figures
 
 
 def _texts(fig):
@@ -75,7 +78,7 @@ def test_each_reference_line_is_drawn_at_its_value_in_the_colour_of_its_series()
     import math
 
     result = sqrtdk.run("gradient", dim=[2, 64], seq_len=[8, 64], samples=256)
-    fig = _attention.metric_grid(result.rows, _attention.GRADIENT_DRAWN, "t", "d_k", ["seq_len"])
+    fig = attention_figures.metric_grid(result.rows, attention.GRADIENT_DRAWN, "t", "d_k", ["seq_len"])
     ax = fig.axes[0]
     series = {c.get_label(): c.lines[0].get_color() for c in ax.containers}
     uniform = [(line.get_ydata()[0], line.get_color()) for line in ax.get_lines() if line.get_linestyle() == "-."]
@@ -88,7 +91,7 @@ def test_each_reference_line_is_drawn_at_its_value_in_the_colour_of_its_series()
 
 def test_the_normal_curve_is_said_to_lie_under_the_exact_density_at_large_d_k():
     result = sqrtdk.run("variance", dim=1024, samples=2**16)
-    fig = variance.histogram_figure(result.outputs[0])
+    fig = variance_figures.histogram_figure(result.outputs[0])
     words = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("within 1% of the exact density" in w for w in words)
 
@@ -144,13 +147,13 @@ def test_mean_over_spread_is_drawn_on_log_axes_where_it_grows():
     import math
 
     correlated = sqrtdk.run("variance", dim=[4, 16, 64], rho=[0.0, 0.5], samples=4096)
-    ax_mean = variance.figures(correlated)["variance_checks"]().axes[0]
+    ax_mean = variance_figures.figures(correlated)["variance_checks"]().axes[0]
     assert ax_mean.get_yscale() == "log" and "mean 0: not drawn" in " ".join(ax_mean.get_title().split())
     (line,) = [ln for ln in ax_mean.get_lines() if len(ln.get_xdata()) == 3 and ln.get_linestyle() == "-"]
     x, y = line.get_xdata(), line.get_ydata()
     assert math.log(y[-1] / y[0]) / math.log(x[-1] / x[0]) == pytest.approx(0.5, abs=0.05)  # sqrt(d_k)
     plain = sqrtdk.run("variance", dim=[4, 16], samples=4096)
-    ax_mean = variance.figures(plain)["variance_checks"]().axes[0]
+    ax_mean = variance_figures.figures(plain)["variance_checks"]().axes[0]
     assert ax_mean.get_yscale() == "linear" and "not drawn" not in ax_mean.get_title()
 
 

@@ -16,7 +16,8 @@ from scipy import integrate, special, stats
 from sqrtdk.core import precision, theory
 from sqrtdk.core.precision import FORMATS, round_to
 from sqrtdk.core.sampling import task_seed
-from sqrtdk.experiments import precision as experiment
+from sqrtdk.experiments.precision import figures as precision_figures
+from sqrtdk.experiments.precision import measure as experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 F16, BF16, F32 = FORMATS["float16"], FORMATS["bfloat16"], FORMATS["float32"]
@@ -203,10 +204,12 @@ def test_the_overflow_figure_draws_only_what_overflows_and_its_remedy():
     import sqrtdk
 
     calm = sqrtdk.run("precision", dim=[64, 128], samples=256)
-    assert "precision_overflow" not in experiment.figures(calm) and "precision_error" in experiment.figures(calm)
+    assert "precision_overflow" not in precision_figures.figures(
+        calm
+    ) and "precision_error" in precision_figures.figures(calm)
     hot = sqrtdk.run("precision", dim=[512, 1024], std=32.0, samples=256)
     assert any(r["overflow_fraction"] for r in hot.rows)
-    fig = experiment.figures(hot)["precision_overflow"]()
+    fig = precision_figures.figures(hot)["precision_overflow"]()
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "product first (unscaled, or scaled after)" in labels and any("pre-scaled" in x for x in labels)
     room = fig.axes[1]

@@ -301,7 +301,7 @@ def test_the_logits_histogram_leaves_empty_bins_blank():
     its own: no outline of the measured histogram crosses an empty bin above the axis' floor."""
     from matplotlib.path import Path as MplPath
 
-    from sqrtdk.experiments import probe as experiment
+    from sqrtdk.experiments.probe import figures, measure
 
     centres = (probe.EDGES[:-1] + probe.EDGES[1:]) / 2
     counts = np.zeros(len(probe.EDGES))  # the bins, and one more for logits outside them
@@ -309,8 +309,8 @@ def test_the_logits_histogram_leaves_empty_bins_blank():
     isolated = int(np.searchsorted(probe.EDGES, 4.5)) - 1
     counts[isolated] = 64
     row = {"layer": 1, "head": 1, "d_k": 32, "logit_std": 1.0, "iid_logit_std": 1.0, "excess_kurtosis": 0.0}
-    sample = experiment.ProbeSample("test", 32, 128, False, None, counts[None, None], None, True)
-    fig = experiment.logits_figure([row], sample)
+    sample = measure.ProbeSample("test", 32, 128, False, None, counts[None, None], None, True)
+    fig = figures.logits_figure([row], sample)
     (ax,) = fig.axes
     floor = ax.get_ylim()[0]
     empty = centres[(counts[:-1] == 0) & (centres > -4) & (centres < 4.5)]
@@ -337,7 +337,7 @@ def test_activations_from_an_npz(tmp_path):
     """The train command's layout: q, k (layers, heads, sequences, tokens, d_k), scale per token, causal;
     the rows are means of the per-sequence statistics, and the reading quotes their range."""
     from sqrtdk import report
-    from sqrtdk.experiments import probe as experiment
+    from sqrtdk.experiments.probe import reading
 
     rng = np.random.default_rng(5)
     q = rng.standard_normal((2, 3, 6, 10, 4)).astype(np.float32)
@@ -357,7 +357,7 @@ def test_activations_from_an_npz(tmp_path):
         assert r[column] == pytest.approx(np.mean([p[column][1] for p in per]), rel=1e-9), column
     ratios = [row["independent_variance_ratio"] for row in result.rows]
     shares = [row["mean_share"] for row in result.rows]
-    (said,) = [line for line in experiment.reading(result) if "independent coordinates" in line]
+    (said,) = [line for line in reading.reading(result) if "independent coordinates" in line]
     assert f"ratios from {report.num(min(ratios), 3)} to {report.num(max(ratios), 3)}" in said
     assert f"{report.share(min(shares))} to {report.share(max(shares))}" in said
 

@@ -17,7 +17,7 @@ import pytest
 
 from sqrtdk import experiments, schema
 from sqrtdk.core import rows, rules
-from sqrtdk.experiments import _attention
+from sqrtdk.experiments._attention import measure as attention
 
 PACKAGE = Path(experiments.__file__).parent.parent
 
@@ -87,6 +87,40 @@ def test_the_core_imports_nothing_of_the_shell():
             assert all(d.startswith("sqrtdk.core") for d in deps), (name, deps)
 
 
+def imported_names(path: Path) -> set[str]:
+    """Every name a module imports from sqrtdk, anywhere in it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        a.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqrtdk")
+        for a in node.names
+    }
+
+
+@pytest.mark.parametrize("name", [n for n in experiments.NAMES if (PACKAGE / "experiments" / n).is_dir()])
+def test_an_experiment_package_keeps_measurement_figures_and_reading_apart(name):
+    """measure.py draws nothing and reads nothing aloud; figures.py and reading.py start no sampling; the
+    package's EXPERIMENT is made of exactly those parts."""
+    package = f"sqrtdk.experiments.{name}"
+    graph = import_graph()
+    measure = graph[f"{package}.measure"]
+    assert not any(d.endswith((".figures", ".reading")) or d in ("sqrtdk.report", "sqrtdk.story") for d in measure)
+    assert "matplotlib" not in module_path(f"{package}.measure").read_text(encoding="utf-8")
+    for part in ("figures", "reading"):
+        assert "sqrtdk.executors" not in graph[f"{package}.{part}"], part
+        samplers = {
+            n
+            for n in imported_names(module_path(f"{package}.{part}"))
+            if n.startswith("sample_") or n in ("train", "attention_matrices")
+        }
+        assert not samplers, (part, samplers)
+    spec = experiments.get(name)
+    assert spec.figures.__module__ == f"{package}.figures"
+    assert spec.reading.__module__ == spec.table.__module__ == f"{package}.reading"
+    assert spec.run.__module__ == spec.rows.__module__ == spec.cost.__module__ == f"{package}.measure"
+
+
 def test_no_import_cycles_even_inside_functions():
     state: dict[str, str] = {}
 
@@ -111,8 +145,8 @@ def test_one_table_of_rules_and_one_of_metrics_agree_with_the_kernels():
                 rules.scale(64, name)
         assert rules.scale(64, name, seq_len=128) > 0
         assert rule.normalised == (name == "qknorm")
-    assert _attention.SATURATION == rows.SATURATION and _attention.GRADIENT == rows.GRADIENT
-    assert {m for m, metric in _attention.METRICS.items() if metric.fraction} == {
+    assert attention.SATURATION == rows.SATURATION and attention.GRADIENT == rows.GRADIENT
+    assert {m for m, metric in attention.METRICS.items() if metric.fraction} == {
         "saturated_fraction",
         "vanishing_fraction",
     }

@@ -4,7 +4,7 @@ import pytest
 
 from sqrtdk.errors import InputError
 from sqrtdk.experiments.saturation import Params as SaturationParams
-from sqrtdk.experiments.variance import Params as VarianceParams
+from sqrtdk.experiments.variance.measure import Params as VarianceParams
 from sqrtdk.schema import build, grid, resolved, varying
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqrtdk.core.sampling import Source
 from sqrtdk.core.scores import sample_scores
 from sqrtdk.core.theory import Entries
-from sqrtdk.experiments.variance import variance_rows
+from sqrtdk.experiments.variance.measure import variance_rows
 
 Z = 5.0  # standard errors allowed for a single comparison
 RULES = ("none", "sqrt", "linear", "qknorm")

@@ -1,4 +1,4 @@
-"""`sqrtdk train` (sqrtdk/experiments/train.py): rows that do not depend on who runs them, each seed's
+"""`sqrtdk train` (sqrtdk/experiments/train/): rows that do not depend on who runs them, each seed's
 outcome counted and the means taken over the seeds that did not diverge, Wortsman et al.'s LR
 sensitivity by hand, and bad input refused in one line."""
 
@@ -11,7 +11,7 @@ import statistics
 import pytest
 
 import sqrtdk
-from sqrtdk.experiments.train import lr_sensitivity
+from sqrtdk.experiments.train.measure import lr_sensitivity
 
 TINY = {"steps": 30, "batch": 8, "replicates": 2, "every": 10, "d_model": 16, "task": "copy"}
 
@@ -193,7 +193,7 @@ def test_unscaled_against_sqrt_is_a_paired_t_interval_on_the_shared_seeds():
     95% t quantile is 4.30: no difference. At 0.03 the seeds spread widely but every one is 0.1 worse
     unscaled: the pairs see it where the two rules' spreads hide it. At 0.3 both collapsed on every seed:
     not ranked by loss."""
-    from sqrtdk.experiments.train import paired
+    from sqrtdk.experiments.train.reading import paired
 
     text = _reading(GRID)
     (sentence,) = [p for p in text.split("\n\n") if p.startswith("Unscaled attention against")]
@@ -222,7 +222,7 @@ def test_the_curves_show_step_0_of_every_rule_even_a_largest_logit_of_0():
     """The 1/d_k curve of the largest logit starts at 0 (W_q = 0): the axis must be able to draw it."""
     import numpy as np
 
-    from sqrtdk.experiments.train import curves_figure
+    from sqrtdk.experiments.train.figures import curves_figure
 
     result = sqrtdk.run("train", scaling=["sqrt", "linear"], lr=[1e-2], **TINY)
     fig = curves_figure(result)

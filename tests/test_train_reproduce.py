@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from sqrtdk.experiments.train import Z, agree, floor
+from sqrtdk.experiments.train.measure import Z, agree, floor
 from sqrtdk.reproduce import compare_rows
 
 CONFIG = (
@@ -137,7 +137,7 @@ def test_shares_agree_as_fishers_exact_test_says(seeds):
     the same margins no likelier than the one seen."""
     from math import comb
 
-    from sqrtdk.experiments.train import SHARE_LEVEL, shares_agree
+    from sqrtdk.experiments.train.measure import SHARE_LEVEL, shares_agree
 
     def p_value(k: int, m: int) -> float:
         total = k + m

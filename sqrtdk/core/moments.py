@@ -267,7 +267,7 @@ def studentized_interval(
     interval is theta - q_(1 - a/2) se, theta - q_(a/2) se with q the resamples' quantiles and se the
     jackknife's. Where the estimate is skewed (a kurtosis), the sampling law of t is skewed too, and this
     interval follows it: at 95% the symmetric theta +- t_(R-1) se missed 4 times more often above than
-    below (experiments/variance.py, KURTOSIS_INTERVAL_MIN_DK), this one about equally. Resamples whose
+    below (experiments/variance/measure.py, KURTOSIS_INTERVAL_MIN_DK), this one about equally. Resamples whose
     jackknife spread is 0 (every replicate alike) are left out."""
     theta, se = estimate.value, estimate.se
     if not (se > 0 and math.isfinite(se) and math.isfinite(theta)):

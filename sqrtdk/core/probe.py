@@ -26,7 +26,7 @@ The two predictions of Var(q.k), each for a query and a key drawn independently:
   spread of the per-dimension means as variance and leaves the means out, so its ratio mixes the means
   with correlation. It is kept because it is the textbook's variance (d_k sigma_q^2 sigma_k^2 behind
   1/sqrt(d_k)) and the one the iid spread and exact theory beside the measurements take
-  (experiments/probe.py): per sequence, under one scale, its ratio is (s / s_iid)^2.
+  (experiments/probe/measure.py): per sequence, under one scale, its ratio is (s / s_iid)^2.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 An experiment owns everything about itself: its parameters (a schema), how one task runs, its rows, its
 figures, its reading in the report, its terminal table and its cost. The command line, the configs, the
 report, the resource guard and the executors find experiments here and nowhere else; adding one is a new
-module and its name in NAMES. The modules are light at import (numpy, scipy and matplotlib load where
+module (or a package: measure.py, figures.py and reading.py, joined in its __init__.py) and its name in
+NAMES. The modules are light at import (numpy, scipy and matplotlib load where
 they are used), so the command line can build its options from them at start-up.
 """
 

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqrtdk import schema
-from sqrtdk.experiments import Experiment, variance
+from sqrtdk.experiments import Experiment
+from sqrtdk.experiments.variance.measure import LEVEL, cost, run, variance_rows
 from sqrtdk.tables import Column, Table
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ Params = schema.params_class(
 
 
 def rows(task: Mapping[str, Any], sample: ScoreSample) -> list[dict]:
-    row = variance.variance_rows(sample, ("sqrt",))[0]
+    row = variance_rows(sample, ("sqrt",))[0]
     tol = task["tol"]
     passed = bool(1 - tol <= row["variance_ci_low"] and row["variance_ci_high"] <= 1 + tol)
     return [
@@ -80,13 +81,13 @@ def table(result: Result) -> Table:
     passed = sum(r["passed"] for r in rows)
     band = {(r["allowed_low"], r["allowed_high"]) for r in rows}
     return Table(
-        f"Scaled variance: {variance.LEVEL:.1%} interval against the allowed band",
+        f"Scaled variance: {LEVEL:.1%} interval against the allowed band",
         (
             Column("d_k", tuple(str(r["d_k"]) for r in rows), key=True),
             Column("scores", tuple(f"{r['n_scores']:,}" for r in rows), wide=True),
             Column("variance", tuple(pm(r, "variance") for r in rows)),
             Column(
-                f"{variance.LEVEL:.1%} interval",
+                f"{LEVEL:.1%} interval",
                 tuple(
                     f"[{at_se(r['variance_ci_low'], r['variance_se'])}, {at_se(r['variance_ci_high'], r['variance_se'])}]"
                     for r in rows
@@ -127,12 +128,12 @@ EXPERIMENT = Experiment(
     "check",
     "The scaled variance's 99.9% interval must lie inside [1 - tol, 1 + tol].",
     Params,
-    variance.run,
+    run,
     rows,
     figures,
     reading,
     table,
-    variance.cost,
+    cost,
     verdict=verdict,
     writes=False,
 )

@@ -3,7 +3,7 @@
 Per query row, for p = softmax(s) and a random upstream gradient g (iid N(0, 1) per weight): ||J||_F with
 J = diag(p) - p p^T, its largest diagonal entry, ||dL/ds|| = ||J g|| and ||dL/dq||, and whether ||J||_F
 falls below eps. Reference: a uniform row has ||J||_F = sqrt(n - 1) / n, a one-hot row 0. The kernel is
-core/rows.py; the rest is shared in _attention.py.
+core/rows.py; the rest is shared in _attention/.
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqrtdk import report, schema
-from sqrtdk.experiments import Experiment, _attention, _gradient_rows
+from sqrtdk.experiments import Experiment, _gradient_rows
+from sqrtdk.experiments._attention import figures as attention_figures
+from sqrtdk.experiments._attention import measure as attention
+from sqrtdk.experiments._attention import reading as attention_reading
 
 if TYPE_CHECKING:
     from sqrtdk.result import Result
 
-Params = _attention.params(
+Params = attention.params(
     "`sqrtdk gradient`: the schema of its options and config keys.",
     module=__name__,
     eps=schema.param(
@@ -43,7 +46,7 @@ def unscaled(rows: Sequence[dict], eps: float) -> list[str]:
 
 def figures(result: Result) -> dict[str, Callable[[], Any]]:
     """The metrics against d_k or n, and how the gradient to the query spreads over rows."""
-    drawn = _attention.figures("gradient", _attention.GRADIENT_DRAWN, "Softmax Jacobian and gradients", result)
+    drawn = attention_figures.figures("gradient", attention.GRADIENT_DRAWN, "Softmax Jacobian and gradients", result)
     return {**drawn, **_gradient_rows.figures(result)}
 
 
@@ -51,18 +54,18 @@ EXPERIMENT = Experiment(
     "gradient",
     "Size of the softmax Jacobian and of the gradients through it, across d_k and n.",
     Params,
-    run=partial(_attention.run, "gradient", "eps"),
-    rows=_attention.rows,
+    run=partial(attention.run, "gradient", "eps"),
+    rows=attention.rows,
     figures=figures,
-    reading=partial(_attention.reading, ("jacobian_fro_mean", "grad_q_mean"), "eps", unscaled),
+    reading=partial(attention_reading.reading, ("jacobian_fro_mean", "grad_q_mean"), "eps", unscaled),
     table=partial(
-        _attention.table,
+        attention_reading.table,
         "gradient",
         ("jacobian_fro_mean", "grad_logits_mean", "grad_q_mean", "vanishing_fraction"),
         "jacobian_fro_mean",
     ),
-    cost=_attention.cost,
-    theory=_attention.exact_theory,
+    cost=attention.cost,
+    theory=attention.exact_theory,
     curves=_gradient_rows.curves,
     with_curves=_gradient_rows.with_curves,
 )

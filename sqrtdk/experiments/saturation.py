@@ -6,7 +6,7 @@ E[1 / sum p^2] at every n and spread, frozen phase included, by quadrature (core
 row's logits are iid normal given its query; beside them the random-energy-model limits E[H] ~ ln n -
 s^2/2 and 1/sum p^2 ~ n e^(-s^2) (Derrida 1981; for attention at initialisation, Giorlandino and Goldt
 2025, arXiv 2505.24333), shown only where they are within core.theory.REM_ACCURACY of the exact values.
-The kernel is core/rows.py; the rest is shared in _attention.py.
+The kernel is core/rows.py; the rest is shared in _attention/.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from collections.abc import Sequence
 from functools import partial
 
 from sqrtdk import report, schema
-from sqrtdk.experiments import Experiment, _attention
+from sqrtdk.experiments import Experiment
+from sqrtdk.experiments._attention import figures as attention_figures
+from sqrtdk.experiments._attention import measure as attention
+from sqrtdk.experiments._attention import reading as attention_reading
 from sqrtdk.output import with_se
 
-Params = _attention.params(
+Params = attention.params(
     "`sqrtdk saturation`: the schema of its options and config keys.",
     module=__name__,
     threshold=schema.param(
@@ -63,16 +66,16 @@ EXPERIMENT = Experiment(
     "saturation",
     "How far softmax(c Q K^T) concentrates on one key, across d_k and n.",
     Params,
-    run=partial(_attention.run, "saturation", "threshold"),
-    rows=_attention.rows,
-    figures=partial(_attention.figures, "saturation", _attention.SATURATION_DRAWN, "Softmax saturation"),
-    reading=partial(_attention.reading, ("max_prob_mean", "entropy_ratio_mean"), "threshold", unscaled),
+    run=partial(attention.run, "saturation", "threshold"),
+    rows=attention.rows,
+    figures=partial(attention_figures.figures, "saturation", attention.SATURATION_DRAWN, "Softmax saturation"),
+    reading=partial(attention_reading.reading, ("max_prob_mean", "entropy_ratio_mean"), "threshold", unscaled),
     table=partial(
-        _attention.table,
+        attention_reading.table,
         "saturation",
         ("max_prob_mean", "entropy_ratio_mean", "participation_mean", "saturated_fraction"),
         "max_prob_mean",
     ),
-    cost=_attention.cost,
-    theory=_attention.exact_theory,
+    cost=attention.cost,
+    theory=attention.exact_theory,
 )
