@@ -45,6 +45,20 @@ class Look:
         return STYLES[self.style][2]
 
 
+# The level of every figure's error bars: 95% intervals, Student's t on the replicates' (or seeds') degrees
+# of freedom for means, exact for shares of rows, symmetric in 1 / variance for a variance; no bar where a
+# row has no honest interval. The report states it once, above the figures.
+LEVEL = 0.95
+
+
+def t_half(se: float | None, df: int) -> float:
+    """Half the LEVEL interval of a mean with standard error `se` on `df` degrees of freedom (0 where
+    there is no standard error)."""
+    from sqrtdk.core.moments import t_quantile
+
+    return 0.0 if se is None or df < 1 else t_quantile(0.5 + LEVEL / 2, df) * se
+
+
 STYLES = {"paper": (7.0, 9.0, 2), "slide": (11.0, 15.0, 3)}  # width (in), text (pt), grid columns
 _look = Look()
 

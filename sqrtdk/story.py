@@ -34,8 +34,8 @@ CAPTION = (
     "whose softmax Jacobian has a Frobenius norm below 0.001, that is, that pass essentially no gradient; "
     f"(d) the held-out loss two attention layers reach on the copy task at d_k = {TRAIN_D_K} after 200 steps, "
     "against the learning rate (each seed a dot, their mean a marker; at 0.3 both collapse to the uniform "
-    "output). Markers are measured, with the rows' intervals as bars (99.9% for the variance, 95% for the "
-    "attention rows; most are smaller than the markers); lines are exact theory. Drawn from the rows of "
+    "output). Markers are measured, with 95% intervals as bars (most are smaller than the markers); lines "
+    "are exact theory. Drawn from the rows of "
     "variance_vs_dk, saturation_vs_dk, gradient_vs_dk and train_copy."
 )
 
@@ -77,18 +77,26 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
 
     from sqrtdk import plots
     from sqrtdk.core.rules import RULES
+    from sqrtdk.experiments.variance.figures import interval as variance_interval
 
     fig = plots.new_figure(columns=4, rows=1, aspect=1.35)
     axes = fig.subplots(1, 4)
 
     def along_d_k(ax: Any, part: str, column: str, theory: str | None = None, **match: Any) -> None:
-        """Each rule's `column` against d_k, markers with the rows' interval, and its `theory` as a line
-        where the rows give one."""
+        """Each rule's `column` against d_k, markers with their interval at the figures' level (the rows'
+        own for the shares, the variance's at plots.LEVEL), and its `theory` as a line where the rows give
+        one."""
         for rule in RULES_SHOWN:
             style, at = RULES[rule], _pick(rows[part], scaling=rule, **match)
             x, y = [r["d_k"] for r in at], [r[column] for r in at]
-            low, high = [r[column + "_ci_low"] for r in at], [r[column + "_ci_high"] for r in at]
-            err = [[v - lo for v, lo in zip(y, low)], [hi - v for v, hi in zip(y, high)]]
+            bounds = [
+                variance_interval(r) if column == "variance" else (r[column + "_ci_low"], r[column + "_ci_high"])
+                for r in at
+            ]
+            err = [
+                [v - b[0] if b else 0.0 for v, b in zip(y, bounds)],
+                [b[1] - v if b else 0.0 for v, b in zip(y, bounds)],
+            ]
             ax.errorbar(x, y, yerr=err, fmt=style.marker, color=style.colour, linestyle="none", zorder=3)
             pairs = [(d, r[theory]) for d, r in zip(x, at) if theory and r[theory] is not None]
             if pairs:

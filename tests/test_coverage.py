@@ -51,31 +51,28 @@ def assert_each_side(below: int, above: int, seeds: int, level: float) -> None:
         (16, Entries(mean=1.0), "variance", 400),  # replicates about the grand mean
         (1, Entries(), "variance", 400),  # a product of two normals: skewed
         (2, Entries("student-t", df=16.0), "variance", 400),  # the first df and d_k with an interval
-        (4, Entries(mean=0.5, std=2.0), "excess_kurtosis", 400),  # the symmetric one missed 5 / 21
     ],
 )
-def test_variance_and_kurtosis_intervals_cover_on_both_sides(d_k, entries, column, seeds):
-    """The intervals at 95%, misses counted on each side: the variance's interval symmetric in 1 / variance
-    (2^14 scores a seed), the kurtosis's studentized bootstrap interval (2^18 scores, 4096 a replicate:
-    with 256 it missed 71 times below and 145 above in 3000 seeds, which 400 seeds cannot tell from
-    honest; there it is not given, below)."""
+def test_variance_intervals_cover_on_both_sides(d_k, entries, column, seeds):
+    """The variance's interval, symmetric in 1 / variance, at 95% (2^14 scores a seed), its misses counted
+    on each side."""
     level = 0.95
     below, above = study.variance_case(d_k, entries, column, level, seeds)
     assert_each_side(below, above, seeds, level)
 
 
-def test_no_kurtosis_interval_from_small_replicates_or_above_95_percent():
-    """Fewer than 4096 scores a replicate, or a level above 95% (at 99.9% it missed 2 times below and 16
-    above in 4000 seeds, 2 expected each side): the kurtosis keeps its standard error, without an interval."""
+def test_the_kurtosis_has_a_standard_error_and_no_interval():
+    """No interval was found to cover the kurtosis's level on both sides (variance/measure.py): its rows
+    carry the estimate and its standard error only, at any number of scores."""
     from sqrtdk.core.sampling import Source
     from sqrtdk.core.scores import sample_scores
     from sqrtdk.experiments.variance.measure import variance_rows
 
-    for samples, level, given in ((2**18 - 2**16, 0.95, False), (2**18, 0.95, True), (2**18, 0.999, False)):
+    for samples in (2**14, 2**20):
         sample = sample_scores(4, samples, source=Source(Entries(mean=0.5, std=2.0)), histogram=False)
-        row = variance_rows(sample, ("none",), level=level)[0]
+        row = variance_rows(sample, ("none",), level=0.95)[0]
         assert row["excess_kurtosis_se"] > 0
-        assert (row["excess_kurtosis_ci_low"] is not None) == given, (samples, level)
+        assert not any(column.startswith("excess_kurtosis_ci") for column in row)
 
 
 def two_key_truth(d_k: int, c: float, weight_of_gap) -> float:

@@ -196,3 +196,23 @@ def test_the_story_figures_text_fits_and_keeps_apart(style):
         assert layout_problems(fig) == []
     finally:
         plots.use(before)
+
+
+def test_every_error_bar_is_at_one_level():
+    """plots.LEVEL is the level of every bar: the shares' exact intervals that saturation, gradient and
+    precision draw from their rows are at it; a mean's bar is Student's t at it (scipy's quantile, not
+    sqrtdk's); a variance's is the row's reciprocal-scale interval taken at it; none where there is no se."""
+    from scipy import stats
+
+    from sqrtdk.experiments._attention import measure as attention
+    from sqrtdk.experiments.precision import measure as precision
+    from sqrtdk.experiments.variance.figures import interval
+
+    assert plots.LEVEL == 0.95 and attention.LEVEL == plots.LEVEL and precision.LEVEL == plots.LEVEL
+    assert plots.t_half(0.1, 2) == pytest.approx(stats.t.ppf(0.975, 2) * 0.1, rel=1e-9)
+    assert plots.t_half(None, 7) == 0.0 and plots.t_half(0.1, 0) == 0.0
+    half = stats.t.ppf(0.975, 63) * 0.1 / 2.0  # 63: the variance's 64 replicates
+    row = {"variance": 2.0, "variance_se": 0.1, "variance_ci_low": 1.0, "variance_ci_high": 3.0}
+    assert interval(row) == pytest.approx((2.0 / (1 + half), 2.0 / (1 - half)), rel=1e-9)
+    assert interval({**row, "variance_ci_low": None}) is None  # no honest interval in the row: no bar
+    assert interval({**row, "variance_se": 1.5}) is None  # it would reach 0

@@ -100,36 +100,6 @@ def test_add_in_order_is_sequential():
     assert np.array_equal(add_in_order(np.zeros(4), rows), total)
 
 
-def test_studentized_interval_follows_the_skew_of_a_kurtosis():
-    """For a kurtosis from 64 replicates of exponential draws (excess kurtosis 6, its estimate skewed to the
-    right) the bootstrap-t interval reaches further above the estimate than below; for the variance of
-    normal draws it is close to the symmetric t interval; with every replicate alike it is the point."""
-    from sqrtdk.core.moments import central_moments, excess_kurtosis_of_sums, jackknife, studentized_interval
-
-    def around(statistic, sums, pooled, shift):
-        """The jackknife estimate of `pooled` (a Moments statistic) and the bootstrap-t interval of
-        `statistic` (the same, vectorised) around it."""
-        est = jackknife(pooled, sums.sum(0), sums, 4096, shift, 0.95)
-        return est, studentized_interval(statistic, sums, 4096, est, 0.95)
-
-    rng = np.random.default_rng(5)
-    skewed = block_power_sums(rng.exponential(size=(64, 4096)), 1.0)
-    est, (low, high) = around(excess_kurtosis_of_sums, skewed, lambda m: m.excess_kurtosis, 1.0)
-    assert est.value == pytest.approx(float(excess_kurtosis_of_sums(64 * 4096, skewed.sum(0))), rel=1e-12)
-    assert low < est.value < high and high - est.value > est.value - low
-
-    def variance(n, sums):
-        return central_moments(n, sums)[1] * n / (n - 1)
-
-    normal = block_power_sums(rng.standard_normal((64, 4096)), 0.0)
-    est, (low, high) = around(variance, normal, lambda m: m.variance, 0.0)
-    assert low == pytest.approx(est.ci_low, rel=0.01) and high == pytest.approx(est.ci_high, rel=0.01)
-
-    alike = np.tile(normal[:1], (64, 1))
-    est, interval = around(excess_kurtosis_of_sums, alike, lambda m: m.excess_kurtosis, 0.0)
-    assert interval == (est.value, est.value)
-
-
 def test_mean_interval_follows_the_skew_and_falls_back_to_t():
     """Below 32 replicates: mean +- t se. From 32 on, the studentized bootstrap: nearly the t interval for
     normal replicate means, longer on the long side for right-skewed ones, and the same on every call."""

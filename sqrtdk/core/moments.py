@@ -12,8 +12,8 @@ stream, and the intervals use Student-t quantiles on R - 1 degrees of freedom.
   delete-one-replicate jackknife of the pooled estimator (Efron and Stein 1981; Efron and Tibshirani
   1993, ch. 11): each replicate's power sums removed in turn from the pooled ones,
   se^2 = (R - 1)/R sum_r (theta_(-r) - mean theta_(-r))^2. For a mean it equals batch means exactly.
-  A kurtosis's sampling law is skewed, so its interval is a studentized bootstrap interval over the
-  replicates (`studentized_interval`), not a symmetric one.
+  A variance's interval is made symmetric in its reciprocal (`on_reciprocal_scale`), a skewed mean's is a
+  studentized bootstrap over the replicate means (`mean_interval`).
 
 Power sums are accumulated in float64 about a shift close to the mean (the theoretical mean), so that the
 central moments do not suffer from cancellation when the mean is large against the spread. Sums are added
@@ -239,58 +239,6 @@ def resamples_for(level: float) -> int:
 
 
 RESAMPLE_SEED = 0  # a fixed stream: the same sample always gets the same interval
-_RESAMPLE_BLOCK = 500  # resamples evaluated at once ((block, R, 4) float64 work arrays: 1 MiB at R = 64)
-
-
-def excess_kurtosis_of_sums(n: float | np.ndarray, sums: np.ndarray) -> np.ndarray:
-    """The excess kurtosis m4 / m2^2 - 3 of samples of n values from their power sums, vectorised over the
-    leading axes of sums (..., 4)."""
-    _, m2, _, m4 = central_moments(n, sums)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return m4 / (m2 * m2) - 3.0
-
-
-def studentized_interval(
-    statistic: Callable[[Any, np.ndarray], np.ndarray],
-    sums: np.ndarray,
-    per_replicate: float,
-    estimate: Estimate,
-    level: float,
-    resamples: int | None = None,
-) -> tuple[float, float]:
-    """A studentized bootstrap (bootstrap-t) interval for `statistic` of the pooled power sums, resampling
-    the R independent replicates (sums: (R, 4), `per_replicate` values each) around `estimate`, the
-    pooled value and its jackknife standard error (`jackknife` of the same statistic); Efron and
-    Tibshirani 1993, ch. 12; Hall 1992, ch. 3.
-
-    Each resample's estimate is studentized by its own delete-one jackknife standard error, and the
-    interval is theta - q_(1 - a/2) se, theta - q_(a/2) se with q the resamples' quantiles and se the
-    jackknife's. Where the estimate is skewed (a kurtosis), the sampling law of t is skewed too, and this
-    interval follows it: at 95% the symmetric theta +- t_(R-1) se missed 4 times more often above than
-    below (experiments/variance/measure.py, KURTOSIS_INTERVAL_MIN_DK), this one about equally. Resamples whose
-    jackknife spread is 0 (every replicate alike) are left out."""
-    theta, se = estimate.value, estimate.se
-    if not (se > 0 and math.isfinite(se) and math.isfinite(theta)):
-        return theta, theta
-    sums = np.asarray(sums, dtype=np.float64)
-    r = len(sums)
-    every = _resample_counts(r, resamples or resamples_for(level))  # (resamples, R)
-    studentized = []
-    for start in range(0, len(every), _RESAMPLE_BLOCK):
-        counts = every[start : start + _RESAMPLE_BLOCK]  # (B, R)
-        drawn = counts @ sums  # (B, 4): each resample's pooled sums
-        value = statistic(per_replicate * r, drawn)
-        # the resample's jackknife: each of its R draws left out in turn (a replicate drawn c times, c times)
-        left = statistic(per_replicate * (r - 1), drawn[:, None, :] - sums[None, :, :])  # (B, R)
-        weight = counts / r
-        centre = np.sum(weight * left, axis=1)
-        spread = np.sqrt((r - 1) * np.sum(weight * (left - centre[:, None]) ** 2, axis=1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (value - theta) / spread
-        studentized.append(t[np.isfinite(t)])
-    t = np.concatenate(studentized)
-    q_low, q_high = tail_quantiles(t, 1 - level)
-    return theta - q_high * se, theta - q_low * se
 
 
 def batch_means(value: float, replicate_values: np.ndarray, level: float) -> Estimate:
@@ -315,6 +263,13 @@ def on_reciprocal_scale(estimate: Estimate) -> tuple[float | None, float | None]
     if relative >= 1:
         return None, None
     return value / (1 + relative), value / (1 - relative)
+
+
+def reciprocal_interval(value: float, se: float, df: int, level: float) -> tuple[float | None, float | None]:
+    """`on_reciprocal_scale` of an estimate given by its value and standard error, Student's t on `df`
+    degrees of freedom at `level`: the same interval a row carries, at another level."""
+    half = t_quantile(0.5 + level / 2, df) * se
+    return on_reciprocal_scale(Estimate(value, se, value - half, value + half))
 
 
 MEAN_BOOTSTRAP_MIN_REPLICATES = 32  # fewer replicates: too few distinct resamples; Student's t instead

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqrtdk.core.rules import RULES
-from sqrtdk.experiments._attention.measure import LEVEL, METRICS
+from sqrtdk.experiments._attention.measure import METRICS
 
 if TYPE_CHECKING:
     from sqrtdk.result import Result
@@ -38,19 +38,19 @@ def figures(kind: str, metrics: Sequence[str], title: str, result: Result) -> di
 
 
 def error_bars(rows: Sequence[dict], metric: str) -> Any:
-    """(2, len(rows)) distances below and above each value to the ends of its 95% interval: the rows' own
-    interval where they have one (the shares' exact one, the means' studentized bootstrap), otherwise
-    Student's t on the replicates' degrees of freedom times the standard error (not 1.96: with 8
-    replicates that would cover about 90%)."""
+    """(2, len(rows)) distances below and above each value to the ends of its interval at the figures'
+    level (plots.LEVEL, which is the rows' own): the rows' own interval where they have one (the shares'
+    exact one, the means' studentized bootstrap), otherwise Student's t on the replicates' degrees of
+    freedom times the standard error (not 1.96: with 8 replicates that would cover about 90%)."""
     import numpy as np
 
-    from sqrtdk.core.moments import t_quantile
+    from sqrtdk.plots import t_half
 
     if metric + "_ci_low" in rows[0]:
         return np.array(
             [[r[metric] - r[metric + "_ci_low"] for r in rows], [r[metric + "_ci_high"] - r[metric] for r in rows]]
         )
-    half = np.array([t_quantile(0.5 + LEVEL / 2, r["replicates"] - 1) * r[metric + "_se"] for r in rows])
+    half = np.array([t_half(r[metric + "_se"], r["replicates"] - 1) for r in rows])
     return np.array([half, half])
 
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from sqrtdk.experiments.precision.measure import (
     DTYPES,
     FLOOR,
-    LEVEL,
     PLACEMENT_MATHS,
     PLACEMENTS,
     RATE,
@@ -81,7 +80,7 @@ def overflow_figure(rows: Sequence[dict]) -> Any:
     handles += [
         Line2D([], [], color="0.3", ls="-", label="product first (unscaled, or scaled after)"),
         Line2D([], [], color="0.3", ls="--", label="$q$ pre-scaled by $1/\\sqrt{d_k}$"),
-        Line2D([], [], color="0.3", ls="none", marker="o", label=f"markers in (a): measured, {LEVEL:.0%} interval"),
+        Line2D([], [], color="0.3", ls="none", marker="o", label="markers in (a): measured"),
     ]
     ax.axhline(RATE, color="0.5", ls=":", lw=1)
     ax.text(d_ks[0], RATE * 2, "one in a million", color="0.35", fontsize="small", va="bottom")
@@ -126,10 +125,10 @@ def error_figure(rows: Sequence[dict]) -> Any:
     """Rounding errors against d_k at the smallest entry std (the textbook case; the table has the
     others), the mean over rows of max_j |p_j - p*_j| and of |H - H*|. Top row: by format, the scale after
     the product (a colour each); bottom row: by placement of the scale, in the coarsest format the run
-    has (greys, a line style and marker each). Error bars: one standard error."""
+    has (greys, a line style and marker each). Error bars at the figures' level (plots.LEVEL)."""
     from matplotlib.lines import Line2D
 
-    from sqrtdk.plots import SERIES_COLOURS, legend_below, log_axis, new_figure
+    from sqrtdk.plots import SERIES_COLOURS, legend_below, log_axis, new_figure, t_half
 
     std = entry_stds(rows)[0]
     placements = [p for p in PLACEMENTS if any(r["placement"] == p for r in rows)]
@@ -149,11 +148,10 @@ def error_figure(rows: Sequence[dict]) -> Any:
             ax.errorbar(
                 [r["d_k"] for r in sel],
                 [r[metric] for r in sel],
-                yerr=[r[metric + "_se"] for r in sel],
+                yerr=[t_half(r[metric + "_se"], r["replicates"] - 1) for r in sel],
                 ls=line,
                 marker=marker,
                 color=colour,
-                mfc="none",
             )
 
     for column, (metric, label) in enumerate(metrics):
@@ -184,7 +182,7 @@ def error_figure(rows: Sequence[dict]) -> Any:
     grid[0, 0].set_ylabel(f"by format, {SHOWN[base]}")
     grid[1, 0].set_ylabel(f"by placement, {coarsest}")
     handles = [
-        Line2D([], [], color=SERIES_COLOURS[d], ls=FORMAT_LOOK[d][0], marker=FORMAT_LOOK[d][1], mfc="none", label=dtype)
+        Line2D([], [], color=SERIES_COLOURS[d], ls=FORMAT_LOOK[d][0], marker=FORMAT_LOOK[d][1], label=dtype)
         for d, dtype in enumerate(dtypes)
     ]
     handles += [
@@ -194,11 +192,10 @@ def error_figure(rows: Sequence[dict]) -> Any:
             color=PLACEMENT_LOOK[p][2],
             ls=PLACEMENT_LOOK[p][0],
             marker=PLACEMENT_LOOK[p][1],
-            mfc="none",
             label=PLACEMENT_MATHS[p],
         )
         for p in placements
     ]
     legend_below(fig, handles=handles)
-    fig.suptitle(f"Rounding error in the softmax, entries N(0, {std:g}²); bars: one standard error")
+    fig.suptitle(f"Rounding error in the softmax, entries N(0, {std:g}²)")
     return fig

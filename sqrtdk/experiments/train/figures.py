@@ -77,12 +77,17 @@ def _outcome_handles(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
     ]
 
 
+def kept(row: dict) -> int:
+    """The seeds a row's means are over: those that did not diverge."""
+    return round(row["replicates"] * (1 - row["diverged"]))
+
+
 def lr_figure(result: Result) -> Any:
     """Per setting: the final held-out loss and accuracy against the learning rate, a line per rule
-    through the means over the seeds that did not diverge (error bars: one standard error), a small dot
+    through the means over the seeds that did not diverge (error bars at the figures' level), a small dot
     per such seed, a hollow marker where some seeds diverged and a cross at the loss at initialisation
     where all did; and each seed's outcome (core.train.outcome), a marker per seed."""
-    from sqrtdk.plots import legend_below, new_figure, rules_in
+    from sqrtdk.plots import legend_below, new_figure, rules_in, t_half
 
     groups = by_setting(result)
     fig = new_figure(3, len(groups), aspect=0.85)
@@ -99,7 +104,7 @@ def lr_figure(result: Result) -> Any:
                     ax.errorbar(
                         [r["lr"] * shift[rule] for r in ok],
                         [r[key] for r in ok],
-                        yerr=[r[key + "_se"] or 0.0 for r in ok],
+                        yerr=[t_half(r[key + "_se"], kept(r) - 1) for r in ok],
                         fmt=look.marker,
                         linestyle=look.line,  # each rule its own line style too: it reads in greyscale
                         color=look.colour,
@@ -134,7 +139,7 @@ def lr_figure(result: Result) -> Any:
                 if end != "diverged"
             ]
             if dots:
-                ax_loss.plot(*zip(*dots), ".", color=look.colour, ms=2.5, alpha=0.45, zorder=1)
+                ax_loss.plot(*zip(*dots), ".", color=look.colour, ms=4, alpha=0.7, zorder=1)
         ax_loss.axhline(rows[0]["loss_at_init"], color="0.5", lw=0.8, ls=":")
         rates = sorted({r["lr"] for r in rows})
         for ax in (ax_loss, ax_acc):
@@ -152,7 +157,7 @@ def lr_figure(result: Result) -> Any:
     legend_below(fig, [axes[0][0]], handles=_outcome_handles(result.rows))
     row = result.rows[0]
     fig.suptitle(
-        f"{row['task']}, {result.params.steps[0]} steps: mean ± 1 s.e. over {row['replicates']} seeds; "
+        f"{row['task']}, {result.params.steps[0]} steps: mean over {row['replicates']} seeds; "
         "dotted: loss at the start" + ("; hollow: some diverged" if any(r["diverged"] > 0 for r in result.rows) else "")
     )
     return fig

@@ -9,7 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqrtdk.core.rules import RULES
-from sqrtdk.experiments.variance.measure import LEVEL
+from sqrtdk.plots import LEVEL
 
 if TYPE_CHECKING:
     from sqrtdk.core.scores import ScoreSample
@@ -214,6 +214,17 @@ def histogram_figure(sample: ScoreSample, label: str = "") -> Any:
     return fig
 
 
+def interval(row: dict) -> tuple[float, float] | None:
+    """The row's variance interval at the figures' level (plots.LEVEL): symmetric in 1 / variance, as the
+    row's own; None where the row has none (too heavy-tailed entries) or where it would reach 0."""
+    from sqrtdk.core.moments import REPLICATES, reciprocal_interval
+
+    if row["variance_ci_low"] is None or not row["variance_se"]:
+        return None
+    low, high = reciprocal_interval(row["variance"], row["variance_se"], REPLICATES - 1, LEVEL)
+    return None if low is None or high is None else (low, high)
+
+
 class _Unseen:
     """Stands for the panels of the other figure of the pair: whatever is drawn on it is dropped."""
 
@@ -234,7 +245,7 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     import numpy as np
     from matplotlib.lines import Line2D
 
-    from sqrtdk.core.moments import REPLICATES, t_quantile
+    from sqrtdk.core.moments import REPLICATES
     from sqrtdk.plots import (
         RULE_NAMES,
         Style,
@@ -244,10 +255,10 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
         new_figure,
         rules_in,
         series_of,
+        t_half,
         wrap,
     )
 
-    t_level = t_quantile(0.5 + LEVEL / 2, REPLICATES - 1)  # the variance experiment's replicates
     groups = series_of(rows, series, maths=True)
     rules = rules_in(rows)
     # more than MAX_SERIES series: a column of panels per setting (small multiples), a series per rule
@@ -307,24 +318,19 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             if scaling not in shown:
                 continue
             offset = spread[(0 if split else g) * len(shown) + shown.index(scaling)]
-            bounded = [r for r in with_theory if r["variance_ci_low"] is not None]
+            bounded = [(r, bounds) for r in with_theory if (bounds := interval(r)) is not None]
             if bounded:
-                t = np.array([r["theory_variance"] for r in bounded])
-                v = np.array([r["variance"] for r in bounded])
-                err = (
-                    np.array(
-                        [[r["variance"] - r["variance_ci_low"], r["variance_ci_high"] - r["variance"]] for r in bounded]
-                    ).T
-                    / t
-                )
+                t = np.array([r["theory_variance"] for r, _ in bounded])
+                v = np.array([r["variance"] for r, _ in bounded])
+                err = np.array([[r["variance"] - low, high - r["variance"]] for r, (low, high) in bounded]).T / t
                 ax_ratio.errorbar(
-                    np.array([r["d_k"] for r in bounded]) * offset, v / t, yerr=err, fmt=marker, color=colour
+                    np.array([r["d_k"] for r, _ in bounded]) * offset, v / t, yerr=err, fmt=marker, color=colour
                 )
             z = [
                 (
                     r["d_k"] * offset,
                     r["mean"] / math.sqrt(r["variance"]),
-                    t_level * r["mean_se"] / math.sqrt(r["variance"]),
+                    t_half(r["mean_se"], REPLICATES - 1) / math.sqrt(r["variance"]),
                 )
                 for r in sel
                 if r["variance"] > 0
@@ -347,31 +353,10 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             ]
             if zt:
                 ax_mean.plot(*zip(*zt), color=colour, lw=1.0, alpha=0.7)
-            k = [
-                (
-                    r["d_k"] * offset,
-                    r["d_k"] * r["excess_kurtosis"],
-                    r["d_k"] * (r["excess_kurtosis"] - r["excess_kurtosis_ci_low"]),
-                    r["d_k"] * (r["excess_kurtosis_ci_high"] - r["excess_kurtosis"]),
-                )
-                for r in sel
-                if r["excess_kurtosis"] is not None and r.get("excess_kurtosis_ci_low") is not None
-            ]
-            if k:
-                ax_kurt.errorbar(
-                    [x for x, _, _, _ in k],
-                    [y for _, y, _, _ in k],
-                    yerr=[[lo for _, _, lo, _ in k], [hi for _, _, _, hi in k]],
-                    fmt=marker,
-                    color=colour,
-                    label=RULES[scaling].label + suffix,
-                )
             bare = [
-                (r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"])
-                for r in sel
-                if r["excess_kurtosis"] is not None and r.get("excess_kurtosis_ci_low") is None
+                (r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"]) for r in sel if r["excess_kurtosis"] is not None
             ]
-            if bare:  # heavy tails or d_k < 4: the estimate without an interval (it would not cover)
+            if bare:  # the kurtosis has no interval (variance/measure.py): hollow
                 ax_kurt.plot(*zip(*bare), marker, color=colour, mfc="none", label=RULES[scaling].label + suffix)
             kt = [
                 (r["d_k"], r["d_k"] * r["theory_excess_kurtosis"])
@@ -381,10 +366,8 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             if kt:
                 ax_kurt.plot(*zip(*kt), color=colour, lw=1.0, alpha=0.7)
             kurtosis_theory += [y for _, y in kt]
-            kurtosis_points += [(x, y, max(lo, hi), colour) for x, y, lo, hi in k]
-            kurtosis_points += [(x, y, 0.0, colour) for x, y in bare]
+            kurtosis_points += [(x, y, colour) for x, y in bare]
     once = " and ".join(RULE_NAMES[s] for s in rescaled) if len(rescaled) > 1 else ""
-    context = f"{setting}; " if setting else ""
     if not checks:
         for a in dict.fromkeys(variance_axes):
             log_axis(a, "x", base=2)
@@ -403,7 +386,8 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             ax.set_xlabel("$d_k$")
             ax_ratio.set_title("measured / theory" + (", one for all rules" if once else ""))
         legend_below(fig, variance_axes, handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
-        fig.suptitle(f"{context}error bars: {LEVEL:.1%} intervals")
+        if setting:
+            fig.suptitle(setting)
         return fig
     ax_mean.set_ylabel("mean / sd")
     if growing:
@@ -415,32 +399,23 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
         ax_mean.set_title("the mean in units of the spread")
     ax_kurt.axhline(0.0, color="0.4", lw=0.8)
     ax_kurt.set_ylabel(r"$d_k \times$ excess kurtosis")
-    hollow = any(r["excess_kurtosis"] is not None and r.get("excess_kurtosis_ci_low") is None for r in rows)
-    notes = ["0: a normal curve"] + (["hollow: no interval"] if hollow else [])
-    if kurtosis_points:  # around the theory and the sharper half of the estimates; wider bars run off
-        half = sorted(e for _, _, e, _ in kurtosis_points)
-        sharp = [y for _, y, e, _ in kurtosis_points if e <= half[len(half) // 2]]
-        core = kurtosis_theory + sharp + [0.0]
-        pad = max(0.3 * (max(core) - min(core)), 3 * half[len(half) // 2], 0.5)
-        low, high = min(core) - pad, max(core) + pad
-        ax_kurt.set_ylim(low, high)
-        beyond = [(x, y, c) for x, y, _, c in kurtosis_points if not low <= y <= high]
-        for x, y, c in beyond:  # a marker on the edge for each estimate beyond the panel
-            ax_kurt.plot([x], [high if y > high else low], "^" if y > high else "v", color=c, clip_on=False)
-        if beyond:
-            notes.append("triangles: beyond it")
+    notes = ["0: a normal curve", "hollow: no interval"]
+    if kurtosis_points:  # around the theory and the estimates
+        core = kurtosis_theory + [y for _, y, _ in kurtosis_points] + [0.0]
+        pad = max(0.3 * (max(core) - min(core)), 0.5)
+        ax_kurt.set_ylim(min(core) - pad, max(core) + pad)
     ax_kurt.set_title(wrap("; ".join(notes), 3.3))
     for a in (ax_mean, ax_kurt):
         log_axis(a, "x", base=2)
         a.set_xlabel("$d_k$")
     legend_below(fig, [ax_mean, ax_kurt], handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
-    shared = "; rules that rescale the same draws: drawn once" if once else ""
-    fig.suptitle(f"Quality checks, {context}error bars: {LEVEL:.1%} intervals{shared}")
+    shared = "rules that rescale the same draws: drawn once" if once else ""
+    fig.suptitle("; ".join(["Quality checks", *(part for part in (setting, shared) if part)]))
     return fig
 
 
 def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: str = "") -> Any:
-    """One d_k, several settings (inits, distributions, ...): each rule's variance with its 99.9% interval
+    """One d_k, several settings (inits, distributions, ...): each rule's variance with its interval (plots.LEVEL)
     against its theory, per setting, and measured / theory. Settings whose rows are the same within
     their intervals (lecun and xavier initialise W_q and W_k alike when d_model = d_k * heads) are said
     to coincide under the panel."""
@@ -463,8 +438,8 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
             if row is None:
                 continue
             x = g + (i - (len(rules) - 1) / 2) * width
-            low, high = row["variance_ci_low"], row["variance_ci_high"]
-            err = None if low is None else [[row["variance"] - low], [high - row["variance"]]]
+            bounds = interval(row)
+            err = None if bounds is None else [[row["variance"] - bounds[0]], [bounds[1] - row["variance"]]]
             ax.errorbar(
                 [x], [row["variance"]], yerr=err, fmt="o", color=colour, label=RULES[scaling].label if g == 0 else None
             )
@@ -496,5 +471,6 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
     ax_ratio.set_ylabel("measured / theory")
     ax_ratio.set_title("measured / theory" + (", one for all rules" if len(rescaled) > 1 else ""))
     legend_below(fig, [ax])
-    fig.suptitle((f"{setting}; " if setting else "") + f"error bars: {LEVEL:.1%} intervals")
+    if setting:
+        fig.suptitle(setting)
     return fig

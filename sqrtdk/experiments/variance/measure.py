@@ -52,23 +52,16 @@ VARIANCE_INTERVAL_MIN_DF = 16
 # entries (d_k 1) is heavier-tailed than that (df 16: 6 and 10 at 99.9%, 235 and 308 at 95%, in 10^4
 # seeds): there no interval.
 VARIANCE_INTERVAL_MIN_DK_HEAVY = 2
-# The kurtosis's sampling law is skewed: its symmetric interval (estimate +- t se) missed 5 times below
-# and 21 above at 95% in 400 seeds (d_k 4, Gaussian entries of mean 0.5 and std 2, 2^16 scores), the
-# studentized bootstrap interval (core/moments.py) 12 and 12. The kurtosis of one product of two entries
-# (d_k 1) is itself heavy-tailed (excess kurtosis 6 for Gaussian entries): there even that one missed 6
-# times below and 20 above. Below d_k 4 the kurtosis keeps its standard error, without an interval.
-KURTOSIS_INTERVAL_MIN_DK = 4
-# The bootstrap also needs replicates large enough that their kurtosis estimates are not too skewed: at 95%
-# (d_k 4, entries N(0.5, 2^2), 64 replicates) it missed 71 times below and 145 above in 3000 seeds with
-# 256 scores a replicate (75 +- 8.5 expected each side), 66 and 120 with 1024, 50 and 75 in 2000 seeds
-# with 2048 (50 +- 7), and 106 and 128 in 4000 seeds with 4096 (100 +- 9.9: still 2.8 sd above, where
-# experiments/coverage.py counts it). Below 4096 scores a replicate (2^18 in all) the kurtosis keeps its
-# standard error, without an interval.
-KURTOSIS_INTERVAL_MIN_PER_REPLICATE = 4096
-# Nor does it resolve the tails of 64 replicates: with 4096 scores a replicate it missed 16 times below and
-# 21 above at 99% in 2000 seeds (10 +- 3.2 expected each side), 2 and 16 at 99.9% in 4000 seeds
-# (2 +- 1.4). Above this level no interval is given.
-KURTOSIS_INTERVAL_MAX_LEVEL = 0.95
+# The kurtosis has its standard error and no interval: none was found to cover its level on both sides.
+# Its sampling law is skewed, so the symmetric estimate +- t se missed 5 times below and 21 above at 95% in
+# 400 seeds (d_k 4, Gaussian entries of mean 0.5 and std 2, 2^16 scores). A studentized bootstrap over
+# the 64 replicates does better but needs replicates large enough that their own kurtosis estimates are
+# not skewed, and still leans above: at 95% it missed 71 times below and 145 above in 3000 seeds with 256
+# scores a replicate (75 +- 8.5 expected each side), 66 and 120 with 1024, 50 and 75 in 2000 seeds with
+# 2048 (50 +- 7), 106 and 128 in 4000 seeds with 4096 (100 +- 9.9), and 436 and 473 in 16000 seeds with
+# 16384 (400 +- 19.7: too narrow on both sides); at 99.9% with 4096 it missed 2 and 16 in 4000 seeds
+# (2 +- 1.4 expected): the tails of 64 replicates are more than a bootstrap of them resolves, and at d_k 1 (one
+# product of two entries, itself heavy-tailed) it missed 6 and 20 at 95%. The default level is 99.9%.
 
 
 # ---- the run and its rows ----
@@ -105,17 +98,16 @@ def variance_rows(
     moment of the entries and its interval more (VARIANCE_INTERVAL_MIN_DF), the kurtosis a finite 4th,
     and its standard error (KURTOSIS_SE_MIN_DF) far more than the 8th. Standard errors are the jackknife
     of the pooled estimators over replicates; the variance's interval is symmetric in 1 / variance, the
-    kurtosis's a studentized bootstrap one (core/moments.py), the mean's estimate +- t se.
+    mean's estimate +- t se; the kurtosis has no interval (above).
     """
     import numpy as np
 
     from sqrtdk.core import rules, theory
-    from sqrtdk.core.moments import excess_kurtosis_of_sums, jackknife, on_reciprocal_scale, studentized_interval
+    from sqrtdk.core.moments import jackknife, on_reciprocal_scale
     from sqrtdk.core.scores import theory_dot
 
     finite = sample.source.entries.finite_moments()
     rows = []
-    kurtosis_intervals: dict[str, tuple[float, float]] = {}  # per channel: the rules that rescale share it
     for scaling in scalings:
         normalised = scaling in rules.NORMALISING
         c = rules.scale(sample.d_k, scaling, qk_gain=qk_gain)
@@ -135,15 +127,7 @@ def variance_rows(
             finite >= VARIANCE_INTERVAL_MIN_DF and (finite == math.inf or sample.d_k >= VARIANCE_INTERVAL_MIN_DK_HEAVY)
         )
         var_interval = on_reciprocal_scale(var_est) if honest else (None, None)
-        kurt_interval: tuple[float | None, float | None] = (None, None)
         kurtosis_se = normalised or finite >= KURTOSIS_SE_MIN_DF
-        resolved = per_replicate >= KURTOSIS_INTERVAL_MIN_PER_REPLICATE and level <= KURTOSIS_INTERVAL_MAX_LEVEL
-        if kurtosis_se and sample.d_k >= KURTOSIS_INTERVAL_MIN_DK and resolved:
-            if name not in kurtosis_intervals:
-                kurtosis_intervals[name] = studentized_interval(
-                    excess_kurtosis_of_sums, channel.sums, per_replicate, kurt_est, level
-                )
-            kurt_interval = kurtosis_intervals[name]
         if normalised:
             cos_var = theory.cosine_variance(sample.d_k, sample.source.entries)
             theory_mean = None if cos_var is None else 0.0
@@ -179,8 +163,6 @@ def variance_rows(
                 "theory_variance": theory_var,
                 "excess_kurtosis": kurt_est.value if bounded else None,
                 "excess_kurtosis_se": kurt_est.se if kurtosis_se else None,
-                "excess_kurtosis_ci_low": kurt_interval[0],
-                "excess_kurtosis_ci_high": kurt_interval[1],
                 "theory_excess_kurtosis": theory_kurt,
             }
         )
