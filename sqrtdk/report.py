@@ -82,7 +82,7 @@ CONCEPTS = {
     "1/d_k": "**1/d_k (muP)**: Tensor Programs V scales attention logits by 1/d_k rather than "
     "1/sqrt(d_k), so that a query correlated with its key gives a logit that stays O(1) as d_k grows [3].",
     "QK-norm": "**QK-norm**: LayerNorm (here: normalisation) of q and k before the product, logits "
-    "g cos(q, k), bounded whatever the entries' scale; used against logit growth in ViT-22B [6].",
+    "g cos(q, k) with a gain g (sqrt(d_k) unless set), bounded by g whatever the entries' scale; used against logit growth in ViT-22B [6].",
     "Scalable-Softmax": "**Scalable-Softmax (SSMax)**: logits multiplied by s ln n, so that the weight of a "
     "key that stands out does not fade as the sequence grows [7].",
     "LR sensitivity": "**LR sensitivity**: for one seed over a grid of learning rates, the mean of min(final "

@@ -116,6 +116,17 @@ def test_formats_and_style_from_the_command_line(cli, tmp_path):
     assert code == 2 and "--format: 'jpg' is not allowed; choose from png, svg, pdf" in err
 
 
+def test_the_toy_figure_names_the_logits_it_was_run_with():
+    """The x-label gives the run's logits and s, and the title says whether SSMax holds the largest weight,
+    as its closed form 1 / (1 + (n - 1) n^(-s (high - low))) decides: s (high - low) above 1 or not."""
+    for high, low, held in ((3.0, -2.0, "holds it"), (1.0, -1.0, "fades too")):
+        result = sqrtdk.run("toy", seq_len=[10, 100], high=high, low=low)
+        (ax,) = toy.figures(result)["ssmax_toy"]().axes
+        assert f"one {high:g}, the rest {low:g}".replace("-", "\u2212") in ax.get_xlabel()
+        assert ax.get_title().endswith(held)
+    assert toy.figures(sqrtdk.run("toy", seq_len=[10, 100], high=[2.0, 3.0])) == {}  # mixed logits: the table
+
+
 def test_toy_figure_is_one_column_wide():
     plots.use(plots.Look())
     fig = toy.toy_figure(sqrtdk.run("toy", seq_len=[10, 100]).rows)

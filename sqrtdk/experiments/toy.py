@@ -80,10 +80,16 @@ def rows(task: Mapping[str, Any], weights: Mapping[str, float]) -> list[dict]:
 
 
 def figures(result: Result) -> dict[str, Callable[[], Any]]:
-    return {"ssmax_toy": lambda: toy_figure(result.rows)} if len(result.tasks) > 1 else {}
+    """The figure of a sweep over n at one (high, low, s): its rows carry n and the rule only, so runs
+    that also vary the logits or s are left to the table."""
+    logits = {(t["high"], t["low"], t["ssmax_s"]) for t in result.tasks}
+    if len(result.tasks) < 2 or len(logits) > 1:
+        return {}
+    ((high, low, s),) = logits
+    return {"ssmax_toy": lambda: toy_figure(result.rows, high, low, s)}
 
 
-def toy_figure(rows: Sequence[dict]) -> Any:
+def toy_figure(rows: Sequence[dict], high: float = 3.0, low: float = -2.0, s: float = SSMAX_S) -> Any:
     """Largest softmax weight against n for the Scalable-Softmax toy: computed, closed form, published.
     The computed points lie on the closed form (they agree to 1e-12), which the legend says."""
     from sqrtdk.plots import legend_below, new_figure
@@ -109,10 +115,12 @@ def toy_figure(rows: Sequence[dict]) -> Any:
                 label="published [Nakanishi 2025]" if scaling == "none" else None,
             )
     ax.set_xscale("log")
-    ax.set_xlabel("$n$: logits all low but one high")
+    ax.set_xlabel(f"$n$ logits: one {high:g}, the rest {low:g}; $s$ = {s:g}".replace("-", "\u2212"))
     ax.set_ylabel("largest weight")
     ax.set_ylim(-0.02, 1.05)
-    ax.set_title("logits: one 3, the rest $-2$; $s$ = 0.43\nsoftmax fades with $n$, SSMax holds it")
+    # SSMax's largest weight is 1 / (1 + (n - 1) n^(-s (high - low))): held as n grows when s (high - low) > 1
+    held = "holds it" if s * (high - low) > 1 else "fades too"
+    ax.set_title(f"softmax fades with $n$, SSMax {held}")
     legend_below(fig, [ax])
     return fig
 

@@ -157,7 +157,7 @@ def metric_grid(
     setting: str = "",
     levels: Mapping[str, float] | None = None,
 ) -> Any:
-    """Each metric against `x` ("d_k" or "seq_len", log2 axis) with 95% error bars, at most MAX_SERIES
+    """Each metric against `x` ("d_k" or "seq_len", log2 axis) with error bars at plots.LEVEL, at most MAX_SERIES
     series to a panel (panels_and_series): one row of panels, a panel per metric, when one panel holds
     them all; otherwise a row per metric and a column per setting (or rule), sharing their axes. A run with
     a single value of `x` is drawn as points per rule instead (rule_points).
@@ -256,7 +256,7 @@ def metric_grid(
     fixed = [p.replace("rho =", r"$\rho$ =") for p in fixed]
     context = ", " + ", ".join(dict.fromkeys(fixed)) if fixed else ""
     none = "".join(f"; {_panel_title(m, levels).replace('share with', 'no row with')}" for m in empty)
-    fig.suptitle(f"{title}{context}; error bars: 95% intervals{none}")
+    fig.suptitle(f"{title}{context}{none}")
     return fig
 
 
@@ -284,7 +284,7 @@ def rule_points(
     setting: str = "",
     levels: Mapping[str, float] | None = None,
 ) -> Any:
-    """A run at one d_k and one n: each metric as a point per rule (and per series), with 95% error bars."""
+    """A run at one d_k and one n: each metric as a point per rule (and per series), with error bars at plots.LEVEL."""
     import numpy as np
 
     from sqrtdk.plots import (
@@ -333,5 +333,5 @@ def rule_points(
     row = rows[0]
     setting = ", ".join(p for p in setting.split(", ") if p and not p.startswith(("d_k =", "n =")))
     context = f", {setting}" if setting else ""
-    fig.suptitle(f"{title} at $d_k$ = {row['d_k']}, $n$ = {row['seq_len']}{context}; error bars: 95% intervals")
+    fig.suptitle(f"{title} at $d_k$ = {row['d_k']}, $n$ = {row['seq_len']}{context}")
     return fig

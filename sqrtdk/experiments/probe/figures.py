@@ -70,13 +70,13 @@ def maps_figure(rows: Sequence[dict]) -> Any:
         ("entropy_ratio_mean", r"entropy / $\ln n$", "viridis", None),
         (
             "independent_variance_ratio",
-            r"Var$(q\cdot k)\,/\,\Sigma_i\,(a_i b_i + a_i\nu_i^2 + b_i\mu_i^2)$",
+            r"Var$(q\cdot k)$ / its value for independent coordinates",
             "magma",
             LogNorm(low, high),
         ),
         (
             "mean_share",
-            r"the means' share of it, $\Sigma_i\,(a_i\nu_i^2 + b_i\mu_i^2)$",
+            "the coordinates' means' share of that value",
             "viridis",
             None,
         ),

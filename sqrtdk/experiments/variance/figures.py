@@ -202,15 +202,16 @@ def histogram_figure(sample: ScoreSample, label: str = "") -> Any:
     if exact and not any(parted):
         normal_words += "\n(log axis only: elsewhere within 1% of the exact density)"
     handles.append(Line2D([], [], color="0.15", lw=0.9, ls="--", label=normal_words))
+    if sample.outside:
+        beyond = f"{sample.outside:,} score{'s' * (sample.outside != 1)} beyond the bins, not drawn"
+        handles.append(Line2D([], [], ls="none", label=beyond))
     legend_below(fig, handles=handles)
     kurtosis = theory.score_excess_kurtosis(d_k, source.entries) if source.inputs == "direct" else None
     where = f" ({label})" if label else ""
     told = f"; excess kurtosis {kurtosis:.3g} in theory" if kurtosis is not None else ""
     if not exact:
-        told += "; no closed-form density for these entries"
-    if sample.outside:
-        told += f"; {sample.outside:,} score{'s' * (sample.outside != 1)} beyond the bins"
-    fig.suptitle(wrap(f"Scores at $d_k$ = {d_k}{where}: {sample.n_scores:,} of them, scaled or not{told}", 6.4))
+        told += "; no closed-form density"
+    fig.suptitle(wrap(f"{sample.n_scores:,} scores at $d_k$ = {d_k}{where}{told}", 6.4))
     return fig
 
 
