@@ -158,6 +158,46 @@ def _table_rows(item: str) -> int:
     return sum(line.startswith("|") for line in item.splitlines()) - 2
 
 
+# What each kind of figure shows, for readers who cannot see it (the image's alt text): the first key that
+# starts a figure's name
+ALT = {
+    "histograms": "Histograms of the scores side by side: scaled ones on a shared axis with the exact density and "
+    "the normal curve, unscaled ones below them widening with d_k",
+    "histogram_": "Histograms of the unscaled and the scaled scores against the exact density and the normal "
+    "curve, the scaled ones again on a log axis for the tails",
+    "variance_vs_dk": "The variance of the scores against d_k for each rule, measured points on exact-theory "
+    "lines, and measured over theory with 95% intervals",
+    "variance_checks": "Quality checks against d_k: the mean in units of the spread and d_k times the excess "
+    "kurtosis, measured points beside their theory",
+    "variance_by_setting": "The variance of the scores for each setting and rule beside its theory, and measured "
+    "over theory with 95% intervals",
+    "saturation_": "The softmax's largest weight, its entropy over ln n and the share of rows with a weight of "
+    "0.99 or more, for each rule, measured points with 95% intervals on exact-theory lines",
+    "gradient_rows": "The distribution of the per-row gradient to the query, unscaled and scaled: frozen rows "
+    "near zero, the rest large",
+    "gradient_": "The softmax Jacobian's norm, the gradient to the query and the share of rows whose Jacobian "
+    "vanishes, for each rule, measured points with 95% intervals on exact-theory lines",
+    "precision_overflow": "The share of float16 scores that overflow against d_k for each entry spread, "
+    "measured and exact, and the headroom that scaling before the product leaves",
+    "precision_error": "The softmax's rounding error against d_k, by number format and by where the scale is applied",
+    "probe_maps": "Maps of a trained model's heads, layer by head: logit spread, entropy, the variance against "
+    "the independent-coordinates value and the means' share, frozen and sink heads marked",
+    "probe_logits": "Histograms of two heads' logits against the normal curve that independent coordinates would give",
+    "ssmax_toy": "The largest softmax weight against n for plain softmax and Scalable-Softmax, computed, in "
+    "closed form and as published",
+    "train_vs_lr": "Held-out loss and accuracy against the learning rate for each rule, each seed a dot, and "
+    "each seed's outcome",
+    "train_curves": "Training curves at each rule's best rate: held-out loss, accuracy, attention entropy and "
+    "the largest logit against the step",
+}
+
+
+def alt_text(figure: str, title: str) -> str:
+    """The alt text of a figure of the section titled `title`."""
+    what = next((words for key, words in ALT.items() if figure.startswith(key)), figure.replace("_", " "))
+    return f"{title}: {what}".replace("[", "(").replace("]", ")")
+
+
 def _in_report(item: str, items: Sequence[str]) -> bool:
     """Whether a reading's item goes into the report: a sentence, a table of at most SHORT_TABLE rows, or
     one of at most ONLY_TABLE rows that is the only item of `items` (a reading's items not said before)."""
@@ -179,7 +219,7 @@ def section(config, result, shown_at: Path, said: set[str] | None = None, explai
     figures = list(result.figures())
     shown = [f for f in figures if not f.startswith("histogram_") and not f.endswith("_checks")] or figures
     for figure in shown:
-        lines += [f"![{figure}]({name}/{figure}.png)", ""]
+        lines += [f"![{alt_text(figure, title)}]({name}/{figure}.png)", ""]
     others = [f for f in figures if f not in shown]
     if others:
         lines += ["More figures: " + ", ".join(f"[{f}]({name}/{f}.png)" for f in others) + ".", ""]

@@ -51,3 +51,17 @@ def test_the_committed_report_reads_as_the_argument_goes():
     assert len(bullets) == len(set(bullets))  # no bullet said twice
     prose = re.sub(r"```toml.*?```", "", text, flags=re.S)
     assert not re.search(r"\d\.\d+e[+-]\d", prose)  # no 6.551e+04 outside the configs
+
+
+def test_every_figure_in_the_report_has_alt_text_that_says_what_it_shows():
+    """Each image of the committed report has an alt text: its section's title and what the figure shows,
+    from report.ALT, never the bare file name."""
+    text = (ROOT / "results" / "README.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[([^\]]*)\]\(([^)]+\.png)\)", text)
+    assert len(images) > 15
+    for alt, path in images:
+        name = Path(path).stem
+        assert alt and alt != name, path
+        if name not in ("story",):
+            assert any(name.startswith(key) for key in report.ALT), name
+            assert ": " in alt and len(alt) > 60, (name, alt)
