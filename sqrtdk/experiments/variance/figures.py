@@ -35,9 +35,7 @@ def figures(result: Result) -> dict[str, Callable[[], Any]]:
         figures[name] = partial(histogram_figure, sample, result.label(task, skip=("dim",)))
     if len({r["d_k"] for r in result.rows}) > 1:
         figures["variance_vs_dk"] = lambda: variance_figure(result.rows, result.series_columns("dim"), result.setting())
-        figures["variance_checks"] = lambda: variance_figure(
-            result.rows, result.series_columns("dim"), result.setting(), checks=True
-        )
+        figures["variance_checks"] = lambda: checks_figure(result.rows, result.series_columns("dim"), result.setting())
     elif len(result.tasks) > 1:
         figures["variance_by_setting"] = lambda: variance_by_setting(
             result.rows, result.series_columns("dim"), result.setting()
@@ -226,79 +224,63 @@ def interval(row: dict) -> tuple[float, float] | None:
     return None if low is None or high is None else (low, high)
 
 
-class _Unseen:
-    """Stands for the panels of the other figure of the pair: whatever is drawn on it is dropped."""
+def _series(rows: Sequence[dict], series: Sequence[str]) -> tuple[list, list[str], list[str]]:
+    """The series of a figure against d_k: (groups of rows by the other varying columns, the rules drawn,
+    the rules drawn in panels that are the same for every rule that only rescales q.k: the rules share
+    their draws, so those rules are drawn there once)."""
+    from sqrtdk.plots import rules_in, series_of
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
+    rules = rules_in(rows)
+    rescaled = [s for s in rules if not RULES[s].normalised]  # the same draws times a constant
+    return series_of(rows, series, maths=True), rules, [s for s in rules if RULES[s].normalised or s == rescaled[0]]
 
 
-def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: str = "", checks: bool = False) -> Any:
+def _by_d_k(group: Sequence[dict], scaling: str) -> list[dict]:
+    return sorted((r for r in group if r["scaling"] == scaling), key=lambda r: r["d_k"])
+
+
+def _offsets(spots: int) -> Any:
+    """Where each of `spots` series sits around its d_k (x times this), so that their bars do not overlap."""
+    import numpy as np
+
+    return np.linspace(0.93, 1.07, spots) if spots > 1 else [1.0]
+
+
+def _theory_line(ax: Any, points: Sequence[tuple[float, float]], colour: str, line: str = "-") -> None:
+    if points:
+        ax.plot(*zip(*points), color=colour, lw=1.0, alpha=0.7, ls=line)
+
+
+def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: str = "") -> Any:
     """Two panels against d_k (log2 axis), a series per scaling rule and per combination of the other
-    varying parameters (`series`: row columns): the variance with its theory and measured / theory; or,
-    with `checks`, the supplementary figure of quality checks: the mean in units of the spread, E / sd (0
-    for independent mean-0 entries, growing like sqrt(d_k) when q and k are correlated), and d_k times
-    the excess kurtosis, a constant in theory. Every error bar is a 99.9% interval. All but the variance
-    are the same for every rule that only rescales q.k (the rules share their draws), so those rules are
-    drawn there once; the kurtosis panel's range is set by the values and their theory, not by the widest
-    interval.
-    """
+    varying parameters (`series`: row columns): the variance with its theory, and measured / theory with
+    its interval (plots.LEVEL), drawn once for the rules that only rescale q.k. More than MAX_SERIES
+    series become small multiples: a column of the two panels per setting (at most MAX_COLUMNS)."""
     import numpy as np
     from matplotlib.lines import Line2D
 
-    from sqrtdk.core.moments import REPLICATES
-    from sqrtdk.plots import (
-        RULE_NAMES,
-        Style,
-        coinciding,
-        legend_below,
-        log_axis,
-        new_figure,
-        rules_in,
-        series_of,
-        t_half,
-        wrap,
-    )
+    from sqrtdk.plots import RULE_NAMES, Style, coinciding, legend_below, log_axis, new_figure, wrap
 
-    groups = series_of(rows, series, maths=True)
-    rules = rules_in(rows)
-    # more than MAX_SERIES series: a column of panels per setting (small multiples), a series per rule
-    split = not checks and len(rules) * len(groups) > MAX_SERIES and 1 < len(groups) <= MAX_COLUMNS
-    ax: Any
-    ax_ratio: Any
-    ax_mean: Any
-    ax_kurt: Any
+    groups, rules, shown = _series(rows, series)
+    split = len(rules) * len(groups) > MAX_SERIES and 1 < len(groups) <= MAX_COLUMNS
     if split:
         fig = new_figure(len(groups), 2, aspect=0.75)
         grid = fig.subplots(2, len(groups), sharex=True, sharey="row", squeeze=False)
         variance_axes, ratio_axes = list(grid[0]), list(grid[1])
-        ax_mean, ax_kurt = _Unseen(), _Unseen()
     else:
         fig = new_figure(2, 1, aspect=0.8)
-        if checks:
-            ax, ax_ratio = _Unseen(), _Unseen()
-            ax_mean, ax_kurt = fig.subplots(1, 2, sharex=True)
-        else:
-            ax, ax_ratio = fig.subplots(1, 2, sharex=True)
-            ax_mean, ax_kurt = _Unseen(), _Unseen()
+        ax, ax_ratio = fig.subplots(1, 2, sharex=True)
         variance_axes, ratio_axes = [ax] * len(groups), [ax_ratio] * len(groups)
     style = Style(rules, [groups[0]] if split else groups)
-    rescaled = [s for s in rules if not RULES[s].normalised]  # the same draws times a constant
-    shown = [s for s in rules if RULES[s].normalised or s == rescaled[0]]
-    spots = len(shown) * (1 if split else len(groups))
-    spread = np.linspace(0.93, 1.07, spots) if spots > 1 else [1.0]
-    drawn, kurtosis_theory, kurtosis_points = [], [], []
-    # where some scores have a mean, mean / sd grows like sqrt(d_k): a straight line of slope 1/2 on log
-    # axes, where the series of mean 0 have no place (the title says they are left out)
-    growing = any(r["theory_mean"] and r["scaling"] != "qknorm" for r in rows)
-    zero_mean = False
+    offsets = _offsets(len(shown) * (1 if split else len(groups)))
+    drawn = []
     for g, (name, group) in enumerate(groups):
         ax, ax_ratio = variance_axes[g], ratio_axes[g]
         suffix = f" ({name})" if name and not split else ""
         if split:
             ax.set_title(name)
         for scaling in rules:
-            sel = sorted((r for r in group if r["scaling"] == scaling), key=lambda r: r["d_k"])
+            sel = _by_d_k(group, scaling)
             if not sel:
                 continue
             colour, marker = style.colour(scaling, 0 if split else g), style.marker(scaling, 0 if split else g)
@@ -307,26 +289,71 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             ax.plot(d, var, marker, color=colour, label=RULES[scaling].label + suffix)
             drawn.append(((RULE_NAMES[scaling], name), dict(zip(d, var))))
             with_theory = [r for r in sel if r["theory_variance"]]
-            if with_theory:
-                ax.plot(
-                    [r["d_k"] for r in with_theory],
-                    [r["theory_variance"] for r in with_theory],
-                    color=colour,
-                    lw=1.0,
-                    alpha=0.7,
-                    ls=style.line(scaling),
-                )
-            if scaling not in shown:
-                continue
-            offset = spread[(0 if split else g) * len(shown) + shown.index(scaling)]
+            _theory_line(ax, [(r["d_k"], r["theory_variance"]) for r in with_theory], colour, style.line(scaling))
             bounded = [(r, bounds) for r in with_theory if (bounds := interval(r)) is not None]
-            if bounded:
-                t = np.array([r["theory_variance"] for r, _ in bounded])
-                v = np.array([r["variance"] for r, _ in bounded])
-                err = np.array([[r["variance"] - low, high - r["variance"]] for r, (low, high) in bounded]).T / t
-                ax_ratio.errorbar(
-                    np.array([r["d_k"] for r, _ in bounded]) * offset, v / t, yerr=err, fmt=marker, color=colour
-                )
+            if scaling not in shown or not bounded:
+                continue
+            offset = offsets[(0 if split else g) * len(shown) + shown.index(scaling)]
+            t = np.array([r["theory_variance"] for r, _ in bounded])
+            v = np.array([r["variance"] for r, _ in bounded])
+            err = np.array([[r["variance"] - low, high - r["variance"]] for r, (low, high) in bounded]).T / t
+            ax_ratio.errorbar(
+                np.array([r["d_k"] for r, _ in bounded]) * offset, v / t, yerr=err, fmt=marker, color=colour
+            )
+    for a in dict.fromkeys(variance_axes):
+        log_axis(a, "x", base=2)
+        log_axis(a, "y", base=2)
+    variance_axes[0].set_ylabel("variance" if split else "variance of the score")
+    together = "" if split else coinciding(drawn, log=True)
+    if together:
+        variance_axes[0].set_title(wrap(together, 3.3))
+    for a in dict.fromkeys(ratio_axes):
+        a.axhline(1.0, color="0.4", lw=0.8)
+        a.set_xlabel("$d_k$")
+        if not a.containers:  # no interval to draw: heavy tails, or no closed form
+            a.text(0.5, 0.5, "no interval here", transform=a.transAxes, ha="center", va="center", color="0.35")
+    ratio_axes[0].set_ylabel("measured / theory")
+    if not split:
+        variance_axes[0].set_xlabel("$d_k$")
+        ratio_axes[0].set_title("measured / theory" + (", one for all rules" if len(shown) < len(rules) else ""))
+    legend_below(fig, variance_axes, handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
+    if setting:
+        fig.suptitle(setting)
+    return fig
+
+
+def checks_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: str = "") -> Any:
+    """The supplementary figure of quality checks against d_k, drawn once for the rules that only rescale
+    q.k: the mean in units of the spread, E / sd (0 for independent mean-0 entries, growing like
+    sqrt(d_k) when q and k are correlated) with its interval (plots.LEVEL), and d_k times the excess
+    kurtosis, a constant in theory, hollow: the kurtosis has no interval (variance/measure.py)."""
+    import math
+
+    from matplotlib.lines import Line2D
+
+    from sqrtdk.core.moments import REPLICATES
+    from sqrtdk.plots import Style, legend_below, log_axis, new_figure, t_half, wrap
+
+    groups, rules, shown = _series(rows, series)
+    fig = new_figure(2, 1, aspect=0.8)
+    ax_mean, ax_kurt = fig.subplots(1, 2, sharex=True)
+    style = Style(rules, groups)
+    offsets = _offsets(len(shown) * len(groups))
+    kurtosis_theory: list[float] = []
+    kurtosis_points: list[tuple[float, float]] = []
+    # where some scores have a mean, mean / sd grows like sqrt(d_k): a straight line of slope 1/2 on log
+    # axes, where the series of mean 0 have no place (the title says they are left out)
+    growing = any(r["theory_mean"] and r["scaling"] != "qknorm" for r in rows)
+    zero_mean = False
+    for g, (name, group) in enumerate(groups):
+        suffix = f" ({name})" if name else ""
+        for scaling in shown:
+            sel = _by_d_k(group, scaling)
+            if not sel:
+                continue
+            colour, marker = style.colour(scaling, g), style.marker(scaling, g)
+            offset = offsets[g * len(shown) + shown.index(scaling)]
+            label = RULES[scaling].label + suffix
             z = [
                 (
                     r["d_k"] * offset,
@@ -339,57 +366,30 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
             if growing and not any(r["theory_mean"] for r in sel):
                 zero_mean, z = True, []
             if z:
-                ax_mean.errorbar(
-                    [x for x, _, _ in z],
-                    [y for _, y, _ in z],
-                    yerr=[e for _, _, e in z],
-                    fmt=marker,
-                    color=colour,
-                    label=RULES[scaling].label + suffix,
-                )
-            zt = [
-                (r["d_k"], r["theory_mean"] / math.sqrt(r["theory_variance"]))
-                for r in sel
-                if r["theory_mean"] is not None and r["theory_variance"] and (r["theory_mean"] or not growing)
-            ]
-            if zt:
-                ax_mean.plot(*zip(*zt), color=colour, lw=1.0, alpha=0.7)
-            bare = [
+                xs, ys, errs = zip(*z)
+                ax_mean.errorbar(xs, ys, yerr=errs, fmt=marker, color=colour, label=label)
+            _theory_line(
+                ax_mean,
+                [
+                    (r["d_k"], r["theory_mean"] / math.sqrt(r["theory_variance"]))
+                    for r in sel
+                    if r["theory_mean"] is not None and r["theory_variance"] and (r["theory_mean"] or not growing)
+                ],
+                colour,
+            )
+            points = [
                 (r["d_k"] * offset, r["d_k"] * r["excess_kurtosis"]) for r in sel if r["excess_kurtosis"] is not None
             ]
-            if bare:  # the kurtosis has no interval (variance/measure.py): hollow
-                ax_kurt.plot(*zip(*bare), marker, color=colour, mfc="none", label=RULES[scaling].label + suffix)
+            if points:
+                ax_kurt.plot(*zip(*points), marker, color=colour, mfc="none", label=label)
             kt = [
                 (r["d_k"], r["d_k"] * r["theory_excess_kurtosis"])
                 for r in sel
                 if r["theory_excess_kurtosis"] is not None
             ]
-            if kt:
-                ax_kurt.plot(*zip(*kt), color=colour, lw=1.0, alpha=0.7)
+            _theory_line(ax_kurt, kt, colour)
             kurtosis_theory += [y for _, y in kt]
-            kurtosis_points += [(x, y, colour) for x, y in bare]
-    once = " and ".join(RULE_NAMES[s] for s in rescaled) if len(rescaled) > 1 else ""
-    if not checks:
-        for a in dict.fromkeys(variance_axes):
-            log_axis(a, "x", base=2)
-            log_axis(a, "y", base=2)
-        variance_axes[0].set_ylabel("variance" if split else "variance of the score")
-        together = "" if split else coinciding(drawn, log=True)
-        if together:
-            variance_axes[0].set_title(wrap(together, 3.3))
-        for a in dict.fromkeys(ratio_axes):
-            a.axhline(1.0, color="0.4", lw=0.8)
-            a.set_xlabel("$d_k$")
-            if not a.containers:  # no interval to draw: heavy tails, or no closed form
-                a.text(0.5, 0.5, "no interval here", transform=a.transAxes, ha="center", va="center", color="0.35")
-        ratio_axes[0].set_ylabel("measured / theory")
-        if not split:
-            ax.set_xlabel("$d_k$")
-            ax_ratio.set_title("measured / theory" + (", one for all rules" if once else ""))
-        legend_below(fig, variance_axes, handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
-        if setting:
-            fig.suptitle(setting)
-        return fig
+            kurtosis_points += points
     ax_mean.set_ylabel("mean / sd")
     if growing:
         log_axis(ax_mean, "y", base=2)
@@ -400,18 +400,17 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
         ax_mean.set_title("the mean in units of the spread")
     ax_kurt.axhline(0.0, color="0.4", lw=0.8)
     ax_kurt.set_ylabel(r"$d_k \times$ excess kurtosis")
-    notes = ["0: a normal curve", "hollow: no interval"]
     if kurtosis_points:  # around the theory and the estimates
-        core = kurtosis_theory + [y for _, y, _ in kurtosis_points] + [0.0]
+        core = kurtosis_theory + [y for _, y in kurtosis_points] + [0.0]
         pad = max(0.3 * (max(core) - min(core)), 0.5)
         ax_kurt.set_ylim(min(core) - pad, max(core) + pad)
-    ax_kurt.set_title(wrap("; ".join(notes), 3.3))
+    ax_kurt.set_title("0: a normal curve; hollow: no interval")
     for a in (ax_mean, ax_kurt):
         log_axis(a, "x", base=2)
         a.set_xlabel("$d_k$")
     legend_below(fig, [ax_mean, ax_kurt], handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
-    shared = "rules that rescale the same draws: drawn once" if once else ""
-    fig.suptitle("; ".join(["Quality checks", *(part for part in (setting, shared) if part)]))
+    once = "rules that rescale the same draws: drawn once" if len(shown) < len(rules) else ""
+    fig.suptitle("; ".join(["Quality checks", *(part for part in (setting, once) if part)]))
     return fig
 
 
