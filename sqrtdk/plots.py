@@ -59,6 +59,14 @@ def t_half(se: float | None, df: int) -> float:
     return 0.0 if se is None or df < 1 else t_quantile(0.5 + LEVEL / 2, df) * se
 
 
+def theory_key(words: str = "exact theory") -> Any:
+    """The legend entry that says what the thin lines are: text without a swatch, since each theory line
+    takes its series' colour and line style (a grey swatch would match none of them)."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], linestyle="none", label=f"thin lines: {words}, in each series' colour")
+
+
 STYLES = {"paper": (7.0, 9.0, 2), "slide": (11.0, 15.0, 3)}  # width (in), text (pt), grid columns
 _look = Look()
 
@@ -348,12 +356,14 @@ class Style:
     def __init__(self, rules: Sequence[str], groups: Sequence[tuple[str, Any]]):
         self.by_rule = len(rules) > len(groups) or len(groups) == 1
         self.groups = len(groups)
+        self.one_rule = len(rules) == 1  # then a marker a series too, not only a colour
 
     def colour(self, rule: str, g: int) -> str:
         return RULES[rule].colour if self.by_rule else SERIES_COLOURS[g % len(SERIES_COLOURS)]
 
     def marker(self, rule: str, g: int) -> str:
-        return SEQ_MARKERS[g % len(SEQ_MARKERS)] if self.by_rule and self.groups > 1 else RULES[rule].marker
+        by_series = self.groups > 1 and (self.by_rule or self.one_rule)
+        return SEQ_MARKERS[g % len(SEQ_MARKERS)] if by_series else RULES[rule].marker
 
     def line(self, rule: str) -> Any:
         return RULES[rule].line

@@ -146,8 +146,9 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
             key=lambda r: r["lr"],
         )
         style = RULES[rule]
+        shift = 0.75 if rule == RULES_SHOWN[0] else 1 / 0.75  # side by side at each rate: neither hides the other
         ax.plot(
-            [r["lr"] for r in at],
+            [r["lr"] * shift for r in at],
             [r["final_loss"] for r in at],
             marker=style.marker,
             color=style.colour,
@@ -158,7 +159,13 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
             seeds = [v for v in r["seed_loss"] if v is not None]
             lowest += seeds
             ax.plot(
-                [r["lr"]] * len(seeds), seeds, linestyle="none", marker=".", color=style.colour, alpha=0.6, zorder=2
+                [r["lr"] * shift] * len(seeds),
+                seeds,
+                linestyle="none",
+                marker=".",
+                color=style.colour,
+                alpha=0.6,
+                zorder=2,
             )
         start += [r["loss_at_init"] for r in at]
         rates += [r["lr"] for r in at]
@@ -187,7 +194,7 @@ def figure(rows: Mapping[str, list[dict]], eps: float) -> Any:
         for rule in RULES_SHOWN
     ]
     handles += [
-        Line2D([], [], color="0.3", linestyle="-", linewidth=0.9, label="exact theory"),
+        plots.theory_key(),
         Line2D([], [], color="0.3", marker=".", linestyle="none", label="(d) one seed"),
     ]
     plots.legend_below(fig, handles=handles)

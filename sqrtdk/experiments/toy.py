@@ -103,8 +103,11 @@ def toy_figure(rows: Sequence[dict], high: float = 3.0, low: float = -2.0, s: fl
         n = [r["seq_len"] for r in sel]
         colour = RULES[scaling].colour
         name = "softmax" if scaling == "none" else r"SSMax ($s\ln n$)"
-        ax.plot(n, [r["theory_max_weight"] for r in sel], color=colour, label=f"{name}: closed form")
-        ax.plot(n, [r["max_weight"] for r in sel], "o", color=colour, mfc="none", label=f"{name}: computed")
+        look = RULES[scaling]
+        ax.plot(
+            n, [r["theory_max_weight"] for r in sel], color=colour, ls=look.line, lw=1.0, label=f"{name}: closed form"
+        )
+        ax.plot(n, [r["max_weight"] for r in sel], look.marker, color=colour, ms=4, label=f"{name}: computed")
         published = [(r["seq_len"], r["published_max_weight"]) for r in sel if r["published_max_weight"] is not None]
         if published:
             ax.plot(

@@ -169,7 +169,7 @@ def metric_grid(
     """
     import numpy as np
 
-    from sqrtdk.plots import legend_below, log_axis, new_figure, wrap
+    from sqrtdk.plots import legend_below, log_axis, new_figure, theory_key, wrap
 
     if len({r[x] for r in rows}) == 1:
         return rule_points(rows, metrics, title, series, setting, levels)
@@ -246,7 +246,7 @@ def metric_grid(
                 one.label, Line2D([], [], color=one.colour, marker=one.marker, ls=line, lw=0.9, label=one.label)
             )
     if with_theory:
-        keys["theory"] = Line2D([], [], color="0.2", lw=0.9, label="lines: exact theory (Gaussian entries)")
+        keys["theory"] = theory_key("exact theory (Gaussian entries)")
     legend_below(fig, list(grid.ravel()), handles=list(keys.values()))
     fixed = [p for p in setting.split(", ") if p]
     other = "seq_len" if x == "d_k" else "d_k"

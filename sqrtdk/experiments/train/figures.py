@@ -82,12 +82,24 @@ def kept(row: dict) -> int:
     return round(row["replicates"] * (1 - row["diverged"]))
 
 
+def _bars(rows: Sequence[dict], key: str) -> Any:
+    """Error bars of the rows' means of `key` at the figures' level: none for the loss, whose seeds are
+    drawn as dots on a log axis (a t interval on 2 degrees of freedom runs below 0 there), and the
+    accuracy's cut at 0 and 1, which it cannot pass."""
+    from sqrtdk.plots import t_half
+
+    if key == "final_loss":
+        return None
+    half = [t_half(r[key + "_se"], kept(r) - 1) for r in rows]
+    return [[min(h, r[key]) for h, r in zip(half, rows)], [min(h, 1.0 - r[key]) for h, r in zip(half, rows)]]
+
+
 def lr_figure(result: Result) -> Any:
     """Per setting: the final held-out loss and accuracy against the learning rate, a line per rule
-    through the means over the seeds that did not diverge (error bars at the figures' level), a small dot
+    through the means over the seeds that did not diverge (the accuracy's bars at the figures' level), a dot
     per such seed, a hollow marker where some seeds diverged and a cross at the loss at initialisation
     where all did; and each seed's outcome (core.train.outcome), a marker per seed."""
-    from sqrtdk.plots import legend_below, new_figure, rules_in, t_half
+    from sqrtdk.plots import legend_below, new_figure, rules_in
 
     groups = by_setting(result)
     fig = new_figure(3, len(groups), aspect=0.85)
@@ -104,7 +116,7 @@ def lr_figure(result: Result) -> Any:
                     ax.errorbar(
                         [r["lr"] * shift[rule] for r in ok],
                         [r[key] for r in ok],
-                        yerr=[t_half(r[key + "_se"], kept(r) - 1) for r in ok],
+                        yerr=_bars(ok, key),
                         fmt=look.marker,
                         linestyle=look.line,  # each rule its own line style too: it reads in greyscale
                         color=look.colour,

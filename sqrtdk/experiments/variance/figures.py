@@ -257,9 +257,8 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     its interval (plots.LEVEL), drawn once for the rules that only rescale q.k. More than MAX_SERIES
     series become small multiples: a column of the two panels per setting (at most MAX_COLUMNS)."""
     import numpy as np
-    from matplotlib.lines import Line2D
 
-    from sqrtdk.plots import RULE_NAMES, Style, coinciding, legend_below, log_axis, new_figure, wrap
+    from sqrtdk.plots import RULE_NAMES, Style, coinciding, legend_below, log_axis, new_figure, theory_key, wrap
 
     groups, rules, shown = _series(rows, series)
     split = len(rules) * len(groups) > MAX_SERIES and 1 < len(groups) <= MAX_COLUMNS
@@ -316,7 +315,7 @@ def variance_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: s
     if not split:
         variance_axes[0].set_xlabel("$d_k$")
         ratio_axes[0].set_title("measured / theory" + (", one for all rules" if len(shown) < len(rules) else ""))
-    legend_below(fig, variance_axes, handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
+    legend_below(fig, variance_axes, handles=[theory_key("theory")])
     if setting:
         fig.suptitle(setting)
     return fig
@@ -329,15 +328,13 @@ def checks_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: str
     kurtosis, a constant in theory, hollow: the kurtosis has no interval (variance/measure.py)."""
     import math
 
-    from matplotlib.lines import Line2D
-
     from sqrtdk.core.moments import REPLICATES
-    from sqrtdk.plots import Style, legend_below, log_axis, new_figure, t_half, wrap
+    from sqrtdk.plots import Style, legend_below, log_axis, new_figure, t_half, theory_key, wrap
 
     groups, rules, shown = _series(rows, series)
     fig = new_figure(2, 1, aspect=0.8)
     ax_mean, ax_kurt = fig.subplots(1, 2, sharex=True)
-    style = Style(rules, groups)
+    style = Style(shown, groups)
     offsets = _offsets(len(shown) * len(groups))
     kurtosis_theory: list[float] = []
     kurtosis_points: list[tuple[float, float]] = []
@@ -408,7 +405,7 @@ def checks_figure(rows: Sequence[dict], series: Sequence[str] = (), setting: str
     for a in (ax_mean, ax_kurt):
         log_axis(a, "x", base=2)
         a.set_xlabel("$d_k$")
-    legend_below(fig, [ax_mean, ax_kurt], handles=[Line2D([], [], color="0.3", lw=1.0, label="lines: theory")])
+    legend_below(fig, [ax_mean, ax_kurt], handles=[theory_key("theory")])
     once = "rules that rescale the same draws: drawn once" if len(shown) < len(rules) else ""
     fig.suptitle("; ".join(["Quality checks", *(part for part in (setting, once) if part)]))
     return fig
@@ -441,7 +438,12 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
             bounds = interval(row)
             err = None if bounds is None else [[row["variance"] - bounds[0]], [bounds[1] - row["variance"]]]
             ax.errorbar(
-                [x], [row["variance"]], yerr=err, fmt="o", color=colour, label=RULES[scaling].label if g == 0 else None
+                [x],
+                [row["variance"]],
+                yerr=err,
+                fmt=RULES[scaling].marker,
+                color=colour,
+                label=RULES[scaling].label if g == 0 else None,
             )
             if row["theory_variance"]:
                 ax.plot(
@@ -454,7 +456,9 @@ def variance_by_setting(rows: Sequence[dict], series: Sequence[str], setting: st
                 if err is not None and scaling in ratios:
                     t = row["theory_variance"]
                     at = g + (ratios.index(scaling) - (len(ratios) - 1) / 2) * ratio_width  # on the tick if alone
-                    ax_ratio.errorbar([at], [row["variance"] / t], yerr=np.array(err) / t, fmt="o", color=colour)
+                    ax_ratio.errorbar(
+                        [at], [row["variance"] / t], yerr=np.array(err) / t, fmt=RULES[scaling].marker, color=colour
+                    )
     names = [name.split(" = ", 1)[-1] if len(series) == 1 else name for name, _ in groups]
     names = [name.replace("-", "-\n") if len(name) > 8 else name for name in names]  # level, on two lines
     for a in (ax, ax_ratio):
