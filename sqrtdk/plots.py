@@ -59,6 +59,32 @@ def t_half(se: float | None, df: int) -> float:
     return 0.0 if se is None or df < 1 else t_quantile(0.5 + LEVEL / 2, df) * se
 
 
+def headline(fig: Any, claim: str) -> None:
+    """Head a figure with the claim of the config that drew it, one line; the figure's own title, which
+    names the setting it shows, goes under it. A one-column figure keeps its panel's own claim: there the
+    config's would wrap."""
+    if fig.get_figwidth() < _look.width():
+        return
+    own = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    fig.suptitle(wrap(as_maths(claim), fig.get_figwidth() * 0.95) + (f"\n{own}" if own else ""))
+
+
+def as_maths(text: str) -> str:
+    """A config's plain-text notation as the figures set it: 1/sqrt(d_k), sqrt(d_k), 1/d_k, q.k and d_k in
+    maths."""
+    import re
+
+    for plain, maths in (
+        (r"1/sqrt\(d_k\)", r"$1/\sqrt{d_k}$"),
+        (r"(?<!\$1/)sqrt\(d_k\)", r"$\sqrt{d_k}$"),
+        (r"1/d_k", r"$1/d_k$"),
+        (r"q\.k", r"$q\cdot k$"),
+        (r"(?<![{$/])d_k", r"$d_k$"),
+    ):
+        text = re.sub(plain, maths.replace("\\", "\\\\"), text)  # backslashes taken literally
+    return text
+
+
 def theory_key(words: str = "exact theory") -> Any:
     """The legend entry that says what the thin lines are: text without a swatch, since each theory line
     takes its series' colour and line style (a grey swatch would match none of them)."""

@@ -19,6 +19,7 @@ rewrites nothing; where they do not, from the fresh ones.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -86,7 +87,7 @@ def committed_result(config: Config, folder: Path) -> Result | None:
     if not isinstance(rows, list) or not rows:
         return None
     tasks = schema.grid(config.params)
-    result = Result(experiments.get(config.experiment), config.params, tasks, [None] * len(tasks), rows)
+    result = Result(experiments.get(config.experiment), config.params, tasks, [None] * len(tasks), rows, config.title)
     return result.with_values(rows, None, _committed_curves(result, folder))
 
 
@@ -297,7 +298,9 @@ def _write(
     owned = {folder.name for folder in canonical_folders(out)}
     ran = [c for c in configs if c.name not in skip]
     settled = {
-        config.name: settle(result, out / config.name) if config.name in owned else result
+        config.name: dataclasses.replace(
+            settle(result, out / config.name) if config.name in owned else result, title=config.title
+        )
         for config, result in zip(ran, results)
     }
     jobs = []

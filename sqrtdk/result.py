@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ class Result:
     tasks: list[dict] = field(repr=False)  # one dict of scalar parameters per task, in grid order
     outputs: list[Any] = field(repr=False)  # per-task measurements, in task order
     rows: list[dict] = field(default_factory=list)
+    title: str = field(default="", repr=False)  # a config's claim: the headline of its figures
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -103,8 +105,12 @@ class Result:
         return row[name] if name in row else self.tasks[0][name]
 
     def figures(self) -> dict[str, Callable[[], Any]]:
-        """Figure name -> function that draws it (a matplotlib Figure)."""
-        return self.spec.figures(self)
+        """Figure name -> function that draws it (a matplotlib Figure), headed by the title where there
+        is one (plots.headline)."""
+        figures = self.spec.figures(self)
+        if not self.title:
+            return figures
+        return {name: functools.partial(_headed, draw, self.title) for name, draw in figures.items()}
 
     def folder_name(self, stem: str | None = None) -> str:
         return folder_name(self.experiment, self.params, stem)
@@ -277,6 +283,14 @@ def write_all(
     finally:
         for staging in staged:
             output.discard(staging)  # nothing is left of a folder that was not committed
+
+
+def _headed(draw: Callable[[], Any], title: str) -> Any:
+    from sqrtdk import plots
+
+    fig = draw()
+    plots.headline(fig, title)
+    return fig
 
 
 def _render(item: tuple[Result, str, Path, Look]) -> None:

@@ -187,3 +187,20 @@ def test_plain_tick_labels_keep_matplotlibs_choice_of_ticks(low, high):
         return [bool(text) for text in texts]
 
     assert labelled(True) == labelled(False)
+
+
+def test_a_configs_claim_heads_its_figures():
+    """A result with a title (a config's claim) heads each figure with it, in the figures' notation, above
+    the figure's own title; a one-column figure keeps its panel's own claim."""
+    from dataclasses import replace
+
+    from sqrtdk.plots import as_maths
+
+    assert as_maths("1/sqrt(d_k) and 1/d_k; Var(q.k) = d_k") == r"$1/\sqrt{d_k}$ and $1/d_k$; Var($q\cdot k$) = $d_k$"
+    result = replace(sqrtdk.run("saturation", dim=[4, 16], seq_len=8, samples=256), title="Rows freeze as d_k grows")
+    fig = result.figures()["saturation_vs_dk"]()
+    first, *rest = fig._suptitle.get_text().split("\n")
+    assert first == "Rows freeze as $d_k$ grows" and rest  # the figure's own title under the claim
+    toy_result = replace(sqrtdk.run("toy", seq_len=[10, 100]), title="A claim")
+    toy_fig = toy_result.figures()["ssmax_toy"]()
+    assert toy_fig._suptitle is None or "A claim" not in toy_fig._suptitle.get_text()
