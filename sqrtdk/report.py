@@ -16,7 +16,7 @@ from sqrtdk import plots, story
 
 HEADER = """# sqrtdk results
 
-Attention divides its scores by sqrt(d_k) because, for query and key entries that are independent with mean 0 and variance 1, q.k has variance d_k: unscaled, the softmax saturates as d_k grows and its gradients vanish. Each section below measures one step of that argument: its figures first, then a reading of its numbers, generated from the tables beside it; [details.md](details.md) holds every reading with its tables. In every figure a marker is a measurement and its bar a {level:.0%} interval (hollow: no honest interval exists, as for every excess kurtosis); a thin line is exact theory; each training seed is a dot. The tables give each experiment's own level.
+Attention divides its scores by sqrt(d_k) because, for query and key entries that are independent with mean 0 and variance 1, q.k has variance d_k: unscaled, the softmax saturates as d_k grows and its gradients vanish. Each section below measures one step of that argument: its figures first, then a reading of its numbers, generated from the tables beside it; [details.md](details.md) holds every reading with its tables. In every figure a marker is a measurement and its bar a {level:.0%} interval (hollow: no honest interval exists, as for every excess kurtosis; a share of 0 has only its upper end, drawn faint); a thin line is exact theory; each training seed is a dot. The tables give each experiment's own level.
 
 This file and every folder beside it are written by `sqrtdk reproduce` from the configs in [`{folder}/`]({link}/); `sqrtdk reproduce --check` tells whether they are stale. Do not edit them by hand.
 """

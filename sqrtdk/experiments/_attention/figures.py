@@ -212,7 +212,19 @@ def metric_grid(
                     color=one.colour,
                     label=one.label,
                     zorder=3,
+                    errorevery=[not (spec.fraction and r[metric] == 0) for r in sel],
                 )
+                zeros = [r for r in sel if spec.fraction and r[metric] == 0]
+                if zeros:  # a share of 0: only its upper end (what the few independent trials allow), faint
+                    ax.vlines(
+                        [r[x] for r in zeros],
+                        0,
+                        [r[metric + "_ci_high"] for r in zeros],
+                        color=one.colour,
+                        lw=0.8,
+                        alpha=0.4,
+                        zorder=2,
+                    )
                 exact = [(r[x], r[spec.theory]) for r in sel if spec.theory and r[spec.theory] is not None]
                 if len(exact) > 1:
                     ax.plot(*zip(*exact), ls=one.line, lw=0.9, color=one.colour, zorder=2)
