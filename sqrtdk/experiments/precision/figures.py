@@ -47,7 +47,8 @@ def overflow_figure(rows: Sequence[dict]) -> Any:
     scores that overflow when the product is formed first (unscaled, or scaled after): the exact tail
     probability as a line, measured shares as markers with their exact intervals. (b) The remedy: float16's
     largest value in standard deviations of the score it has to hold, sigma^2 sqrt(d_k) with the product
-    first (falling as 1/sqrt(d_k)) and sigma^2 with q pre-scaled (flat), closed forms."""
+    first (falling as 1/sqrt(d_k)) and sigma^2 with q pre-scaled (flat), closed forms: lines only, each
+    labelled with its sigma."""
     import math
 
     from matplotlib.lines import Line2D
@@ -74,8 +75,17 @@ def overflow_figure(rows: Sequence[dict]) -> Any:
             high = [r["overflow_fraction_ci_high"] - r["overflow_fraction"] for r in hit]
             marker = FORMAT_LOOK[g % len(FORMAT_LOOK)][1]
         ax.errorbar([r["d_k"] for r in hit], y, yerr=[low, high], fmt=marker, color=colour, ls="none")
-        ax_room.plot(d_ks, [limit / (std * std * math.sqrt(d)) for d in d_ks], "-", color=colour, marker=marker, ms=3)
-        ax_room.plot(d_ks, [limit / (std * std)] * len(d_ks), "--", color=colour)
+        # (b) is closed forms only: thin lines, no markers, each labelled at its start (markers mean measured)
+        ax_room.plot(d_ks, [limit / (std * std * math.sqrt(d)) for d in d_ks], "-", color=colour, lw=1.0)
+        ax_room.plot(d_ks, [limit / (std * std)] * len(d_ks), "--", color=colour, lw=1.0)
+        ax_room.annotate(
+            rf"$\sigma$ = {std:g}",
+            (d_ks[0], limit / (std * std * math.sqrt(d_ks[0]))),
+            xytext=(3, 3),
+            textcoords="offset points",
+            color=colour,
+            fontsize="small",
+        )
         handles.append(Line2D([], [], color=colour, marker=marker, label=rf"$\sigma$ = {std:g}"))
     handles += [
         Line2D([], [], color="0.3", ls="-", label="product first (unscaled, or scaled after)"),
