@@ -174,7 +174,7 @@ def logits_figure(rows: Sequence[dict], sample: ProbeSample) -> Any:
         ax.set_xlim(lo - 0.5, hi + 0.5)
         ax.set_xlabel(r"logit $q\cdot k/\sqrt{d_k}$")
         ax.set_ylabel("density")
-        ax.set_title(f"layer {r['layer']}, head {r['head']}: $s$ = {_number(r['logit_std'])} (iid {_number(spread)})")
+        ax.set_title(f"layer {r['layer']}, head {r['head']}: sd {_number(r['logit_std'])}, iid {_number(spread)}")
         kurtosis = r["excess_kurtosis"]  # None where the logits do not vary
         shape = f"excess kurtosis {kurtosis:.1f}" if kurtosis is not None else "logits all equal"
         if not shown.any():
