@@ -9,6 +9,7 @@ table, or one JSON document with --json); everything else goes to stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import signal
 import sys
@@ -237,7 +238,9 @@ def _writing(out: str) -> Iterator[None]:
         ) from None
 
 
-def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options: dict[str, Any]) -> None:
+def _run(
+    spec: Experiment, params: Any, stem: str | None, writes: bool, options: dict[str, Any], title: str = ""
+) -> None:
     """The one run path: check the target, run, write (when `writes`), print, and give a check's verdict.
     `options` holds the shared options' values, by name."""
     from sqrtdk import api
@@ -264,6 +267,8 @@ def _run(spec: Experiment, params: Any, stem: str | None, writes: bool, options:
             plot,
             (options["max_memory"], options["max_time"]),
         )
+    if title:  # a config's claim heads its figures, as in reproduce
+        result = dataclasses.replace(result, title=title)
     files: list[str] = []
     if writes:
         look = Look(options.get("style", "paper"), options.get("format", ("png", "svg")))
@@ -383,7 +388,9 @@ def _config_run(app: typer.Typer) -> None:
         from sqrtdk import config as configs
 
         loaded = configs.load(config, configs.parse_sets(set_ or []))
-        _run(experiments.get(loaded.experiment), loaded.params, loaded.name, True, _shared_values(shared, given))
+        options = _shared_values(shared, given)
+        claim = "" if set_ else loaded.title  # a config changed by --set may no longer show its claim
+        _run(experiments.get(loaded.experiment), loaded.params, loaded.name, True, options, claim)
 
     help = (
         "Run one config (a TOML file, or the name of a config that ships with sqrtdk: `sqrtdk configs` lists "

@@ -204,3 +204,21 @@ def test_a_configs_claim_heads_its_figures():
     toy_result = replace(sqrtdk.run("toy", seq_len=[10, 100]), title="A claim")
     toy_fig = toy_result.figures()["ssmax_toy"]()
     assert toy_fig._suptitle is None or "A claim" not in toy_fig._suptitle.get_text()
+
+
+def test_a_config_run_carries_its_claim():
+    """`run_config` (and `sqrtdk run CONFIG`, through the same title) heads the figures with the config's
+    title, as reproduce does; not once overrides may have changed what the figures show."""
+    import dataclasses
+    import tomllib
+
+    from sqrtdk import config
+    from sqrtdk.plots import as_maths
+
+    title = tomllib.loads((config.bundled_dir() / "variance_vs_dk.toml").read_text(encoding="utf-8"))["title"]
+    assert not sqrtdk.run_config("variance_vs_dk", dim=[4, 16], samples=4096).title
+    result = sqrtdk.run_config(config.bundled_dir() / "ssmax_toy.toml")  # as written: a few ms
+    assert result.title == tomllib.loads((config.bundled_dir() / "ssmax_toy.toml").read_text(encoding="utf-8"))["title"]
+    wide = dataclasses.replace(sqrtdk.run("variance", dim=[4, 16], samples=4096), title=title)
+    fig = wide.figures()["variance_vs_dk"]()
+    assert fig._suptitle.get_text().split("\n")[0] == as_maths(title)
