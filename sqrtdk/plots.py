@@ -65,7 +65,7 @@ def headline(fig: Any, claim: str) -> None:
     config's would wrap."""
     if fig.get_figwidth() < _look.width():
         return
-    own = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    own = fig.get_suptitle()
     fig.suptitle(wrap(as_maths(claim), fig.get_figwidth() * 0.95) + (f"\n{own}" if own else ""))
 
 

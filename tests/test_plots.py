@@ -199,11 +199,11 @@ def test_a_configs_claim_heads_its_figures():
     assert as_maths("1/sqrt(d_k) and 1/d_k; Var(q.k) = d_k") == r"$1/\sqrt{d_k}$ and $1/d_k$; Var($q\cdot k$) = $d_k$"
     result = replace(sqrtdk.run("saturation", dim=[4, 16], seq_len=8, samples=256), title="Rows freeze as d_k grows")
     fig = result.figures()["saturation_vs_dk"]()
-    first, *rest = fig._suptitle.get_text().split("\n")
+    first, *rest = fig.get_suptitle().split("\n")
     assert first == "Rows freeze as $d_k$ grows" and rest  # the figure's own title under the claim
     toy_result = replace(sqrtdk.run("toy", seq_len=[10, 100]), title="A claim")
     toy_fig = toy_result.figures()["ssmax_toy"]()
-    assert toy_fig._suptitle is None or "A claim" not in toy_fig._suptitle.get_text()
+    assert "A claim" not in toy_fig.get_suptitle()
 
 
 def test_a_config_run_carries_its_claim():
@@ -221,4 +221,4 @@ def test_a_config_run_carries_its_claim():
     assert result.title == tomllib.loads((config.bundled_dir() / "ssmax_toy.toml").read_text(encoding="utf-8"))["title"]
     wide = dataclasses.replace(sqrtdk.run("variance", dim=[4, 16], samples=4096), title=title)
     fig = wide.figures()["variance_vs_dk"]()
-    assert fig._suptitle.get_text().split("\n")[0] == as_maths(title)
+    assert fig.get_suptitle().split("\n")[0] == as_maths(title)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from sqrtdk import schema
@@ -67,6 +68,25 @@ class Experiment:
     available: Callable[[Task], str | None] | None = None
     # Computes (and caches) a task's exact theory from the task alone, so that it runs while tasks sample.
     theory: Callable[[Task], None] | None = None
+
+
+def assembled(
+    name: str, summary: str, measure: ModuleType, figures: ModuleType, reading: ModuleType, **extra: Any
+) -> Experiment:
+    """An experiment package's EXPERIMENT from its three parts: `measure`'s Params, run, rows and cost,
+    `figures`' figures, `reading`'s reading and table; `extra` the optional fields, by name."""
+    return Experiment(
+        name,
+        summary,
+        measure.Params,
+        measure.run,
+        measure.rows,
+        figures.figures,
+        reading.reading,
+        reading.table,
+        measure.cost,
+        **extra,
+    )
 
 
 def get(name: str, label: str = "experiment") -> Experiment:

@@ -10,17 +10,13 @@ emulated exactly in float64 (core/precision.py), so bfloat16 needs no hardware t
 
 from __future__ import annotations
 
-from sqrtdk.experiments import Experiment
+from sqrtdk.experiments import assembled
 from sqrtdk.experiments.precision import figures, measure, reading
 
-EXPERIMENT = Experiment(
+EXPERIMENT = assembled(
     "precision",
     "Attention scores in float16, bfloat16 and float32: overflow and rounding error, per scale placement.",
-    measure.Params,
-    measure.run,
-    measure.rows,
-    figures.figures,
-    reading.reading,
-    reading.table,
-    measure.cost,
+    measure,
+    figures,
+    reading,
 )

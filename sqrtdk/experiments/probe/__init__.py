@@ -15,19 +15,15 @@ would give at the same d_k and n (the exact theory of core/exact.py).
 
 from __future__ import annotations
 
-from sqrtdk.experiments import Experiment
+from sqrtdk.experiments import assembled
 from sqrtdk.experiments.probe import figures, measure, reading
 
-EXPERIMENT = Experiment(
+EXPERIMENT = assembled(
     "probe",
     "sqrtdk's measurements on a pretrained encoder's heads (or saved queries and keys), beside the iid theory.",
-    measure.Params,
-    measure.run,
-    measure.rows,
-    figures.figures,
-    reading.reading,
-    reading.table,
-    measure.cost,
+    measure,
+    figures,
+    reading,
     curves=measure.curves,
     with_curves=measure.with_curves,
     prepare=measure.prepare,

@@ -22,19 +22,15 @@ its mean and standard error over the seeds. A rule that trains at no rate scores
 
 from __future__ import annotations
 
-from sqrtdk.experiments import Experiment
+from sqrtdk.experiments import assembled
 from sqrtdk.experiments.train import figures, measure, reading
 
-EXPERIMENT = Experiment(
+EXPERIMENT = assembled(
     "train",
     "Small attention-only models trained under each scaling rule across learning rates: loss, accuracy, entropy.",
-    measure.Params,
-    measure.run,
-    measure.rows,
-    figures.figures,
-    reading.reading,
-    reading.table,
-    measure.cost,
+    measure,
+    figures,
+    reading,
     across=measure.across,
     curves=measure.curves,
     with_curves=measure.with_curves,

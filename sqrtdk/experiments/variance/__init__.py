@@ -10,19 +10,15 @@ reads them in the report and tabulates them for a terminal.
 
 from __future__ import annotations
 
-from sqrtdk.experiments import Experiment
+from sqrtdk.experiments import assembled
 from sqrtdk.experiments.variance import figures, measure, reading
 
-EXPERIMENT = Experiment(
+EXPERIMENT = assembled(
     "variance",
     "Moments of q.k under each scaling rule, against their closed forms.",
-    measure.Params,
-    measure.run,
-    measure.rows,
-    figures.figures,
-    reading.reading,
-    reading.table,
-    measure.cost,
+    measure,
+    figures,
+    reading,
     histogram=measure.histogram,
     with_histogram=measure.with_histogram,
 )
